@@ -1,0 +1,323 @@
+//! `mia train`: flags and an optional TOML config file become a [`TrainConfig`]; progress is
+//! shown with an indicatif bar (hidden when stderr is not a terminal) and one line per epoch.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use mia_train::config::{OptimizerKind, Schedule};
+use mia_train::defense::{RelaxVariant, SmoothingForm};
+use mia_train::{DefenseConfig, EpochMetrics, Observer, TrainConfig};
+
+use super::hinted;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DefenseName {
+    Erm,
+    LabelSmoothing,
+    ConfidencePenalty,
+    Relaxloss,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScheduleName {
+    Constant,
+    Cosine,
+    Step,
+}
+
+/// Arguments of `mia train`. Every option overrides the `--config` file; a repeated option
+/// takes its last value.
+#[derive(Args)]
+#[command(args_override_self = true)]
+pub struct TrainArgs {
+    /// TOML config file (keys as in the run's config.json).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Dataset: cifar10, cifar100, mnist, fashion-mnist, folder, csv.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Folder holding the dataset (the CSV file for csv).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Architecture: small-cnn, ml-leaks-cnn, resnet20, vgg16-bn, mobilenet-v2, mlp.
+    #[arg(long)]
+    model: Option<String>,
+    /// Training-time defense.
+    #[arg(long, value_enum)]
+    defense: Option<DefenseName>,
+    /// RelaxLoss target loss α.
+    #[arg(long)]
+    alpha: Option<f32>,
+    /// RelaxLoss variant: cifar (ascent + flattening) or tabular (ascent only).
+    #[arg(long)]
+    relax_variant: Option<String>,
+    /// RelaxLoss clamp of the kept true-class confidence.
+    #[arg(long)]
+    upper: Option<f32>,
+    /// Label-smoothing ε.
+    #[arg(long)]
+    epsilon: Option<f32>,
+    /// Label-smoothing form: uniform (ε/C) or other (ε/(C−1)).
+    #[arg(long)]
+    smoothing_form: Option<String>,
+    /// Confidence-penalty β.
+    #[arg(long)]
+    beta: Option<f32>,
+    /// Dropout rate before the classifier.
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// L2 weight decay.
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// Early-stopping patience in epochs (needs --val).
+    #[arg(long)]
+    early_stopping: Option<usize>,
+    /// Validation examples for early stopping.
+    #[arg(long)]
+    val: Option<usize>,
+    /// Target members (its training set size).
+    #[arg(long)]
+    members: Option<usize>,
+    /// Target non-members (default: as many as members).
+    #[arg(long)]
+    non_members: Option<usize>,
+    /// Test examples (default: min(5000, members)).
+    #[arg(long)]
+    test: Option<usize>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Mini-batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Optimiser: sgd or adam.
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// SGD momentum.
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// Nesterov momentum.
+    #[arg(long)]
+    nesterov: bool,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleName>,
+    /// Step schedule: epochs between decays.
+    #[arg(long, default_value_t = 30)]
+    step_size: usize,
+    /// Step schedule: decay factor.
+    #[arg(long, default_value_t = 0.1)]
+    gamma: f64,
+    /// Random crop and horizontal flip.
+    #[arg(long, overrides_with = "no_augment")]
+    augment: bool,
+    /// No augmentation.
+    #[arg(long)]
+    no_augment: bool,
+    /// Seed (split, init, order, dropout, augmentation).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Device: cpu (flex), ndarray, wgpu, cuda.
+    #[arg(long)]
+    device: Option<String>,
+    /// Folder images are resized to this side length.
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// Convert folder images to grayscale.
+    #[arg(long)]
+    grayscale: bool,
+    /// CSV label column.
+    #[arg(long)]
+    label_column: Option<String>,
+    /// Run directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
+/// Overwrites `slot` when a flag was given.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+fn parse_kebab<T: serde::de::DeserializeOwned>(what: &str, value: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(value.to_string())).map_err(|_| {
+        hinted(
+            format!("unknown {what} `{value}`"),
+            format!("see `mia train --help` for the {what} values"),
+        )
+    })
+}
+
+impl TrainArgs {
+    fn config(&self) -> Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                TrainConfig::from_toml(&text)
+                    .with_context(|| format!("in config file {}", path.display()))?
+            }
+            None if self.resume => mia_train::run::read_json(&self.out.join("config.json"))?,
+            None => TrainConfig::default(),
+        };
+        if let Some(d) = &self.dataset {
+            c.dataset = d.parse()?;
+        }
+        match &self.data_dir {
+            Some(d) => c.data_dir = d.clone(),
+            None if self.config.is_none() && !self.resume => {
+                return Err(hinted(
+                    "--data-dir is required",
+                    "point it at the dataset folder, e.g. --data-dir data/cifar-10",
+                ));
+            }
+            None => {}
+        }
+        if let Some(m) = &self.model {
+            c.model = m.parse()?;
+        }
+        if let Some(d) = self.defense {
+            c.defense = match d {
+                DefenseName::Erm => DefenseConfig::Erm,
+                DefenseName::LabelSmoothing => DefenseConfig::LabelSmoothing {
+                    epsilon: self.epsilon.unwrap_or(0.1),
+                    form: match &self.smoothing_form {
+                        Some(f) => parse_kebab::<SmoothingForm>("smoothing form", f)?,
+                        None => SmoothingForm::Uniform,
+                    },
+                },
+                DefenseName::ConfidencePenalty => {
+                    DefenseConfig::ConfidencePenalty { beta: self.beta.unwrap_or(0.1) }
+                }
+                DefenseName::Relaxloss => DefenseConfig::Relaxloss {
+                    alpha: self.alpha.unwrap_or(1.0),
+                    variant: match &self.relax_variant {
+                        Some(v) => parse_kebab::<RelaxVariant>("relaxloss variant", v)?,
+                        None => RelaxVariant::Cifar,
+                    },
+                    upper: self.upper.unwrap_or(1.0),
+                },
+            };
+        }
+        set(&mut c.dropout, self.dropout);
+        set(&mut c.optimizer.weight_decay, self.weight_decay);
+        set(&mut c.split.members, self.members);
+        set(&mut c.split.validation, self.val);
+        set(&mut c.epochs, self.epochs);
+        set(&mut c.batch_size, self.batch_size);
+        set(&mut c.optimizer.lr, self.lr);
+        set(&mut c.optimizer.momentum, self.momentum);
+        set(&mut c.seed, self.seed);
+        set(&mut c.load.image_size, self.image_size);
+        if self.non_members.is_some() {
+            c.split.non_members = self.non_members;
+        }
+        if self.test.is_some() {
+            c.split.test = self.test;
+        }
+        if self.early_stopping.is_some() {
+            c.early_stopping = self.early_stopping;
+        }
+        if self.nesterov {
+            c.optimizer.nesterov = true;
+        }
+        if self.grayscale {
+            c.load.grayscale = true;
+        }
+        if self.label_column.is_some() {
+            c.load.label_column = self.label_column.clone();
+        }
+        if let Some(o) = &self.optimizer {
+            c.optimizer.kind = parse_kebab::<OptimizerKind>("optimizer", o)?;
+        }
+        if let Some(s) = self.schedule {
+            c.schedule = match s {
+                ScheduleName::Constant => Schedule::Constant,
+                ScheduleName::Cosine => Schedule::Cosine,
+                ScheduleName::Step => {
+                    Schedule::Step { step_size: self.step_size, gamma: self.gamma }
+                }
+            };
+        }
+        if self.augment {
+            c.augment = true;
+        }
+        if self.no_augment {
+            c.augment = false;
+        }
+        if let Some(d) = &self.device {
+            c.device = d.parse()?;
+        }
+        Ok(c)
+    }
+}
+
+struct Progress {
+    bar: ProgressBar,
+    images: u64,
+    started: std::time::Instant,
+}
+
+impl Observer for Progress {
+    fn on_start(&mut self, first_epoch: usize, epochs: usize, steps: usize) {
+        self.bar.set_length(((epochs - first_epoch.min(epochs)) * steps) as u64);
+    }
+    fn on_step(&mut self, images: usize, loss: f32) {
+        self.images += images as u64;
+        let rate = self.images as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        self.bar.set_message(format!("loss {loss:.3} · {rate:.0} img/s"));
+        self.bar.inc(1);
+    }
+    fn on_epoch(&mut self, m: &EpochMetrics) -> ControlFlow<()> {
+        self.bar.println(format!(
+            "epoch {:>3}  objective {:.4}  train acc {:.4}  test acc {:.4}  gap {:+.4}{}  {:.0} img/s",
+            m.epoch,
+            m.train_objective,
+            m.train_acc,
+            m.test_acc,
+            m.train_acc - m.test_acc,
+            m.val_loss.map(|v| format!("  val loss {v:.4}")).unwrap_or_default(),
+            m.images_per_s
+        ));
+        ControlFlow::Continue(())
+    }
+}
+
+/// Runs `mia train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let config = args.config()?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps · {elapsed} · eta {eta} · {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut progress = Progress { bar, images: 0, started: std::time::Instant::now() };
+    let summary = mia_train::train(&config, &args.out, args.resume, &mut progress)?;
+    progress.bar.finish_and_clear();
+    println!(
+        "{} / {} / {}: train acc {:.4}, test acc {:.4}, gap {:.4}, {} epochs, {:.1} s, {:.0} img/s on {}",
+        summary.dataset,
+        summary.model,
+        summary.defense,
+        summary.train_acc,
+        summary.test_acc,
+        summary.generalization_gap,
+        summary.epochs,
+        summary.wall_seconds,
+        summary.images_per_s,
+        summary.device
+    );
+    println!("run directory: {}", args.out.display());
+    Ok(())
+}

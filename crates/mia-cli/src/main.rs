@@ -1,0 +1,71 @@
+//! The `mia` command: train target models with privacy defenses and manage datasets.
+//! Errors print `error:` with the cause chain and a `hint:`, and exit with status 1.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// MIA Lab: membership inference attacks and defenses.
+#[derive(Parser)]
+#[command(name = "mia", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More log output (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a target model with a training-time defense into a run directory.
+    Train(Box<commands::train::TrainArgs>),
+    /// Download or inspect datasets.
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Train(args) => commands::train::run(*args),
+        Command::Data(cmd) => commands::data::run(cmd),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err}");
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        if let Some(hint) = hint(&err) {
+            eprintln!("hint: {hint}");
+        }
+        std::process::exit(1);
+    }
+}
+
+/// The first hint any error in the chain offers.
+fn hint(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|e| {
+        if let Some(e) = e.downcast_ref::<mia_train::TrainError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<mia_data::DataError>() {
+            e.hint()
+        } else if e.downcast_ref::<mia_core::CoreError>().is_some() {
+            Some("check --model against the dataset's input shape".into())
+        } else {
+            e.downcast_ref::<commands::Hinted>().map(|h| h.hint.clone())
+        }
+    })
+}

@@ -1,0 +1,15 @@
+//! MIA Lab core: everything that must run both natively and in the browser (wasm32).
+//!
+//! It owns the model architectures ([`models`]), the single preprocessing path
+//! ([`preprocess`]), posterior math ([`posterior`]) and the `.npy` array format used for
+//! attack signals ([`npy`]). Nothing here touches the file system or the network.
+
+pub mod error;
+pub mod models;
+pub mod npy;
+pub mod posterior;
+pub mod preprocess;
+
+pub use error::CoreError;
+pub use models::{Architecture, Model, ModelConfig};
+pub use preprocess::{InputSpec, Normalization};

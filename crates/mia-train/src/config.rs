@@ -1,0 +1,320 @@
+//! The training configuration: what `config.json` records and what a TOML file (`--config`)
+//! may set. Command-line flags override the file.
+
+use std::path::PathBuf;
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
+use mia_core::Architecture;
+use mia_data::dataset::LoadOptions;
+use mia_data::{DatasetKind, SplitSizes};
+use serde::{Deserialize, Serialize};
+
+use crate::defense::{
+    ConfidencePenalty, Erm, LabelSmoothing, RelaxLoss, RelaxVariant, SmoothingForm, TrainingDefense,
+};
+use crate::{DeviceChoice, TrainError};
+
+/// A training-time defense and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DefenseConfig {
+    /// Plain cross-entropy.
+    Erm,
+    /// Label smoothing with ε.
+    LabelSmoothing {
+        /// ε in (0, 1).
+        epsilon: f32,
+        /// `uniform` (ε/C) or `other` (ε/(C−1)).
+        #[serde(default)]
+        form: SmoothingForm,
+    },
+    /// Confidence penalty with β.
+    ConfidencePenalty {
+        /// β ≥ 0.
+        beta: f32,
+    },
+    /// RelaxLoss with target loss α.
+    Relaxloss {
+        /// α > 0.
+        alpha: f32,
+        /// `cifar` (default) or `tabular`.
+        #[serde(default)]
+        variant: RelaxVariant,
+        /// Clamp of the kept true-class confidence (default 1.0).
+        #[serde(default = "one")]
+        upper: f32,
+    },
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+impl DefenseConfig {
+    /// The defense's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Erm => "erm",
+            Self::LabelSmoothing { .. } => "label-smoothing",
+            Self::ConfidencePenalty { .. } => "confidence-penalty",
+            Self::Relaxloss { .. } => "relaxloss",
+        }
+    }
+
+    /// Checks parameter ranges and builds the loss.
+    pub fn build(&self) -> Result<Box<dyn TrainingDefense>, TrainError> {
+        let bad = |m: &str| Err(TrainError::Config(m.to_string()));
+        Ok(match *self {
+            Self::Erm => Box::new(Erm),
+            Self::LabelSmoothing { epsilon, form } => {
+                if !(epsilon > 0.0 && epsilon < 1.0) {
+                    return bad("label smoothing needs 0 < epsilon < 1");
+                }
+                Box::new(LabelSmoothing { epsilon, form })
+            }
+            Self::ConfidencePenalty { beta } => {
+                if !(beta >= 0.0 && beta.is_finite()) {
+                    return bad("confidence penalty needs beta >= 0");
+                }
+                Box::new(ConfidencePenalty { beta })
+            }
+            Self::Relaxloss { alpha, variant, upper } => {
+                if !(alpha > 0.0 && alpha.is_finite()) || !(upper > 0.0 && upper <= 1.0) {
+                    return bad("relaxloss needs alpha > 0 and 0 < upper <= 1");
+                }
+                Box::new(RelaxLoss { alpha, upper, variant })
+            }
+        })
+    }
+}
+
+/// Optimiser family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// SGD with momentum.
+    Sgd,
+    /// Adam.
+    Adam,
+}
+
+/// Optimiser settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// Family.
+    pub kind: OptimizerKind,
+    /// Base learning rate.
+    pub lr: f64,
+    /// SGD momentum (ignored by Adam).
+    pub momentum: f64,
+    /// Nesterov momentum (SGD).
+    pub nesterov: bool,
+    /// L2 weight decay (a defense against overfitting too); 0 disables it.
+    pub weight_decay: f32,
+}
+
+impl OptimizerConfig {
+    /// Builds the burn optimiser.
+    pub fn build(&self) -> ModuleOptimizer {
+        let wd = (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay));
+        match self.kind {
+            OptimizerKind::Adam => AdamConfig::new().with_weight_decay(wd).init(),
+            OptimizerKind::Sgd => SgdConfig::new()
+                .with_momentum((self.momentum > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(self.momentum)
+                        .with_dampening(0.0)
+                        .with_nesterov(self.nesterov)
+                }))
+                .with_weight_decay(wd)
+                .init(),
+        }
+    }
+}
+
+/// Learning-rate schedule over epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Schedule {
+    /// The base rate throughout.
+    Constant,
+    /// Cosine annealing from the base rate towards 0 over the run.
+    Cosine,
+    /// Multiply by `gamma` every `step_size` epochs.
+    Step {
+        /// Epochs between decays.
+        step_size: usize,
+        /// Decay factor.
+        gamma: f64,
+    },
+}
+
+impl Schedule {
+    /// Learning rate of 0-based `epoch` out of `epochs`.
+    pub fn lr(&self, base: f64, epoch: usize, epochs: usize) -> f64 {
+        match *self {
+            Self::Constant => base,
+            Self::Cosine => {
+                base * 0.5
+                    * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos())
+            }
+            Self::Step { step_size, gamma } => base * gamma.powi((epoch / step_size.max(1)) as i32),
+        }
+    }
+}
+
+/// Everything that determines a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Dataset kind.
+    pub dataset: DatasetKind,
+    /// Where the dataset's files are.
+    pub data_dir: PathBuf,
+    /// Reader options (folder image size, CSV label column).
+    #[serde(default)]
+    pub load: LoadOptions,
+    /// Architecture.
+    pub model: Architecture,
+    /// Dropout before the classifier (a defense); 0 disables it.
+    pub dropout: f64,
+    /// The loss-based defense.
+    pub defense: DefenseConfig,
+    /// Split sizes.
+    pub split: SplitSizes,
+    /// Epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Optimiser.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Random crop (padding 4) and horizontal flip on training images.
+    pub augment: bool,
+    /// Stop when the validation loss has not improved for this many epochs (needs
+    /// `split.validation > 0`); the best epoch's weights are kept.
+    pub early_stopping: Option<usize>,
+    /// Seed for the split, initialisation, data order, dropout and augmentation.
+    pub seed: u64,
+    /// Device.
+    #[serde(default)]
+    pub device: DeviceChoice,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetKind::Cifar10,
+            data_dir: PathBuf::from("data/cifar-10"),
+            load: LoadOptions::default(),
+            model: Architecture::SmallCnn,
+            dropout: 0.0,
+            defense: DefenseConfig::Erm,
+            split: SplitSizes { members: 5000, non_members: None, test: None, validation: 0 },
+            epochs: 30,
+            batch_size: 64,
+            optimizer: OptimizerConfig {
+                kind: OptimizerKind::Adam,
+                lr: 1e-3,
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: 0.0,
+            },
+            schedule: Schedule::Constant,
+            augment: false,
+            early_stopping: None,
+            seed: 0,
+            device: DeviceChoice::Flex,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML file; missing keys take the defaults.
+    pub fn from_toml(text: &str) -> Result<Self, TrainError> {
+        // Merge the file over the defaults so a config may set only what it changes.
+        let mut base = toml::Value::try_from(Self::default())
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        let file: toml::Value =
+            toml::from_str(text).map_err(|e| TrainError::Config(e.to_string()))?;
+        merge(&mut base, file);
+        base.try_into().map_err(|e: toml::de::Error| TrainError::Config(e.to_string()))
+    }
+
+    /// Checks the options fit together.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.epochs == 0 || self.batch_size == 0 {
+            return bad("epochs and batch size must be at least 1".into());
+        }
+        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
+            return bad(format!("learning rate {} must be positive", self.optimizer.lr));
+        }
+        if self.early_stopping.is_some() && self.split.validation == 0 {
+            return bad("early stopping needs a validation set: pass --val N".into());
+        }
+        if self.augment && self.dataset == DatasetKind::Csv {
+            return bad("augmentation applies to images, not tabular data".into());
+        }
+        self.defense.build().map(|_| ())
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                // A tagged enum table (defense, schedule) replaces the whole value.
+                let replace = matches!(k.as_str(), "defense" | "schedule");
+                match b.get_mut(&k) {
+                    Some(slot) if !replace => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_keys() {
+        let c = TrainConfig::from_toml(
+            "dataset = \"fashion-mnist\"\nepochs = 3\n[defense]\nname = \"relaxloss\"\nalpha = 0.5\n[split]\nmembers = 100\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.dataset, c.epochs, c.split.members, c.batch_size),
+            (DatasetKind::FashionMnist, 3, 100, 64)
+        );
+        assert_eq!(
+            c.defense,
+            DefenseConfig::Relaxloss { alpha: 0.5, variant: RelaxVariant::Cifar, upper: 1.0 }
+        );
+        assert!(TrainConfig::from_toml("epoch = 3").is_err());
+        assert!(TrainConfig::from_toml("[defense]\nname = \"magic\"").is_err());
+        assert!(TrainConfig::from_toml("not toml at all [").is_err());
+        let mut bad = TrainConfig::default();
+        bad.defense = DefenseConfig::LabelSmoothing { epsilon: 1.5, form: SmoothingForm::Uniform };
+        assert!(bad.validate().is_err());
+        bad.defense = DefenseConfig::Erm;
+        bad.early_stopping = Some(3);
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn schedules() {
+        assert!((Schedule::Cosine.lr(0.1, 5, 10) - 0.05).abs() < 1e-12);
+        assert_eq!(Schedule::Cosine.lr(0.1, 0, 10), 0.1);
+        assert!((Schedule::Step { step_size: 2, gamma: 0.1 }.lr(1.0, 5, 10) - 0.01).abs() < 1e-12);
+    }
+}

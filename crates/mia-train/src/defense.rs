@@ -1,0 +1,265 @@
+//! Training-time defenses. Each is a loss: `loss(logits, labels, epoch) -> scalar`, the same
+//! interface as MLS-Bench, so a new defense is one file implementing [`TrainingDefense`].
+//! Defenses that are not losses (dropout, weight decay, early stopping) are training options
+//! in [`crate::TrainConfig`].
+//!
+//! - ERM: plain cross-entropy.
+//! - Label smoothing (Szegedy et al., CVPR 2016): targets `(1-ε)·onehot + ε/C` ("uniform"
+//!   form, as in PyTorch), or `1-ε` on the true class and `ε/(C-1)` elsewhere ("other" form).
+//! - Confidence penalty (Pereyra et al., ICLR 2017 workshop): `CE − β·H(p)`.
+//! - RelaxLoss (Chen, Yu & Fritz, ICLR 2022, "RelaxLoss: Defending Membership Inference
+//!   Attacks without Losing Utility", Algorithm 1): keep the mean training loss near a target
+//!   α. When the batch loss is at least α, plain gradient descent. Below α, alternate by epoch:
+//!   even epochs take a gradient *ascent* step (`|CE − α|`), odd epochs flatten the posterior
+//!   of correctly classified examples towards a soft target that keeps the true-class
+//!   probability `p_y` (clamped to `upper`) and spreads `1 − p_y` evenly over the other
+//!   classes; misclassified examples keep plain cross-entropy. This is the CIFAR variant. The
+//!   tabular variant (used in the paper's Purchase/Texas experiments) drops the flattening
+//!   step: `|CE − α|` on every step.
+
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, softmax};
+
+/// A training-time defense expressed as a loss.
+pub trait TrainingDefense: Send + Sync {
+    /// Short name, e.g. `relaxloss`.
+    fn name(&self) -> &str;
+    /// Scalar loss (shape `[1]`) for `[batch, classes]` logits and `[batch]` labels at `epoch`
+    /// (0-based).
+    fn loss(&self, logits: Tensor<2>, labels: Tensor<1, Int>, epoch: usize) -> Tensor<1>;
+}
+
+/// Per-example cross-entropy, `[batch]`.
+pub fn cross_entropy_per_example(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let [b, _] = logits.dims();
+    let logp = log_softmax(logits, 1); // [b, c]
+    logp.gather(1, labels.reshape([b, 1])).reshape([b]).neg() // [b]
+}
+
+/// Per-example cross-entropy against soft targets, `[batch]`.
+pub fn soft_cross_entropy_per_example(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+    let [b, _] = logits.dims();
+    (log_softmax(logits, 1) * targets).sum_dim(1).reshape([b]).neg() // [b]
+}
+
+/// Empirical risk minimisation: mean cross-entropy.
+pub struct Erm;
+
+impl TrainingDefense for Erm {
+    fn name(&self) -> &str {
+        "erm"
+    }
+    fn loss(&self, logits: Tensor<2>, labels: Tensor<1, Int>, _epoch: usize) -> Tensor<1> {
+        cross_entropy_per_example(logits, labels).mean()
+    }
+}
+
+/// How label smoothing spreads ε.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmoothingForm {
+    /// `(1-ε)·onehot + ε/C` (Szegedy et al.; PyTorch's `label_smoothing`).
+    #[default]
+    Uniform,
+    /// `1-ε` on the true class, `ε/(C-1)` on each other class.
+    Other,
+}
+
+/// Label smoothing.
+pub struct LabelSmoothing {
+    /// ε.
+    pub epsilon: f32,
+    /// Form.
+    pub form: SmoothingForm,
+}
+
+impl TrainingDefense for LabelSmoothing {
+    fn name(&self) -> &str {
+        "label-smoothing"
+    }
+    fn loss(&self, logits: Tensor<2>, labels: Tensor<1, Int>, _epoch: usize) -> Tensor<1> {
+        let [_, c] = logits.dims();
+        let onehot = labels.one_hot::<2>(c).float(); // [b, c]
+        let targets = match self.form {
+            SmoothingForm::Uniform => onehot * (1.0 - self.epsilon) + self.epsilon / c as f32,
+            SmoothingForm::Other => {
+                let off = self.epsilon / (c as f32 - 1.0);
+                onehot * (1.0 - self.epsilon - off) + off
+            }
+        };
+        soft_cross_entropy_per_example(logits, targets).mean()
+    }
+}
+
+/// Confidence penalty: cross-entropy minus β times the output entropy.
+pub struct ConfidencePenalty {
+    /// β.
+    pub beta: f32,
+}
+
+impl TrainingDefense for ConfidencePenalty {
+    fn name(&self) -> &str {
+        "confidence-penalty"
+    }
+    fn loss(&self, logits: Tensor<2>, labels: Tensor<1, Int>, _epoch: usize) -> Tensor<1> {
+        let [b, _] = logits.dims();
+        let ce = cross_entropy_per_example(logits.clone(), labels); // [b]
+        let logp = log_softmax(logits, 1); // [b, c]
+        let entropy = (logp.clone().exp() * logp).sum_dim(1).reshape([b]).neg(); // [b]
+        (ce - entropy * self.beta).mean()
+    }
+}
+
+/// RelaxLoss variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RelaxVariant {
+    /// Gradient ascent and posterior flattening on alternating epochs (images).
+    #[default]
+    Cifar,
+    /// Gradient ascent below α, no flattening (tabular data).
+    Tabular,
+}
+
+/// RelaxLoss (see the module documentation).
+pub struct RelaxLoss {
+    /// Target loss level α.
+    pub alpha: f32,
+    /// Upper clamp of the true-class confidence in the flattened target (1.0 in the paper's
+    /// CIFAR runs).
+    pub upper: f32,
+    /// Variant.
+    pub variant: RelaxVariant,
+}
+
+impl TrainingDefense for RelaxLoss {
+    fn name(&self) -> &str {
+        "relaxloss"
+    }
+    fn loss(&self, logits: Tensor<2>, labels: Tensor<1, Int>, epoch: usize) -> Tensor<1> {
+        let [b, c] = logits.dims();
+        let ce_each = cross_entropy_per_example(logits.clone(), labels.clone()); // [b]
+        let ce = ce_each.clone().mean(); // [1]
+        let ce_value = ce
+            .clone()
+            .try_into_data()
+            .ok()
+            .and_then(|d| d.try_to_vec::<f32>().ok())
+            .and_then(|v| v.first().copied());
+        let below = ce_value.is_some_and(|v| v < self.alpha);
+        if !below {
+            return ce;
+        }
+        if self.variant == RelaxVariant::Tabular || epoch.is_multiple_of(2) {
+            // Gradient ascent towards α: |CE − α| = α − CE here.
+            return (ce - self.alpha).abs();
+        }
+        // Posterior flattening with a constant (detached) soft target.
+        let probs = softmax(logits.clone().detach(), 1); // [b, c]
+        let p_y = probs.clone().gather(1, labels.clone().reshape([b, 1])).clamp(0.0, self.upper); // [b, 1]
+        let p_else = (p_y.clone().neg() + 1.0) / (c as f32 - 1.0); // [b, 1]
+        let onehot = labels.clone().one_hot::<2>(c).float(); // [b, c]
+        let targets =
+            onehot.clone() * p_y.expand([b, c]) + (onehot.neg() + 1.0) * p_else.expand([b, c]);
+        let soft = soft_cross_entropy_per_example(logits.clone(), targets); // [b]
+        let correct = logits.argmax(1).reshape([b]).equal(labels).float(); // [b]
+        (soft * correct.clone() + ce_each * (correct.neg() + 1.0)).mean()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mia_core::posterior;
+
+    fn dev() -> Device {
+        Device::flex().autodiff()
+    }
+
+    fn scalar(t: Tensor<1>) -> f32 {
+        t.into_data().try_to_vec::<f32>().unwrap()[0]
+    }
+
+    fn inputs(rows: &[[f32; 3]], labels: &[i64]) -> (Tensor<2>, Tensor<1, Int>) {
+        let d = dev();
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        let logits =
+            Tensor::<2>::from_data(TensorData::new(flat, [rows.len(), 3]), &d).require_grad();
+        (logits, Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [labels.len()]), &d))
+    }
+
+    const Z: [[f32; 3]; 2] = [[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]];
+
+    fn hand_soft_ce(z: &[f32], t: &[f32]) -> f32 {
+        -posterior::log_softmax(z).iter().zip(t).map(|(l, t)| l * t).sum::<f32>()
+    }
+
+    #[test]
+    fn erm_is_mean_cross_entropy() {
+        let (z, y) = inputs(&Z, &[0, 2]);
+        let want = (posterior::cross_entropy(&Z[0], 0) + posterior::cross_entropy(&Z[1], 2)) / 2.0;
+        assert!((scalar(Erm.loss(z, y, 0)) - want).abs() < 1e-5);
+    }
+
+    #[test]
+    fn label_smoothing_both_forms_match_hand_values() {
+        let eps = 0.3;
+        for (form, t) in [
+            (SmoothingForm::Uniform, [0.7 + 0.1, 0.1, 0.1]),
+            (SmoothingForm::Other, [0.7, 0.15, 0.15]),
+        ] {
+            let (z, y) = inputs(&Z[..1], &[0]);
+            let got = scalar(LabelSmoothing { epsilon: eps, form }.loss(z, y, 0));
+            assert!((got - hand_soft_ce(&Z[0], &t)).abs() < 1e-5, "{form:?}");
+        }
+    }
+
+    #[test]
+    fn confidence_penalty_subtracts_beta_entropy() {
+        let (z, y) = inputs(&Z[..1], &[1]);
+        let p = posterior::softmax(&Z[0]);
+        let want = posterior::cross_entropy(&Z[0], 1) - 0.5 * posterior::entropy(&p);
+        assert!((scalar(ConfidencePenalty { beta: 0.5 }.loss(z, y, 0)) - want).abs() < 1e-5);
+    }
+
+    #[test]
+    fn relaxloss_descends_above_alpha_and_ascends_below_it() {
+        let ce = posterior::cross_entropy(&Z[0], 0);
+        // Above α: plain cross-entropy, so the gradient on the true logit is negative.
+        let (z, y) = inputs(&Z[..1], &[0]);
+        let r = RelaxLoss { alpha: ce / 2.0, upper: 1.0, variant: RelaxVariant::Cifar };
+        let loss = r.loss(z.clone(), y, 0);
+        assert!((scalar(loss.clone()) - ce).abs() < 1e-5);
+        let g = loss.backward();
+        assert!(z.grad(&g).unwrap().into_data().try_to_vec::<f32>().unwrap()[0] < 0.0);
+        // Below α on an even epoch: α − CE, so descent on it *raises* the loss (ascent).
+        let (z, y) = inputs(&Z[..1], &[0]);
+        let r = RelaxLoss { alpha: ce + 1.0, upper: 1.0, variant: RelaxVariant::Cifar };
+        let loss = r.loss(z.clone(), y, 2);
+        assert!((scalar(loss.clone()) - 1.0).abs() < 1e-5);
+        let g = loss.backward();
+        assert!(z.grad(&g).unwrap().into_data().try_to_vec::<f32>().unwrap()[0] > 0.0);
+        // The tabular variant ascends on odd epochs too.
+        let (z, y) = inputs(&Z[..1], &[0]);
+        let t = RelaxLoss { alpha: ce + 1.0, upper: 1.0, variant: RelaxVariant::Tabular };
+        assert!((scalar(t.loss(z, y, 1)) - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn relaxloss_flattens_non_target_probabilities_on_odd_epochs() {
+        let z0 = [3.0f32, 1.0, -1.0]; // correctly classified, non-targets uneven
+        let ce = posterior::cross_entropy(&z0, 0);
+        let r = RelaxLoss { alpha: ce + 1.0, upper: 1.0, variant: RelaxVariant::Cifar };
+        let (z, y) = inputs(&[z0], &[0]);
+        let loss = r.loss(z.clone(), y, 1);
+        let p = posterior::softmax(&z0);
+        let rest = (1.0 - p[0]) / 2.0;
+        assert!((scalar(loss.clone()) - hand_soft_ce(&z0, &[p[0], rest, rest])).abs() < 1e-5);
+        // One gradient step makes the two non-target probabilities closer.
+        let g = z.grad(&loss.backward()).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let stepped: Vec<f32> = z0.iter().zip(&g).map(|(a, g)| a - 1.0 * g).collect();
+        let q = posterior::softmax(&stepped);
+        assert!((q[1] - q[2]).abs() < (p[1] - p[2]).abs());
+        assert!((q[0] - p[0]).abs() < 0.05, "the true-class confidence is kept");
+    }
+}

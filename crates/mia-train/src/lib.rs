@@ -1,0 +1,17 @@
+//! MIA Lab trainer: the training loop, the training-time defenses (the [`TrainingDefense`]
+//! trait and its built-in implementations), optimisers and schedules, checkpoints with exact
+//! resume, and the run directory that attack tools consume.
+
+pub mod augment;
+pub mod config;
+pub mod defense;
+pub mod device;
+pub mod error;
+pub mod run;
+pub mod trainer;
+
+pub use config::{DefenseConfig, OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
+pub use defense::TrainingDefense;
+pub use device::DeviceChoice;
+pub use error::TrainError;
+pub use trainer::{EpochMetrics, Observer, Summary, train};

@@ -1,0 +1,398 @@
+//! The training loop. Data order, augmentation and dropout are re-seeded from `(seed, epoch)`
+//! at the start of every epoch, and a checkpoint (weights, optimiser state, loop state) is
+//! written after every epoch, so a resumed run continues to the same weights as one that was
+//! never stopped.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use mia_core::npy::NpyArray;
+use mia_core::{Model, ModelConfig, posterior};
+use mia_data::{Dataset, Samples, Split};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::defense::TrainingDefense;
+use crate::run::{RunPaths, read_json, write_atomic, write_json, write_npy};
+use crate::{TrainConfig, TrainError, augment};
+
+/// Metrics of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Mean training objective (the defense's loss) over the epoch's batches.
+    pub train_objective: f32,
+    /// Accuracy on the members, evaluation mode, no augmentation.
+    pub train_acc: f32,
+    /// Mean cross-entropy on the members.
+    pub train_loss: f32,
+    /// Accuracy on the test set.
+    pub test_acc: f32,
+    /// Mean cross-entropy on the test set.
+    pub test_loss: f32,
+    /// Mean cross-entropy on the validation set, when there is one.
+    pub val_loss: Option<f32>,
+    /// Seconds spent in training steps this epoch.
+    pub train_seconds: f64,
+    /// Training throughput.
+    pub images_per_s: f64,
+}
+
+/// The outcome of a run, written to `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Dataset.
+    pub dataset: String,
+    /// Architecture.
+    pub model: String,
+    /// Training defense.
+    pub defense: String,
+    /// Member accuracy of the final weights.
+    pub train_acc: f32,
+    /// Test accuracy of the final weights.
+    pub test_acc: f32,
+    /// `train_acc − test_acc`.
+    pub generalization_gap: f32,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Epoch whose weights were kept (differs from `epochs` after early stopping).
+    pub kept_epoch: usize,
+    /// Whether early stopping ended the run.
+    pub early_stopped: bool,
+    /// Wall-clock seconds of training steps (all epochs, across resumes).
+    pub wall_seconds: f64,
+    /// Training images per second.
+    pub images_per_s: f64,
+    /// Device name.
+    pub device: String,
+    /// Members, non-members, test examples.
+    pub counts: [usize; 3],
+    /// Hash of the split.
+    pub split_sha256: String,
+}
+
+/// Receives progress; the CLI draws a progress bar with it. Libraries never print.
+pub trait Observer {
+    /// Training starts (or resumes) at 0-based `first_epoch`.
+    fn on_start(&mut self, _first_epoch: usize, _epochs: usize, _steps_per_epoch: usize) {}
+    /// One optimisation step on `images` examples finished with objective `loss`.
+    fn on_step(&mut self, _images: usize, _loss: f32) {}
+    /// An epoch finished and its checkpoint is written; `Break` stops the run there.
+    fn on_epoch(&mut self, _metrics: &EpochMetrics) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct LoopState {
+    next_epoch: usize,
+    best_val: Option<f32>,
+    best_epoch: usize,
+    bad_epochs: usize,
+    stopped: bool,
+    train_seconds: f64,
+    images: u64,
+    metrics: Vec<EpochMetrics>,
+}
+
+fn mix(seed: u64, epoch: usize) -> u64 {
+    let mut z = seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z ^ (z >> 31)
+}
+
+/// Builds a normalised input tensor and label tensor for `indices`.
+fn batch(
+    ds: &Dataset,
+    indices: &[usize],
+    augment_rng: Option<&mut ChaCha8Rng>,
+    device: &Device,
+) -> Result<(Tensor<4>, Tensor<1, Int>), TrainError> {
+    let mut values = Vec::with_capacity(indices.len() * ds.input.numel());
+    match (augment_rng, &ds.samples) {
+        (Some(rng), Samples::U8(_)) => {
+            let mut buf = Vec::with_capacity(ds.input.numel());
+            for &i in indices {
+                buf.clear();
+                let px =
+                    ds.pixels(i).ok_or_else(|| TrainError::Backend(format!("no example {i}")))?;
+                augment::crop_flip(px, ds.input, 4, rng, &mut buf);
+                ds.normalization.push_u8(&buf, ds.input, &mut values);
+            }
+        }
+        _ => indices.iter().for_each(|&i| ds.push_normalized(i, &mut values)),
+    }
+    let x = mia_core::preprocess::batch_tensor(values, indices.len(), ds.input, device)?;
+    let labels: Vec<i64> = indices.iter().map(|&i| i64::from(ds.labels[i])).collect();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [indices.len()]), device);
+    Ok((x, y))
+}
+
+fn read_f32(t: Tensor<2>) -> Result<Vec<f32>, TrainError> {
+    t.try_into_data()
+        .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+        .try_to_vec::<f32>()
+        .map_err(|e| TrainError::Backend(format!("{e:?}")))
+}
+
+/// Logits of `model` (evaluation mode) on `indices`, row-major `[n, classes]`.
+pub fn predict(
+    model: &Model,
+    ds: &Dataset,
+    indices: &[usize],
+    device: &Device,
+) -> Result<Vec<f32>, TrainError> {
+    let mut out = Vec::with_capacity(indices.len() * ds.num_classes());
+    for chunk in indices.chunks(256) {
+        let (x, _) = batch(ds, chunk, None, device)?;
+        out.extend(read_f32(model.forward(x))?);
+    }
+    Ok(out)
+}
+
+/// (accuracy, mean cross-entropy) of logits against the labels of `indices`.
+pub fn accuracy_and_loss(logits: &[f32], ds: &Dataset, indices: &[usize]) -> (f32, f32) {
+    let c = ds.num_classes();
+    let (mut correct, mut loss) = (0usize, 0f64);
+    for (row, &i) in logits.chunks(c).zip(indices) {
+        let y = ds.labels[i] as usize;
+        correct += usize::from(posterior::argmax(row) == y);
+        loss += f64::from(posterior::cross_entropy(row, y));
+    }
+    let n = indices.len().max(1) as f32;
+    (correct as f32 / n, (loss / n as f64) as f32)
+}
+
+fn evaluate(
+    model: &Model,
+    ds: &Dataset,
+    idx: &[usize],
+    device: &Device,
+) -> Result<(f32, f32), TrainError> {
+    Ok(accuracy_and_loss(&predict(model, ds, idx, device)?, ds, idx))
+}
+
+fn save_record(model: &Model, path: &Path) -> Result<(), TrainError> {
+    let bytes = model.clone().into_record().into_bytes().map_err(|e| TrainError::io(path, e))?;
+    write_atomic(path, &bytes)
+}
+
+fn load_record(model: Model, path: &Path) -> Result<Model, TrainError> {
+    let record = ModuleRecord::load(path).map_err(|e| TrainError::io(path, e))?;
+    model.try_load_record(record).map_err(|e| TrainError::io(path, e))
+}
+
+/// Trains the target model described by `config` into the run directory `out`.
+///
+/// With `resume`, continues from the last checkpoint in `out` (the configuration must match).
+pub fn train(
+    config: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    observer: &mut dyn Observer,
+) -> Result<Summary, TrainError> {
+    config.validate()?;
+    let paths = RunPaths::new(out);
+    let has_run = paths.config().exists();
+    if resume && !has_run {
+        return Err(TrainError::Resume {
+            path: out.into(),
+            reason: "there is no run to resume there".into(),
+        });
+    }
+    if !resume && has_run {
+        return Err(TrainError::Resume {
+            path: out.into(),
+            reason: "a run already exists there (pass --resume to continue it)".into(),
+        });
+    }
+    if resume {
+        let saved: TrainConfig = read_json(&paths.config())?;
+        if (TrainConfig { device: config.device, ..saved.clone() }) != *config {
+            return Err(TrainError::Resume {
+                path: out.into(),
+                reason: "the configuration differs from the saved one".into(),
+            });
+        }
+    }
+    let ds = config.dataset.load(&config.data_dir, &config.load)?;
+    std::fs::create_dir_all(paths.checkpoint()).map_err(|e| TrainError::io(out, e))?;
+    std::fs::create_dir_all(paths.signals()).map_err(|e| TrainError::io(out, e))?;
+    let split = if resume {
+        let s = Split::load(&paths.split())?;
+        if s.pool_size != ds.len() || s.dataset != ds.name {
+            return Err(TrainError::Resume {
+                path: out.into(),
+                reason: "the dataset changed since the run started".into(),
+            });
+        }
+        s
+    } else {
+        let s = Split::draw(&ds.name, ds.len(), config.split, config.seed)?;
+        s.save(&paths.split())?;
+        write_json(&paths.config(), config)?;
+        s
+    };
+    let model_config =
+        ModelConfig::new(config.model, ds.input, ds.num_classes()).with_dropout(config.dropout);
+    write_json(&paths.model_config(), &model_config)?;
+
+    let base = config.device.device()?;
+    let device = base.clone().autodiff();
+    device.seed(config.seed);
+    let mut model = model_config.init(&device)?;
+    let mut optim: ModuleOptimizer = config.optimizer.build();
+    let defense: Box<dyn TrainingDefense> = config.defense.build()?;
+    let state_path = paths.checkpoint().join("state.json");
+    let mut state = LoopState::default();
+    if resume && state_path.exists() {
+        state = read_json(&state_path)?;
+        model = load_record(model, &paths.checkpoint().join("model.bpk"))?;
+        let optim_path = paths.checkpoint().join("optim.bpk");
+        optim = optim.load(&optim_path).map_err(|e| TrainError::io(&optim_path, e))?;
+    }
+
+    let steps = split.members.len().div_ceil(config.batch_size);
+    observer.on_start(state.next_epoch, config.epochs, steps);
+    while state.next_epoch < config.epochs && !state.stopped {
+        let epoch = state.next_epoch;
+        let lr = config.schedule.lr(config.optimizer.lr, epoch, config.epochs);
+        device.seed(mix(config.seed, epoch));
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed, epoch));
+        let mut order = split.members.clone();
+        order.shuffle(&mut rng);
+        let started = Instant::now();
+        let mut objective = 0f64;
+        for chunk in order.chunks(config.batch_size) {
+            let (x, y) = batch(&ds, chunk, config.augment.then_some(&mut rng), &device)?;
+            let loss = defense.loss(model.forward(x), y, epoch); // [1]
+            let value = loss
+                .clone()
+                .try_into_data()
+                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+                .try_to_vec::<f32>()
+                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+                .first()
+                .copied()
+                .unwrap_or(f32::NAN);
+            if !value.is_finite() {
+                return Err(TrainError::Diverged { epoch: epoch + 1, loss: value });
+            }
+            objective += f64::from(value) * chunk.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            observer.on_step(chunk.len(), value);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        state.train_seconds += seconds;
+        state.images += order.len() as u64;
+
+        let eval = model.valid();
+        let (train_acc, train_loss) = evaluate(&eval, &ds, &split.members, &base)?;
+        let (test_acc, test_loss) = evaluate(&eval, &ds, &split.test, &base)?;
+        let val_loss = if split.validation.is_empty() {
+            None
+        } else {
+            Some(evaluate(&eval, &ds, &split.validation, &base)?.1)
+        };
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            train_objective: (objective / order.len().max(1) as f64) as f32,
+            train_acc,
+            train_loss,
+            test_acc,
+            test_loss,
+            val_loss,
+            train_seconds: seconds,
+            images_per_s: order.len() as f64 / seconds.max(1e-9),
+        };
+        if let (Some(patience), Some(v)) = (config.early_stopping, val_loss) {
+            if state.best_val.is_none_or(|b| v < b) {
+                state.best_val = Some(v);
+                state.best_epoch = epoch + 1;
+                state.bad_epochs = 0;
+                save_record(&model, &paths.checkpoint().join("best.bpk"))?;
+            } else {
+                state.bad_epochs += 1;
+                state.stopped = state.bad_epochs >= patience;
+            }
+        }
+        state.metrics.push(metrics.clone());
+        state.next_epoch = epoch + 1;
+        save_record(&model, &paths.checkpoint().join("model.bpk"))?;
+        let optim_path = paths.checkpoint().join("optim.bpk");
+        optim.save(&optim_path).map_err(|e| TrainError::io(&optim_path, e))?;
+        write_json(&state_path, &state)?;
+        let lines: Vec<String> =
+            state.metrics.iter().filter_map(|m| serde_json::to_string(m).ok()).collect();
+        write_atomic(&paths.metrics(), (lines.join("\n") + "\n").as_bytes())?;
+        if observer.on_epoch(&metrics).is_break()
+            && state.next_epoch < config.epochs
+            && !state.stopped
+        {
+            return Err(TrainError::Interrupted { epoch: epoch + 1 });
+        }
+    }
+
+    let mut kept_epoch = state.next_epoch;
+    if config.early_stopping.is_some() && state.best_epoch > 0 {
+        model = load_record(model, &paths.checkpoint().join("best.bpk"))?;
+        kept_epoch = state.best_epoch;
+    }
+    save_record(&model, &paths.weights())?;
+    let eval = model.valid();
+
+    // Attack signals: target logits on members then non-members.
+    let indices: Vec<usize> = split.members.iter().chain(&split.non_members).copied().collect();
+    let logits = predict(&eval, &ds, &indices, &base)?;
+    let n = indices.len();
+    let sig = paths.signals();
+    write_npy(
+        &sig.join("indices.npy"),
+        &NpyArray::i64(vec![n], indices.iter().map(|&i| i as i64).collect())?,
+    )?;
+    write_npy(&sig.join("logits.npy"), &NpyArray::f32(vec![n, ds.num_classes()], logits.clone())?)?;
+    write_npy(
+        &sig.join("labels.npy"),
+        &NpyArray::i64(vec![n], indices.iter().map(|&i| i64::from(ds.labels[i])).collect())?,
+    )?;
+    let membership = (0..n).map(|k| k < split.members.len()).collect();
+    write_npy(&sig.join("is_member.npy"), &NpyArray::bool(vec![n], membership)?)?;
+
+    let m = split.members.len();
+    let (train_acc, _) = accuracy_and_loss(&logits[..m * ds.num_classes()], &ds, &split.members);
+    let (test_acc, _) = evaluate(&eval, &ds, &split.test, &base)?;
+    let summary = Summary {
+        dataset: ds.name.clone(),
+        model: config.model.to_string(),
+        defense: config.defense.name().to_string(),
+        train_acc,
+        test_acc,
+        generalization_gap: train_acc - test_acc,
+        epochs: state.next_epoch,
+        kept_epoch,
+        early_stopped: state.stopped,
+        wall_seconds: state.train_seconds,
+        images_per_s: state.images as f64 / state.train_seconds.max(1e-9),
+        device: config.device.to_string(),
+        counts: [split.members.len(), split.non_members.len(), split.test.len()],
+        split_sha256: split.sha256.clone(),
+    };
+    write_json(&paths.summary(), &summary)?;
+    Ok(summary)
+}

@@ -1,0 +1,350 @@
+//! Workspace integration tests: the `mia` binary end to end on tiny datasets written in the
+//! real file formats, plus runs on the real datasets in `$MIA_SHARED_DATA` (skipped, with a
+//! message, when it is unset).
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mia_core::npy::{NpyArray, NpyData};
+use mia_train::{EpochMetrics, Observer, Summary, TrainConfig};
+
+// ---- harness -------------------------------------------------------------------------------
+
+fn mia(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mia")).args(args).output().expect("run mia")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = mia(args);
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "mia {args:?} failed\nstdout: {stdout}\nstderr: {stderr}");
+    stdout.into_owned()
+}
+
+/// Runs a command that must fail cleanly: exit 1, `error:` and `hint:`, no panic.
+fn fails(args: &[&str]) -> String {
+    let out = mia(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "mia {args:?} should fail with 1: {stderr}");
+    assert!(stderr.contains("error:") && stderr.contains("hint:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// A learnable 10-class Fashion-MNIST-format dataset: class k lights a 4×4 block at a
+/// class-specific place, plus noise.
+fn tiny_idx(dir: &Path, n: usize) {
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    let mut state = 12345u32;
+    for i in 0..n {
+        let k = i % 10;
+        labels.push(k as u8);
+        for y in 0..28 {
+            for x in 0..28 {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let noise = (state >> 24) as u8 / 4;
+                let on = (y / 7 == k / 4 + 1) && (x / 7 == k % 4);
+                images.push(if on { 200 + noise / 2 } else { noise });
+            }
+        }
+    }
+    let (img, lbl) = mia_data::idx::encode(&images, &labels, 28, 28);
+    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gz(&img)).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte.gz"), gz(&lbl)).unwrap();
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "train",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        data,
+        "--model",
+        "small-cnn",
+        "--members",
+        "200",
+        "--test",
+        "100",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--seed",
+        "3",
+        "--out",
+        out,
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+fn read(path: PathBuf) -> NpyArray {
+    NpyArray::from_bytes(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+// ---- tests ---------------------------------------------------------------------------------
+
+#[test]
+fn train_one_epoch_end_to_end_writes_a_complete_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    tiny_idx(&data, 600);
+    let out = tmp.path().join("run");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let stdout = ok(&train_args(d, o, &["--epochs", "3"]));
+    assert!(stdout.contains("test acc"), "{stdout}");
+    for f in
+        ["config.json", "model.json", "split.json", "model.bpk", "metrics.jsonl", "summary.json"]
+    {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let summary: Summary =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary.train_acc > 0.5 && summary.test_acc > 0.5,
+        "the model learned nothing: {summary:?}"
+    );
+    assert_eq!(summary.counts, [200, 200, 100]);
+    assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 3);
+    let logits = read(out.join("signals/logits.npy"));
+    assert_eq!(logits.shape, vec![400, 10]);
+    let NpyData::Bool(member) = read(out.join("signals/is_member.npy")).data else {
+        panic!("bool")
+    };
+    assert_eq!(member.iter().filter(|m| **m).count(), 200);
+    // Refuses to overwrite a run; --resume of a finished run is a no-op that keeps the result.
+    fails(&train_args(d, o, &["--epochs", "3"]));
+    let before = std::fs::read(out.join("model.bpk")).unwrap();
+    ok(&train_args(d, o, &["--epochs", "3", "--resume"]));
+    assert_eq!(std::fs::read(out.join("model.bpk")).unwrap(), before);
+}
+
+#[test]
+fn same_seed_gives_bit_identical_weights_and_other_seed_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    tiny_idx(&data, 500);
+    let d = data.to_str().unwrap();
+    let runs: Vec<Vec<u8>> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            let out = tmp.path().join(name);
+            let seed = if *name == "c" { "4" } else { "3" };
+            ok(&train_args(
+                d,
+                out.to_str().unwrap(),
+                &["--seed", seed, "--dropout", "0.3", "--augment"],
+            ));
+            // model.bpk also holds random parameter ids; the logits depend on the weights only.
+            std::fs::read(out.join("signals/logits.npy")).unwrap()
+        })
+        .collect();
+    assert!(runs[0] == runs[1], "same seed, different weights");
+    assert!(runs[0] != runs[2], "different seeds, same weights");
+}
+
+struct StopAfter(usize);
+impl Observer for StopAfter {
+    fn on_epoch(&mut self, m: &EpochMetrics) -> ControlFlow<()> {
+        if m.epoch >= self.0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+}
+
+#[test]
+fn resume_after_an_interruption_equals_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    tiny_idx(&data, 500);
+    let mut config = TrainConfig::from_toml(&format!(
+        "dataset = \"fashion-mnist\"\ndata_dir = {:?}\nepochs = 3\nbatch_size = 32\ndropout = 0.2\naugment = true\n\
+         [split]\nmembers = 150\ntest = 50\n[optimizer]\nkind = \"sgd\"\nlr = 0.05\n[schedule]\nkind = \"cosine\"\n",
+        data.to_str().unwrap()
+    ))
+    .unwrap();
+    config.seed = 11;
+    let full = tmp.path().join("full");
+    let s1 = mia_train::train(&config, &full, false, &mut mia_train::trainer::Silent).unwrap();
+    let cut = tmp.path().join("cut");
+    let err = mia_train::train(&config, &cut, false, &mut StopAfter(1)).unwrap_err();
+    assert!(matches!(err, mia_train::TrainError::Interrupted { epoch: 1 }), "{err}");
+    assert!(!cut.join("model.bpk").exists());
+    let s2 = mia_train::train(&config, &cut, true, &mut mia_train::trainer::Silent).unwrap();
+    // model.bpk also holds random parameter ids; the logits depend on the weights only.
+    let logits = |d: &Path| std::fs::read(d.join("signals/logits.npy")).unwrap();
+    assert!(logits(&full) == logits(&cut), "resumed run differs from the uninterrupted one");
+    assert_eq!((s1.train_acc, s1.test_acc), (s2.train_acc, s2.test_acc));
+    // A different configuration cannot resume the run.
+    config.epochs = 5;
+    assert!(mia_train::train(&config, &cut, true, &mut mia_train::trainer::Silent).is_err());
+}
+
+#[test]
+fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    tiny_idx(&data, 400);
+    let d = data.to_str().unwrap();
+    for (i, extra) in [
+        vec!["--defense", "label-smoothing", "--epsilon", "0.2", "--smoothing-form", "other"],
+        vec!["--defense", "confidence-penalty", "--beta", "0.5"],
+        vec!["--defense", "relaxloss", "--alpha", "0.8", "--epochs", "2"],
+        vec![
+            "--weight-decay",
+            "0.0005",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.05",
+            "--schedule",
+            "step",
+            "--step-size",
+            "1",
+        ],
+        vec!["--val", "50", "--early-stopping", "1", "--epochs", "3"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = tmp.path().join(format!("run{i}"));
+        ok(&train_args(d, out.to_str().unwrap(), &extra));
+        assert!(out.join("summary.json").exists());
+    }
+    let cfg = tmp.path().join("relax.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataset = \"fashion-mnist\"\ndata_dir = {d:?}\nepochs = 1\n[split]\nmembers = 100\ntest = 50\n\
+             [defense]\nname = \"relaxloss\"\nalpha = 1.0\nvariant = \"tabular\"\n"
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("from-config");
+    ok(&["train", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let saved: TrainConfig =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(saved.defense.name(), "relaxloss");
+}
+
+#[test]
+fn bad_input_gives_error_and_hint_never_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let d = data.to_str().unwrap();
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
+    // Missing dataset files.
+    let e = fails(&train_args(d, o, &[]));
+    assert!(e.contains("mia data fetch"), "{e}");
+    // Truncated image file.
+    tiny_idx(&data, 100);
+    let p = data.join("train-images-idx3-ubyte.gz");
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 3]).unwrap();
+    fails(&train_args(d, o, &[]));
+    tiny_idx(&data, 100);
+    // Too many members for the pool, unknown model, dataset, device, bad numbers, bad config.
+    fails(&train_args(d, o, &["--members", "5000"]));
+    fails(&train_args(d, o, &["--model", "transformer"]));
+    fails(&train_args(d, o, &["--model", "ml-leaks-cnn", "--dataset", "csv"]));
+    fails(&train_args(d, o, &["--device", "tpu"]));
+    fails(&train_args(d, o, &["--defense", "label-smoothing", "--epsilon", "2"]));
+    fails(&train_args(d, o, &["--lr", "-1"]));
+    let cfg = tmp.path().join("bad.toml");
+    std::fs::write(&cfg, "epochs = \"many\"").unwrap();
+    fails(&["train", "--config", cfg.to_str().unwrap(), "--out", o]);
+    fails(&["train", "--config", "/nonexistent.toml", "--out", o]);
+    fails(&["train", "--data-dir", d, "--dataset", "fashion-mnist", "--out", o, "--resume"]);
+    fails(&["data", "info", "--dataset", "imagenet", "--data-dir", d]);
+    fails(&["data", "fetch", "folder", "--dir", d]);
+    // Info works on the tiny set.
+    let info = ok(&["data", "info", "--dataset", "fashion-mnist", "--data-dir", d]);
+    assert!(info.contains("examples: 100") && info.contains("Ankle boot"), "{info}");
+}
+
+// ---- real datasets (../shared/data through $MIA_SHARED_DATA) ------------------------------
+
+fn shared(sub: &str) -> Option<PathBuf> {
+    match std::env::var_os("MIA_SHARED_DATA") {
+        Some(root) => Some(PathBuf::from(root).join(sub)),
+        None => {
+            eprintln!(
+                "skipped: MIA_SHARED_DATA is not set (the real-data tests need ../shared/data)"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn real_fashion_mnist_small_cnn_learns() {
+    let Some(dir) = shared("fashion-mnist") else { return };
+    let info =
+        ok(&["data", "info", "--dataset", "fashion-mnist", "--data-dir", dir.to_str().unwrap()]);
+    assert!(info.contains("examples: 70000"), "{info}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("fm");
+    ok(&[
+        "train",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--model",
+        "small-cnn",
+        "--members",
+        "3000",
+        "--test",
+        "1000",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let s: Summary =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(s.test_acc > 0.75, "Fashion-MNIST test accuracy {s:?}");
+}
+
+#[test]
+fn real_cifar10_without_its_test_file_loads_and_trains() {
+    let Some(dir) = shared("cifar-10") else { return };
+    let info = ok(&["data", "info", "--dataset", "cifar10", "--data-dir", dir.to_str().unwrap()]);
+    assert!(info.contains("examples: 50000") && info.contains("3x32x32"), "{info}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("c10");
+    ok(&[
+        "train",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--model",
+        "small-cnn",
+        "--members",
+        "2000",
+        "--test",
+        "1000",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let s: Summary =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(s.test_acc > 0.25, "CIFAR-10 test accuracy {s:?}");
+}
