@@ -2,6 +2,9 @@
 //! real file formats, plus runs on the real datasets in `$MIA_SHARED_DATA` (skipped, with a
 //! message, when it is unset).
 
+// Test helpers panic on failure by design.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -196,7 +199,7 @@ fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    tiny_idx(&data, 400);
+    tiny_idx(&data, 600);
     let d = data.to_str().unwrap();
     for (i, extra) in [
         vec!["--defense", "label-smoothing", "--epsilon", "0.2", "--smoothing-form", "other"],
@@ -263,7 +266,7 @@ fn bad_input_gives_error_and_hint_never_a_panic() {
     fails(&train_args(d, o, &["--model", "ml-leaks-cnn", "--dataset", "csv"]));
     fails(&train_args(d, o, &["--device", "tpu"]));
     fails(&train_args(d, o, &["--defense", "label-smoothing", "--epsilon", "2"]));
-    fails(&train_args(d, o, &["--lr", "-1"]));
+    fails(&train_args(d, o, &["--lr=-1"]));
     let cfg = tmp.path().join("bad.toml");
     std::fs::write(&cfg, "epochs = \"many\"").unwrap();
     fails(&["train", "--config", cfg.to_str().unwrap(), "--out", o]);

@@ -4,6 +4,8 @@
 # datasets read them from $MIA_SHARED_DATA (they skip, saying so, when it is unset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The Vulkan loader (probed by burn's wgpu backend) complains without it.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 
 if [[ -z "${MIA_SHARED_DATA:-}" && -d ../shared/data ]]; then
   MIA_SHARED_DATA="$(cd ../shared/data && pwd)"

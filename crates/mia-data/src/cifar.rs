@@ -29,7 +29,7 @@ pub fn parse_records(
     path: &Path,
 ) -> Result<(Vec<u8>, Vec<u32>), DataError> {
     let rec = label_bytes + PIXELS;
-    if bytes.is_empty() || bytes.len() % rec != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
         return Err(DataError::corrupt(
             path,
             format!("{} bytes is not a whole number of {rec}-byte records", bytes.len()),

@@ -82,7 +82,7 @@ impl DataError {
                 "are you offline? Download {url} by hand into the --dir folder and run the command again"
             ),
             Self::Checksum { .. } => "delete the file and download it again".into(),
-            Self::Invalid(_) => return None,
+            Self::Invalid(_) => "see `mia <command> --help` for the accepted values".into(),
         })
     }
 

@@ -139,6 +139,7 @@ pub fn fetch(
         let mut body = None;
         let urls = src.urls();
         for url in &urls {
+            tracing::info!(%url, "downloading");
             match downloader.get(url) {
                 Ok(b) => {
                     body = Some(b);

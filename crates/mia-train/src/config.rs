@@ -81,7 +81,7 @@ impl DefenseConfig {
                 Box::new(ConfidencePenalty { beta })
             }
             Self::Relaxloss { alpha, variant, upper } => {
-                if !(alpha > 0.0 && alpha.is_finite()) || !(upper > 0.0 && upper <= 1.0) {
+                if !(alpha > 0.0 && alpha.is_finite() && upper > 0.0 && upper <= 1.0) {
                     return bad("relaxloss needs alpha > 0 and 0 < upper <= 1");
                 }
                 Box::new(RelaxLoss { alpha, upper, variant })
@@ -303,8 +303,10 @@ mod tests {
         assert!(TrainConfig::from_toml("epoch = 3").is_err());
         assert!(TrainConfig::from_toml("[defense]\nname = \"magic\"").is_err());
         assert!(TrainConfig::from_toml("not toml at all [").is_err());
-        let mut bad = TrainConfig::default();
-        bad.defense = DefenseConfig::LabelSmoothing { epsilon: 1.5, form: SmoothingForm::Uniform };
+        let mut bad = TrainConfig {
+            defense: DefenseConfig::LabelSmoothing { epsilon: 1.5, form: SmoothingForm::Uniform },
+            ..TrainConfig::default()
+        };
         assert!(bad.validate().is_err());
         bad.defense = DefenseConfig::Erm;
         bad.early_stopping = Some(3);

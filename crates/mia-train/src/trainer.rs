@@ -332,6 +332,7 @@ pub fn train(
                 state.stopped = state.bad_epochs >= patience;
             }
         }
+        tracing::info!(epoch = epoch + 1, train_acc, test_acc, seconds, "epoch done");
         state.metrics.push(metrics.clone());
         state.next_epoch = epoch + 1;
         save_record(&model, &paths.checkpoint().join("model.bpk"))?;

@@ -163,8 +163,12 @@ impl TrainArgs {
     fn config(&self) -> Result<TrainConfig> {
         let mut c = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    hinted(
+                        format!("cannot read config file {}: {e}", path.display()),
+                        "check the --config path",
+                    )
+                })?;
                 TrainConfig::from_toml(&text)
                     .with_context(|| format!("in config file {}", path.display()))?
             }
