@@ -3,9 +3,10 @@
 
 /// Stable log-softmax of one logit row.
 pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    // Shift by the max first: adding a small log-sum to a large max in f32 loses precision.
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = logits.iter().map(|&z| ((z - max) as f64).exp()).sum::<f64>().ln() as f32 + max;
-    logits.iter().map(|&z| z - lse).collect()
+    let log_sum = logits.iter().map(|&z| f64::from(z - max).exp()).sum::<f64>().ln();
+    logits.iter().map(|&z| (f64::from(z - max) - log_sum) as f32).collect()
 }
 
 /// Stable softmax of one logit row.
