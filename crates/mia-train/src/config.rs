@@ -216,7 +216,7 @@ impl Default for TrainConfig {
             defense: DefenseConfig::Erm,
             split: SplitSizes { members: 5000, non_members: None, test: None, validation: 0 },
             epochs: 30,
-            batch_size: 64,
+            batch_size: 32,
             optimizer: OptimizerConfig {
                 kind: OptimizerKind::Adam,
                 lr: 1e-3,
@@ -294,7 +294,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (c.dataset, c.epochs, c.split.members, c.batch_size),
-            (DatasetKind::FashionMnist, 3, 100, 64)
+            (DatasetKind::FashionMnist, 3, 100, 32)
         );
         assert_eq!(
             c.defense,

@@ -284,7 +284,7 @@ impl Observer for Progress {
         self.bar.inc(1);
     }
     fn on_epoch(&mut self, m: &EpochMetrics) -> ControlFlow<()> {
-        self.bar.println(format!(
+        let line = format!(
             "epoch {:>3}  objective {:.4}  train acc {:.4}  test acc {:.4}  gap {:+.4}{}  {:.0} img/s",
             m.epoch,
             m.train_objective,
@@ -293,7 +293,13 @@ impl Observer for Progress {
             m.train_acc - m.test_acc,
             m.val_loss.map(|v| format!("  val loss {v:.4}")).unwrap_or_default(),
             m.images_per_s
-        ));
+        );
+        // The bar hides itself when stderr is not a terminal; the epoch lines must not.
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
         ControlFlow::Continue(())
     }
 }
