@@ -342,61 +342,44 @@ fn shared(sub: &str) -> Option<PathBuf> {
     }
 }
 
-#[test]
-fn real_fashion_mnist_small_cnn_learns() {
-    let Some(dir) = shared("fashion-mnist") else { return };
-    let info =
-        ok(&["data", "info", "--dataset", "fashion-mnist", "--data-dir", dir.to_str().unwrap()]);
-    assert!(info.contains("examples: 70000"), "{info}");
+/// Checks `mia data info`, trains the small CNN for 2 epochs and returns the summary.
+fn real_run(dataset: &str, dir: &Path, info_has: &[&str], members: &str) -> Summary {
+    let d = dir.to_str().unwrap();
+    let info = ok(&["data", "info", "--dataset", dataset, "--data-dir", d]);
+    assert!(info_has.iter().all(|want| info.contains(want)), "{info}");
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("fm");
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
     ok(&[
         "train",
         "--dataset",
-        "fashion-mnist",
+        dataset,
         "--data-dir",
-        dir.to_str().unwrap(),
+        d,
         "--model",
         "small-cnn",
         "--members",
-        "3000",
+        members,
         "--test",
         "1000",
         "--epochs",
         "2",
         "--out",
-        out.to_str().unwrap(),
+        o,
     ]);
-    let s: Summary =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn real_fashion_mnist_small_cnn_learns() {
+    let Some(dir) = shared("fashion-mnist") else { return };
+    let s = real_run("fashion-mnist", &dir, &["examples: 70000", "1x28x28"], "3000");
     assert!(s.test_acc > 0.75, "Fashion-MNIST test accuracy {s:?}");
 }
 
 #[test]
 fn real_cifar10_without_its_test_file_loads_and_trains() {
     let Some(dir) = shared("cifar-10") else { return };
-    let info = ok(&["data", "info", "--dataset", "cifar10", "--data-dir", dir.to_str().unwrap()]);
-    assert!(info.contains("examples: 50000") && info.contains("3x32x32"), "{info}");
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("c10");
-    ok(&[
-        "train",
-        "--dataset",
-        "cifar10",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--model",
-        "small-cnn",
-        "--members",
-        "2000",
-        "--test",
-        "1000",
-        "--epochs",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let s: Summary =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let s = real_run("cifar10", &dir, &["examples: 50000", "3x32x32", "airplane"], "2000");
     assert!(s.test_acc > 0.25, "CIFAR-10 test accuracy {s:?}");
 }
