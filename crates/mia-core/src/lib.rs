@@ -5,10 +5,12 @@
 //! attack signals ([`npy`]). Nothing here touches the file system or the network.
 
 pub mod error;
+pub mod metrics;
 pub mod models;
 pub mod npy;
 pub mod posterior;
 pub mod preprocess;
+pub mod scores;
 
 pub use error::CoreError;
 pub use models::{Architecture, Model, ModelConfig};
