@@ -5,11 +5,13 @@
 //! attack signals ([`npy`]). Nothing here touches the file system or the network.
 
 pub mod error;
+pub mod lira;
 pub mod metrics;
 pub mod models;
 pub mod npy;
 pub mod posterior;
 pub mod preprocess;
+pub mod rmia;
 pub mod scores;
 
 pub use error::CoreError;
