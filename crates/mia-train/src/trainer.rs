@@ -196,6 +196,13 @@ fn load_record(model: Model, path: &Path) -> Result<Model, TrainError> {
     model.try_load_record(record).map_err(|e| TrainError::io(path, e))
 }
 
+fn create_dirs(paths: &RunPaths) -> Result<(), TrainError> {
+    for dir in [paths.checkpoint(), paths.signals()] {
+        std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+    }
+    Ok(())
+}
+
 /// Trains the target model described by `config` into the run directory `out`.
 ///
 /// With `resume`, continues from the last checkpoint in `out` (the configuration must match).
@@ -230,8 +237,6 @@ pub fn train(
         }
     }
     let ds = config.dataset.load(&config.data_dir, &config.load)?;
-    std::fs::create_dir_all(paths.checkpoint()).map_err(|e| TrainError::io(out, e))?;
-    std::fs::create_dir_all(paths.signals()).map_err(|e| TrainError::io(out, e))?;
     let split = if resume {
         let s = Split::load(&paths.split())?;
         if s.pool_size != ds.len() || s.dataset != ds.name {
@@ -242,7 +247,9 @@ pub fn train(
         }
         s
     } else {
+        // Draw first, so a split that cannot be drawn leaves nothing behind.
         let s = Split::draw(&ds.name, ds.len(), config.split, config.seed)?;
+        create_dirs(&paths)?;
         s.save(&paths.split())?;
         write_json(&paths.config(), config)?;
         s
