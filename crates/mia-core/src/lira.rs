@@ -211,47 +211,37 @@ fn check(target: &[f32], g: &Gaussians) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// Sums `term(j, φ)` over each example's K queries (`j` indexes the fitted arrays).
+fn per_example(target: &[f32], k: usize, term: impl Fn(usize, f64) -> f64) -> Vec<f32> {
+    target
+        .chunks(k)
+        .enumerate()
+        .map(|(i, row)| {
+            row.iter().enumerate().map(|(q, &x)| term(i * k + q, f64::from(x))).sum::<f64>() as f32
+        })
+        .collect()
+}
+
 /// Online LiRA scores of the target's φ (`[n*k]`) against IN and OUT fits.
 pub fn online(target: &[f32], gin: &Gaussians, gout: &Gaussians) -> Result<Vec<f32>, CoreError> {
     check(target, gin)?;
     check(target, gout)?;
-    let k = gin.queries;
-    Ok(target
-        .chunks(k)
-        .enumerate()
-        .map(|(i, row)| {
-            row.iter()
-                .enumerate()
-                .map(|(q, &x)| {
-                    let j = i * k + q;
-                    log_pdf(x.into(), gin.mean[j].into(), gin.std[j].into())
-                        - log_pdf(x.into(), gout.mean[j].into(), gout.std[j].into())
-                })
-                .sum::<f64>() as f32
-        })
-        .collect())
+    Ok(per_example(target, gin.queries, |j, x| {
+        log_pdf(x, gin.mean[j].into(), gin.std[j].into())
+            - log_pdf(x, gout.mean[j].into(), gout.std[j].into())
+    }))
 }
 
 /// Offline LiRA scores of the target's φ against OUT fits only.
 pub fn offline(target: &[f32], gout: &Gaussians, form: OfflineForm) -> Result<Vec<f32>, CoreError> {
     check(target, gout)?;
-    let k = gout.queries;
-    Ok(target
-        .chunks(k)
-        .enumerate()
-        .map(|(i, row)| {
-            row.iter()
-                .enumerate()
-                .map(|(q, &x)| {
-                    let (mu, s) = (f64::from(gout.mean[i * k + q]), f64::from(gout.std[i * k + q]));
-                    match form {
-                        OfflineForm::OneSidedCdf => log_norm_cdf((f64::from(x) - mu) / s),
-                        OfflineForm::NegLogPdf => -log_pdf(x.into(), mu, s),
-                    }
-                })
-                .sum::<f64>() as f32
-        })
-        .collect())
+    Ok(per_example(target, gout.queries, |j, x| {
+        let (mu, s) = (f64::from(gout.mean[j]), f64::from(gout.std[j]));
+        match form {
+            OfflineForm::OneSidedCdf => log_norm_cdf((x - mu) / s),
+            OfflineForm::NegLogPdf => -log_pdf(x, mu, s),
+        }
+    }))
 }
 
 #[cfg(test)]
