@@ -95,6 +95,28 @@ fn read(path: PathBuf) -> NpyArray {
     NpyArray::from_bytes(&std::fs::read(&path).unwrap()).unwrap()
 }
 
+fn summary(out: &Path) -> Summary {
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+/// Member accuracy recomputed from the saved signals: ties the summary to the saved weights.
+fn member_accuracy_from_signals(out: &Path) -> f32 {
+    let NpyData::F32(logits) = read(out.join("signals/logits.npy")).data else { panic!("f32") };
+    let NpyData::I64(labels) = read(out.join("signals/labels.npy")).data else { panic!("i64") };
+    let NpyData::Bool(member) = read(out.join("signals/is_member.npy")).data else {
+        panic!("bool")
+    };
+    let c = logits.len() / labels.len();
+    let (mut right, mut total) = (0, 0);
+    for ((row, &y), &m) in logits.chunks(c).zip(&labels).zip(&member) {
+        if m {
+            total += 1;
+            right += usize::from(mia_core::posterior::argmax(row) as i64 == y);
+        }
+    }
+    right as f32 / total as f32
+}
+
 // ---- tests ---------------------------------------------------------------------------------
 
 #[test]
@@ -105,20 +127,21 @@ fn train_one_epoch_end_to_end_writes_a_complete_run_directory() {
     tiny_idx(&data, 600);
     let out = tmp.path().join("run");
     let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
-    let stdout = ok(&train_args(d, o, &["--epochs", "3"]));
-    assert!(stdout.contains("test acc"), "{stdout}");
+    let run = mia(&train_args(d, o, &["--epochs", "3"]));
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success() && stdout.contains("test acc"), "{stdout}{stderr}");
+    // No terminal here, so the progress bar is hidden; the epoch lines must still appear.
+    assert!(stderr.contains("epoch   1") && stderr.contains("epoch   3"), "{stderr}");
     for f in
         ["config.json", "model.json", "split.json", "model.bpk", "metrics.jsonl", "summary.json"]
     {
         assert!(out.join(f).exists(), "{f} missing");
     }
-    let summary: Summary =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    assert!(
-        summary.train_acc > 0.5 && summary.test_acc > 0.5,
-        "the model learned nothing: {summary:?}"
-    );
-    assert_eq!(summary.counts, [200, 200, 100]);
+    let s = summary(&out);
+    assert_eq!(s.train_acc, member_accuracy_from_signals(&out));
+    assert!(s.train_acc > 0.5 && s.test_acc > 0.5, "the model learned nothing: {s:?}");
+    assert_eq!(s.counts, [200, 200, 100]);
     assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 3);
     let logits = read(out.join("signals/logits.npy"));
     assert_eq!(logits.shape, vec![400, 10]);
@@ -225,7 +248,8 @@ fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
     {
         let out = tmp.path().join(format!("run{i}"));
         ok(&train_args(d, out.to_str().unwrap(), &extra));
-        assert!(out.join("summary.json").exists());
+        // The summary describes the saved weights (the best epoch's after early stopping).
+        assert_eq!(summary(&out).train_acc, member_accuracy_from_signals(&out), "{extra:?}");
     }
     let cfg = tmp.path().join("relax.toml");
     std::fs::write(
@@ -285,8 +309,7 @@ fn tabular_csv_trains_an_mlp_with_tabular_relaxloss() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let s: Summary =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let s = summary(&out);
     assert!(s.test_acc > 0.6, "{s:?}");
     assert_eq!(read(out.join("signals/logits.npy")).shape, vec![200, 4]);
 }
@@ -311,6 +334,7 @@ fn bad_input_gives_error_and_hint_never_a_panic() {
     tiny_idx(&data, 100);
     // Too many members for the pool, unknown model, dataset, device, bad numbers, bad config.
     fails(&train_args(d, o, &["--members", "5000"]));
+    assert!(!out.exists(), "a split that cannot be drawn leaves no run folder behind");
     fails(&train_args(d, o, &["--model", "transformer"]));
     fails(&train_args(d, o, &["--model", "ml-leaks-cnn", "--dataset", "csv"]));
     fails(&train_args(d, o, &["--device", "tpu"]));
@@ -367,7 +391,7 @@ fn real_run(dataset: &str, dir: &Path, info_has: &[&str], members: &str) -> Summ
         "--out",
         o,
     ]);
-    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+    summary(&out)
 }
 
 #[test]

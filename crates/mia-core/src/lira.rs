@@ -76,15 +76,11 @@ pub struct Gaussians {
     pub std: Vec<f32>,
 }
 
-fn center(samples: &mut [f32], how: Center) -> f32 {
-    match how {
-        Center::Mean => samples.iter().sum::<f32>() / samples.len() as f32,
-        Center::Median => {
-            samples.sort_by(f32::total_cmp);
-            let n = samples.len();
-            if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2.0 }
-        }
-    }
+/// The median of `samples` (sorts them).
+fn median(samples: &mut [f32]) -> f32 {
+    samples.sort_by(f32::total_cmp);
+    let n = samples.len();
+    if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2.0 }
 }
 
 /// Layout of cached shadow signals: `models × examples × queries`.
@@ -129,10 +125,12 @@ pub fn fit(
             if buf.is_empty() {
                 continue;
             }
-            let mu = center(&mut buf, center_by);
             let avg = buf.iter().sum::<f32>() / buf.len() as f32;
             let v = buf.iter().map(|x| (x - avg).powi(2)).sum::<f32>() / buf.len() as f32;
-            mean[i * k + q] = mu;
+            mean[i * k + q] = match center_by {
+                Center::Mean => avg,
+                Center::Median => median(&mut buf),
+            };
             var[i * k + q] = v;
         }
     }
@@ -281,6 +279,18 @@ mod tests {
         assert!((off[0] + 3.167e-5).abs() < 1e-6 && (off[1] - 0.5f32.ln()).abs() < 1e-5, "{off:?}");
         let neg = offline(&target, &gout, OfflineForm::NegLogPdf).unwrap();
         assert!(neg[0] > neg[1]);
+    }
+
+    #[test]
+    fn an_example_without_in_models_gets_the_pooled_in_statistics() {
+        // 2 models, 2 examples, 1 query: example 0 is IN for both models, example 1 never.
+        let keep = [true, false, true, false];
+        let phi = [2.0, 9.0, 4.0, 9.0];
+        let shape = SignalShape { models: 2, examples: 2, queries: 1 };
+        let g = fit(&phi, &keep, shape, true, Center::Mean, Variance::PerExample).unwrap();
+        // Example 0: IN {2, 4} → μ 3, σ 1; example 1 falls back to the pooled μ 3, σ 1.
+        assert_eq!((g.mean[0], g.std[0]), (3.0, 1.0));
+        assert_eq!((g.mean[1], g.std[1]), (3.0, 1.0));
     }
 
     #[test]

@@ -382,9 +382,12 @@ pub fn train(
     let membership = (0..n).map(|k| k < split.members.len()).collect();
     write_npy(&sig.join("is_member.npy"), &NpyArray::bool(vec![n], membership)?)?;
 
-    let m = split.members.len();
-    let (train_acc, _) = accuracy_and_loss(&logits[..m * ds.num_classes()], &ds, &split.members);
-    let (test_acc, _) = evaluate(&eval, &ds, &split.test, &base)?;
+    // The kept epoch was evaluated on exactly these weights; no need to run the test set again.
+    let kept = state
+        .metrics
+        .get(kept_epoch.saturating_sub(1))
+        .ok_or_else(|| TrainError::Backend(format!("no metrics for epoch {kept_epoch}")))?;
+    let (train_acc, test_acc) = (kept.train_acc, kept.test_acc);
     let summary = Summary {
         dataset: ds.name.clone(),
         model: config.model.to_string(),
