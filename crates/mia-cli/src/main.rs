@@ -1,4 +1,5 @@
-//! The `mia` command: train target models with privacy defenses and manage datasets.
+//! The `mia` command: train target and shadow models with privacy defenses, run membership
+//! inference attacks, write reports, and manage datasets.
 //! Errors print `error:` with the cause chain and a `hint:`, and exit with status 1.
 
 mod commands;
@@ -20,6 +21,12 @@ struct Cli {
 enum Command {
     /// Train a target model with a training-time defense into a run directory.
     Train(Box<commands::train::TrainArgs>),
+    /// Train shadow models for a target run (or this shard's share of them).
+    Shadows(commands::shadows::ShadowsArgs),
+    /// Run membership inference attacks on a run (or on .npy logits) and write attacks.json.
+    Attack(Box<commands::attack::AttackArgs>),
+    /// Write a Markdown/HTML report, a CSV and plots from the attack results of runs.
+    Report(commands::report::ReportArgs),
     /// Download or inspect datasets.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
@@ -41,6 +48,9 @@ fn main() {
         .init();
     let result = match cli.command {
         Command::Train(args) => commands::train::run(*args),
+        Command::Shadows(args) => commands::shadows::run(args),
+        Command::Attack(args) => commands::attack::run(*args),
+        Command::Report(args) => commands::report::run(args),
         Command::Data(cmd) => commands::data::run(cmd),
     };
     if let Err(err) = result {
@@ -62,6 +72,10 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<mia_data::DataError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<mia_attack::AttackError>() {
+            Some(e.hint())
+        } else if let Some(e) = e.downcast_ref::<mia_report::ReportError>() {
+            Some(e.hint())
         } else if e.downcast_ref::<mia_core::CoreError>().is_some() {
             Some("check --model against the dataset's input shape".into())
         } else {

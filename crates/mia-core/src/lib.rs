@@ -16,4 +16,4 @@ pub mod scores;
 
 pub use error::CoreError;
 pub use models::{Architecture, Model, ModelConfig};
-pub use preprocess::{InputSpec, Normalization};
+pub use preprocess::{InputSpec, Normalization, Query};

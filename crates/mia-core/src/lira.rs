@@ -127,11 +127,14 @@ pub fn fit(
             }
             let avg = buf.iter().sum::<f32>() / buf.len() as f32;
             let v = buf.iter().map(|x| (x - avg).powi(2)).sum::<f32>() / buf.len() as f32;
+            // One sample has no spread: such examples take the pooled variance below.
+            if buf.len() >= 2 {
+                var[i * k + q] = v;
+            }
             mean[i * k + q] = match center_by {
                 Center::Mean => avg,
                 Center::Median => median(&mut buf),
             };
-            var[i * k + q] = v;
         }
     }
     let mut std = vec![0f32; n * k];
@@ -140,9 +143,9 @@ pub fn fit(
             (0..n).map(|i| v[i * k + q]).filter(|x| x.is_finite()).collect()
         };
         let (means, vars) = (col(&mean), col(&var));
-        if means.is_empty() {
+        if means.is_empty() || vars.is_empty() {
             return Err(CoreError::Shape(format!(
-                "no shadow model is {} any example",
+                "no example has two {} shadow models to estimate a variance from",
                 if inside { "IN" } else { "OUT" }
             )));
         }
@@ -152,6 +155,8 @@ pub fn fit(
             let j = i * k + q;
             if !mean[j].is_finite() {
                 mean[j] = pooled_mean;
+            }
+            if !var[j].is_finite() {
                 var[j] = pooled_std * pooled_std;
             }
             std[j] = match variance {

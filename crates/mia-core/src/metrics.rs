@@ -292,6 +292,21 @@ pub fn evaluate(scores: &[f32], is_member: &[bool]) -> Result<Evaluation, CoreEr
     })
 }
 
+/// DynaNoise's MIDPUT (Forough & Haddadi, PETs 2026) for one attack, as published: the drop in
+/// the attack's success metric minus the drop in test accuracy,
+/// `(attack_before − attack_after) − (acc_before − acc_after)`; the paper averages it over
+/// attacks. With AUC or attack accuracy as the success metric, pushing an attack *below*
+/// chance counts as a gain; prefer [`midput_advantage`].
+pub fn midput_published(attack_before: f64, attack_after: f64, acc_before: f64, acc_after: f64) -> f64 {
+    (attack_before - attack_after) - (acc_before - acc_after)
+}
+
+/// MIDPUT computed on the attacker's advantage `max(TPR − FPR)` (0 at chance, never negative),
+/// so an inverted attack earns the defense nothing.
+pub fn midput_advantage(adv_before: f64, adv_after: f64, acc_before: f64, acc_after: f64) -> f64 {
+    (adv_before.max(0.0) - adv_after.max(0.0)) - (acc_before - acc_after)
+}
+
 /// MLS-Bench privacy score as published: `test_acc − max(AUC − 0.5, 0)`. It rewards an
 /// attack AUC below 0.5 as if it were perfect privacy; prefer [`privacy_score_fixed`].
 pub fn privacy_score_published(test_acc: f64, auc: f64) -> f64 {
@@ -412,5 +427,17 @@ mod tests {
         assert!((privacy_score_published(0.8, 0.2) - 0.8).abs() < 1e-12);
         assert!((privacy_score_fixed(0.8, 0.2) - 0.5).abs() < 1e-12);
         assert!((privacy_score_fixed(0.8, 0.7) - privacy_score_published(0.8, 0.7)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn midput_matches_the_papers_table_and_the_fixed_form_ignores_inversion() {
+        // DynaNoise's CIFAR-10 row: confidence attack 0.6124 → 0.5014, accuracy 0.7875 → 0.7807
+        // gives the published MIDPUT_conf 0.1043 (to rounding).
+        assert!((midput_published(0.6124, 0.5014, 0.7875, 0.7807) - 0.1042).abs() < 2e-4);
+        // A defense that inverts an attack (AUC 0.6 → 0.3) "gains" 0.3 as published ...
+        assert!((midput_published(0.6, 0.3, 0.8, 0.8) - 0.3).abs() < 1e-12);
+        // ... but on advantage it can gain at most what the attack had.
+        assert!((midput_advantage(0.2, 0.0, 0.8, 0.79) - 0.19).abs() < 1e-12);
+        assert!((midput_advantage(0.2, -0.1, 0.8, 0.8) - 0.2).abs() < 1e-12);
     }
 }

@@ -91,6 +91,58 @@ impl Normalization {
     }
 }
 
+/// One deterministic augmented query of an image: an optional horizontal flip, then a shift by
+/// `(dy, dx)` pixels with zero fill. LiRA queries a model on several of these and label-only
+/// attacks count how many of them it still classifies correctly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Query {
+    /// Mirror left-right first.
+    pub flip: bool,
+    /// Rows to shift down (negative: up).
+    pub dy: i32,
+    /// Columns to shift right (negative: left).
+    pub dx: i32,
+}
+
+/// The shifts of the standard query list, in order (LiRA's mirror × shift grid, ±2 pixels).
+const SHIFTS: [(i32, i32); 9] =
+    [(0, 0), (2, 0), (-2, 0), (0, 2), (0, -2), (2, 2), (-2, -2), (2, -2), (-2, 2)];
+
+impl Query {
+    /// The unmodified image.
+    pub const IDENTITY: Query = Query { flip: false, dy: 0, dx: 0 };
+
+    /// The first `k` standard queries (at most 18): identity, mirror, then shifted copies of
+    /// both. The same `k` always gives the same list, so cached signals stay comparable.
+    pub fn standard(k: usize) -> Vec<Query> {
+        SHIFTS
+            .iter()
+            .flat_map(|&(dy, dx)| [false, true].map(|flip| Query { flip, dy, dx }))
+            .take(k)
+            .collect()
+    }
+
+    /// The largest `k` [`Query::standard`] accepts.
+    pub const MAX_STANDARD: usize = 2 * SHIFTS.len();
+
+    /// Appends the transformed CHW image to `out`.
+    pub fn apply(&self, src: &[u8], input: InputSpec, out: &mut Vec<u8>) {
+        let (h, w) = (input.height as i64, input.width as i64);
+        let plane = (h * w) as usize;
+        for c in 0..input.channels {
+            let Some(p) = src.get(c * plane..(c + 1) * plane) else { return };
+            for y in 0..h {
+                for x in 0..w {
+                    let (sy, sx0) = (y - i64::from(self.dy), x - i64::from(self.dx));
+                    let sx = if self.flip { w - 1 - sx0 } else { sx0 };
+                    let inside = (0..h).contains(&sy) && (0..w).contains(&sx);
+                    out.push(if inside { p[(sy * w + sx) as usize] } else { 0 });
+                }
+            }
+        }
+    }
+}
+
 /// Builds a `[n, c, h, w]` tensor from flat normalised values.
 pub fn batch_tensor(
     values: Vec<f32>,
@@ -115,5 +167,26 @@ mod tests {
         let mut out = Vec::new();
         n.push_u8(&[255, 0, 255, 0], InputSpec::new(2, 1, 2), &mut out);
         assert_eq!(out, vec![1.0, -1.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn queries_flip_and_shift_with_zero_fill() {
+        let input = InputSpec::new(1, 2, 3);
+        let img = [1, 2, 3, 4, 5, 6];
+        let run = |q: Query| {
+            let mut out = Vec::new();
+            q.apply(&img, input, &mut out);
+            out
+        };
+        assert_eq!(run(Query::IDENTITY), img);
+        assert_eq!(run(Query { flip: true, dy: 0, dx: 0 }), [3, 2, 1, 6, 5, 4]);
+        assert_eq!(run(Query { flip: false, dy: 0, dx: 1 }), [0, 1, 2, 0, 4, 5]);
+        assert_eq!(run(Query { flip: false, dy: -1, dx: 0 }), [4, 5, 6, 0, 0, 0]);
+        let qs = Query::standard(Query::MAX_STANDARD + 5);
+        assert_eq!(qs.len(), 18);
+        assert_eq!(&qs[..2], &[Query::IDENTITY, Query { flip: true, dy: 0, dx: 0 }]);
+        let mut dedup = qs.clone();
+        dedup.dedup();
+        assert_eq!(dedup.len(), 18);
     }
 }

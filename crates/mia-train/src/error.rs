@@ -42,6 +42,12 @@ pub enum TrainError {
         /// Why.
         reason: String,
     },
+    /// A shadow folder holds shadows made with other options.
+    #[error("the shadows in {path} were made with other options (queries, population, defense or target split)")]
+    ShadowMismatch {
+        /// The shadow folder.
+        path: PathBuf,
+    },
     /// The run was stopped by its observer (e.g. Ctrl-C) after a checkpoint.
     #[error("training interrupted after epoch {epoch}")]
     Interrupted {
@@ -75,6 +81,9 @@ impl TrainError {
             Self::Backend(_) => "try --device cpu".into(),
             Self::Resume { .. } => "resume with the same options, or start a new run with another --out".into(),
             Self::Diverged { .. } => "lower --lr".into(),
+            Self::ShadowMismatch { .. } => {
+                "repeat the options of the first `mia shadows` call (see pool.json there), or pass another --dir".into()
+            }
             Self::Interrupted { .. } => "run the same command with --resume to continue".into(),
         })
     }

@@ -8,10 +8,12 @@ pub mod defense;
 pub mod device;
 pub mod error;
 pub mod run;
+pub mod shadows;
 pub mod trainer;
 
 pub use config::{DefenseConfig, OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
 pub use defense::TrainingDefense;
 pub use device::DeviceChoice;
 pub use error::TrainError;
+pub use shadows::{ShadowObserver, ShadowOptions, Shard, shadows};
 pub use trainer::{EpochMetrics, Observer, Summary, train};

@@ -12,7 +12,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use mia_core::npy::NpyArray;
-use mia_core::{Model, ModelConfig, posterior};
+use mia_core::{Model, ModelConfig, Query, posterior};
 use mia_data::{Dataset, Samples, Split};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -98,18 +98,18 @@ pub struct Silent;
 impl Observer for Silent {}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct LoopState {
-    next_epoch: usize,
-    best_val: Option<f32>,
-    best_epoch: usize,
-    bad_epochs: usize,
-    stopped: bool,
-    train_seconds: f64,
-    images: u64,
-    metrics: Vec<EpochMetrics>,
+pub(crate) struct LoopState {
+    pub next_epoch: usize,
+    pub best_val: Option<f32>,
+    pub best_epoch: usize,
+    pub bad_epochs: usize,
+    pub stopped: bool,
+    pub train_seconds: f64,
+    pub images: u64,
+    pub metrics: Vec<EpochMetrics>,
 }
 
-fn mix(seed: u64, epoch: usize) -> u64 {
+pub(crate) fn mix(seed: u64, epoch: usize) -> u64 {
     let mut z = seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z ^ (z >> 31)
@@ -164,6 +164,39 @@ pub fn predict(
     Ok(out)
 }
 
+/// Logits of `model` on every query in `queries` of each example in `indices`, row-major
+/// `[queries, n, classes]`. Queries other than the identity need image data.
+pub fn predict_queries(
+    model: &Model,
+    ds: &Dataset,
+    indices: &[usize],
+    queries: &[Query],
+    device: &Device,
+) -> Result<Vec<f32>, TrainError> {
+    let mut out = Vec::with_capacity(queries.len() * indices.len() * ds.num_classes());
+    for q in queries {
+        if *q == Query::IDENTITY {
+            out.extend(predict(model, ds, indices, device)?);
+            continue;
+        }
+        let mut buf = Vec::with_capacity(ds.input.numel());
+        for chunk in indices.chunks(256) {
+            let mut values = Vec::with_capacity(chunk.len() * ds.input.numel());
+            for &i in chunk {
+                let px = ds.pixels(i).ok_or_else(|| {
+                    TrainError::Config("augmented queries need image data (use --queries 1)".into())
+                })?;
+                buf.clear();
+                q.apply(px, ds.input, &mut buf);
+                ds.normalization.push_u8(&buf, ds.input, &mut values);
+            }
+            let x = mia_core::preprocess::batch_tensor(values, chunk.len(), ds.input, device)?;
+            out.extend(read_f32(model.forward(x))?);
+        }
+    }
+    Ok(out)
+}
+
 /// (accuracy, mean cross-entropy) of logits against the labels of `indices`.
 pub fn accuracy_and_loss(logits: &[f32], ds: &Dataset, indices: &[usize]) -> (f32, f32) {
     let c = ds.num_classes();
@@ -186,7 +219,7 @@ fn evaluate(
     Ok(accuracy_and_loss(&predict(model, ds, idx, device)?, ds, idx))
 }
 
-fn save_record(model: &Model, path: &Path) -> Result<(), TrainError> {
+pub(crate) fn save_record(model: &Model, path: &Path) -> Result<(), TrainError> {
     let bytes = model.clone().into_record().into_bytes().map_err(|e| TrainError::io(path, e))?;
     write_atomic(path, &bytes)
 }
@@ -201,6 +234,155 @@ fn create_dirs(paths: &RunPaths) -> Result<(), TrainError> {
         std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
     }
     Ok(())
+}
+
+/// One model to fit: the epoch loop shared by the target and the shadow models.
+pub(crate) struct Job<'a> {
+    /// Recipe (optimiser, schedule, defense, epochs, batch size, augmentation).
+    pub config: &'a TrainConfig,
+    /// Architecture and shapes.
+    pub model_config: &'a ModelConfig,
+    /// The data.
+    pub ds: &'a Dataset,
+    /// Training examples.
+    pub train: &'a [usize],
+    /// Early-stopping examples (may be empty).
+    pub validation: &'a [usize],
+    /// Utility examples.
+    pub test: &'a [usize],
+    /// Checkpoint folder (`model.bpk`, `optim.bpk`, `state.json`, `best.bpk`).
+    pub dir: &'a Path,
+    /// Where `metrics.jsonl` goes.
+    pub metrics: &'a Path,
+    /// Seed of initialisation, order, augmentation and dropout.
+    pub seed: u64,
+    /// Evaluate members and test set after every epoch (otherwise their metrics are NaN and
+    /// only the validation loss is computed, when early stopping needs it).
+    pub eval_each_epoch: bool,
+}
+
+/// A fitted model (evaluation mode, the kept weights) and its loop state.
+pub(crate) struct Fitted {
+    pub model: Model,
+    pub state: LoopState,
+    pub kept_epoch: usize,
+}
+
+/// Runs (or, with `resume` and a checkpoint in `job.dir`, continues) the epoch loop.
+pub(crate) fn fit(
+    job: &Job<'_>,
+    base: &Device,
+    resume: bool,
+    observer: &mut dyn Observer,
+) -> Result<Fitted, TrainError> {
+    let (config, ds) = (job.config, job.ds);
+    let device = base.clone().autodiff();
+    device.seed(job.seed);
+    let mut model = job.model_config.init(&device)?;
+    let mut optim: ModuleOptimizer = config.optimizer.build();
+    let defense: Box<dyn TrainingDefense> = config.defense.build()?;
+    let state_path = job.dir.join("state.json");
+    let mut state = LoopState::default();
+    if resume && state_path.exists() {
+        state = read_json(&state_path)?;
+        model = load_record(model, &job.dir.join("model.bpk"))?;
+        let optim_path = job.dir.join("optim.bpk");
+        optim = optim.load(&optim_path).map_err(|e| TrainError::io(&optim_path, e))?;
+    }
+
+    let steps = job.train.len().div_ceil(config.batch_size);
+    observer.on_start(state.next_epoch, config.epochs, steps);
+    while state.next_epoch < config.epochs && !state.stopped {
+        let epoch = state.next_epoch;
+        let lr = config.schedule.lr(config.optimizer.lr, epoch, config.epochs);
+        device.seed(mix(job.seed, epoch));
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(job.seed, epoch));
+        let mut order = job.train.to_vec();
+        order.shuffle(&mut rng);
+        let started = Instant::now();
+        let mut objective = 0f64;
+        for chunk in order.chunks(config.batch_size) {
+            let (x, y) = batch(ds, chunk, config.augment.then_some(&mut rng), &device)?;
+            let loss = defense.loss(model.forward(x), y, epoch); // [1]
+            let value = loss
+                .clone()
+                .try_into_data()
+                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+                .try_to_vec::<f32>()
+                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+                .first()
+                .copied()
+                .unwrap_or(f32::NAN);
+            if !value.is_finite() {
+                return Err(TrainError::Diverged { epoch: epoch + 1, loss: value });
+            }
+            objective += f64::from(value) * chunk.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            observer.on_step(chunk.len(), value);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        state.train_seconds += seconds;
+        state.images += order.len() as u64;
+
+        let eval = model.valid();
+        let ((train_acc, train_loss), (test_acc, test_loss)) = if job.eval_each_epoch {
+            (evaluate(&eval, ds, job.train, base)?, evaluate(&eval, ds, job.test, base)?)
+        } else {
+            ((f32::NAN, f32::NAN), (f32::NAN, f32::NAN))
+        };
+        let val_loss = if job.validation.is_empty() {
+            None
+        } else {
+            Some(evaluate(&eval, ds, job.validation, base)?.1)
+        };
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            train_objective: (objective / order.len().max(1) as f64) as f32,
+            train_acc,
+            train_loss,
+            test_acc,
+            test_loss,
+            val_loss,
+            train_seconds: seconds,
+            images_per_s: order.len() as f64 / seconds.max(1e-9),
+        };
+        if let (Some(patience), Some(v)) = (config.early_stopping, val_loss) {
+            if state.best_val.is_none_or(|b| v < b) {
+                state.best_val = Some(v);
+                state.best_epoch = epoch + 1;
+                state.bad_epochs = 0;
+                save_record(&model, &job.dir.join("best.bpk"))?;
+            } else {
+                state.bad_epochs += 1;
+                state.stopped = state.bad_epochs >= patience;
+            }
+        }
+        tracing::info!(epoch = epoch + 1, train_acc, test_acc, seconds, "epoch done");
+        state.metrics.push(metrics.clone());
+        state.next_epoch = epoch + 1;
+        save_record(&model, &job.dir.join("model.bpk"))?;
+        let optim_path = job.dir.join("optim.bpk");
+        optim.save(&optim_path).map_err(|e| TrainError::io(&optim_path, e))?;
+        write_json(&state_path, &state)?;
+        let lines: Vec<String> =
+            state.metrics.iter().filter_map(|m| serde_json::to_string(m).ok()).collect();
+        write_atomic(job.metrics, (lines.join("\n") + "\n").as_bytes())?;
+        if observer.on_epoch(&metrics).is_break()
+            && state.next_epoch < config.epochs
+            && !state.stopped
+        {
+            return Err(TrainError::Interrupted { epoch: epoch + 1 });
+        }
+    }
+
+    let mut kept_epoch = state.next_epoch;
+    if config.early_stopping.is_some() && state.best_epoch > 0 {
+        model = load_record(model, &job.dir.join("best.bpk"))?;
+        kept_epoch = state.best_epoch;
+    }
+    Ok(Fitted { model: model.valid(), state, kept_epoch })
 }
 
 /// Trains the target model described by `config` into the run directory `out`.
@@ -259,111 +441,21 @@ pub fn train(
     write_json(&paths.model_config(), &model_config)?;
 
     let base = config.device.device()?;
-    let device = base.clone().autodiff();
-    device.seed(config.seed);
-    let mut model = model_config.init(&device)?;
-    let mut optim: ModuleOptimizer = config.optimizer.build();
-    let defense: Box<dyn TrainingDefense> = config.defense.build()?;
-    let state_path = paths.checkpoint().join("state.json");
-    let mut state = LoopState::default();
-    if resume && state_path.exists() {
-        state = read_json(&state_path)?;
-        model = load_record(model, &paths.checkpoint().join("model.bpk"))?;
-        let optim_path = paths.checkpoint().join("optim.bpk");
-        optim = optim.load(&optim_path).map_err(|e| TrainError::io(&optim_path, e))?;
-    }
-
-    let steps = split.members.len().div_ceil(config.batch_size);
-    observer.on_start(state.next_epoch, config.epochs, steps);
-    while state.next_epoch < config.epochs && !state.stopped {
-        let epoch = state.next_epoch;
-        let lr = config.schedule.lr(config.optimizer.lr, epoch, config.epochs);
-        device.seed(mix(config.seed, epoch));
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed, epoch));
-        let mut order = split.members.clone();
-        order.shuffle(&mut rng);
-        let started = Instant::now();
-        let mut objective = 0f64;
-        for chunk in order.chunks(config.batch_size) {
-            let (x, y) = batch(&ds, chunk, config.augment.then_some(&mut rng), &device)?;
-            let loss = defense.loss(model.forward(x), y, epoch); // [1]
-            let value = loss
-                .clone()
-                .try_into_data()
-                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
-                .try_to_vec::<f32>()
-                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
-                .first()
-                .copied()
-                .unwrap_or(f32::NAN);
-            if !value.is_finite() {
-                return Err(TrainError::Diverged { epoch: epoch + 1, loss: value });
-            }
-            objective += f64::from(value) * chunk.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-            observer.on_step(chunk.len(), value);
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        state.train_seconds += seconds;
-        state.images += order.len() as u64;
-
-        let eval = model.valid();
-        let (train_acc, train_loss) = evaluate(&eval, &ds, &split.members, &base)?;
-        let (test_acc, test_loss) = evaluate(&eval, &ds, &split.test, &base)?;
-        let val_loss = if split.validation.is_empty() {
-            None
-        } else {
-            Some(evaluate(&eval, &ds, &split.validation, &base)?.1)
-        };
-        let metrics = EpochMetrics {
-            epoch: epoch + 1,
-            lr,
-            train_objective: (objective / order.len().max(1) as f64) as f32,
-            train_acc,
-            train_loss,
-            test_acc,
-            test_loss,
-            val_loss,
-            train_seconds: seconds,
-            images_per_s: order.len() as f64 / seconds.max(1e-9),
-        };
-        if let (Some(patience), Some(v)) = (config.early_stopping, val_loss) {
-            if state.best_val.is_none_or(|b| v < b) {
-                state.best_val = Some(v);
-                state.best_epoch = epoch + 1;
-                state.bad_epochs = 0;
-                save_record(&model, &paths.checkpoint().join("best.bpk"))?;
-            } else {
-                state.bad_epochs += 1;
-                state.stopped = state.bad_epochs >= patience;
-            }
-        }
-        tracing::info!(epoch = epoch + 1, train_acc, test_acc, seconds, "epoch done");
-        state.metrics.push(metrics.clone());
-        state.next_epoch = epoch + 1;
-        save_record(&model, &paths.checkpoint().join("model.bpk"))?;
-        let optim_path = paths.checkpoint().join("optim.bpk");
-        optim.save(&optim_path).map_err(|e| TrainError::io(&optim_path, e))?;
-        write_json(&state_path, &state)?;
-        let lines: Vec<String> =
-            state.metrics.iter().filter_map(|m| serde_json::to_string(m).ok()).collect();
-        write_atomic(&paths.metrics(), (lines.join("\n") + "\n").as_bytes())?;
-        if observer.on_epoch(&metrics).is_break()
-            && state.next_epoch < config.epochs
-            && !state.stopped
-        {
-            return Err(TrainError::Interrupted { epoch: epoch + 1 });
-        }
-    }
-
-    let mut kept_epoch = state.next_epoch;
-    if config.early_stopping.is_some() && state.best_epoch > 0 {
-        model = load_record(model, &paths.checkpoint().join("best.bpk"))?;
-        kept_epoch = state.best_epoch;
-    }
+    let job = Job {
+        config,
+        model_config: &model_config,
+        ds: &ds,
+        train: &split.members,
+        validation: &split.validation,
+        test: &split.test,
+        dir: &paths.checkpoint(),
+        metrics: &paths.metrics(),
+        seed: config.seed,
+        eval_each_epoch: true,
+    };
+    let Fitted { model, state, kept_epoch } = fit(&job, &base, resume, observer)?;
     save_record(&model, &paths.weights())?;
-    let eval = model.valid();
+    let eval = model;
 
     // Attack signals: target logits on members then non-members.
     let indices: Vec<usize> = split.members.iter().chain(&split.non_members).copied().collect();

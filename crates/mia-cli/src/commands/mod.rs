@@ -1,6 +1,9 @@
 //! One module per subcommand.
 
+pub mod attack;
 pub mod data;
+pub mod report;
+pub mod shadows;
 pub mod train;
 
 /// An error raised by the CLI itself, with a hint.

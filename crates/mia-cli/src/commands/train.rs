@@ -267,14 +267,41 @@ impl TrainArgs {
     }
 }
 
-struct Progress {
-    bar: ProgressBar,
+/// A step bar plus one line per epoch (printed even when the bar is hidden).
+pub(crate) struct Progress {
+    pub(crate) bar: ProgressBar,
     images: u64,
     started: std::time::Instant,
+    /// Print a line per epoch.
+    pub(crate) epoch_lines: bool,
+}
+
+impl Progress {
+    /// A bar on stderr.
+    pub(crate) fn new(epoch_lines: bool) -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix}{bar:30} {pos}/{len} steps · {elapsed} · eta {eta} · {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self { bar, images: 0, started: std::time::Instant::now(), epoch_lines }
+    }
+
+    /// Prints a line above the bar (or alone when the bar is hidden).
+    pub(crate) fn line(&self, line: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
 }
 
 impl Observer for Progress {
     fn on_start(&mut self, first_epoch: usize, epochs: usize, steps: usize) {
+        self.bar.reset();
         self.bar.set_length(((epochs - first_epoch.min(epochs)) * steps) as u64);
     }
     fn on_step(&mut self, images: usize, loss: f32) {
@@ -284,6 +311,9 @@ impl Observer for Progress {
         self.bar.inc(1);
     }
     fn on_epoch(&mut self, m: &EpochMetrics) -> ControlFlow<()> {
+        if !self.epoch_lines {
+            return ControlFlow::Continue(());
+        }
         let line = format!(
             "epoch {:>3}  objective {:.4}  train acc {:.4}  test acc {:.4}  gap {:+.4}{}  {:.0} img/s",
             m.epoch,
@@ -295,11 +325,7 @@ impl Observer for Progress {
             m.images_per_s
         );
         // The bar hides itself when stderr is not a terminal; the epoch lines must not.
-        if self.bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            self.bar.println(line);
-        }
+        self.line(line);
         ControlFlow::Continue(())
     }
 }
@@ -307,12 +333,7 @@ impl Observer for Progress {
 /// Runs `mia train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     let config = args.config()?;
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps · {elapsed} · eta {eta} · {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let mut progress = Progress { bar, images: 0, started: std::time::Instant::now() };
+    let mut progress = Progress::new(true);
     let summary = mia_train::train(&config, &args.out, args.resume, &mut progress)?;
     progress.bar.finish_and_clear();
     println!(

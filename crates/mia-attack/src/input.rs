@@ -1,0 +1,288 @@
+//! Attack inputs and where they come from. The attacks see `N` **candidates** (the examples
+//! whose membership is guessed; ground truth only used for scoring) and `Z` optional
+//! **population** examples (RMIA's `z`, never trained on), each under `K` queries.
+//!
+//! Sources: a run directory (`signals/` from `mia train`, plus `shadows/` from `mia shadows`)
+//! or plain `.npy` files, so a model trained elsewhere can be audited.
+
+use std::path::Path;
+
+use mia_core::npy::{NpyArray, NpyData};
+
+use crate::AttackError;
+
+/// Logits of one model: `queries × rows × classes`, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logits {
+    /// Queries K (1 when there is no augmentation).
+    pub queries: usize,
+    /// Rows (examples).
+    pub rows: usize,
+    /// Classes C.
+    pub classes: usize,
+    /// Values.
+    pub data: Vec<f32>,
+}
+
+impl Logits {
+    /// Wraps `data` after checking its length.
+    pub fn new(queries: usize, rows: usize, classes: usize, data: Vec<f32>) -> Result<Self, AttackError> {
+        if queries == 0 || classes < 2 || data.len() != queries * rows * classes {
+            return Err(AttackError::Shape(format!(
+                "{} logits for {queries} queries × {rows} rows × {classes} classes",
+                data.len()
+            )));
+        }
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(AttackError::Shape("logits contain NaN or infinity".into()));
+        }
+        Ok(Self { queries, rows, classes, data })
+    }
+
+    /// From a float32 `.npy` array shaped `[N, C]` or `[K, N, C]`.
+    pub fn from_npy(array: NpyArray, what: &str) -> Result<Self, AttackError> {
+        let NpyData::F32(data) = array.data else {
+            return Err(AttackError::Shape(format!("{what} must be float32")));
+        };
+        match array.shape[..] {
+            [n, c] => Self::new(1, n, c, data),
+            [k, n, c] => Self::new(k, n, c, data),
+            _ => Err(AttackError::Shape(format!(
+                "{what} has shape {:?}; expected [N, C] or [K, N, C]",
+                array.shape
+            ))),
+        }
+    }
+
+    /// Logit row of example `i` under query `q`.
+    pub fn row(&self, q: usize, i: usize) -> &[f32] {
+        let start = (q * self.rows + i) * self.classes;
+        &self.data[start..start + self.classes]
+    }
+
+    /// The first `rows` rows of every query (drops the population part).
+    pub fn head(&self, rows: usize) -> Logits {
+        let rows = rows.min(self.rows);
+        let mut data = Vec::with_capacity(self.queries * rows * self.classes);
+        for q in 0..self.queries {
+            let start = q * self.rows * self.classes;
+            data.extend_from_slice(&self.data[start..start + rows * self.classes]);
+        }
+        Logits { queries: self.queries, rows, classes: self.classes, data }
+    }
+}
+
+/// One shadow (reference) model: which candidates it trained on and its logits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shadow {
+    /// `keep[i]`: the shadow trained on candidate `i`.
+    pub keep: Vec<bool>,
+    /// Its logits on the candidates then the population.
+    pub logits: Logits,
+}
+
+/// Everything the attacks read.
+#[derive(Debug, Clone)]
+pub struct AttackInput {
+    /// The target's logits on the candidates then the population.
+    pub target: Logits,
+    /// True labels of the candidates then the population.
+    pub labels: Vec<usize>,
+    /// Ground-truth membership of the candidates (used only to score attacks).
+    pub is_member: Vec<bool>,
+    /// Shadow models (may be empty).
+    pub shadows: Vec<Shadow>,
+}
+
+impl AttackInput {
+    /// Checks that every array agrees.
+    pub fn new(
+        target: Logits,
+        labels: Vec<usize>,
+        is_member: Vec<bool>,
+        shadows: Vec<Shadow>,
+    ) -> Result<Self, AttackError> {
+        let n = is_member.len();
+        let bad = |m: String| Err(AttackError::Shape(m));
+        if n == 0 || target.rows < n {
+            return bad(format!("{} membership flags for {} target rows", n, target.rows));
+        }
+        if labels.len() != target.rows {
+            return bad(format!("{} labels for {} target rows", labels.len(), target.rows));
+        }
+        if let Some(y) = labels.iter().find(|&&y| y >= target.classes) {
+            return bad(format!("label {y} is not below the {} classes", target.classes));
+        }
+        if !is_member.iter().any(|m| *m) || is_member.iter().all(|m| *m) {
+            return bad("membership needs both members and non-members".into());
+        }
+        for (s, shadow) in shadows.iter().enumerate() {
+            let l = &shadow.logits;
+            if shadow.keep.len() != n
+                || (l.queries, l.rows, l.classes) != (target.queries, target.rows, target.classes)
+            {
+                return bad(format!(
+                    "shadow {s}: {} keep flags and logits {}×{}×{}, target {}×{}×{} with {n} candidates",
+                    shadow.keep.len(),
+                    l.queries,
+                    l.rows,
+                    l.classes,
+                    target.queries,
+                    target.rows,
+                    target.classes
+                ));
+            }
+        }
+        Ok(Self { target, labels, is_member, shadows })
+    }
+
+    /// Candidates N.
+    pub fn candidates(&self) -> usize {
+        self.is_member.len()
+    }
+
+    /// Population examples Z.
+    pub fn population(&self) -> usize {
+        self.target.rows - self.candidates()
+    }
+
+    /// Loads a run directory: `signals/` and, when present, the shadow folder `shadow_dir`
+    /// (default `RUN/shadows`). Without shadows only the identity query is available.
+    pub fn from_run(run: &Path, shadow_dir: Option<&Path>) -> Result<Self, AttackError> {
+        let signals = run.join("signals");
+        let is_member = bools(read(&signals.join("is_member.npy"))?, "is_member.npy")?;
+        let default_dir = run.join("shadows");
+        let dir = shadow_dir.unwrap_or(&default_dir);
+        if !dir.join("target_logits.npy").exists() {
+            if shadow_dir.is_some() {
+                return Err(AttackError::io(dir, "no shadows there (target_logits.npy is missing)"));
+            }
+            let target = Logits::from_npy(read(&signals.join("logits.npy"))?, "logits.npy")?;
+            let labels = labels(read(&signals.join("labels.npy"))?, "labels.npy")?;
+            return Self::new(target, labels, is_member, Vec::new());
+        }
+        let target = Logits::from_npy(read(&dir.join("target_logits.npy"))?, "target_logits.npy")?;
+        let labels = labels(read(&dir.join("labels.npy"))?, "shadow labels.npy")?;
+        let mut shadows = Vec::new();
+        for i in finished(dir) {
+            let sdir = dir.join(format!("{i:03}"));
+            shadows.push(Shadow {
+                keep: bools(read(&sdir.join("keep.npy"))?, "keep.npy")?,
+                logits: Logits::from_npy(read(&sdir.join("logits.npy"))?, "shadow logits.npy")?,
+            });
+        }
+        Self::new(target, labels, is_member, shadows)
+    }
+
+    /// Loads plain `.npy` files: target logits `[N, C]`/`[K, N, C]`, labels `[N]`, membership
+    /// `[N]`, and optionally shadow logits `[S, N, C]`/`[S, K, N, C]` with keep-masks `[S, N]`.
+    pub fn from_npy(
+        logits: &Path,
+        labels_path: &Path,
+        membership: &Path,
+        shadow_logits: Option<&Path>,
+        shadow_keep: Option<&Path>,
+    ) -> Result<Self, AttackError> {
+        let target = Logits::from_npy(read(logits)?, "--logits")?;
+        let labels = labels(read(labels_path)?, "--labels")?;
+        let is_member = bools(read(membership)?, "--membership")?;
+        let shadows = match (shadow_logits, shadow_keep) {
+            (None, None) => Vec::new(),
+            (Some(l), Some(k)) => {
+                let l = read(l)?;
+                let k = read(k)?;
+                let NpyData::F32(data) = l.data else {
+                    return Err(AttackError::Shape("--shadow-logits must be float32".into()));
+                };
+                let (s, kq, n, c) = match l.shape[..] {
+                    [s, n, c] => (s, 1, n, c),
+                    [s, kq, n, c] => (s, kq, n, c),
+                    _ => {
+                        return Err(AttackError::Shape(format!(
+                            "--shadow-logits has shape {:?}; expected [S, N, C] or [S, K, N, C]",
+                            l.shape
+                        )));
+                    }
+                };
+                if k.shape != [s, is_member.len()] {
+                    return Err(AttackError::Shape(format!(
+                        "--shadow-keep has shape {:?}; expected [{s}, {}]",
+                        k.shape,
+                        is_member.len()
+                    )));
+                }
+                let keep = bools(k, "--shadow-keep")?;
+                let per = kq * n * c;
+                (0..s)
+                    .map(|m| {
+                        Ok(Shadow {
+                            keep: keep[m * is_member.len()..(m + 1) * is_member.len()].to_vec(),
+                            logits: Logits::new(kq, n, c, data[m * per..(m + 1) * per].to_vec())?,
+                        })
+                    })
+                    .collect::<Result<_, AttackError>>()?
+            }
+            _ => {
+                return Err(AttackError::Shape(
+                    "--shadow-logits and --shadow-keep go together".into(),
+                ));
+            }
+        };
+        Self::new(target, labels, is_member, shadows)
+    }
+}
+
+/// Indices of the finished shadows (those with `summary.json`) under `dir`.
+pub fn finished(dir: &Path) -> Vec<usize> {
+    let mut out: Vec<usize> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<usize>().ok())
+        .filter(|i| dir.join(format!("{i:03}")).join("summary.json").exists())
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+fn read(path: &Path) -> Result<NpyArray, AttackError> {
+    let bytes = std::fs::read(path).map_err(|e| AttackError::io(path, e))?;
+    NpyArray::from_bytes(&bytes).map_err(|e| AttackError::io(path, e))
+}
+
+fn bools(array: NpyArray, what: &str) -> Result<Vec<bool>, AttackError> {
+    match array.data {
+        NpyData::Bool(v) => Ok(v),
+        NpyData::I64(v) if v.iter().all(|x| *x == 0 || *x == 1) => Ok(v.iter().map(|x| *x == 1).collect()),
+        _ => Err(AttackError::Shape(format!("{what} must be bool (or 0/1 int64)"))),
+    }
+}
+
+fn labels(array: NpyArray, what: &str) -> Result<Vec<usize>, AttackError> {
+    match array.data {
+        NpyData::I64(v) if array.shape.len() == 1 => v
+            .iter()
+            .map(|&y| usize::try_from(y).map_err(|_| AttackError::Shape(format!("{what}: negative label {y}"))))
+            .collect(),
+        _ => Err(AttackError::Shape(format!("{what} must be a 1-D int64 array"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_inconsistent_inputs() {
+        let t = Logits::new(1, 4, 2, vec![0.0; 8]).unwrap();
+        let m = vec![true, true, false, false];
+        assert!(AttackInput::new(t.clone(), vec![0, 1, 0, 1], m.clone(), vec![]).is_ok());
+        assert!(AttackInput::new(t.clone(), vec![0, 1, 0], m.clone(), vec![]).is_err());
+        assert!(AttackInput::new(t.clone(), vec![0, 1, 0, 2], m.clone(), vec![]).is_err());
+        assert!(AttackInput::new(t.clone(), vec![0; 4], vec![true; 4], vec![]).is_err());
+        let bad = Shadow { keep: vec![true; 3], logits: t.clone() };
+        assert!(AttackInput::new(t.clone(), vec![0; 4], m, vec![bad]).is_err());
+        assert!(Logits::new(1, 2, 2, vec![0.0, f32::NAN, 0.0, 0.0]).is_err());
+        assert_eq!(t.head(2).data.len(), 4);
+    }
+}

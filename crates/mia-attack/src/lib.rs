@@ -1,0 +1,16 @@
+//! MIA Lab attacks. Everything here works on cached logits (the target's and the shadow
+//! models' on the candidate examples, under K augmented queries), never on a model, so the
+//! same code audits a model trained by `mia train` or any framework that can dump `.npy`
+//! logits. [`input`] owns loading and validation, [`attack`] the attacks, [`classifier`] the
+//! logistic-regression and MLP attack models, [`output`] `attacks.json` and the score files.
+
+pub mod attack;
+pub mod classifier;
+pub mod error;
+pub mod input;
+pub mod output;
+
+pub use attack::{AttackKind, AttackOptions, AttackResult, Calibrated};
+pub use error::AttackError;
+pub use input::{AttackInput, Logits, Shadow};
+pub use output::AttackReport;

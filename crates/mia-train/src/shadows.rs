@@ -1,0 +1,376 @@
+//! Shadow (reference) models for the attacks, trained next to a target run.
+//!
+//! The **candidate pool** is the target's members followed by its non-members, in the order of
+//! `signals/indices.npy`. Each shadow model trains on a random subset of the candidates as
+//! large as the target's training set, with the target's recipe (architecture, optimiser,
+//! epochs, augmentation) and, by default, the target's training-time defense: the *adaptive*
+//! attacker. When there are as many non-members as members, shadows come in complementary
+//! pairs (shadow `2j+1` trains on exactly what `2j` left out), so every candidate is IN for
+//! half of any even number of shadows.
+//!
+//! Every shadow is queried on the candidates and on `population` extra examples from the
+//! split's shadow pool (never trained on by anyone; RMIA's `z` samples), under the standard
+//! augmented [`Query`] list. What is cached (`SHADOWS` is `RUN/shadows` unless told otherwise):
+//!
+//! | file | content |
+//! |---|---|
+//! | `SHADOWS/pool.json` | the [`PoolSpec`] every shadow shares |
+//! | `SHADOWS/target_logits.npy` | `float32 [K, N+Z, C]` the target on every query |
+//! | `SHADOWS/labels.npy` | `int64 [N+Z]` labels of the candidates, then the population |
+//! | `SHADOWS/NNN/keep.npy` | `bool [N]` which candidates shadow NNN trained on |
+//! | `SHADOWS/NNN/logits.npy` | `float32 [K, N+Z, C]` shadow NNN on every query |
+//! | `SHADOWS/NNN/summary.json` | its accuracies and time (written last: marks it done) |
+//! | `SHADOWS/NNN/model.bpk` | its weights |
+//!
+//! Shadow `i`'s keep-mask and seed depend only on the run's seed and `i`, so shards of a job
+//! array (`--shard I/K` trains the indices `i ≡ I mod K`) need no coordination, and asking
+//! for more shadows later reuses every finished one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mia_core::npy::NpyArray;
+use mia_core::{ModelConfig, Query};
+use mia_data::Split;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::run::{RunPaths, read_json, write_json, write_npy};
+use crate::trainer::{
+    Fitted, Job, accuracy_and_loss, fit, mix, predict, predict_queries, save_record,
+};
+use crate::{DefenseConfig, DeviceChoice, Observer, TrainConfig, TrainError};
+
+/// Which part of a job array this process is: it trains the shadows `i` with `i % of == index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based shard number.
+    pub index: usize,
+    /// Number of shards.
+    pub of: usize,
+}
+
+impl Shard {
+    /// The whole job in one process.
+    pub const ALL: Shard = Shard { index: 0, of: 1 };
+}
+
+impl std::str::FromStr for Shard {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || TrainError::Config(format!("shard `{s}` is not I/K with 0 <= I < K"));
+        let (i, k) = s.split_once('/').ok_or_else(bad)?;
+        let (index, of) =
+            (i.trim().parse().map_err(|_| bad())?, k.trim().parse().map_err(|_| bad())?);
+        if of == 0 || index >= of {
+            return Err(bad());
+        }
+        Ok(Shard { index, of })
+    }
+}
+
+/// What `mia shadows` was asked for.
+#[derive(Debug, Clone)]
+pub struct ShadowOptions {
+    /// Total shadows wanted (finished ones are reused).
+    pub count: usize,
+    /// This process's share.
+    pub shard: Shard,
+    /// Augmented queries per example (`Query::standard(queries)`).
+    pub queries: usize,
+    /// Population examples (`z`) to query besides the candidates.
+    pub population: usize,
+    /// Training-time defense of the shadows; `None` copies the target's (adaptive attacker).
+    pub defense: Option<DefenseConfig>,
+    /// Device override.
+    pub device: Option<DeviceChoice>,
+    /// Dataset folder override (when the run moved to another machine).
+    pub data_dir: Option<PathBuf>,
+    /// Shadow folder; `None` means `RUN/shadows`.
+    pub dir: Option<PathBuf>,
+}
+
+/// What all shadows of one folder share; a later call must ask for the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolSpec {
+    /// Format version.
+    pub version: u32,
+    /// Hash of the target's split.
+    pub split_sha256: String,
+    /// Candidates `N` (members then non-members).
+    pub candidates: usize,
+    /// Candidates each shadow trains on.
+    pub in_size: usize,
+    /// Whether shadows come in complementary pairs.
+    pub paired: bool,
+    /// Dataset indices of the population samples `z`.
+    pub population: Vec<usize>,
+    /// The queries, in the order of the logits' first axis.
+    pub queries: Vec<Query>,
+    /// The shadows' training-time defense.
+    pub defense: DefenseConfig,
+    /// Whether that is the target's defense (adaptive attacker).
+    pub adaptive: bool,
+}
+
+/// Outcome of one shadow model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowSummary {
+    /// Shadow index.
+    pub index: usize,
+    /// Accuracy on its own training set.
+    pub train_acc: f32,
+    /// Accuracy on the target's test set.
+    pub test_acc: f32,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Epoch whose weights were kept.
+    pub kept_epoch: usize,
+    /// Seconds of training steps.
+    pub train_seconds: f64,
+    /// Seconds spent querying.
+    pub query_seconds: f64,
+}
+
+/// What one `shadows` call did.
+#[derive(Debug, Clone, Default)]
+pub struct ShadowReport {
+    /// Shadow folder.
+    pub dir: PathBuf,
+    /// Shadows trained by this call.
+    pub trained: Vec<ShadowSummary>,
+    /// This shard's shadows that were already done.
+    pub reused: usize,
+    /// Shadows that belong to other shards.
+    pub other_shards: usize,
+}
+
+/// Receives shadow-level progress (training progress goes through [`Observer`]).
+pub trait ShadowObserver: Observer {
+    /// Shadow `index` starts; `position` of `total` in this call.
+    fn on_shadow(&mut self, _index: usize, _position: usize, _total: usize) {}
+    /// Shadow `index` is done.
+    fn on_shadow_done(&mut self, _summary: &ShadowSummary) {}
+}
+
+/// The keep-mask of shadow `index`: `in_size` of `n` candidates, drawn from `(seed, index)`,
+/// or the complement of its partner's when `paired` and `index` is odd.
+pub fn keep_mask(seed: u64, index: usize, n: usize, in_size: usize, paired: bool) -> Vec<bool> {
+    let draw = if paired { index / 2 } else { index };
+    let mut perm: Vec<usize> = (0..n).collect();
+    perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed ^ 0x5AD0_5AD0, draw)));
+    let mut keep = vec![false; n];
+    for &i in perm.iter().take(in_size) {
+        keep[i] = true;
+    }
+    if paired && index % 2 == 1 {
+        keep.iter_mut().for_each(|k| *k = !*k);
+    }
+    keep
+}
+
+/// Folder of shadow `index`.
+pub fn shadow_dir(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("{index:03}"))
+}
+
+/// The finished shadows in `dir`, in index order.
+pub fn finished(dir: &Path) -> Vec<usize> {
+    let mut out: Vec<usize> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<usize>().ok())
+        .filter(|&i| shadow_dir(dir, i).join("summary.json").exists())
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Io { path: path.into(), reason: e.to_string() }
+}
+
+/// Trains this shard's missing shadows of the run in `run` (see the module docs).
+pub fn shadows(
+    run: &Path,
+    options: &ShadowOptions,
+    observer: &mut dyn ShadowObserver,
+) -> Result<ShadowReport, TrainError> {
+    let paths = RunPaths::new(run);
+    if !paths.summary().exists() {
+        return Err(TrainError::Resume {
+            path: run.into(),
+            reason: "no finished target run there (summary.json is missing)".into(),
+        });
+    }
+    if options.queries == 0 || options.queries > Query::MAX_STANDARD {
+        return Err(TrainError::Config(format!(
+            "--queries must be between 1 and {}",
+            Query::MAX_STANDARD
+        )));
+    }
+    let target: TrainConfig = read_json(&paths.config())?;
+    let model_config: ModelConfig = read_json(&paths.model_config())?;
+    let split = Split::load(&paths.split())?;
+    let mut config = target.clone();
+    if let Some(d) = &options.data_dir {
+        config.data_dir = d.clone();
+    }
+    if let Some(d) = options.device {
+        config.device = d;
+    }
+    if let Some(d) = &options.defense {
+        config.defense = d.clone();
+    }
+    config.validate()?;
+    let ds = config.dataset.load(&config.data_dir, &config.load)?;
+    if split.pool_size != ds.len() || split.dataset != ds.name {
+        return Err(TrainError::Resume {
+            path: run.into(),
+            reason: "the dataset differs from the one the target was trained on".into(),
+        });
+    }
+    if options.queries > 1 && ds.pixels(0).is_none() {
+        return Err(TrainError::Config(
+            "augmented queries need image data; use --queries 1 for tabular data".into(),
+        ));
+    }
+    let candidates: Vec<usize> = split.members.iter().chain(&split.non_members).copied().collect();
+    let n = candidates.len();
+    let in_size = split.members.len();
+    let spec = PoolSpec {
+        version: 1,
+        split_sha256: split.sha256.clone(),
+        candidates: n,
+        in_size,
+        paired: n == 2 * in_size,
+        population: split.shadow_pool.iter().take(options.population).copied().collect(),
+        queries: Query::standard(options.queries),
+        defense: config.defense.clone(),
+        adaptive: config.defense == target.defense,
+    };
+    let dir = options.dir.clone().unwrap_or_else(|| run.join("shadows"));
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let spec_path = dir.join("pool.json");
+    if spec_path.exists() {
+        let saved: PoolSpec = read_json(&spec_path)?;
+        if saved != spec {
+            return Err(TrainError::ShadowMismatch { path: dir });
+        }
+    } else {
+        write_json(&spec_path, &spec)?;
+    }
+    let queried: Vec<usize> = candidates.iter().chain(&spec.population).copied().collect();
+    let classes = ds.num_classes();
+    let shape = vec![spec.queries.len(), queried.len(), classes];
+    let base = config.device.device()?;
+
+    let labels_path = dir.join("labels.npy");
+    if !labels_path.exists() {
+        let labels = queried.iter().map(|&i| i64::from(ds.labels[i])).collect();
+        write_npy(&labels_path, &NpyArray::i64(vec![queried.len()], labels)?)?;
+    }
+    let target_path = dir.join("target_logits.npy");
+    if !target_path.exists() {
+        let bytes = std::fs::read(paths.weights()).map_err(|e| io(&paths.weights(), e))?;
+        let model = model_config.load_bytes(bytes, &base)?;
+        let logits = predict_queries(&model, &ds, &queried, &spec.queries, &base)?;
+        write_npy(&target_path, &NpyArray::f32(shape.clone(), logits)?)?;
+    }
+
+    let done = finished(&dir);
+    let mine: Vec<usize> = (0..options.count).filter(|i| i % options.shard.of == options.shard.index).collect();
+    let todo: Vec<usize> = mine.iter().copied().filter(|i| !done.contains(i)).collect();
+    let mut report = ShadowReport {
+        dir: dir.clone(),
+        trained: Vec::new(),
+        reused: mine.len() - todo.len(),
+        other_shards: options.count - mine.len(),
+    };
+    for (position, &index) in todo.iter().enumerate() {
+        observer.on_shadow(index, position, todo.len());
+        let sdir = shadow_dir(&dir, index);
+        let ckpt = sdir.join("checkpoint");
+        std::fs::create_dir_all(&ckpt).map_err(|e| io(&ckpt, e))?;
+        let keep = keep_mask(target.seed, index, n, in_size, spec.paired);
+        let train: Vec<usize> =
+            candidates.iter().zip(&keep).filter(|(_, k)| **k).map(|(&i, _)| i).collect();
+        let job = Job {
+            config: &config,
+            model_config: &model_config,
+            ds: &ds,
+            train: &train,
+            validation: &split.validation,
+            test: &split.test,
+            dir: &ckpt,
+            metrics: &sdir.join("metrics.jsonl"),
+            seed: mix(target.seed ^ 0x5AD0_0000, index),
+            eval_each_epoch: false,
+        };
+        // An interrupted shadow continues from its checkpoint.
+        let Fitted { model, state, kept_epoch } = fit(&job, &base, true, observer)?;
+        let started = Instant::now();
+        let logits = predict_queries(&model, &ds, &queried, &spec.queries, &base)?;
+        let query_seconds = started.elapsed().as_secs_f64();
+        // Query 0 is the identity: its first N rows are the candidates.
+        let (in_idx, in_rows): (Vec<usize>, Vec<f32>) = candidates
+            .iter()
+            .zip(logits[..n * classes].chunks(classes))
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|((&i, row), _)| (i, row))
+            .fold((Vec::new(), Vec::new()), |(mut a, mut b), (i, row)| {
+                a.push(i);
+                b.extend_from_slice(row);
+                (a, b)
+            });
+        let train_acc = accuracy_and_loss(&in_rows, &ds, &in_idx).0;
+        let test_logits = predict(&model, &ds, &split.test, &base)?;
+        let test_acc = accuracy_and_loss(&test_logits, &ds, &split.test).0;
+        let summary = ShadowSummary {
+            index,
+            train_acc,
+            test_acc,
+            epochs: state.next_epoch,
+            kept_epoch,
+            train_seconds: state.train_seconds,
+            query_seconds,
+        };
+        write_npy(&sdir.join("keep.npy"), &NpyArray::bool(vec![n], keep)?)?;
+        write_npy(&sdir.join("logits.npy"), &NpyArray::f32(shape.clone(), logits)?)?;
+        save_record(&model, &sdir.join("model.bpk"))?;
+        write_json(&sdir.join("summary.json"), &summary)?;
+        std::fs::remove_dir_all(&ckpt).map_err(|e| io(&ckpt, e))?;
+        observer.on_shadow_done(&summary);
+        report.trained.push(summary);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_masks_pair_up_and_are_reproducible() {
+        let a = keep_mask(7, 0, 10, 5, true);
+        let b = keep_mask(7, 1, 10, 5, true);
+        assert_eq!(a.iter().filter(|k| **k).count(), 5);
+        assert!(a.iter().zip(&b).all(|(x, y)| x != y));
+        assert_eq!(a, keep_mask(7, 0, 10, 5, true));
+        assert_ne!(a, keep_mask(7, 2, 10, 5, true));
+        let c = keep_mask(7, 1, 12, 5, false);
+        assert_eq!(c.iter().filter(|k| **k).count(), 5);
+    }
+
+    #[test]
+    fn shards_parse() {
+        assert_eq!("2/4".parse::<Shard>().unwrap(), Shard { index: 2, of: 4 });
+        for bad in ["4/4", "1/0", "x/2", "3"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+}
