@@ -407,3 +407,128 @@ fn real_cifar10_without_its_test_file_loads_and_trains() {
     let s = real_run("cifar10", &dir, &["examples: 50000", "3x32x32", "airplane"], "2000");
     assert!(s.test_acc > 0.25, "CIFAR-10 test accuracy {s:?}");
 }
+
+#[test]
+fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    tiny_idx(&data, 700);
+    let run = dir.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    ok(&train_args(d, r, &["--epochs", "2"]));
+
+    // Two shards of a 4-shadow job, as a job array would run them; then a call for all four
+    // reuses every finished shadow.
+    let shadows = |extra: &[&str]| {
+        let mut a =
+            vec!["shadows", "--run", r, "--count", "4", "--queries", "2", "--population", "50"];
+        a.extend_from_slice(extra);
+        ok(&a)
+    };
+    assert!(
+        shadows(&["--shard", "0/2"]).contains("2 trained, 0 already done, 2 left to other shards")
+    );
+    assert!(shadows(&["--shard", "1/2"]).contains("2 trained, 0 already done, 2 left"));
+    assert!(shadows(&[]).contains("0 trained, 4 already done"));
+    let keep = |i: usize| {
+        let NpyData::Bool(k) = read(run.join(format!("shadows/{i:03}/keep.npy"))).data else {
+            panic!()
+        };
+        k
+    };
+    assert_eq!(keep(0).len(), 400);
+    assert!(keep(0).iter().zip(keep(1)).all(|(a, b)| *a != b), "shadows 0 and 1 are complementary");
+    assert_eq!(read(run.join("shadows/002/logits.npy")).shape, vec![2, 450, 10]);
+    let err =
+        fails(&["shadows", "--run", r, "--count", "4", "--queries", "3", "--population", "50"]);
+    assert!(err.contains("other options"), "{err}");
+
+    let out = ok(&["attack", "--run", r]);
+    assert!(out.contains("lira-online") && out.contains("rmia-offline"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("attacks.json")).unwrap()).unwrap();
+    assert_eq!(json["attacks"].as_array().unwrap().len(), 19);
+    assert_eq!(json["shadows"], 4);
+    assert_eq!(read(run.join("attack_scores.npy")).shape, vec![19, 400]);
+
+    // The same audit from plain .npy files, as a PyTorch user would provide them.
+    let npy = dir.path().join("npy");
+    std::fs::create_dir_all(&npy).unwrap();
+    let mut stacked = Vec::new();
+    let mut keeps = Vec::new();
+    for i in 0..4 {
+        let NpyData::F32(v) = read(run.join(format!("shadows/{i:03}/logits.npy"))).data else {
+            panic!()
+        };
+        stacked.extend(v);
+        keeps.extend(keep(i));
+    }
+    let write = |name: &str, a: NpyArray| std::fs::write(npy.join(name), a.to_bytes()).unwrap();
+    write("shadow_logits.npy", NpyArray::f32(vec![4, 2, 450, 10], stacked).unwrap());
+    write("shadow_keep.npy", NpyArray::bool(vec![4, 400], keeps).unwrap());
+    let p = |f: &str| run.join(f).to_str().unwrap().to_string();
+    let q = |f: &str| npy.join(f).to_str().unwrap().to_string();
+    let (t, l, m) =
+        (p("shadows/target_logits.npy"), p("shadows/labels.npy"), p("signals/is_member.npy"));
+    let (sl, sk, o) = (q("shadow_logits.npy"), q("shadow_keep.npy"), q("out"));
+    let args = [
+        "attack",
+        "--logits",
+        &t,
+        "--labels",
+        &l,
+        "--membership",
+        &m,
+        "--shadow-logits",
+        &sl,
+        "--shadow-keep",
+        &sk,
+        "--out",
+        &o,
+        "--attacks",
+        "loss,lira-online",
+    ];
+    ok(&args);
+    let from_npy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(npy.join("out/attacks.json")).unwrap())
+            .unwrap();
+    let auc = |v: &serde_json::Value, name: &str| {
+        v["attacks"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()["evaluation"]["auc"].as_f64().unwrap()
+    };
+    assert_eq!(auc(&from_npy, "lira-online"), auc(&json, "lira-online"), "same numbers either way");
+    let bad_keep = [
+        "attack",
+        "--logits",
+        &t,
+        "--labels",
+        &l,
+        "--membership",
+        &m,
+        "--shadow-logits",
+        &sl,
+        "--shadow-keep",
+        &m,
+        "--out",
+        &o,
+    ];
+    assert!(fails(&bad_keep).contains("--shadow-keep has shape"));
+    assert!(fails(&["attack", "--run", r, "--attacks", "nope"]).contains("unknown attack"));
+
+    let report = dir.path().join("report");
+    let rep = report.to_str().unwrap();
+    ok(&["report", r, &o, "--out", rep]);
+    for f in [
+        "report.md",
+        "report.html",
+        "metrics.csv",
+        "roc_run.svg",
+        "roc_log_run.png",
+        "hist_run_lira-online.svg",
+    ] {
+        assert!(report.join(f).exists(), "{f} is missing");
+    }
+    let csv = std::fs::read_to_string(report.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 19 + 2);
+    assert!(fails(&["report", d, "--out", rep]).contains("mia attack"));
+}

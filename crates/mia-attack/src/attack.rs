@@ -95,7 +95,9 @@ impl AttackKind {
                 },
                 kebab(f)
             ),
-            Self::LiraOnline { fixed } => format!("lira-online{}", if *fixed { "-fixed" } else { "" }),
+            Self::LiraOnline { fixed } => {
+                format!("lira-online{}", if *fixed { "-fixed" } else { "" })
+            }
             Self::LiraOffline { fixed } => {
                 format!("lira-offline{}", if *fixed { "-fixed" } else { "" })
             }
@@ -219,7 +221,11 @@ fn need(kind: &AttackKind, what: &str) -> AttackError {
 }
 
 /// Runs one attack.
-pub fn run(kind: AttackKind, input: &AttackInput, opt: &AttackOptions) -> Result<AttackResult, AttackError> {
+pub fn run(
+    kind: AttackKind,
+    input: &AttackInput,
+    opt: &AttackOptions,
+) -> Result<AttackResult, AttackError> {
     let started = Instant::now();
     let n = input.candidates();
     let s = input.shadows.len();
@@ -248,9 +254,12 @@ pub fn run(kind: AttackKind, input: &AttackInput, opt: &AttackOptions) -> Result
             let global = Threshold::Global(calibrate(&pooled, &keep)?);
             let per_class = calibrate_per_class(&pooled, &keep, &ys, input.target.classes)?;
             for (rule, t) in [("global threshold", global), ("per-class thresholds", per_class)] {
-                calibrated.push(apply(&format!("{rule} from {s} shadows"), &target, input, |sc, y| {
-                    t.is_member(sc, y)
-                }));
+                calibrated.push(apply(
+                    &format!("{rule} from {s} shadows"),
+                    &target,
+                    input,
+                    |sc, y| t.is_member(sc, y),
+                ));
             }
             target
         }
@@ -292,7 +301,8 @@ pub fn run(kind: AttackKind, input: &AttackInput, opt: &AttackOptions) -> Result
             notes.push(format!("IN samples per example: min {}, OUT: min {}", ins, outs));
             if online {
                 if ins == 0 {
-                    notes.push("some examples have no IN shadow: they use the pooled IN fit".into());
+                    notes
+                        .push("some examples have no IN shadow: they use the pooled IN fit".into());
                 }
                 let gin = lira::fit(&shadow_phi, &keep, shape, true, opt.lira_center, variance)?;
                 lira::online(&target, &gin, &gout)?
@@ -351,7 +361,13 @@ fn score_of(kind: AttackKind) -> ScoreKind {
 }
 
 /// Threshold scores of the identity query, or the label-only fraction over all queries.
-fn simple_scores(kind: AttackKind, score: ScoreKind, l: &Logits, labels: &[usize], n: usize) -> Vec<f32> {
+fn simple_scores(
+    kind: AttackKind,
+    score: ScoreKind,
+    l: &Logits,
+    labels: &[usize],
+    n: usize,
+) -> Vec<f32> {
     if kind == AttackKind::LabelOnly {
         return (0..n)
             .map(|i| {
@@ -364,7 +380,12 @@ fn simple_scores(kind: AttackKind, score: ScoreKind, l: &Logits, labels: &[usize
 }
 
 /// TPR/FPR of a decision rule on the target.
-fn apply(rule: &str, scores: &[f32], input: &AttackInput, member: impl Fn(f32, usize) -> bool) -> Calibrated {
+fn apply(
+    rule: &str,
+    scores: &[f32],
+    input: &AttackInput,
+    member: impl Fn(f32, usize) -> bool,
+) -> Calibrated {
     let (mut tp, mut fp, mut pos, mut neg) = (0usize, 0usize, 0usize, 0usize);
     for (i, (&sc, &m)) in scores.iter().zip(&input.is_member).enumerate() {
         let call = member(sc, input.labels[i]);
@@ -395,7 +416,7 @@ fn featurise(f: Features, l: &Logits, labels: &[usize], n: usize) -> (Vec<f32>, 
         Features::PosteriorLabel => 2 * c,
     };
     let mut out = Vec::with_capacity(n * dim);
-    for i in 0..n {
+    for (i, &label) in labels.iter().enumerate().take(n) {
         let mut p = softmax(l.row(0, i));
         match f {
             Features::Top3 => {
@@ -405,14 +426,20 @@ fn featurise(f: Features, l: &Logits, labels: &[usize], n: usize) -> (Vec<f32>, 
             Features::Posterior => out.extend(p),
             Features::PosteriorLabel => {
                 out.extend(p);
-                out.extend((0..c).map(|j| f32::from(u8::from(j == labels[i]))));
+                out.extend((0..c).map(|j| f32::from(u8::from(j == label))));
             }
         }
     }
     (out, dim)
 }
 
-fn subsample(x: Vec<f32>, y: Vec<bool>, dim: usize, max: usize, seed: u64) -> (Vec<f32>, Vec<bool>) {
+fn subsample(
+    x: Vec<f32>,
+    y: Vec<bool>,
+    dim: usize,
+    max: usize,
+    seed: u64,
+) -> (Vec<f32>, Vec<bool>) {
     if y.len() <= max {
         return (x, y);
     }
@@ -429,9 +456,9 @@ fn subsample(x: Vec<f32>, y: Vec<bool>, dim: usize, max: usize, seed: u64) -> (V
 /// φ of the first `n` rows, example-major: `[n × K]`.
 fn phi(l: &Logits, labels: &[usize], n: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(n * l.queries);
-    for i in 0..n {
+    for (i, &label) in labels.iter().enumerate().take(n) {
         for q in 0..l.queries {
-            out.push(lira::logit_confidence(l.row(q, i), labels[i]));
+            out.push(lira::logit_confidence(l.row(q, i), label));
         }
     }
     out
@@ -532,7 +559,8 @@ mod tests {
             let mut data = Vec::new();
             for q in 0..2 {
                 for i in 0..n {
-                    let margin = easy[i] + if keep[i] { 1.5 } else { 0.0 }
+                    let margin = easy[i]
+                        + if keep[i] { 1.5 } else { 0.0 }
                         + noise * (rng.random::<f32>() - 0.5)
                         + 0.1 * q as f32;
                     let mut row = [0.0f32; 2];
@@ -582,8 +610,10 @@ mod tests {
         // Example difficulty dominates the margin, so the loss attack confuses easy
         // non-members with members; LiRA compares each example with its own shadows.
         let input = world(2000, 16, 0.3, 2);
-        let loss = run(AttackKind::Threshold(ScoreKind::Loss), &input, &AttackOptions::default()).unwrap();
-        let lira = run(AttackKind::LiraOnline { fixed: false }, &input, &AttackOptions::default()).unwrap();
+        let loss =
+            run(AttackKind::Threshold(ScoreKind::Loss), &input, &AttackOptions::default()).unwrap();
+        let lira = run(AttackKind::LiraOnline { fixed: false }, &input, &AttackOptions::default())
+            .unwrap();
         let rmia = run(AttackKind::RmiaOnline, &input, &AttackOptions::default()).unwrap();
         let at = |r: &AttackResult| r.evaluation.tpr_at_low_fpr[0].tpr;
         assert!(lira.evaluation.auc > loss.evaluation.auc + 0.1);
@@ -597,7 +627,8 @@ mod tests {
         // Redraw membership independently of the planted signal and of the labels.
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         input.is_member = (0..2000).map(|_| rng.random_bool(0.5)).collect();
-        let r = run(AttackKind::Threshold(ScoreKind::Loss), &input, &AttackOptions::default()).unwrap();
+        let r =
+            run(AttackKind::Threshold(ScoreKind::Loss), &input, &AttackOptions::default()).unwrap();
         assert!(r.evaluation.auc_distance < 0.05, "{}", r.evaluation.auc);
         assert_eq!(r.calibrated.len(), 2);
         for c in &r.calibrated {
@@ -608,8 +639,12 @@ mod tests {
     #[test]
     fn shadow_attacks_refuse_to_run_without_shadows() {
         let input = world(100, 0, 0.5, 4);
-        assert!(run(AttackKind::LiraOnline { fixed: false }, &input, &AttackOptions::default()).is_err());
-        let r = run(AttackKind::Threshold(ScoreKind::Loss), &input, &AttackOptions::default()).unwrap();
+        assert!(
+            run(AttackKind::LiraOnline { fixed: false }, &input, &AttackOptions::default())
+                .is_err()
+        );
+        let r =
+            run(AttackKind::Threshold(ScoreKind::Loss), &input, &AttackOptions::default()).unwrap();
         assert!(r.calibrated.is_empty());
         assert!(AttackKind::parse("nope").is_err());
     }

@@ -98,7 +98,13 @@ impl Classifier {
         let count = if hidden == 0 { dim + 1 } else { hidden * dim + 2 * hidden + 1 };
         let scale = 1.0 / (dim as f32).sqrt();
         let params: Vec<f32> = (0..count)
-            .map(|_| if hidden == 0 { 0.0 } else { (rand::Rng::random::<f32>(&mut rng) * 2.0 - 1.0) * scale })
+            .map(|_| {
+                if hidden == 0 {
+                    0.0
+                } else {
+                    (rand::Rng::random::<f32>(&mut rng) * 2.0 - 1.0) * scale
+                }
+            })
             .collect();
         let mut model = Classifier { dim, hidden, mean, std, params };
 

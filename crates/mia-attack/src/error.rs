@@ -38,14 +38,18 @@ impl AttackError {
     /// A suggestion for the user.
     pub fn hint(&self) -> String {
         match self {
-            Self::Io { .. } => "check the path; `mia train` and `mia shadows` write these files".into(),
+            Self::Io { .. } => {
+                "check the path; `mia train` and `mia shadows` write these files".into()
+            }
             Self::Shape(_) | Self::Core(_) => {
                 "logits are [N, C] or [K, N, C] float32, labels [N] int64, membership [N] bool, \
                  shadow logits [S, N, C] or [S, K, N, C], shadow keep [S, N] bool"
                     .into()
             }
             Self::UnknownAttack(_) => "see `mia attack --help` for the attack names".into(),
-            Self::NeedsShadows { .. } => "train shadow models first: `mia shadows --run RUN --count 16`".into(),
+            Self::NeedsShadows { .. } => {
+                "train shadow models first: `mia shadows --run RUN --count 16`".into()
+            }
         }
     }
 

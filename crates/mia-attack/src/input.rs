@@ -26,7 +26,12 @@ pub struct Logits {
 
 impl Logits {
     /// Wraps `data` after checking its length.
-    pub fn new(queries: usize, rows: usize, classes: usize, data: Vec<f32>) -> Result<Self, AttackError> {
+    pub fn new(
+        queries: usize,
+        rows: usize,
+        classes: usize,
+        data: Vec<f32>,
+    ) -> Result<Self, AttackError> {
         if queries == 0 || classes < 2 || data.len() != queries * rows * classes {
             return Err(AttackError::Shape(format!(
                 "{} logits for {queries} queries × {rows} rows × {classes} classes",
@@ -155,7 +160,10 @@ impl AttackInput {
         let dir = shadow_dir.unwrap_or(&default_dir);
         if !dir.join("target_logits.npy").exists() {
             if shadow_dir.is_some() {
-                return Err(AttackError::io(dir, "no shadows there (target_logits.npy is missing)"));
+                return Err(AttackError::io(
+                    dir,
+                    "no shadows there (target_logits.npy is missing)",
+                ));
             }
             let target = Logits::from_npy(read(&signals.join("logits.npy"))?, "logits.npy")?;
             let labels = labels(read(&signals.join("labels.npy"))?, "labels.npy")?;
@@ -253,7 +261,9 @@ fn read(path: &Path) -> Result<NpyArray, AttackError> {
 fn bools(array: NpyArray, what: &str) -> Result<Vec<bool>, AttackError> {
     match array.data {
         NpyData::Bool(v) => Ok(v),
-        NpyData::I64(v) if v.iter().all(|x| *x == 0 || *x == 1) => Ok(v.iter().map(|x| *x == 1).collect()),
+        NpyData::I64(v) if v.iter().all(|x| *x == 0 || *x == 1) => {
+            Ok(v.iter().map(|x| *x == 1).collect())
+        }
         _ => Err(AttackError::Shape(format!("{what} must be bool (or 0/1 int64)"))),
     }
 }
@@ -262,7 +272,10 @@ fn labels(array: NpyArray, what: &str) -> Result<Vec<usize>, AttackError> {
     match array.data {
         NpyData::I64(v) if array.shape.len() == 1 => v
             .iter()
-            .map(|&y| usize::try_from(y).map_err(|_| AttackError::Shape(format!("{what}: negative label {y}"))))
+            .map(|&y| {
+                usize::try_from(y)
+                    .map_err(|_| AttackError::Shape(format!("{what}: negative label {y}")))
+            })
             .collect(),
         _ => Err(AttackError::Shape(format!("{what} must be a 1-D int64 array"))),
     }

@@ -297,7 +297,12 @@ pub fn evaluate(scores: &[f32], is_member: &[bool]) -> Result<Evaluation, CoreEr
 /// `(attack_before − attack_after) − (acc_before − acc_after)`; the paper averages it over
 /// attacks. With AUC or attack accuracy as the success metric, pushing an attack *below*
 /// chance counts as a gain; prefer [`midput_advantage`].
-pub fn midput_published(attack_before: f64, attack_after: f64, acc_before: f64, acc_after: f64) -> f64 {
+pub fn midput_published(
+    attack_before: f64,
+    attack_after: f64,
+    acc_before: f64,
+    acc_after: f64,
+) -> f64 {
     (attack_before - attack_after) - (acc_before - acc_after)
 }
 

@@ -40,7 +40,9 @@ impl ReportError {
     /// A suggestion for the user.
     pub fn hint(&self) -> String {
         match self {
-            Self::Input { .. } => "run `mia attack --run RUN` first; it writes attacks.json there".into(),
+            Self::Input { .. } => {
+                "run `mia attack --run RUN` first; it writes attacks.json there".into()
+            }
             Self::Io { .. } => "check the --out folder and free disk space".into(),
             Self::Render(_) => "pass --no-png to write the SVG plots only".into(),
         }

@@ -8,9 +8,12 @@ use crate::svg::{PALETTE, Plot, Scale};
 /// Member and non-member score histograms (densities over 40 shared bins, 1st–99th
 /// percentile range so one outlier cannot squash the picture).
 pub fn histogram(title: &str, scores: &[f32], is_member: &[bool]) -> String {
-    let mut sorted: Vec<f64> = scores.iter().map(|&s| f64::from(s)).filter(|s| s.is_finite()).collect();
+    let mut sorted: Vec<f64> =
+        scores.iter().map(|&s| f64::from(s)).filter(|s| s.is_finite()).collect();
     sorted.sort_by(f64::total_cmp);
-    let q = |p: f64| sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0.0);
+    let q = |p: f64| {
+        sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0.0)
+    };
     let (mut lo, mut hi) = (q(0.01), q(0.99));
     if hi <= lo {
         (lo, hi) = (lo - 0.5, hi + 0.5);
@@ -32,7 +35,13 @@ pub fn histogram(title: &str, scores: &[f32], is_member: &[bool]) -> String {
     };
     let (dm, dn) = (density(true), density(false));
     let top = dm.iter().chain(&dn).copied().fold(0.0, f64::max).max(1e-12) * 1.08;
-    let mut p = Plot::new(title, "attack score (higher = more likely a member)", "density", Scale::Linear(lo, hi), Scale::Linear(0.0, top));
+    let mut p = Plot::new(
+        title,
+        "attack score (higher = more likely a member)",
+        "density",
+        Scale::Linear(lo, hi),
+        Scale::Linear(0.0, top),
+    );
     p.histogram(lo, hi, &dn, PALETTE[0], "non-members");
     p.histogram(lo, hi, &dm, PALETTE[1], "members");
     p.finish()
@@ -43,6 +52,7 @@ pub fn histogram(title: &str, scores: &[f32], is_member: &[bool]) -> String {
 pub fn roc(title: &str, curves: &[(String, Roc)], log: bool) -> String {
     let scale = if log { Scale::Log(1e-4, 1.0) } else { Scale::Linear(0.0, 1.0) };
     let mut p = Plot::new(title, "false-positive rate", "true-positive rate", scale, scale);
+    p.legend_bottom = true;
     let chance: Vec<(f64, f64)> = if log {
         (0..=40).map(|i| 10f64.powf(-4.0 + i as f64 / 10.0)).map(|v| (v, v)).collect()
     } else {
@@ -50,7 +60,8 @@ pub fn roc(title: &str, curves: &[(String, Roc)], log: bool) -> String {
     };
     p.line(&chance, "#888888", Some("chance"), true);
     for (i, (name, curve)) in curves.iter().enumerate() {
-        let pts: Vec<(f64, f64)> = curve.fpr.iter().copied().zip(curve.tpr.iter().copied()).collect();
+        let pts: Vec<(f64, f64)> =
+            curve.fpr.iter().copied().zip(curve.tpr.iter().copied()).collect();
         p.line(&pts, PALETTE[i % PALETTE.len()], Some(name), false);
     }
     p.finish()
@@ -59,7 +70,9 @@ pub fn roc(title: &str, curves: &[(String, Roc)], log: bool) -> String {
 /// A privacy-utility scatter: one labelled point per run, test accuracy against a leakage
 /// measure.
 pub fn tradeoff(title: &str, x_label: &str, points: &[(String, f64, f64)], x: Scale) -> String {
-    let (ymin, ymax) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.2), b.max(p.2)));
+    let (ymin, ymax) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.2), b.max(p.2)));
     let pad = ((ymax - ymin) * 0.15).max(0.02);
     let y = Scale::Linear((ymin - pad).max(0.0), (ymax + pad).min(1.0));
     let mut p = Plot::new(title, x_label, "test accuracy", x, y);

@@ -17,8 +17,13 @@ pub fn render(svg: &str, scale: f32) -> Result<Vec<u8>, ReportError> {
     db.load_font_data(FONT_DATA.to_vec());
     db.set_sans_serif_family(crate::svg::FONT);
     options.fontdb = Arc::new(db);
-    let tree = usvg::Tree::from_str(svg, &options).map_err(|e| ReportError::Render(e.to_string()))?;
-    let size = tree.size().to_int_size().scale_by(scale).ok_or_else(|| ReportError::Render("empty image".into()))?;
+    let tree =
+        usvg::Tree::from_str(svg, &options).map_err(|e| ReportError::Render(e.to_string()))?;
+    let size = tree
+        .size()
+        .to_int_size()
+        .scale_by(scale)
+        .ok_or_else(|| ReportError::Render("empty image".into()))?;
     let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
         .ok_or_else(|| ReportError::Render("image too large".into()))?;
     pixmap.fill(tiny_skia::Color::WHITE);

@@ -7,7 +7,9 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use mia_attack::{AttackReport, AttackResult};
-use mia_core::metrics::{self, midput_advantage, midput_published, privacy_score_fixed, privacy_score_published};
+use mia_core::metrics::{
+    self, midput_advantage, midput_published, privacy_score_fixed, privacy_score_published,
+};
 use mia_core::npy::{NpyArray, NpyData};
 
 use crate::svg::{Scale, escape};
@@ -31,10 +33,8 @@ pub struct RunResults {
 impl RunResults {
     /// Reads a folder written by `mia attack`.
     pub fn load(dir: &Path) -> Result<Self, ReportError> {
-        let (report, is_member) = AttackReport::read(dir).map_err(|e| ReportError::Input {
-            path: dir.into(),
-            reason: e.to_string(),
-        })?;
+        let (report, is_member) = AttackReport::read(dir)
+            .map_err(|e| ReportError::Input { path: dir.into(), reason: e.to_string() })?;
         let ints = |name: &str| -> Option<Vec<i64>> {
             let bytes = std::fs::read(dir.join("signals").join(name)).ok()?;
             match NpyArray::from_bytes(&bytes).ok()?.data {
@@ -42,7 +42,13 @@ impl RunResults {
                 _ => None,
             }
         };
-        Ok(Self { dir: dir.into(), indices: ints("indices.npy"), labels: ints("labels.npy"), report, is_member })
+        Ok(Self {
+            dir: dir.into(),
+            indices: ints("indices.npy"),
+            labels: ints("labels.npy"),
+            report,
+            is_member,
+        })
     }
 }
 
@@ -85,12 +91,14 @@ fn tpr(a: &AttackResult, fpr: f64) -> Option<&metrics::TprAtFpr> {
 }
 
 fn tpr_cell(a: &AttackResult, fpr: f64) -> String {
-    tpr(a, fpr).map_or("–".into(), |t| format!("{} [{}, {}]", pct(t.tpr), pct(t.ci95.0), pct(t.ci95.1)))
+    tpr(a, fpr)
+        .map_or("–".into(), |t| format!("{} [{}, {}]", pct(t.tpr), pct(t.ci95.0), pct(t.ci95.1)))
 }
 
 /// File-name-safe version of a label.
 fn slug(s: &str) -> String {
-    let out: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let out: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     if out.is_empty() { "run".into() } else { out }
 }
 
@@ -109,6 +117,9 @@ fn roc_set(run: &RunResults) -> Vec<&AttackResult> {
     );
     for name in ["lira-online", "lira-offline", "rmia-online", "rmia-offline"] {
         out.extend(a.iter().find(|x| x.name == name));
+    }
+    if let Some(best) = strongest(run).filter(|b| !out.iter().any(|x| x.name == b.name)) {
+        out.push(best);
     }
     out
 }
@@ -190,7 +201,11 @@ fn baseline<'a>(runs: &'a [RunResults], run: &RunResults) -> Option<&'a RunResul
 }
 
 /// Writes the report for `runs` into `out` and returns the files written.
-pub fn write(runs: &[RunResults], out: &Path, options: &ReportOptions) -> Result<Vec<PathBuf>, ReportError> {
+pub fn write(
+    runs: &[RunResults],
+    out: &Path,
+    options: &ReportOptions,
+) -> Result<Vec<PathBuf>, ReportError> {
     if runs.is_empty() {
         return Err(ReportError::Input { path: out.into(), reason: "no runs given".into() });
     }
@@ -233,15 +248,30 @@ pub fn write(runs: &[RunResults], out: &Path, options: &ReportOptions) -> Result
             best.map_or("–".into(), |b| f4(b.evaluation.advantage)),
             best.map_or("–".into(), |b| tpr_cell(b, 0.001)),
             rep.test_acc.map_or("–".into(), |acc| {
-                format!("{:.4} / {:.4}", privacy_score_published(acc, auc), privacy_score_fixed(acc, auc))
+                format!(
+                    "{:.4} / {:.4}",
+                    privacy_score_published(acc, auc),
+                    privacy_score_fixed(acc, auc)
+                )
             }),
         ]);
     }
     doc.push(Block::Heading(2, "Summary".into()));
     doc.push(Block::Table(
-        ["run", "dataset", "defense", "test acc", "strongest attack", "AUC", "|AUC−0.5|", "advantage", "TPR@0.1%FPR [95% CI]", "privacy score (published / fixed)"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "run",
+            "dataset",
+            "defense",
+            "test acc",
+            "strongest attack",
+            "AUC",
+            "|AUC−0.5|",
+            "advantage",
+            "TPR@0.1%FPR [95% CI]",
+            "privacy score (published / fixed)",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows,
     ));
     doc.push(Block::Para(
@@ -260,18 +290,32 @@ pub fn write(runs: &[RunResults], out: &Path, options: &ReportOptions) -> Result
             let Some(best) = strongest(r) else { continue };
             let acc = r.report.test_acc.unwrap_or(0.0);
             auc_pts.push((r.report.label.clone(), best.evaluation.auc, acc));
-            tpr_pts.push((r.report.label.clone(), tpr(best, 0.001).map_or(1e-4, |t| t.tpr.max(1e-4)), acc));
+            tpr_pts.push((
+                r.report.label.clone(),
+                tpr(best, 0.001).map_or(1e-4, |t| t.tpr.max(1e-4)),
+                acc,
+            ));
         }
         let lo = auc_pts.iter().map(|p| p.1).fold(0.5, f64::min);
         let hi = auc_pts.iter().map(|p| p.1).fold(0.5, f64::max);
         let pad = ((hi - lo) * 0.15).max(0.02);
         svgs.push((
             "tradeoff_auc.svg".into(),
-            plots::tradeoff("Test accuracy vs attack AUC (strongest attack)", "attack AUC", &auc_pts, Scale::Linear(lo - pad, hi + pad)),
+            plots::tradeoff(
+                "Test accuracy vs attack AUC (strongest attack)",
+                "attack AUC",
+                &auc_pts,
+                Scale::Linear(lo - pad, hi + pad),
+            ),
         ));
         svgs.push((
             "tradeoff_tpr.svg".into(),
-            plots::tradeoff("Test accuracy vs TPR at 0.1% FPR (strongest attack)", "TPR at 0.1% FPR", &tpr_pts, Scale::Log(1e-4, 1.0)),
+            plots::tradeoff(
+                "Test accuracy vs TPR at 0.1% FPR (strongest attack)",
+                "TPR at 0.1% FPR",
+                &tpr_pts,
+                Scale::Log(1e-4, 1.0),
+            ),
         ));
         let best_run = auc_pts
             .iter()
@@ -282,7 +326,11 @@ pub fn write(runs: &[RunResults], out: &Path, options: &ReportOptions) -> Result
             ),
             None => String::new(),
         };
-        doc.push(Block::Plot { file: "tradeoff_auc.svg".into(), alt: "privacy-utility scatter (AUC)".into(), reading });
+        doc.push(Block::Plot {
+            file: "tradeoff_auc.svg".into(),
+            alt: "privacy-utility scatter (AUC)".into(),
+            reading,
+        });
         doc.push(Block::Plot {
             file: "tradeoff_tpr.svg".into(),
             alt: "privacy-utility scatter (TPR at 0.1% FPR)".into(),
@@ -317,7 +365,9 @@ pub fn write(runs: &[RunResults], out: &Path, options: &ReportOptions) -> Result
                 .into(),
         ));
         doc.push(Block::Table(
-            ["run", "baseline", "attack", "MIDPUT (published, AUC)", "MIDPUT (advantage)"].map(String::from).to_vec(),
+            ["run", "baseline", "attack", "MIDPUT (published, AUC)", "MIDPUT (advantage)"]
+                .map(String::from)
+                .to_vec(),
             midput_rows,
         ));
     }
@@ -352,26 +402,47 @@ pub fn write(runs: &[RunResults], out: &Path, options: &ReportOptions) -> Result
                     f4(a.evaluation.advantage),
                     tpr_cell(a, 0.01),
                     tpr_cell(a, 0.001),
-                    a.calibrated.first().map_or("–".into(), |c| format!("{:.4} (TPR {}, FPR {})", c.balanced_accuracy, pct(c.tpr), pct(c.fpr))),
+                    a.calibrated.first().map_or("–".into(), |c| {
+                        format!(
+                            "{:.4} (TPR {}, FPR {})",
+                            c.balanced_accuracy,
+                            pct(c.tpr),
+                            pct(c.fpr)
+                        )
+                    }),
                     format!("{:.2}", a.seconds),
                 ]
             })
             .collect();
         doc.push(Block::Table(
-            ["attack", "family", "AUC", "|AUC−0.5|", "advantage", "TPR@1%FPR", "TPR@0.1%FPR", "calibrated on shadows: balanced acc", "seconds"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "attack",
+                "family",
+                "AUC",
+                "|AUC−0.5|",
+                "advantage",
+                "TPR@1%FPR",
+                "TPR@0.1%FPR",
+                "calibrated on shadows: balanced acc",
+                "seconds",
+            ]
+            .map(String::from)
+            .to_vec(),
             rows,
         ));
         if !rep.skipped.is_empty() {
-            doc.push(Block::List(rep.skipped.iter().map(|(n, why)| format!("skipped `{n}`: {why}")).collect()));
+            doc.push(Block::List(
+                rep.skipped.iter().map(|(n, why)| format!("skipped `{n}`: {why}")).collect(),
+            ));
         }
 
         let curves: Vec<(String, metrics::Roc)> = roc_set(r)
             .into_iter()
             .filter_map(|a| Some((a.name.clone(), metrics::roc(&a.scores, &r.is_member).ok()?)))
             .collect();
-        for (log, name) in [(false, format!("roc_{label}.svg")), (true, format!("roc_log_{label}.svg"))] {
+        for (log, name) in
+            [(false, format!("roc_{label}.svg")), (true, format!("roc_log_{label}.svg"))]
+        {
             let title = format!("ROC, {}{}", rep.label, if log { " (log-log)" } else { "" });
             svgs.push((name.clone(), plots::roc(&title, &curves, log)));
             doc.push(Block::Plot { file: name, alt: title, reading: roc_reading(r, log) });
@@ -407,7 +478,10 @@ pub fn write(runs: &[RunResults], out: &Path, options: &ReportOptions) -> Result
                 "The candidates `{}` is most sure are members (dataset index, label, truth). Examples that are members and rank here are the ones the model memorised.",
                 best.name
             )));
-            doc.push(Block::Table(["rank", "dataset index", "label", "truth", "score"].map(String::from).to_vec(), rows));
+            doc.push(Block::Table(
+                ["rank", "dataset index", "label", "truth", "score"].map(String::from).to_vec(),
+                rows,
+            ));
         }
         let warnings: Vec<String> = rep
             .attacks
@@ -454,10 +528,14 @@ fn markdown(doc: &[Block]) -> String {
                 let _ = writeln!(s, "{t}\n");
             }
             Block::Table(head, rows) => {
-                let _ = writeln!(s, "| {} |", head.join(" | "));
+                // A `|` inside a cell would end it.
+                let cells = |r: &[String]| {
+                    r.iter().map(|c| c.replace('|', "\\|")).collect::<Vec<_>>().join(" | ")
+                };
+                let _ = writeln!(s, "| {} |", cells(head));
                 let _ = writeln!(s, "|{}", "---|".repeat(head.len()));
                 for r in rows {
-                    let _ = writeln!(s, "| {} |", r.join(" | "));
+                    let _ = writeln!(s, "| {} |", cells(r));
                 }
                 s.push('\n');
             }
@@ -526,7 +604,12 @@ fn html(doc: &[Block], title: &str, svgs: &[(String, String)]) -> String {
             }
             Block::Plot { file, alt, reading } => {
                 let svg = svgs.iter().find(|(n, _)| n == file).map_or("", |(_, v)| v.as_str());
-                let _ = writeln!(s, "<figure aria-label=\"{}\">{svg}<figcaption>{}</figcaption></figure>", escape(alt), inline(reading));
+                let _ = writeln!(
+                    s,
+                    "<figure aria-label=\"{}\">{svg}<figcaption>{}</figcaption></figure>",
+                    escape(alt),
+                    inline(reading)
+                );
             }
             Block::List(items) => {
                 s.push_str("<ul>");
@@ -549,7 +632,13 @@ fn csv(runs: &[RunResults]) -> String {
          privacy_score_fixed,midput_published,midput_advantage,shadows,queries,seconds\n",
     );
     let field = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
-    let quote = |t: &str| if t.contains([',', '"']) { format!("\"{}\"", t.replace('"', "\"\"")) } else { t.to_string() };
+    let quote = |t: &str| {
+        if t.contains([',', '"']) {
+            format!("\"{}\"", t.replace('"', "\"\""))
+        } else {
+            t.to_string()
+        }
+    };
     for r in runs {
         let rep = &r.report;
         let base = baseline(runs, r).filter(|b| !std::ptr::eq(*b, r));
@@ -557,7 +646,8 @@ fn csv(runs: &[RunResults]) -> String {
             let e = &a.evaluation;
             let t = |f: f64| tpr(a, f);
             let cal = a.calibrated.first();
-            let ba = base.and_then(|b| b.report.attacks.iter().find(|x| x.name == a.name).map(|x| (b, x)));
+            let ba = base
+                .and_then(|b| b.report.attacks.iter().find(|x| x.name == a.name).map(|x| (b, x)));
             let mid = |advantage: bool| {
                 let (b, x) = ba?;
                 let (acc, b_acc) = (rep.test_acc?, b.report.test_acc?);

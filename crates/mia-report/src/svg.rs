@@ -100,6 +100,8 @@ pub struct Plot {
     y: Scale,
     body: String,
     legend: Vec<(String, String, bool)>,
+    /// Put the legend in the lower right corner (empty on ROC plots) instead of the upper.
+    pub legend_bottom: bool,
 }
 
 impl Plot {
@@ -116,6 +118,7 @@ impl Plot {
             y,
             body: String::new(),
             legend: Vec::new(),
+            legend_bottom: false,
         };
         p.axes(title, x_label, y_label);
         p
@@ -211,7 +214,8 @@ impl Plot {
         pts.push((hi, 0.0));
         let mut d = String::new();
         for (i, &(x, y)) in pts.iter().enumerate() {
-            let _ = write!(d, "{}{:.1},{:.1}", if i == 0 { "M" } else { "L" }, self.px(x), self.py(y));
+            let _ =
+                write!(d, "{}{:.1},{:.1}", if i == 0 { "M" } else { "L" }, self.px(x), self.py(y));
         }
         let _ = write!(
             self.body,
@@ -234,7 +238,13 @@ impl Plot {
 
     /// The finished SVG document.
     pub fn finish(mut self) -> String {
-        let (lx, mut ly) = (self.width - self.right - 8.0, self.top + 10.0);
+        let rows = self.legend.len() as f64 * 18.0 + 6.0;
+        let top = if self.legend_bottom {
+            self.height - self.bottom - 10.0 - rows
+        } else {
+            self.top + 10.0
+        };
+        let (lx, mut ly) = (self.width - self.right - 8.0, top);
         let widest = self.legend.iter().map(|(l, ..)| l.chars().count()).max().unwrap_or(0) as f64;
         if !self.legend.is_empty() {
             let box_w = widest * 7.0 + 40.0;

@@ -2,6 +2,7 @@
 //! byte for byte (regenerate with `UPDATE_GOLDEN=1 cargo test -p mia-report` after an
 //! intended change, and look at them). Also checks that PNGs carry text drawn with the
 //! bundled font and that a whole report is written.
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 
@@ -17,7 +18,10 @@ fn golden(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(expected == actual, "{name} differs from its golden file (UPDATE_GOLDEN=1 to regenerate)");
+    assert!(
+        expected == actual,
+        "{name} differs from its golden file (UPDATE_GOLDEN=1 to regenerate)"
+    );
 }
 
 /// Scores where members sit higher: 200 examples, deterministic.
@@ -35,11 +39,15 @@ fn plots_match_their_golden_files() {
     golden("histogram.svg", &plots::histogram("fixed: loss", &s, &m));
     let curve = roc(&s, &m).unwrap();
     let flipped: Vec<f32> = s.iter().map(|x| -x).collect();
-    let curves = vec![("fixed".to_string(), curve), ("flipped".to_string(), roc(&flipped, &m).unwrap())];
+    let curves =
+        vec![("fixed".to_string(), curve), ("flipped".to_string(), roc(&flipped, &m).unwrap())];
     golden("roc.svg", &plots::roc("ROC, fixed", &curves, false));
     golden("roc_log.svg", &plots::roc("ROC, fixed (log-log)", &curves, true));
     let pts = vec![("erm".to_string(), 0.78, 0.56), ("relaxloss".to_string(), 0.66, 0.55)];
-    golden("tradeoff.svg", &plots::tradeoff("trade-off", "attack AUC", &pts, Scale::Linear(0.45, 0.85)));
+    golden(
+        "tradeoff.svg",
+        &plots::tradeoff("trade-off", "attack AUC", &pts, Scale::Linear(0.45, 0.85)),
+    );
 }
 
 #[test]
@@ -62,7 +70,8 @@ fn results(label: &str, defense: &str, signal: f32, acc: f64) -> RunResults {
         let mut data = Vec::new();
         for i in 0..n {
             let mut row = [0f32; 3];
-            row[labels[i]] = easy[i] + if keep[i] { signal } else { 0.0 } + ((i * 7 + salt) % 11) as f32 * 0.05;
+            row[labels[i]] =
+                easy[i] + if keep[i] { signal } else { 0.0 } + ((i * 7 + salt) % 11) as f32 * 0.05;
             data.extend(row);
         }
         Logits::new(1, n, 3, data).unwrap()
@@ -74,7 +83,8 @@ fn results(label: &str, defense: &str, signal: f32, acc: f64) -> RunResults {
             Shadow { logits: model(&keep, s), keep }
         })
         .collect();
-    let input = AttackInput::new(model(&is_member, 9), labels.iter().copied().collect(), is_member.clone(), shadows).unwrap();
+    let input = AttackInput::new(model(&is_member, 9), labels.to_vec(), is_member.clone(), shadows)
+        .unwrap();
     let attacks = ["loss", "confidence", "lira-online", "rmia-offline"]
         .iter()
         .map(|a| run(AttackKind::parse(a).unwrap(), &input, &AttackOptions::default()).unwrap())
@@ -117,8 +127,12 @@ fn a_report_compares_runs_and_reads_each_plot() {
     assert!(md.contains("tradeoff_auc.svg"));
     let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 8);
-    let relax_midput = csv.lines().find(|l| l.starts_with("relax,") && l.contains(",loss,")).unwrap();
-    assert!(relax_midput.split(',').nth(23).unwrap().parse::<f64>().unwrap() > 0.0, "{relax_midput}");
+    let relax_midput =
+        csv.lines().find(|l| l.starts_with("relax,") && l.contains(",loss,")).unwrap();
+    assert!(
+        relax_midput.split(',').nth(23).unwrap().parse::<f64>().unwrap() > 0.0,
+        "{relax_midput}"
+    );
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("<figcaption>"));
     assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "png")));

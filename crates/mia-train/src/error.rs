@@ -43,7 +43,9 @@ pub enum TrainError {
         reason: String,
     },
     /// A shadow folder holds shadows made with other options.
-    #[error("the shadows in {path} were made with other options (queries, population, defense or target split)")]
+    #[error(
+        "the shadows in {path} were made with other options (queries, population, defense or target split)"
+    )]
     ShadowMismatch {
         /// The shadow folder.
         path: PathBuf,

@@ -282,7 +282,8 @@ pub fn shadows(
     }
 
     let done = finished(&dir);
-    let mine: Vec<usize> = (0..options.count).filter(|i| i % options.shard.of == options.shard.index).collect();
+    let mine: Vec<usize> =
+        (0..options.count).filter(|i| i % options.shard.of == options.shard.index).collect();
     let todo: Vec<usize> = mine.iter().copied().filter(|i| !done.contains(i)).collect();
     let mut report = ShadowReport {
         dir: dir.clone(),

@@ -95,7 +95,9 @@ pub fn run(args: AttackArgs) -> Result<()> {
         ),
         (None, Some(logits)) => {
             let need = |p: &Option<PathBuf>, flag: &str| {
-                p.clone().ok_or_else(|| hinted(format!("{flag} is required with --logits"), "see `mia attack --help`"))
+                p.clone().ok_or_else(|| {
+                    hinted(format!("{flag} is required with --logits"), "see `mia attack --help`")
+                })
             };
             let input = AttackInput::from_npy(
                 logits,
@@ -129,7 +131,10 @@ pub fn run(args: AttackArgs) -> Result<()> {
         ..AttackOptions::default()
     };
     if !(options.gamma > 0.0 && options.gamma.is_finite()) {
-        return Err(hinted(format!("--gamma {} must be positive", args.gamma), "RMIA's γ is usually 1 or 2"));
+        return Err(hinted(
+            format!("--gamma {} must be positive", args.gamma),
+            "RMIA's γ is usually 1 or 2",
+        ));
     }
 
     // Run metadata, when the run directory has it.
@@ -145,7 +150,10 @@ pub fn run(args: AttackArgs) -> Result<()> {
     let mut report = AttackReport {
         version: 1,
         source,
-        label: args.label.clone().unwrap_or_else(|| folder_name(args.run.as_deref().unwrap_or(&out))),
+        label: args
+            .label
+            .clone()
+            .unwrap_or_else(|| folder_name(args.run.as_deref().unwrap_or(&out))),
         dataset: text("dataset"),
         model: text("model"),
         defense: text("defense"),
@@ -185,7 +193,13 @@ pub fn run(args: AttackArgs) -> Result<()> {
         let tpr = |i: usize| e.tpr_at_low_fpr.get(i).map_or(f64::NAN, |t| t.tpr);
         println!(
             "{:<28} {:>7.4} {:>9.4} {:>7.4} {:>9.4} {:>10.4} {:>8.2}",
-            r.name, e.auc, e.auc_distance, e.advantage, tpr(0), tpr(1), r.seconds
+            r.name,
+            e.auc,
+            e.auc_distance,
+            e.advantage,
+            tpr(0),
+            tpr(1),
+            r.seconds
         );
         report.attacks.push(r);
     }

@@ -30,7 +30,8 @@ pub struct ReportArgs {
 /// Runs `mia report`.
 pub fn run(args: ReportArgs) -> Result<()> {
     let runs = args.runs.iter().map(|r| RunResults::load(r)).collect::<Result<Vec<_>, _>>()?;
-    let options = ReportOptions { title: args.title.clone(), png: !args.no_png, vulnerable: args.vulnerable };
+    let options =
+        ReportOptions { title: args.title.clone(), png: !args.no_png, vulnerable: args.vulnerable };
     let files = mia_report::write(&runs, &args.out, &options)?;
     println!("wrote {} files; open {}", files.len(), args.out.join("report.html").display());
     Ok(())

@@ -72,7 +72,8 @@ impl ShadowObserver for ShadowProgress {
 
 /// Runs `mia shadows`.
 pub fn run(args: ShadowsArgs) -> Result<()> {
-    let dir = args.dir.clone().or_else(|| args.undefended.then(|| args.run.join("shadows-undefended")));
+    let dir =
+        args.dir.clone().or_else(|| args.undefended.then(|| args.run.join("shadows-undefended")));
     let options = ShadowOptions {
         count: args.count,
         shard: args.shard,
