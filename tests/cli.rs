@@ -472,24 +472,15 @@ fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
     let (t, l, m) =
         (p("shadows/target_logits.npy"), p("shadows/labels.npy"), p("signals/is_member.npy"));
     let (sl, sk, o) = (q("shadow_logits.npy"), q("shadow_keep.npy"), q("out"));
-    let args = [
-        "attack",
-        "--logits",
-        &t,
-        "--labels",
-        &l,
-        "--membership",
-        &m,
-        "--shadow-logits",
-        &sl,
-        "--shadow-keep",
-        &sk,
-        "--out",
-        &o,
-        "--attacks",
-        "loss,lira-online",
-    ];
-    ok(&args);
+    let npy_args = |keep: &str| {
+        let base = ["attack", "--logits", &t, "--labels", &l, "--membership", &m];
+        let mut a: Vec<String> = base.iter().map(|x| x.to_string()).collect();
+        a.extend(["--shadow-logits", &sl, "--shadow-keep", keep, "--out", &o].map(String::from));
+        a
+    };
+    let mut args = npy_args(&sk);
+    args.extend(["--attacks".to_string(), "loss,lira-online".to_string()]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let from_npy: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(npy.join("out/attacks.json")).unwrap())
             .unwrap();
@@ -497,22 +488,11 @@ fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
         v["attacks"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()["evaluation"]["auc"].as_f64().unwrap()
     };
     assert_eq!(auc(&from_npy, "lira-online"), auc(&json, "lira-online"), "same numbers either way");
-    let bad_keep = [
-        "attack",
-        "--logits",
-        &t,
-        "--labels",
-        &l,
-        "--membership",
-        &m,
-        "--shadow-logits",
-        &sl,
-        "--shadow-keep",
-        &m,
-        "--out",
-        &o,
-    ];
-    assert!(fails(&bad_keep).contains("--shadow-keep has shape"));
+    let bad_keep = npy_args(&m);
+    assert!(
+        fails(&bad_keep.iter().map(String::as_str).collect::<Vec<_>>())
+            .contains("--shadow-keep has shape")
+    );
     assert!(fails(&["attack", "--run", r, "--attacks", "nope"]).contains("unknown attack"));
 
     let report = dir.path().join("report");
