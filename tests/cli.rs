@@ -511,4 +511,83 @@ fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
     let csv = std::fs::read_to_string(report.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 19 + 2);
     assert!(fails(&["report", d, "--out", rep]).contains("mia attack"));
+
+    // Inference-time defenses, naive and adaptive: HAMP and HyGA-ANI need per-model signals
+    // (random-input logits, input-gradient norms), computed once and cached.
+    let inf = dir.path().join("inf");
+    let i = inf.to_str().unwrap();
+    let attack = |extra: &[&str]| {
+        let mut a = vec!["attack", "--run", r, "--attacks", "loss,label-only,lira-online"];
+        a.extend_from_slice(extra);
+        a.extend(["--out", i]);
+        ok(&a)
+    };
+    let out = attack(&[
+        "--inference-defense",
+        "hamp",
+        "--inference-defense",
+        "hyga:kappa=0.05",
+        "--inference-defense",
+        "temperature:t=3+round:d=2",
+    ]);
+    assert!(out.contains("naive attacker") && out.contains("adaptive attacker"), "{out}");
+    for f in ["target_random_logits.npy", "000/random_logits.npy", "003/gradient_norms.npy"] {
+        assert!(run.join("shadows").join(f).exists(), "{f} is missing");
+    }
+    assert_eq!(read(run.join("shadows/target_gradient_norms.npy")).shape, vec![2, 450]);
+    let load = |spec: &str, who: &str| -> serde_json::Value {
+        let f = inf.join("inference").join(spec).join(who).join("attacks.json");
+        serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()
+    };
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["attacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().into())
+            .collect()
+    };
+    let naive = load("hamp", "naive");
+    let adaptive = load("hamp", "adaptive");
+    assert!(names(&naive).contains(&"fixed-0.9".to_string()));
+    assert!(!names(&adaptive).contains(&"fixed-0.9".to_string()));
+    assert_eq!(adaptive["inference"]["attacker"], "adaptive");
+    assert_eq!(adaptive["inference"]["preserves_label"], true);
+    let acc = &adaptive["inference"];
+    assert_eq!(acc["accuracy_before"], acc["accuracy_after"], "HAMP keeps every label");
+    assert_eq!(
+        load("temperature_t_3+round_d_2", "naive")["inference"]["spec"],
+        "temperature:t=3+round:d=2"
+    );
+    assert!(
+        load("hyga_alpha_2_beta_0.05_sigma-max_1.5_kappa_0.05", "adaptive")["inference"]["preserves_label"]
+            == false
+    );
+    // A second call reuses the cached signals and gives the same numbers (seeded defenses).
+    attack(&["--inference-defense", "hamp"]);
+    let aucs = |v: &serde_json::Value| -> Vec<f64> {
+        v["attacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["evaluation"]["auc"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(aucs(&load("hamp", "adaptive")), aucs(&adaptive));
+
+    // The report picks the defended views up from the folder and puts them side by side.
+    let rep2 = dir.path().join("report2");
+    ok(&["report", i, "--out", rep2.to_str().unwrap(), "--no-png"]);
+    let md = std::fs::read_to_string(rep2.join("report.md")).unwrap();
+    assert!(md.contains("naive vs adaptive") && md.contains("hyga:alpha=2"), "{md}");
+    let csv = std::fs::read_to_string(rep2.join("metrics.csv")).unwrap();
+    assert!(csv.lines().any(|l| l.ends_with(",hamp,adaptive")), "{csv}");
+
+    // Bad specs and defenses that need the model on bare logits are errors with hints.
+    let err = fails(&["attack", "--run", r, "--inference-defense", "cap:c=2", "--out", i]);
+    assert!(err.contains("bad inference defense `cap:c=2`") && err.contains("hint:"), "{err}");
+    let mut args = npy_args(&sk);
+    args.extend(["--inference-defense".to_string(), "hamp".to_string()]);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("needs the model itself") && err.contains("use --run"), "{err}");
 }

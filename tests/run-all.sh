@@ -20,3 +20,14 @@ echo "== clippy (wasm32: mia-core)"
 cargo clippy -p mia-core --target wasm32-unknown-unknown --locked -- -D warnings
 echo "== tests"
 cargo test --workspace --locked
+
+# The inference-defense fixture must give the same outputs in wasm32 as natively: run it under
+# Node with wasm-bindgen's test runner (installed from crates.io at the lockfile's version).
+WBG_VERSION="$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')"
+if ! wasm-bindgen-test-runner --version 2>/dev/null | grep -q "$WBG_VERSION"; then
+  echo "== cargo install wasm-bindgen-cli $WBG_VERSION"
+  cargo install wasm-bindgen-cli --version "$WBG_VERSION"
+fi
+echo "== tests (wasm32 under Node: mia-core inference fixture)"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test -p mia-core --target wasm32-unknown-unknown --locked --test inference_fixture

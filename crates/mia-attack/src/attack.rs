@@ -58,6 +58,12 @@ pub enum AttackKind {
     RmiaOnline,
     /// RMIA with OUT reference models and the tuned `a`.
     RmiaOffline,
+    /// DynaNoise's naive attacker: "member" iff the released top-1 posterior is at least
+    /// `percent`/100 (0.9 and 0.5 in the paper); no shadows, no calibration.
+    FixedConfidence {
+        /// The threshold in percent.
+        percent: u8,
+    },
 }
 
 impl AttackKind {
@@ -103,13 +109,21 @@ impl AttackKind {
             }
             Self::RmiaOnline => "rmia-online".into(),
             Self::RmiaOffline => "rmia-offline".into(),
+            Self::FixedConfidence { percent } => format!("fixed-{}", f32::from(*percent) / 100.0),
         }
+    }
+
+    /// DynaNoise's fixed-threshold attacks (0.9 and 0.5 on the top-1 posterior), the naive
+    /// baseline of inference-time defense papers. Not part of [`AttackKind::all`].
+    pub fn fixed_thresholds() -> Vec<AttackKind> {
+        vec![Self::FixedConfidence { percent: 90 }, Self::FixedConfidence { percent: 50 }]
     }
 
     /// Looks an attack up by name.
     pub fn parse(name: &str) -> Result<AttackKind, AttackError> {
         Self::all()
             .into_iter()
+            .chain(Self::fixed_thresholds())
             .find(|a| a.name() == name)
             .ok_or_else(|| AttackError::UnknownAttack(name.to_string()))
     }
@@ -118,7 +132,7 @@ impl AttackKind {
     pub fn family(&self) -> &'static str {
         match self {
             Self::Threshold(ScoreKind::Correctness) | Self::LabelOnly => "label-only",
-            Self::Threshold(_) => "threshold",
+            Self::Threshold(_) | Self::FixedConfidence { .. } => "threshold",
             Self::ShadowClassifier(..) => "shadow-classifier",
             Self::LiraOnline { .. } | Self::LiraOffline { .. } => "lira",
             Self::RmiaOnline | Self::RmiaOffline => "rmia",
@@ -127,7 +141,7 @@ impl AttackKind {
 
     /// Whether the attack cannot run without shadow models.
     pub fn needs_shadows(&self) -> bool {
-        !matches!(self, Self::Threshold(_) | Self::LabelOnly)
+        !matches!(self, Self::Threshold(_) | Self::LabelOnly | Self::FixedConfidence { .. })
     }
 }
 
@@ -236,6 +250,23 @@ pub fn run(
     let mut calibrated = Vec::new();
     let mut queries = 1;
     let scores = match kind {
+        AttackKind::FixedConfidence { percent } => {
+            let t = f32::from(percent) / 100.0;
+            let scores: Vec<f32> = (0..n)
+                .map(|i| {
+                    let top = softmax(input.target.row(0, i)).into_iter().fold(0f32, f32::max);
+                    f32::from(u8::from(top >= t))
+                })
+                .collect();
+            calibrated.push(apply(
+                &format!("fixed: member iff top-1 posterior ≥ {t}"),
+                &scores,
+                input,
+                |sc, _| sc > 0.5,
+            ));
+            notes.push("binary scores: the AUC is the rule's balanced accuracy".into());
+            scores
+        }
         AttackKind::Threshold(_) | AttackKind::LabelOnly if s == 0 => {
             notes.push("no shadows: threshold-free metrics only".into());
             queries = if kind == AttackKind::LabelOnly { input.target.queries } else { 1 };

@@ -41,6 +41,13 @@ impl AttackError {
             Self::Io { .. } => {
                 "check the path; `mia train` and `mia shadows` write these files".into()
             }
+            Self::Core(
+                mia_core::CoreError::BadDefense { .. } | mia_core::CoreError::DefenseContext(_),
+            ) => {
+                "a defense is `name[:key=value,...]`, chained with `+`; see the inference-defense \
+                  table in the README or `mia attack --help`"
+                    .into()
+            }
             Self::Shape(_) | Self::Core(_) => {
                 "logits are [N, C] or [K, N, C] float32, labels [N] int64, membership [N] bool, \
                  shadow logits [S, N, C] or [S, K, N, C], shadow keep [S, N] bool"

@@ -2,10 +2,13 @@
 //! models' on the candidate examples, under K augmented queries), never on a model, so the
 //! same code audits a model trained by `mia train` or any framework that can dump `.npy`
 //! logits. [`input`] owns loading and validation, [`attack`] the attacks, [`classifier`] the
-//! logistic-regression and MLP attack models, [`output`] `attacks.json` and the score files.
+//! logistic-regression and MLP attack models, [`output`] `attacks.json` and the score files,
+//! [`defended`] the naive and adaptive views of an inference-time defense.
 
 pub mod attack;
-pub mod classifier;
+/// The attack models, shared with the browser (they live in `mia-core`).
+pub use mia_core::classifier;
+pub mod defended;
 pub mod error;
 pub mod input;
 pub mod output;
@@ -13,4 +16,4 @@ pub mod output;
 pub use attack::{AttackKind, AttackOptions, AttackResult, Calibrated};
 pub use error::AttackError;
 pub use input::{AttackInput, Logits, Shadow};
-pub use output::AttackReport;
+pub use output::{AttackReport, InferenceInfo};

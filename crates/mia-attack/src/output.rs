@@ -42,6 +42,29 @@ pub struct AttackReport {
     pub skipped: Vec<(String, String)>,
     /// The attacks, in `attack_scores.npy` row order.
     pub attacks: Vec<AttackResult>,
+    /// Set when the target's outputs went through an inference-time defense.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference: Option<InferenceInfo>,
+}
+
+/// How an inference-time defense was evaluated, and against what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceInfo {
+    /// The defense chain's canonical spec.
+    pub spec: String,
+    /// `naive` (shadows undefended) or `adaptive` (shadows through the same defense).
+    pub attacker: String,
+    /// Whether every step keeps the predicted label.
+    pub preserves_label: bool,
+    /// Accuracy of the undefended target on its held-out rows (non-member candidates and
+    /// population samples).
+    pub accuracy_before: f64,
+    /// Accuracy of the released outputs on the same rows.
+    pub accuracy_after: f64,
+    /// Rows those accuracies count.
+    pub accuracy_rows: usize,
+    /// The undefended target's results per attack: (name, AUC, advantage).
+    pub baseline: Vec<(String, f64, f64)>,
 }
 
 impl AttackReport {

@@ -65,6 +65,17 @@ fn main() {
     }
 }
 
+fn core_hint(e: &mia_core::CoreError) -> String {
+    use mia_core::CoreError as C;
+    match e {
+        C::BadDefense { .. } => "a defense is `name[:key=value,...]`, chained with `+`; see the \
+             inference-defense table in the README or `mia attack --help`"
+            .into(),
+        C::DefenseContext(_) => "HAMP and HyGA-ANI need `mia attack --run` with shadows".into(),
+        _ => "check --model against the dataset's input shape".into(),
+    }
+}
+
 /// The first hint any error in the chain offers.
 fn hint(err: &anyhow::Error) -> Option<String> {
     err.chain().find_map(|e| {
@@ -76,8 +87,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             Some(e.hint())
         } else if let Some(e) = e.downcast_ref::<mia_report::ReportError>() {
             Some(e.hint())
-        } else if e.downcast_ref::<mia_core::CoreError>().is_some() {
-            Some("check --model against the dataset's input shape".into())
+        } else if let Some(e) = e.downcast_ref::<mia_core::CoreError>() {
+            Some(core_hint(e))
         } else {
             e.downcast_ref::<commands::Hinted>().map(|h| h.hint.clone())
         }

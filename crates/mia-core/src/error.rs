@@ -32,4 +32,15 @@ pub enum CoreError {
     /// A shape or length mismatch.
     #[error("shape mismatch: {0}")]
     Shape(String),
+    /// An inference-time defense spec that does not parse or has out-of-range parameters.
+    #[error("bad inference defense `{spec}`: {reason}")]
+    BadDefense {
+        /// The spec as given.
+        spec: String,
+        /// Why.
+        reason: String,
+    },
+    /// A defense lacks per-model context it needs (reference outputs, surrogate, gradients).
+    #[error("inference defense: {0}")]
+    DefenseContext(String),
 }

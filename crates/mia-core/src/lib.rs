@@ -2,9 +2,13 @@
 //!
 //! It owns the model architectures ([`models`]), the single preprocessing path
 //! ([`preprocess`]), posterior math ([`posterior`]) and the `.npy` array format used for
-//! attack signals ([`npy`]). Nothing here touches the file system or the network.
+//! attack signals ([`npy`]), metrics and attack math ([`metrics`], [`scores`], [`lira`],
+//! [`rmia`]), the attack models ([`classifier`]) and the inference-time defenses
+//! ([`inference`]). Nothing here touches the file system or the network.
 
+pub mod classifier;
 pub mod error;
+pub mod inference;
 pub mod lira;
 pub mod metrics;
 pub mod models;

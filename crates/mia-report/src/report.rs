@@ -200,6 +200,149 @@ fn baseline<'a>(runs: &'a [RunResults], run: &RunResults) -> Option<&'a RunResul
     })
 }
 
+/// MIDPUT inputs for attack `name` of run `r`: (baseline AUC, baseline advantage, baseline
+/// accuracy, accuracy, baseline label). An inference-defense run is compared with its own
+/// undefended pass (same rows, same attacks); any other run with the first ERM run of its
+/// dataset and model.
+fn midput_base(
+    runs: &[RunResults],
+    r: &RunResults,
+    name: &str,
+) -> Option<(f64, f64, f64, f64, String)> {
+    if let Some(info) = &r.report.inference {
+        let (_, auc, adv) = info.baseline.iter().find(|b| b.0 == name)?;
+        let label = r.report.label.split(" + ").next().unwrap_or_default().to_string();
+        return Some((*auc, *adv, info.accuracy_before, info.accuracy_after, label));
+    }
+    let b = baseline(runs, r).filter(|b| !std::ptr::eq(*b, r))?;
+    let x = b.report.attacks.iter().find(|x| x.name == name)?;
+    let acc = r.report.test_acc?;
+    let b_acc = b.report.test_acc.unwrap_or(acc);
+    Some((x.evaluation.auc, x.evaluation.advantage, b_acc, acc, b.report.label.clone()))
+}
+
+/// The inference-defense section: every defense with its naive and adaptive attacker side
+/// by side.
+fn inference_section(runs: &[RunResults], doc: &mut Vec<Block>) {
+    // Pairs (naive, adaptive) written by one `mia attack --inference-defense` call.
+    let mut groups: Vec<(String, Option<&RunResults>, Option<&RunResults>)> = Vec::new();
+    for r in runs {
+        let Some(info) = &r.report.inference else { continue };
+        let base = r.report.label.split(" + ").next().unwrap_or_default();
+        let key = format!("{base} + {}", info.spec);
+        let pos = groups.iter().position(|g| g.0 == key).unwrap_or_else(|| {
+            groups.push((key.clone(), None, None));
+            groups.len() - 1
+        });
+        if info.attacker == "naive" {
+            groups[pos].1 = Some(r);
+        } else {
+            groups[pos].2 = Some(r);
+        }
+    }
+    if groups.is_empty() {
+        return;
+    }
+    doc.push(Block::Heading(2, "Inference-time defenses: naive vs adaptive attacker".into()));
+    doc.push(Block::Para(
+        "The **naive** attacker calibrates thresholds, attack models and LiRA/RMIA reference distributions on shadows whose outputs were *not* defended (and also tries DynaNoise's fixed thresholds 0.9 and 0.5 on the top-1 posterior); the **adaptive** attacker passes its shadows' outputs through the same defense. Accuracy is that of the released outputs on the target's held-out rows (non-member candidates and population samples). A defense is only as strong as its adaptive column."
+ .into(),
+    ));
+    let cell = |r: Option<&RunResults>| -> String {
+        r.and_then(strongest).map_or("–".into(), |b| {
+            format!("{} / {} (`{}`)", f4(b.evaluation.auc), tpr_cell(b, 0.001), b.name)
+        })
+    };
+    let fixed = |r: Option<&RunResults>| -> String {
+        let adv = |n: &str| {
+            r.and_then(|r| r.report.attacks.iter().find(|a| a.name == n))
+                .map_or("–".into(), |a| f4(a.evaluation.advantage))
+        };
+        format!("{} / {}", adv("fixed-0.9"), adv("fixed-0.5"))
+    };
+    let mut rows = Vec::new();
+    for (key, naive, adaptive) in &groups {
+        let Some(info) = naive.or(*adaptive).and_then(|r| r.report.inference.as_ref()) else {
+            continue;
+        };
+        rows.push(vec![
+            format!("`{key}`"),
+            if info.preserves_label { "yes".into() } else { "no".into() },
+            format!("{:.4} → {:.4}", info.accuracy_before, info.accuracy_after),
+            fixed(*naive),
+            cell(*naive),
+            cell(*adaptive),
+        ]);
+    }
+    doc.push(Block::Table(
+        [
+            "defense",
+            "keeps label",
+            "held-out acc",
+            "naive fixed 0.9 / 0.5 (advantage)",
+            "naive: strongest AUC / TPR@0.1%FPR",
+            "adaptive: strongest AUC / TPR@0.1%FPR",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    ));
+    for (key, naive, adaptive) in &groups {
+        let (Some(naive), Some(adaptive)) = (naive, adaptive) else { continue };
+        doc.push(Block::Heading(3, format!("`{key}`")));
+        let mut rows = Vec::new();
+        for a in &adaptive.report.attacks {
+            let n = naive.report.attacks.iter().find(|x| x.name == a.name);
+            let bal = |x: Option<&AttackResult>| {
+                x.and_then(|x| x.calibrated.first())
+                    .map_or("–".into(), |c| f4(c.balanced_accuracy))
+            };
+            let mid = midput_base(std::slice::from_ref(*adaptive), adaptive, &a.name);
+            rows.push(vec![
+                format!("`{}`", a.name),
+                n.map_or("–".into(), |x| f4(x.evaluation.auc)),
+                f4(a.evaluation.auc),
+                n.map_or("–".into(), |x| tpr_cell(x, 0.001)),
+                tpr_cell(a, 0.001),
+                bal(n),
+                bal(Some(a)),
+                mid.map_or("–".into(), |(b_auc, b_adv, b_acc, acc, _)| {
+                    format!(
+                        "{} / {}",
+                        f4(midput_published(b_auc, a.evaluation.auc, b_acc, acc)),
+                        f4(midput_advantage(b_adv, a.evaluation.advantage, b_acc, acc))
+                    )
+                }),
+            ]);
+        }
+        doc.push(Block::Table(
+            [
+                "attack",
+                "naive AUC",
+                "adaptive AUC",
+                "naive TPR@0.1%FPR",
+                "adaptive TPR@0.1%FPR",
+                "naive calibrated bal. acc",
+                "adaptive calibrated bal. acc",
+                "adaptive MIDPUT (published / advantage)",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        ));
+        let best = |r: &RunResults| strongest(r).map_or(0.5, |b| b.evaluation.auc);
+        let (nb, ab) = (best(naive), best(adaptive));
+        doc.push(Block::Para(format!(
+            "Read: against this defense the naive attacker's best AUC is {nb:.3} and the adaptive attacker's {ab:.3}; {}",
+            if ab > nb + 0.01 {
+                "judged by the naive attacker alone, the defense would look stronger than it is."
+            } else {
+                "here the naive view does not overstate the defense."
+            }
+        )));
+    }
+}
+
 /// Writes the report for `runs` into `out` and returns the files written.
 pub fn write(
     runs: &[RunResults],
@@ -338,22 +481,21 @@ pub fn write(
         });
     }
 
+    inference_section(runs, &mut doc);
+
     // MIDPUT against the undefended baseline.
     let mut midput_rows = Vec::new();
     for r in runs {
-        let (Some(b), Some(acc)) = (baseline(runs, r), r.report.test_acc) else { continue };
-        if std::ptr::eq(b, r) {
-            continue;
-        }
-        let b_acc = b.report.test_acc.unwrap_or(acc);
         for a in &r.report.attacks {
-            let Some(ba) = b.report.attacks.iter().find(|x| x.name == a.name) else { continue };
+            let Some((b_auc, b_adv, b_acc, acc, b_label)) = midput_base(runs, r, &a.name) else {
+                continue;
+            };
             midput_rows.push(vec![
                 r.report.label.clone(),
-                b.report.label.clone(),
+                b_label,
                 format!("`{}`", a.name),
-                f4(midput_published(ba.evaluation.auc, a.evaluation.auc, b_acc, acc)),
-                f4(midput_advantage(ba.evaluation.advantage, a.evaluation.advantage, b_acc, acc)),
+                f4(midput_published(b_auc, a.evaluation.auc, b_acc, acc)),
+                f4(midput_advantage(b_adv, a.evaluation.advantage, b_acc, acc)),
             ]);
         }
     }
@@ -449,7 +591,10 @@ pub fn write(
         }
 
         doc.push(Block::Heading(3, "Score distributions".into()));
-        for a in &rep.attacks {
+        // Defended views get the ROC set's histograms only (there are two per defense).
+        let shown: Vec<&AttackResult> =
+            if rep.inference.is_some() { roc_set(r) } else { rep.attacks.iter().collect() };
+        for a in shown {
             let name = format!("hist_{label}_{}.svg", slug(&a.name));
             let title = format!("{}: {}", rep.label, a.name);
             svgs.push((name.clone(), plots::histogram(&title, &a.scores, &r.is_member)));
@@ -629,7 +774,7 @@ fn csv(runs: &[RunResults]) -> String {
         "run,dataset,model,defense,test_acc,attack,family,auc,auc_distance,advantage,best_balanced_accuracy,\
          tpr_at_1pct_fpr,tpr_at_1pct_ci_lo,tpr_at_1pct_ci_hi,tpr_at_0.1pct_fpr,tpr_at_0.1pct_ci_lo,tpr_at_0.1pct_ci_hi,\
          tpr_at_0.01pct_fpr,calibrated_tpr,calibrated_fpr,calibrated_balanced_accuracy,privacy_score_published,\
-         privacy_score_fixed,midput_published,midput_advantage,shadows,queries,seconds\n",
+         privacy_score_fixed,midput_published,midput_advantage,shadows,queries,seconds,inference_defense,attacker\n",
     );
     let field = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
     let quote = |t: &str| {
@@ -641,20 +786,17 @@ fn csv(runs: &[RunResults]) -> String {
     };
     for r in runs {
         let rep = &r.report;
-        let base = baseline(runs, r).filter(|b| !std::ptr::eq(*b, r));
         for a in &rep.attacks {
             let e = &a.evaluation;
             let t = |f: f64| tpr(a, f);
             let cal = a.calibrated.first();
-            let ba = base
-                .and_then(|b| b.report.attacks.iter().find(|x| x.name == a.name).map(|x| (b, x)));
+            let base = midput_base(runs, r, &a.name);
             let mid = |advantage: bool| {
-                let (b, x) = ba?;
-                let (acc, b_acc) = (rep.test_acc?, b.report.test_acc?);
+                let (b_auc, b_adv, b_acc, acc, _) = base.clone()?;
                 Some(if advantage {
-                    midput_advantage(x.evaluation.advantage, e.advantage, b_acc, acc)
+                    midput_advantage(b_adv, e.advantage, b_acc, acc)
                 } else {
-                    midput_published(x.evaluation.auc, e.auc, b_acc, acc)
+                    midput_published(b_auc, e.auc, b_acc, acc)
                 })
             };
             let cols = [
@@ -686,6 +828,8 @@ fn csv(runs: &[RunResults]) -> String {
                 a.shadows.to_string(),
                 a.queries.to_string(),
                 format!("{:.4}", a.seconds),
+                quote(rep.inference.as_ref().map_or("", |i| i.spec.as_str())),
+                rep.inference.as_ref().map_or(String::new(), |i| i.attacker.clone()),
             ];
             let _ = writeln!(s, "{}", cols.join(","));
         }

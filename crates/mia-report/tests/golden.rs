@@ -107,6 +107,7 @@ fn results(label: &str, defense: &str, signal: f32, acc: f64) -> RunResults {
             population: 0,
             skipped: vec![],
             attacks,
+            inference: None,
         },
         is_member,
         indices: None,

@@ -9,6 +9,7 @@ pub mod device;
 pub mod error;
 pub mod run;
 pub mod shadows;
+pub mod signals;
 pub mod trainer;
 
 pub use config::{DefenseConfig, OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
@@ -16,4 +17,5 @@ pub use defense::TrainingDefense;
 pub use device::DeviceChoice;
 pub use error::TrainError;
 pub use shadows::{ShadowObserver, ShadowOptions, Shard, shadows};
+pub use signals::{SignalRequest, defense_signals};
 pub use trainer::{EpochMetrics, Observer, Summary, train};

@@ -142,7 +142,7 @@ fn batch(
     Ok((x, y))
 }
 
-fn read_f32(t: Tensor<2>) -> Result<Vec<f32>, TrainError> {
+pub(crate) fn read_f32(t: Tensor<2>) -> Result<Vec<f32>, TrainError> {
     t.try_into_data()
         .map_err(|e| TrainError::Backend(format!("{e:?}")))?
         .try_to_vec::<f32>()
@@ -174,13 +174,29 @@ pub fn predict_queries(
     device: &Device,
 ) -> Result<Vec<f32>, TrainError> {
     let mut out = Vec::with_capacity(queries.len() * indices.len() * ds.num_classes());
+    for_each_query_batch(ds, indices, queries, device, |x| {
+        out.extend(read_f32(model.forward(x))?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with normalised input batches (at most 256 examples) covering every query of
+/// `queries` (outer) and example of `indices` (inner), in that order.
+pub fn for_each_query_batch(
+    ds: &Dataset,
+    indices: &[usize],
+    queries: &[Query],
+    device: &Device,
+    mut f: impl FnMut(Tensor<4>) -> Result<(), TrainError>,
+) -> Result<(), TrainError> {
+    let mut buf = Vec::with_capacity(ds.input.numel());
     for q in queries {
-        if *q == Query::IDENTITY {
-            out.extend(predict(model, ds, indices, device)?);
-            continue;
-        }
-        let mut buf = Vec::with_capacity(ds.input.numel());
         for chunk in indices.chunks(256) {
+            if *q == Query::IDENTITY {
+                f(batch(ds, chunk, None, device)?.0)?;
+                continue;
+            }
             let mut values = Vec::with_capacity(chunk.len() * ds.input.numel());
             for &i in chunk {
                 let px = ds.pixels(i).ok_or_else(|| {
@@ -190,11 +206,10 @@ pub fn predict_queries(
                 q.apply(px, ds.input, &mut buf);
                 ds.normalization.push_u8(&buf, ds.input, &mut values);
             }
-            let x = mia_core::preprocess::batch_tensor(values, chunk.len(), ds.input, device)?;
-            out.extend(read_f32(model.forward(x))?);
+            f(mia_core::preprocess::batch_tensor(values, chunk.len(), ds.input, device)?)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// (accuracy, mean cross-entropy) of logits against the labels of `indices`.

@@ -6,10 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use mia_attack::attack::run as run_attack;
-use mia_attack::{AttackInput, AttackKind, AttackOptions, AttackReport};
+use mia_attack::defended::{DefenseSignals, defend};
+use mia_attack::{AttackInput, AttackKind, AttackOptions, AttackReport, InferenceInfo};
+use mia_core::inference::Chain;
 use mia_core::lira::{Center, OfflineForm};
+use mia_train::SignalRequest;
 
 use super::hinted;
+use super::train::Progress;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum CenterArg {
@@ -76,6 +80,20 @@ pub struct AttackArgs {
     /// Label for reports (default: the run folder's name).
     #[arg(long)]
     label: Option<String>,
+    /// Also attack through an inference-time defense, as a naive attacker (undefended
+    /// shadows, plus fixed thresholds 0.9/0.5) and an adaptive one (shadows through the same
+    /// defense); repeatable. A spec is `name[:key=value,...]`, steps chained with `+`, e.g.
+    /// `dynanoise:sigma2=0.3,lambda=2,t=10` or `temperature:t=2+round:d=2`. Names: topk, label,
+    /// round, cap, clip, temperature, gaussian, reverse-sigmoid, dynanoise, hamp, memguard,
+    /// hyga. Results go to OUT/inference/SPEC/{naive,adaptive}.
+    #[arg(long = "inference-defense", value_name = "SPEC")]
+    inference_defense: Vec<String>,
+    /// Device for the signals HAMP and HyGA-ANI need (default: the target's).
+    #[arg(long)]
+    device: Option<String>,
+    /// Dataset folder, when it moved since the target was trained (HAMP, HyGA-ANI).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 fn folder_name(p: &Path) -> String {
@@ -147,7 +165,7 @@ pub fn run(args: AttackArgs) -> Result<()> {
     let text = |k: &str| field(k).and_then(|v| v.as_str().map(str::to_string));
     let number = |k: &str| field(k).and_then(|v| v.as_f64());
 
-    let mut report = AttackReport {
+    let template = AttackReport {
         version: 1,
         source,
         label: args
@@ -166,21 +184,147 @@ pub fn run(args: AttackArgs) -> Result<()> {
         population: input.population(),
         skipped: Vec::new(),
         attacks: Vec::new(),
+        inference: None,
     };
+    // Parse every defense before the (long) undefended pass.
+    let chains: Vec<Chain> =
+        args.inference_defense.iter().map(|s| Chain::parse(s)).collect::<Result<_, _>>()?;
     println!(
         "{} candidates ({} members), {} shadows, {} queries, {} population samples",
-        report.candidates, report.members, report.shadows, report.queries, report.population
+        template.candidates,
+        template.members,
+        template.shadows,
+        template.queries,
+        template.population
     );
+    let base = attack_set(&input, &kinds, all, &options, template.clone())?;
+    base.write(&out, &input.is_member)?;
+    println!("wrote {}", out.join("attacks.json").display());
+
+    for chain in &chains {
+        let spec = chain.spec();
+        println!("\ninference defense {spec}");
+        let signals = defense_signals(&args, chain, input.shadows.len())?;
+        let d = defend(&input, chain, &signals, args.seed)?;
+        println!(
+            "held-out accuracy {:.4} → {:.4} ({} rows); label {}",
+            d.accuracy_before,
+            d.accuracy_after,
+            d.accuracy_rows,
+            if chain.preserves_label() { "preserved" } else { "may change" }
+        );
+        let baseline: Vec<(String, f64, f64)> = base
+            .attacks
+            .iter()
+            .map(|a| (a.name.clone(), a.evaluation.auc, a.evaluation.advantage))
+            .collect();
+        let folder = out.join("inference").join(slug(&spec));
+        for (attacker, view) in [("naive", &d.naive), ("adaptive", &d.adaptive)] {
+            println!("{attacker} attacker");
+            let mut t = template.clone();
+            t.label = format!("{} + {spec} ({attacker})", template.label);
+            t.test_acc = Some(d.accuracy_after);
+            t.inference = Some(InferenceInfo {
+                spec: spec.clone(),
+                attacker: attacker.into(),
+                preserves_label: chain.preserves_label(),
+                accuracy_before: d.accuracy_before,
+                accuracy_after: d.accuracy_after,
+                accuracy_rows: d.accuracy_rows,
+                baseline: baseline.clone(),
+            });
+            let mut set = kinds.clone();
+            if attacker == "naive" {
+                set.extend(AttackKind::fixed_thresholds());
+            }
+            let report = attack_set(view, &set, all, &options, t)?;
+            let dir = folder.join(attacker);
+            report.write(&dir, &input.is_member)?;
+            println!("wrote {}", dir.join("attacks.json").display());
+        }
+    }
+    Ok(())
+}
+
+/// A folder name for a defense spec.
+fn slug(spec: &str) -> String {
+    spec.chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' => c,
+            '+' => '+',
+            _ => '_',
+        })
+        .collect()
+}
+
+/// Computes (or reuses) and reads the per-model signals a chain needs.
+fn defense_signals(args: &AttackArgs, chain: &Chain, shadows: usize) -> Result<DefenseSignals> {
+    let needs = chain.needs();
+    if !needs.references && !needs.gradients {
+        return Ok(DefenseSignals {
+            shadows: vec![Default::default(); shadows],
+            ..Default::default()
+        });
+    }
+    let Some(run) = &args.run else {
+        return Err(hinted(
+            format!("`{}` needs the model itself, not only its logits", chain.spec()),
+            "HAMP and HyGA-ANI query the model (random inputs, input gradients): use --run",
+        ));
+    };
+    let dir = args.shadow_dir.clone().unwrap_or_else(|| run.join("shadows"));
+    if !dir.join("pool.json").exists() {
+        return Err(hinted(
+            format!("no shadow folder at {}", dir.display()),
+            "train shadow models first: `mia shadows --run RUN --count 16`",
+        ));
+    }
+    let request =
+        SignalRequest { random_logits: needs.references, gradient_norms: needs.gradients };
+    let device = args.device.as_deref().map(str::parse).transpose()?;
+    let bar = Progress::new(false);
+    bar.bar.set_prefix("defense signals ");
+    let mut tick = |done: usize, total: usize| {
+        bar.bar.set_length(total as u64);
+        bar.bar.set_position(done as u64);
+    };
+    let finished = mia_train::defense_signals(
+        run,
+        &dir,
+        request,
+        device,
+        args.data_dir.as_deref(),
+        &mut tick,
+    )?;
+    bar.bar.finish_and_clear();
+    if finished.len() != shadows {
+        return Err(hinted(
+            format!("{} finished shadows now, {shadows} when the attack started", finished.len()),
+            "wait for running `mia shadows` jobs to finish, then attack again",
+        ));
+    }
+    Ok(DefenseSignals::read(&dir, &finished, needs)?)
+}
+
+/// Runs `kinds` on one input, printing a table; under `all`, attacks the shadows cannot
+/// support are skipped with their reason.
+fn attack_set(
+    input: &AttackInput,
+    kinds: &[AttackKind],
+    all: bool,
+    options: &AttackOptions,
+    mut report: AttackReport,
+) -> Result<AttackReport> {
     println!(
         "{:<28} {:>7} {:>9} {:>7} {:>9} {:>10} {:>8}",
         "attack", "AUC", "|AUC-.5|", "adv", "TPR@1%", "TPR@0.1%", "seconds"
     );
-    for kind in kinds {
+    for &kind in kinds {
         if all && kind.needs_shadows() && input.shadows.is_empty() {
             report.skipped.push((kind.name(), "needs shadow models".into()));
             continue;
         }
-        let r = match run_attack(kind, &input, &options) {
+        let r = match run_attack(kind, input, options) {
             Ok(r) => r,
             // Under `all`, an attack the shadows cannot support is skipped, not fatal.
             Err(e) if all && kind.needs_shadows() => {
@@ -206,7 +350,5 @@ pub fn run(args: AttackArgs) -> Result<()> {
     for (name, why) in &report.skipped {
         println!("skipped {name}: {why}");
     }
-    report.write(&out, &input.is_member)?;
-    println!("wrote {}", out.join("attacks.json").display());
-    Ok(())
+    Ok(report)
 }

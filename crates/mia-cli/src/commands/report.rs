@@ -1,7 +1,7 @@
 //! `mia report`: turns the attack results of one or more runs into a Markdown + HTML report,
 //! a CSV of every metric and SVG/PNG plots.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
@@ -25,11 +25,44 @@ pub struct ReportArgs {
     /// Rows in each run's most-vulnerable-examples table.
     #[arg(long, default_value_t = 10)]
     vulnerable: usize,
+    /// Leave out the inference-defense results found under each folder's `inference/`.
+    #[arg(long)]
+    no_inference: bool,
+}
+
+/// `dir` and, unless told otherwise, every `dir/inference/SPEC/{naive,adaptive}` folder that
+/// `mia attack --inference-defense` wrote, in name order.
+fn folders(dir: &Path, with_inference: bool) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if !with_inference {
+        return out;
+    }
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(dir.join("inference"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    specs.sort();
+    for spec in specs {
+        for attacker in ["naive", "adaptive"] {
+            let d = spec.join(attacker);
+            if d.join("attacks.json").exists() {
+                out.push(d);
+            }
+        }
+    }
+    out
 }
 
 /// Runs `mia report`.
 pub fn run(args: ReportArgs) -> Result<()> {
-    let runs = args.runs.iter().map(|r| RunResults::load(r)).collect::<Result<Vec<_>, _>>()?;
+    let runs = args
+        .runs
+        .iter()
+        .flat_map(|r| folders(r, !args.no_inference))
+        .map(|r| RunResults::load(&r))
+        .collect::<Result<Vec<_>, _>>()?;
     let options =
         ReportOptions { title: args.title.clone(), png: !args.no_png, vulnerable: args.vulnerable };
     let files = mia_report::write(&runs, &args.out, &options)?;

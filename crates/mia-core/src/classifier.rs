@@ -177,6 +177,17 @@ impl Classifier {
         grads[hd * d + 2 * hd] += g;
     }
 
+    /// A logistic regression as weights on the raw (unstandardised) features and a bias:
+    /// `score(x) = w·x + b`. `None` for the MLP.
+    pub fn linear(&self) -> Option<(Vec<f32>, f32)> {
+        if self.hidden != 0 {
+            return None;
+        }
+        let w: Vec<f32> = (0..self.dim).map(|j| self.params[j] / self.std[j]).collect();
+        let b = self.params[self.dim] - (0..self.dim).map(|j| w[j] * self.mean[j]).sum::<f32>();
+        Some((w, b))
+    }
+
     /// Member logits of row-major features `x [n × dim]` (higher = more likely a member).
     pub fn score(&self, x: &[f32]) -> Vec<f32> {
         let mut z = vec![0f32; self.dim];
@@ -219,6 +230,9 @@ mod tests {
         let (x, y) = data(false);
         let lr = Classifier::fit(&x, 2, &y, ClassifierKind::Logistic, s);
         assert!(accuracy(&lr, &x, &y) > 0.97, "{}", accuracy(&lr, &x, &y));
+        let (w, b) = lr.linear().unwrap();
+        let folded = w[0] * x[0] + w[1] * x[1] + b;
+        assert!((folded - lr.score(&x[..2])[0]).abs() < 1e-4);
         let (x, y) = data(true);
         let lr = Classifier::fit(&x, 2, &y, ClassifierKind::Logistic, s);
         let mlp = Classifier::fit(&x, 2, &y, ClassifierKind::Mlp, s);

@@ -1,0 +1,150 @@
+//! One shared fixture for the inference-time defenses, checked natively (`cargo test`) and in
+//! wasm32 (`wasm-bindgen-test-runner` under Node, see `tests/run-all.sh`): the same logits,
+//! seeds and per-model context must give the same released posteriors on both, and the
+//! input-gradient norms HyGA-ANI needs (burn autodiff on the flex CPU backend) must agree too.
+//! Regenerate natively with `UPDATE_FIXTURE=1 cargo test -p mia-core --test inference_fixture`.
+#![allow(clippy::unwrap_used)]
+
+use burn::prelude::*;
+use mia_core::inference::{Chain, ModelContext, Row, Surrogate, hyga};
+use mia_core::models::ModelConfig;
+use mia_core::{Architecture, InputSpec};
+use serde_json::{Value, json};
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+const FIXTURE: &str = include_str!("fixtures/inference.json");
+const WEIGHTS: &[u8] = include_bytes!("fixtures/tiny_cnn.bpk");
+
+const SPECS: [&str; 13] = [
+    "topk:k=2",
+    "label",
+    "round:d=2",
+    "cap:c=0.5",
+    "clip:c=0.5",
+    "temperature:t=10",
+    "gaussian:sigma=0.1",
+    "reverse-sigmoid",
+    "dynanoise:sigma2=0.3,lambda=2,t=10,m=3",
+    "hamp",
+    "memguard:budget=1",
+    "hyga",
+    "temperature:t=2+dynanoise+topk:k=3",
+];
+
+fn cases() -> Vec<Vec<f32>> {
+    (0..24)
+        .map(|i| {
+            (0..5)
+                .map(|j| (((i * 13 + j * 7) % 17) as f32 - 8.0) * (1.0 + (i % 4) as f32) / 3.0)
+                .collect()
+        })
+        .collect()
+}
+
+fn context() -> ModelContext {
+    ModelContext {
+        references: vec![vec![0.4, 0.3, 0.15, 0.1, 0.05], vec![0.9, 0.04, 0.03, 0.02, 0.01]],
+        surrogate: Some(Surrogate { w: vec![6.0, -1.0, -1.0, -2.0, -2.0], b: -3.0 }),
+        gradient_scale: Some(1.5),
+    }
+}
+
+fn released() -> Value {
+    let ctx = context();
+    let mut out = serde_json::Map::new();
+    for spec in SPECS {
+        let chain = Chain::parse(spec).unwrap();
+        let rows: Vec<Vec<f32>> = cases()
+            .iter()
+            .enumerate()
+            .map(|(i, z)| {
+                let row = Row { id: i as u64, gradient_norm: Some(0.4 * (i % 5) as f32) };
+                chain.apply(z, &ctx, row, 42).unwrap()
+            })
+            .collect();
+        out.insert(spec.to_string(), json!(rows));
+    }
+    Value::Object(out)
+}
+
+fn config() -> ModelConfig {
+    ModelConfig::new(Architecture::SmallCnn, InputSpec::new(1, 4, 4), 3)
+}
+
+fn gradient_input() -> Vec<f32> {
+    (0..3 * 16).map(|i| ((i * 5 % 13) as f32 - 6.0) / 3.0).collect()
+}
+
+fn gradient_norms(weights: Vec<u8>) -> Vec<f32> {
+    let device = Device::flex();
+    let model = config().load_bytes(weights, &device).unwrap();
+    let frozen = hyga::for_gradients(model, &device);
+    let x = Tensor::<4>::from_data(TensorData::new(gradient_input(), [3, 1, 4, 4]), &device);
+    hyga::input_gradient_norms(&frozen, x).into_data().try_to_vec().unwrap()
+}
+
+fn close(a: &Value, b: &Value, tol: f64, path: &str) {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: lengths");
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                close(u, v, tol, &format!("{path}[{i}]"));
+            }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: keys");
+            for (k, u) in x {
+                close(u, &y[k], tol, &format!("{path}.{k}"));
+            }
+        }
+        _ => {
+            let (u, v) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+            assert!((u - v).abs() <= tol, "{path}: {u} vs {v}");
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn update_if_asked() -> bool {
+    if std::env::var_os("UPDATE_FIXTURE").is_none() {
+        return false;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let device = Device::flex();
+    device.seed(9);
+    let weights = config().init(&device).unwrap().into_record().into_bytes().unwrap().to_vec();
+    std::fs::write(dir.join("tiny_cnn.bpk"), &weights).unwrap();
+    let fixture = json!({ "released": released(), "gradient_norms": gradient_norms(weights) });
+    std::fs::write(dir.join("inference.json"), serde_json::to_string_pretty(&fixture).unwrap())
+        .unwrap();
+    true
+}
+
+#[cfg(target_arch = "wasm32")]
+fn update_if_asked() -> bool {
+    false
+}
+
+#[test]
+fn released_posteriors_match_the_shared_fixture() {
+    if update_if_asked() {
+        return;
+    }
+    let fixture: Value = serde_json::from_str(FIXTURE).unwrap();
+    // Transcendentals (exp, ln, cos) may differ in the last bit between platforms' libms.
+    close(&released(), &fixture["released"], 1e-4, "released");
+}
+
+#[test]
+fn input_gradient_norms_match_the_shared_fixture() {
+    if cfg!(not(target_arch = "wasm32")) && std::env::var_os("UPDATE_FIXTURE").is_some() {
+        return; // written by the other test
+    }
+    let fixture: Value = serde_json::from_str(FIXTURE).unwrap();
+    let norms = json!(gradient_norms(WEIGHTS.to_vec()));
+    close(&norms, &fixture["gradient_norms"], 1e-4, "gradient_norms");
+    assert!(norms.as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0));
+}
