@@ -583,6 +583,34 @@ fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
     let csv = std::fs::read_to_string(rep2.join("metrics.csv")).unwrap();
     assert!(csv.lines().any(|l| l.ends_with(",hamp,adaptive")), "{csv}");
 
+    // The web bundle: manifest, weights, reference sample and LiRA statistics, all verified.
+    let bundle = dir.path().join("bundle");
+    let b = bundle.to_str().unwrap();
+    let out = ok(&["export", "--run", r, "--out", b, "--reference", "20"]);
+    assert!(out.contains("wrote 1 models and 20 reference examples"), "{out}");
+    let manifest = mia_core::bundle::Manifest::parse(
+        &std::fs::read_to_string(bundle.join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let model = &manifest.models[0];
+    assert_eq!((model.id.as_str(), model.shadows), ("run", 4));
+    for f in [&model.weights, model.lira.as_ref().unwrap(), &manifest.reference.file] {
+        f.verify(&std::fs::read(bundle.join(&f.path)).unwrap()).unwrap();
+    }
+    let sample = mia_core::bundle::ReferenceSample::decode(
+        &std::fs::read(bundle.join("reference.bin")).unwrap(),
+        manifest.input,
+    )
+    .unwrap();
+    assert_eq!(sample.is_member.iter().filter(|m| **m).count(), 10);
+    let loss = model.attacks.iter().find(|a| a.name == "loss").unwrap();
+    assert!(loss.reference_auc.is_some() && loss.threshold.is_some());
+    assert!(
+        model.attacks.iter().any(|a| a.name == "lira-online-fixed" && a.threshold == Some(0.0))
+    );
+    let err = fails(&["export", "--run", d, "--out", b]);
+    assert!(err.contains("hint:"), "{err}");
+
     // Bad specs and defenses that need the model on bare logits are errors with hints.
     let err = fails(&["attack", "--run", r, "--inference-defense", "cap:c=2", "--out", i]);
     assert!(err.contains("bad inference defense `cap:c=2`") && err.contains("hint:"), "{err}");

@@ -27,6 +27,8 @@ enum Command {
     Attack(Box<commands::attack::AttackArgs>),
     /// Write a Markdown/HTML report, a CSV and plots from the attack results of runs.
     Report(commands::report::ReportArgs),
+    /// Write the web bundle (weights, reference sample, LiRA statistics, measured attacks).
+    Export(commands::export::ExportArgs),
     /// Download or inspect datasets.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
@@ -51,6 +53,7 @@ fn main() {
         Command::Shadows(args) => commands::shadows::run(args),
         Command::Attack(args) => commands::attack::run(*args),
         Command::Report(args) => commands::report::run(args),
+        Command::Export(args) => commands::export::run(args),
         Command::Data(cmd) => commands::data::run(cmd),
     };
     if let Err(err) = result {

@@ -40,6 +40,9 @@ pub enum CoreError {
         /// Why.
         reason: String,
     },
+    /// A web bundle that does not match its manifest or this version.
+    #[error("bundle: {0}")]
+    Bundle(String),
     /// A defense lacks per-model context it needs (reference outputs, surrogate, gradients).
     #[error("inference defense: {0}")]
     DefenseContext(String),

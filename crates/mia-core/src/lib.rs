@@ -6,6 +6,7 @@
 //! [`rmia`]), the attack models ([`classifier`]) and the inference-time defenses
 //! ([`inference`]). Nothing here touches the file system or the network.
 
+pub mod bundle;
 pub mod classifier;
 pub mod error;
 pub mod inference;

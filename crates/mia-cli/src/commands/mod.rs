@@ -2,6 +2,7 @@
 
 pub mod attack;
 pub mod data;
+pub mod export;
 pub mod report;
 pub mod shadows;
 pub mod train;

@@ -1,0 +1,390 @@
+//! The web bundle: what `mia export` writes into `pretrained/` and the browser lab loads.
+//!
+//! `manifest.json` ([`Manifest`]) names every file with its size and SHA-256; loading checks
+//! the format version first, then each file against its entry, so a stale or truncated
+//! bundle is a clear error, never a wrong picture. The binary files:
+//!
+//! - **weights** (`*.bpk`): burnpack records of [`crate::ModelConfig`] models;
+//! - **reference sample** ([`ReferenceSample`]): `MIAREF01`, then little-endian `u32` count,
+//!   channels, height, width; then per example `label u8, member u8`; then the pixels
+//!   (`u8`, CHW, example-major);
+//! - **LiRA statistics** ([`LiraStats`]): `MIALIRA1`, `u32` count, then per example four
+//!   `f32`: μ_in, σ_in, μ_out, σ_out of the logit-scaled confidence φ under the identity
+//!   query, from the shadow models.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::CoreError;
+use crate::models::ModelConfig;
+use crate::preprocess::{InputSpec, Normalization};
+
+/// The bundle format this code reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A file of the bundle, relative to the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Path relative to the manifest's folder.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+impl FileRef {
+    /// The entry describing `data` at `path`.
+    pub fn describe(path: &str, data: &[u8]) -> Self {
+        Self { path: path.into(), bytes: data.len() as u64, sha256: sha256_hex(data) }
+    }
+
+    /// Checks `data` against the entry.
+    pub fn verify(&self, data: &[u8]) -> Result<(), CoreError> {
+        if data.len() as u64 != self.bytes {
+            return Err(CoreError::Bundle(format!(
+                "{} has {} bytes, the manifest says {} (truncated or stale download?)",
+                self.path,
+                data.len(),
+                self.bytes
+            )));
+        }
+        let got = sha256_hex(data);
+        if got != self.sha256 {
+            return Err(CoreError::Bundle(format!(
+                "{} has SHA-256 {got}, the manifest says {}",
+                self.path, self.sha256
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An attack's result on a shipped model, measured natively at export time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttackSummary {
+    /// Attack name (as in `mia attack`).
+    pub name: String,
+    /// AUC on the full candidate set.
+    pub auc: f64,
+    /// Advantage max(TPR − FPR).
+    pub advantage: f64,
+    /// TPR at 0.1% FPR.
+    pub tpr_at_0_1pct_fpr: f64,
+    /// AUC on the shipped reference sample only (what the browser recomputes).
+    pub reference_auc: Option<f64>,
+    /// Global threshold calibrated on the shadows, in the score's own units (higher = member).
+    pub threshold: Option<f32>,
+}
+
+/// One shipped model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    /// Short id (`erm`, `relaxloss`, …).
+    pub id: String,
+    /// Human label.
+    pub label: String,
+    /// Architecture and shape.
+    pub config: ModelConfig,
+    /// Training-time defense and its parameters (as in the run's `config.json`).
+    pub training_defense: serde_json::Value,
+    /// Accuracy on its members.
+    pub train_acc: f64,
+    /// Accuracy on the test split.
+    pub test_acc: f64,
+    /// Attacks measured natively, adaptive shadows.
+    pub attacks: Vec<AttackSummary>,
+    /// Weights (burnpack).
+    pub weights: FileRef,
+    /// LiRA statistics of the reference sample, when shadows were trained.
+    pub lira: Option<FileRef>,
+    /// Shadow models behind `lira` and the thresholds.
+    pub shadows: usize,
+}
+
+/// The reference sample's file and counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceEntry {
+    /// The binary file.
+    pub file: FileRef,
+    /// Members of the target (first in the file).
+    pub members: usize,
+    /// Non-members.
+    pub non_members: usize,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Must equal [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Dataset name.
+    pub dataset: String,
+    /// Class names, index = label.
+    pub class_names: Vec<String>,
+    /// Model input.
+    pub input: InputSpec,
+    /// Normalisation applied after scaling pixels to [0, 1].
+    pub normalization: Normalization,
+    /// The models; the first is the default.
+    pub models: Vec<ModelEntry>,
+    /// The reference sample every model was trained around (same split).
+    pub reference: ReferenceEntry,
+    /// How it was made (commands, machine).
+    pub provenance: String,
+}
+
+impl Manifest {
+    /// Parses and checks a manifest.
+    pub fn parse(text: &str) -> Result<Self, CoreError> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| CoreError::Bundle(format!("manifest.json is not JSON: {e}")))?;
+        let version = value.get("format_version").and_then(serde_json::Value::as_u64);
+        if version != Some(u64::from(FORMAT_VERSION)) {
+            return Err(CoreError::Bundle(format!(
+                "bundle format {} is not the supported {FORMAT_VERSION}; re-export it with this version's `mia export`",
+                version.map_or("missing".to_string(), |v| v.to_string())
+            )));
+        }
+        let m: Manifest = serde_json::from_value(value)
+            .map_err(|e| CoreError::Bundle(format!("manifest.json: {e}")))?;
+        if m.models.is_empty() {
+            return Err(CoreError::Bundle("the manifest lists no model".into()));
+        }
+        for e in &m.models {
+            e.config.validate()?;
+            if e.config.input != m.input || e.config.num_classes != m.class_names.len() {
+                return Err(CoreError::Bundle(format!(
+                    "model {} takes {} with {} classes, the bundle has {} with {}",
+                    e.id,
+                    e.config.input,
+                    e.config.num_classes,
+                    m.input,
+                    m.class_names.len()
+                )));
+            }
+        }
+        Ok(m)
+    }
+
+    /// The model with this id.
+    pub fn model(&self, id: &str) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.id == id)
+    }
+}
+
+/// Images with labels and target membership.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceSample {
+    /// Image shape.
+    pub input: InputSpec,
+    /// Labels.
+    pub labels: Vec<u8>,
+    /// Whether each example trained the target.
+    pub is_member: Vec<bool>,
+    /// Pixels, CHW, example-major.
+    pub pixels: Vec<u8>,
+}
+
+const REF_MAGIC: &[u8; 8] = b"MIAREF01";
+const LIRA_MAGIC: &[u8; 8] = b"MIALIRA1";
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+impl ReferenceSample {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether it holds no example.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Pixels of example `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.input.numel();
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// Encodes the sample.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = REF_MAGIC.to_vec();
+        for v in [self.len(), self.input.channels, self.input.height, self.input.width] {
+            out.extend((v as u32).to_le_bytes());
+        }
+        for (l, m) in self.labels.iter().zip(&self.is_member) {
+            out.extend([*l, u8::from(*m)]);
+        }
+        out.extend(&self.pixels);
+        out
+    }
+
+    /// Decodes and checks a sample for `input`.
+    pub fn decode(b: &[u8], input: InputSpec) -> Result<Self, CoreError> {
+        let bad = |m: &str| CoreError::Bundle(format!("reference sample: {m}"));
+        if b.get(..8) != Some(&REF_MAGIC[..]) {
+            return Err(bad("not a MIA Lab reference file"));
+        }
+        let field = |i: usize| {
+            u32_at(b, 8 + 4 * i).map(|v| v as usize).ok_or_else(|| bad("truncated header"))
+        };
+        let (n, c, h, w) = (field(0)?, field(1)?, field(2)?, field(3)?);
+        if InputSpec::new(c, h, w) != input {
+            return Err(bad(&format!("images are {c}x{h}x{w}, the models take {input}")));
+        }
+        let start = 24;
+        let expected = start + 2 * n + n * input.numel();
+        if b.len() != expected {
+            return Err(bad(&format!("{} bytes, expected {expected}", b.len())));
+        }
+        let meta = &b[start..start + 2 * n];
+        Ok(Self {
+            input,
+            labels: meta.chunks(2).map(|p| p[0]).collect(),
+            is_member: meta.chunks(2).map(|p| p[1] != 0).collect(),
+            pixels: b[start + 2 * n..].to_vec(),
+        })
+    }
+}
+
+/// Per-example LiRA Gaussians for the reference sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiraStats {
+    /// (μ_in, σ_in, μ_out, σ_out) per example.
+    pub rows: Vec<[f32; 4]>,
+}
+
+impl LiraStats {
+    /// Encodes the statistics.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = LIRA_MAGIC.to_vec();
+        out.extend((self.rows.len() as u32).to_le_bytes());
+        for r in &self.rows {
+            r.iter().for_each(|v| out.extend(v.to_le_bytes()));
+        }
+        out
+    }
+
+    /// Decodes statistics for `n` examples.
+    pub fn decode(b: &[u8], n: usize) -> Result<Self, CoreError> {
+        let bad = |m: String| CoreError::Bundle(format!("LiRA statistics: {m}"));
+        if b.get(..8) != Some(&LIRA_MAGIC[..]) {
+            return Err(bad("not a MIA Lab LiRA file".into()));
+        }
+        let count = u32_at(b, 8).ok_or_else(|| bad("truncated header".into()))? as usize;
+        if count != n || b.len() != 12 + 16 * n {
+            return Err(bad(format!("{count} rows in {} bytes for {n} examples", b.len())));
+        }
+        let f = |i: usize| f32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let rows = (0..n)
+            .map(|r| {
+                let at = 12 + 16 * r;
+                [f(at), f(at + 4), f(at + 8), f(at + 12)]
+            })
+            .collect::<Vec<_>>();
+        if rows.iter().flatten().any(|v| !v.is_finite())
+            || rows.iter().any(|r| r[1] <= 0.0 || r[3] <= 0.0)
+        {
+            return Err(bad("non-finite values or non-positive deviations".into()));
+        }
+        Ok(Self { rows })
+    }
+
+    /// The online LiRA score of φ for example `i`: log N(φ; μ_in, σ_in) − log N(φ; μ_out, σ_out).
+    pub fn online(&self, i: usize, phi: f32) -> f32 {
+        let [mi, si, mo, so] = self.rows[i];
+        let logpdf = |x: f32, m: f32, s: f32| -0.5 * ((x - m) / s).powi(2) - s.ln();
+        logpdf(phi, mi, si) - logpdf(phi, mo, so)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Architecture;
+
+    fn sample() -> ReferenceSample {
+        let input = InputSpec::new(3, 2, 2);
+        ReferenceSample {
+            input,
+            labels: vec![1, 7, 3],
+            is_member: vec![true, false, true],
+            pixels: (0..36).collect(),
+        }
+    }
+
+    fn manifest() -> Manifest {
+        let input = InputSpec::new(3, 2, 2);
+        let cfg = ModelConfig::new(Architecture::Mlp, input, 10);
+        Manifest {
+            format_version: FORMAT_VERSION,
+            dataset: "cifar10".into(),
+            class_names: (0..10).map(|i| format!("c{i}")).collect(),
+            input,
+            normalization: Normalization::cifar10(),
+            models: vec![ModelEntry {
+                id: "erm".into(),
+                label: "ERM".into(),
+                config: cfg,
+                training_defense: serde_json::json!({"name": "erm"}),
+                train_acc: 1.0,
+                test_acc: 0.5,
+                attacks: vec![],
+                weights: FileRef::describe("erm.bpk", b"abc"),
+                lira: None,
+                shadows: 0,
+            }],
+            reference: ReferenceEntry {
+                file: FileRef::describe("reference.bin", &sample().encode()),
+                members: 2,
+                non_members: 1,
+            },
+            provenance: "test".into(),
+        }
+    }
+
+    #[test]
+    fn files_round_trip_and_damage_is_an_error() {
+        let s = sample();
+        let bytes = s.encode();
+        assert_eq!(ReferenceSample::decode(&bytes, s.input).unwrap(), s);
+        assert_eq!(
+            ReferenceSample::decode(&bytes, s.input).unwrap().image(1),
+            &(12..24).collect::<Vec<u8>>()[..]
+        );
+        assert!(ReferenceSample::decode(&bytes[..bytes.len() - 1], s.input).is_err());
+        assert!(ReferenceSample::decode(&bytes, InputSpec::new(1, 2, 2)).is_err());
+        assert!(ReferenceSample::decode(b"garbage", s.input).is_err());
+        let l = LiraStats { rows: vec![[1.0, 0.5, -1.0, 0.7], [0.0, 1.0, 0.0, 1.0]] };
+        assert_eq!(LiraStats::decode(&l.encode(), 2).unwrap(), l);
+        assert!(LiraStats::decode(&l.encode(), 3).is_err());
+        assert!(l.online(0, 1.0) > 0.0 && l.online(0, -1.0) < 0.0);
+        let f = FileRef::describe("x", b"hello");
+        assert!(f.verify(b"hello").is_ok());
+        assert!(f.verify(b"hell").unwrap_err().to_string().contains("4 bytes"));
+        assert!(f.verify(b"hellO").unwrap_err().to_string().contains("SHA-256"));
+    }
+
+    #[test]
+    fn manifests_are_checked() {
+        let m = manifest();
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(Manifest::parse(&text).unwrap(), m);
+        let old = text.replace("\"format_version\":1", "\"format_version\":0");
+        assert!(Manifest::parse(&old).unwrap_err().to_string().contains("format 0"));
+        assert!(Manifest::parse("{").unwrap_err().to_string().contains("not JSON"));
+        let mut wrong = m.clone();
+        wrong.class_names.pop();
+        let err = Manifest::parse(&serde_json::to_string(&wrong).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("9"), "{err}");
+    }
+}
