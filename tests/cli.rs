@@ -619,3 +619,40 @@ fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
     let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(err.contains("needs the model itself") && err.contains("use --run"), "{err}");
 }
+
+/// The shipped bundle must match its manifest and every weights file must decode into its
+/// architecture, so a stale `pretrained/` fails CI.
+#[test]
+fn shipped_bundle_is_consistent_and_its_weights_decode() {
+    use mia_core::bundle::{LiraStats, Manifest, ReferenceSample, ShadowOutputs};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pretrained");
+    let read = |p: &str| std::fs::read(dir.join(p)).unwrap();
+    let manifest = Manifest::parse(&String::from_utf8(read("manifest.json")).unwrap()).unwrap();
+    manifest.reference.file.verify(&read(&manifest.reference.file.path)).unwrap();
+    let reference =
+        ReferenceSample::decode(&read(&manifest.reference.file.path), manifest.input).unwrap();
+    assert_eq!(reference.len(), manifest.reference.members + manifest.reference.non_members);
+    let device = mia_train::DeviceChoice::Flex.device().unwrap();
+    let mut total = 0u64;
+    for m in &manifest.models {
+        let weights = read(&m.weights.path);
+        m.weights.verify(&weights).unwrap();
+        m.config.load_bytes(weights, &device).unwrap();
+        total += m.weights.bytes;
+        if let Some(f) = &m.lira {
+            f.verify(&read(&f.path)).unwrap();
+            LiraStats::decode(&read(&f.path), reference.len()).unwrap();
+            total += f.bytes;
+        }
+        if let Some(f) = &m.shadow_outputs {
+            f.verify(&read(&f.path)).unwrap();
+            ShadowOutputs::decode(&read(&f.path), reference.len(), manifest.class_names.len())
+                .unwrap();
+            total += f.bytes;
+        }
+        let loss = m.attacks.iter().find(|a| a.name == "loss").unwrap();
+        assert!(loss.reference_auc.is_some() && loss.threshold.is_some(), "{}", m.id);
+    }
+    total += manifest.reference.file.bytes;
+    assert!(total <= 25_000_000, "the bundle is {total} bytes, over 25 MB");
+}

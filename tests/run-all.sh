@@ -16,8 +16,8 @@ echo "== rustfmt"
 cargo fmt --all --check
 echo "== clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== clippy (wasm32: mia-core)"
-cargo clippy -p mia-core --target wasm32-unknown-unknown --locked -- -D warnings
+echo "== clippy (wasm32: mia-core, mia-web)"
+cargo clippy -p mia-core -p mia-web --target wasm32-unknown-unknown --locked -- -D warnings
 echo "== tests"
 cargo test --workspace --locked
 

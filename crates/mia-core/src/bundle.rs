@@ -103,6 +103,10 @@ pub struct ModelEntry {
     pub weights: FileRef,
     /// LiRA statistics of the reference sample, when shadows were trained.
     pub lira: Option<FileRef>,
+    /// The shadows' logits and keep flags on the reference sample ([`ShadowOutputs`]), so the
+    /// browser can play the adaptive attacker: pass them through a defense and recalibrate.
+    #[serde(default)]
+    pub shadow_outputs: Option<FileRef>,
     /// Shadow models behind `lira` and the thresholds.
     pub shadows: usize,
 }
@@ -192,6 +196,7 @@ pub struct ReferenceSample {
 }
 
 const REF_MAGIC: &[u8; 8] = b"MIAREF01";
+const SHADOW_MAGIC: &[u8; 8] = b"MIASHAD1";
 const LIRA_MAGIC: &[u8; 8] = b"MIALIRA1";
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -307,6 +312,70 @@ impl LiraStats {
     }
 }
 
+/// Shadow models' identity-query logits on the reference sample and which examples each
+/// trained on: `MIASHAD1`, `u32` shadows, examples, classes, then `keep u8 [S × n]`, then
+/// `f32 [S × n × C]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowOutputs {
+    /// Shadows S.
+    pub shadows: usize,
+    /// Examples n.
+    pub examples: usize,
+    /// Classes C.
+    pub classes: usize,
+    /// `keep[s * n + i]`.
+    pub keep: Vec<bool>,
+    /// `logits[(s * n + i) * C ..]`.
+    pub logits: Vec<f32>,
+}
+
+impl ShadowOutputs {
+    /// Logits of shadow `s` on example `i`.
+    pub fn row(&self, s: usize, i: usize) -> &[f32] {
+        let at = (s * self.examples + i) * self.classes;
+        &self.logits[at..at + self.classes]
+    }
+
+    /// Encodes the outputs.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = SHADOW_MAGIC.to_vec();
+        for v in [self.shadows, self.examples, self.classes] {
+            out.extend((v as u32).to_le_bytes());
+        }
+        out.extend(self.keep.iter().map(|k| u8::from(*k)));
+        self.logits.iter().for_each(|v| out.extend(v.to_le_bytes()));
+        out
+    }
+
+    /// Decodes outputs for `n` examples of `c` classes.
+    pub fn decode(b: &[u8], n: usize, c: usize) -> Result<Self, CoreError> {
+        let bad = |m: String| CoreError::Bundle(format!("shadow outputs: {m}"));
+        if b.get(..8) != Some(&SHADOW_MAGIC[..]) {
+            return Err(bad("not a MIA Lab shadow file".into()));
+        }
+        let field = |i: usize| u32_at(b, 8 + 4 * i).map(|v| v as usize);
+        let (Some(s), Some(en), Some(ec)) = (field(0), field(1), field(2)) else {
+            return Err(bad("truncated header".into()));
+        };
+        let start = 20;
+        if en != n || ec != c || b.len() != start + s * n + 4 * s * n * c {
+            return Err(bad(format!(
+                "{s}×{en}×{ec} in {} bytes, expected n = {n}, C = {c}",
+                b.len()
+            )));
+        }
+        let keep = b[start..start + s * n].iter().map(|v| *v != 0).collect();
+        let logits: Vec<f32> = b[start + s * n..]
+            .chunks(4)
+            .map(|q| f32::from_le_bytes([q[0], q[1], q[2], q[3]]))
+            .collect();
+        if logits.iter().any(|v| !v.is_finite()) {
+            return Err(bad("non-finite logits".into()));
+        }
+        Ok(Self { shadows: s, examples: n, classes: c, keep, logits })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +410,7 @@ mod tests {
                 attacks: vec![],
                 weights: FileRef::describe("erm.bpk", b"abc"),
                 lira: None,
+                shadow_outputs: None,
                 shadows: 0,
             }],
             reference: ReferenceEntry {
@@ -368,6 +438,16 @@ mod tests {
         assert_eq!(LiraStats::decode(&l.encode(), 2).unwrap(), l);
         assert!(LiraStats::decode(&l.encode(), 3).is_err());
         assert!(l.online(0, 1.0) > 0.0 && l.online(0, -1.0) < 0.0);
+        let so = ShadowOutputs {
+            shadows: 2,
+            examples: 3,
+            classes: 2,
+            keep: vec![true, false, true, false, true, false],
+            logits: (0..12).map(|v| v as f32).collect(),
+        };
+        assert_eq!(ShadowOutputs::decode(&so.encode(), 3, 2).unwrap(), so);
+        assert_eq!(so.row(1, 2), &[10.0, 11.0]);
+        assert!(ShadowOutputs::decode(&so.encode(), 3, 3).is_err());
         let f = FileRef::describe("x", b"hello");
         assert!(f.verify(b"hello").is_ok());
         assert!(f.verify(b"hell").unwrap_err().to_string().contains("4 bytes"));

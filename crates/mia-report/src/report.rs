@@ -245,7 +245,7 @@ fn inference_section(runs: &[RunResults], doc: &mut Vec<Block>) {
     }
     doc.push(Block::Heading(2, "Inference-time defenses: naive vs adaptive attacker".into()));
     doc.push(Block::Para(
-        "The **naive** attacker calibrates thresholds, attack models and LiRA/RMIA reference distributions on shadows whose outputs were *not* defended (and also tries DynaNoise's fixed thresholds 0.9 and 0.5 on the top-1 posterior); the **adaptive** attacker passes its shadows' outputs through the same defense. Accuracy is that of the released outputs on the target's held-out rows (non-member candidates and population samples). A defense is only as strong as its adaptive column."
+        "The **naive** attacker calibrates thresholds, attack models and LiRA/RMIA reference distributions on shadows whose outputs were *not* defended (and also tries DynaNoise's fixed thresholds 0.9 and 0.5 on the top-1 posterior); the **adaptive** attacker passes its shadows' outputs through the same defense. Accuracy is that of the released outputs on the target's held-out rows (non-member candidates and population samples). A defense is only as strong as the stronger of the two columns: usually the adaptive one, not always."
  .into(),
     ));
     let cell = |r: Option<&RunResults>| -> String {

@@ -12,7 +12,7 @@ use mia_attack::{AttackInput, AttackReport};
 use mia_core::ModelConfig;
 use mia_core::bundle::{
     AttackSummary, FORMAT_VERSION, FileRef, LiraStats, Manifest, ModelEntry, ReferenceEntry,
-    ReferenceSample,
+    ReferenceSample, ShadowOutputs,
 };
 use mia_core::lira::{self, Center, SignalShape, Variance};
 use mia_core::metrics;
@@ -181,6 +181,24 @@ fn export_model(run: &Path, id: &str, rows: &[usize], out: &Path) -> Result<Mode
     let s = input.shadows.len();
     let mut lira_file = None;
     let mut lira_scores = None;
+    let mut shadow_file = None;
+    if s > 0 {
+        let outputs = ShadowOutputs {
+            shadows: s,
+            examples: rows.len(),
+            classes: input.target.classes,
+            keep: input.shadows.iter().flat_map(|sh| rows.iter().map(|&r| sh.keep[r])).collect(),
+            logits: input
+                .shadows
+                .iter()
+                .flat_map(|sh| rows.iter().flat_map(|&r| sh.logits.row(0, r).to_vec()))
+                .collect(),
+        };
+        let bytes = outputs.encode();
+        let name = format!("{id}.shadows.bin");
+        write(&out.join(&name), &bytes)?;
+        shadow_file = Some(FileRef::describe(&name, &bytes));
+    }
     if s >= 2 {
         let mut phi = Vec::with_capacity(s * rows.len());
         let mut keep = Vec::with_capacity(s * rows.len());
@@ -270,6 +288,7 @@ fn export_model(run: &Path, id: &str, rows: &[usize], out: &Path) -> Result<Mode
         attacks,
         weights: FileRef::describe(&weights_name, &weights),
         lira: lira_file,
+        shadow_outputs: shadow_file,
         shadows: s,
     })
 }

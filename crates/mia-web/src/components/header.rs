@@ -1,0 +1,69 @@
+//! The top bar: what this is, the backend in use (switchable), loading status, notices and
+//! timings.
+
+use yew::prelude::*;
+
+use crate::engine::Backend;
+use crate::state::Status;
+
+/// Props.
+#[derive(Properties, PartialEq)]
+pub struct HeaderProps {
+    /// Status.
+    pub status: Status,
+    /// Backend.
+    pub backend: Backend,
+    /// Whether WebGPU can be offered.
+    pub webgpu: bool,
+    /// Notice (fallback).
+    pub notice: Option<String>,
+    /// ms to first distributions.
+    pub first_ms: Option<f64>,
+    /// Last inference: ms and images.
+    pub last: Option<(f64, usize)>,
+    /// Backend picked.
+    pub on_backend: Callback<Backend>,
+}
+
+/// The header.
+#[function_component(Header)]
+pub fn header(p: &HeaderProps) -> Html {
+    let on_change = {
+        let cb = p.on_backend.clone();
+        Callback::from(move |e: Event| {
+            let select: web_sys::HtmlSelectElement = e.target_unchecked_into();
+            if let Some(b) = Backend::parse(&select.value()) {
+                cb.emit(b);
+            }
+        })
+    };
+    let option = |b: Backend, value: &'static str, enabled: bool| {
+        html! {
+            <option {value} selected={p.backend == b} disabled={!enabled}>{ b.name() }</option>
+        }
+    };
+    html! {
+        <header>
+            <h1>{ "MIA Lab" }</h1>
+            <p class="tagline">{ "How much does a model give away about the images it was trained on? Everything below runs in your browser; no image leaves this device." }</p>
+            <div class="bar">
+                <label>{ "backend " }
+                    <select onchange={on_change} data-testid="backend-select">
+                        { option(Backend::WebGpu, "webgpu", p.webgpu) }
+                        { option(Backend::Flex, "flex", true) }
+                        { option(Backend::NdArray, "ndarray", true) }
+                    </select>
+                </label>
+                <span data-testid="backend">{ p.backend.name() }</span>
+                <span data-testid="status" class="status">{ match &p.status {
+                    Status::Loading(what) => format!("loading: {what}…"),
+                    Status::Ready => "ready".to_string(),
+                    Status::Failed(e) => format!("error: {e}"),
+                } }</span>
+                { p.first_ms.map(|ms| html! { <span data-testid="first-ms">{ format!("first distributions after {:.0} ms", ms) }</span> }).unwrap_or_default() }
+                { p.last.map(|(ms, n)| html! { <span data-testid="inference-ms">{ format!("{n} images in {ms:.0} ms ({:.2} ms/image)", ms / n.max(1) as f64) }</span> }).unwrap_or_default() }
+            </div>
+            { p.notice.as_ref().map(|n| html! { <p class="notice" data-testid="notice">{ n.clone() }</p> }).unwrap_or_default() }
+        </header>
+    }
+}

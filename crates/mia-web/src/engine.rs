@@ -1,0 +1,362 @@
+//! The browser side of inference: fetching and verifying the bundle, choosing the backend
+//! (WebGPU when an adapter is there, warmed up once; CPU otherwise, with the reason shown),
+//! running models in chunks that yield to the page between them, reading tensors back only
+//! asynchronously, and turning uploaded files into model inputs through the browser's own
+//! image decoder. Weights are fetched at runtime from `pretrained/`, never embedded.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use burn::prelude::*;
+use js_sys::{Promise, Reflect, Uint8Array};
+use mia_core::Model;
+use mia_core::bundle::{FileRef, LiraStats, Manifest, ReferenceSample, ShadowOutputs};
+use mia_core::inference::RANDOM_INPUTS;
+use mia_core::preprocess::batch_tensor;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// Largest upload accepted, in bytes.
+pub const MAX_UPLOAD_BYTES: f64 = 40e6;
+/// Largest decoded upload, in pixels.
+pub const MAX_UPLOAD_PIXELS: u32 = 50_000_000;
+
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// WebGPU through burn's wgpu backend.
+    WebGpu,
+    /// burn's flex CPU backend (the CPU default).
+    Flex,
+    /// burn's ndarray CPU backend.
+    NdArray,
+}
+
+impl Backend {
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WebGpu => "WebGPU",
+            Self::Flex => "CPU (flex)",
+            Self::NdArray => "CPU (ndarray)",
+        }
+    }
+
+    /// Parses the `?backend=` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "webgpu" => Some(Self::WebGpu),
+            "flex" | "cpu" => Some(Self::Flex),
+            "ndarray" => Some(Self::NdArray),
+            _ => None,
+        }
+    }
+}
+
+/// One shipped model with its files.
+pub struct LoadedModel {
+    /// The raw weights (kept to rebuild the model on another backend).
+    pub weights: Vec<u8>,
+    /// Shipped LiRA statistics.
+    pub lira: Option<LiraStats>,
+    /// Shipped shadow outputs.
+    pub shadows: Option<ShadowOutputs>,
+}
+
+/// The verified bundle.
+pub struct Bundle {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The reference sample.
+    pub reference: ReferenceSample,
+    /// Files of each model, by id.
+    pub models: HashMap<String, LoadedModel>,
+}
+
+fn js_err(e: JsValue) -> String {
+    e.as_string()
+        .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+fn window() -> Result<web_sys::Window, String> {
+    web_sys::window().ok_or_else(|| "no window".to_string())
+}
+
+/// Milliseconds since page load.
+pub fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+}
+
+/// Lets the page render and handle input before the next chunk of work.
+pub async fn yield_now() {
+    let promise = Promise::new(&mut |resolve, _| {
+        if let Ok(w) = window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// GETs `url` as bytes.
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let resp = JsFuture::from(window()?.fetch_with_str(url)).await.map_err(js_err)?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
+    if !resp.ok() {
+        return Err(format!("{url}: HTTP {}", resp.status()));
+    }
+    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(js_err)?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}
+
+async fn fetch_checked(base: &str, f: &FileRef) -> Result<Vec<u8>, String> {
+    let bytes = fetch_bytes(&format!("{base}/{}", f.path)).await?;
+    f.verify(&bytes).map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+/// Fetches `base/manifest.json` and every file it names, checking version, sizes and hashes.
+pub async fn load_bundle(base: &str) -> Result<Bundle, String> {
+    let text = fetch_bytes(&format!("{base}/manifest.json")).await?;
+    let text = String::from_utf8(text).map_err(|_| "manifest.json is not UTF-8".to_string())?;
+    let manifest = Manifest::parse(&text).map_err(|e| e.to_string())?;
+    let reference = ReferenceSample::decode(
+        &fetch_checked(base, &manifest.reference.file).await?,
+        manifest.input,
+    )
+    .map_err(|e| e.to_string())?;
+    let n = reference.len();
+    let c = manifest.class_names.len();
+    let mut models = HashMap::new();
+    for m in &manifest.models {
+        let weights = fetch_checked(base, &m.weights).await?;
+        let lira = match &m.lira {
+            Some(f) => Some(
+                LiraStats::decode(&fetch_checked(base, f).await?, n).map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        let shadows = match &m.shadow_outputs {
+            Some(f) => Some(
+                ShadowOutputs::decode(&fetch_checked(base, f).await?, n, c)
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        models.insert(m.id.clone(), LoadedModel { weights, lira, shadows });
+    }
+    Ok(Bundle { manifest, reference, models })
+}
+
+/// Whether the page can ask for WebGPU at all (`navigator.gpu` exists: secure context, a
+/// browser that has it).
+pub fn webgpu_exposed() -> bool {
+    window()
+        .ok()
+        .and_then(|w| Reflect::get(&w.navigator(), &JsValue::from_str("gpu")).ok())
+        .is_some_and(|g| !g.is_undefined() && !g.is_null())
+}
+
+/// A ready device for `backend`: WebGPU is initialised asynchronously and warmed up with one
+/// small computation read back asynchronously; any failure is an error the caller shows.
+pub async fn device(backend: Backend) -> Result<Device, String> {
+    match backend {
+        Backend::Flex => Ok(Device::flex()),
+        #[allow(deprecated)]
+        Backend::NdArray => Ok(Device::ndarray()),
+        Backend::WebGpu => {
+            if !webgpu_exposed() {
+                return Err("this browser exposes no WebGPU (navigator.gpu is missing)".into());
+            }
+            let device =
+                Device::wgpu_options().init_async().await.map_err(|e| format!("WebGPU: {e}"))?;
+            let x = Tensor::<2>::ones([4, 4], &device);
+            let y = x.clone().matmul(x).sum();
+            let data = y.into_data_async().await.map_err(|e| format!("WebGPU warm-up: {e:?}"))?;
+            let v: Vec<f32> = data.try_to_vec().map_err(|e| format!("WebGPU warm-up: {e:?}"))?;
+            if v.first().copied() != Some(64.0) {
+                return Err(format!("WebGPU warm-up gave {v:?}, expected [64]"));
+            }
+            Ok(device)
+        }
+    }
+}
+
+/// Logits of `model` on `n` images (`u8` CHW pixels), in chunks of `chunk` that yield to the
+/// page between them; tensors are read back asynchronously only.
+pub async fn infer(
+    model: &Model,
+    device: &Device,
+    manifest: &Manifest,
+    pixels: &[u8],
+    n: usize,
+    chunk: usize,
+) -> Result<Vec<f32>, String> {
+    let input = manifest.input;
+    let per = input.numel();
+    if pixels.len() != n * per {
+        return Err(format!("{} pixel values for {n} images of {input}", pixels.len()));
+    }
+    let mut out = Vec::with_capacity(n * manifest.class_names.len());
+    let mut start = 0;
+    while start < n {
+        let end = (start + chunk).min(n);
+        let mut values = Vec::with_capacity((end - start) * per);
+        for i in start..end {
+            manifest.normalization.push_u8(&pixels[i * per..(i + 1) * per], input, &mut values);
+        }
+        let x = batch_tensor(values, end - start, input, device).map_err(|e| e.to_string())?;
+        let data =
+            model.forward(x).into_data_async().await.map_err(|e| format!("readback: {e:?}"))?;
+        out.extend(data.try_to_vec::<f32>().map_err(|e| format!("readback: {e:?}"))?);
+        start = end;
+        yield_now().await;
+    }
+    Ok(out)
+}
+
+/// Builds `model` from its weights on `device`.
+pub fn build(
+    manifest: &Manifest,
+    id: &str,
+    weights: &[u8],
+    device: &Device,
+) -> Result<Model, String> {
+    let entry = manifest.model(id).ok_or_else(|| format!("no model {id}"))?;
+    entry.config.load_bytes(weights.to_vec(), device).map_err(|e| e.to_string())
+}
+
+/// Deterministic uniform-noise images for HAMP's random-input outputs.
+pub fn noise_images(manifest: &Manifest) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..RANDOM_INPUTS * manifest.input.numel())
+        .map(|_| {
+            state = mia_core::inference::mix(state, 1);
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
+/// A decoded upload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    /// File name.
+    pub name: String,
+    /// Pixels at the model's input size, CHW.
+    pub pixels: Vec<u8>,
+    /// A data URL of the resized image for display.
+    pub preview: String,
+}
+
+fn canvas(
+    size: u32,
+) -> Result<(web_sys::HtmlCanvasElement, web_sys::CanvasRenderingContext2d), String> {
+    let doc = window()?.document().ok_or("no document")?;
+    let canvas: web_sys::HtmlCanvasElement = doc
+        .create_element("canvas")
+        .map_err(js_err)?
+        .dyn_into()
+        .map_err(|_| "no canvas".to_string())?;
+    canvas.set_width(size);
+    canvas.set_height(size);
+    let ctx = canvas
+        .get_context("2d")
+        .map_err(js_err)?
+        .ok_or("no 2d context")?
+        .dyn_into::<web_sys::CanvasRenderingContext2d>()
+        .map_err(|_| "no 2d context".to_string())?;
+    Ok((canvas, ctx))
+}
+
+/// RGBA of a square canvas → CHW `u8` for `channels` (grayscale by luminance).
+fn to_chw(rgba: &[u8], channels: usize) -> Vec<u8> {
+    let px = rgba.len() / 4;
+    let mut out = vec![0u8; px * channels];
+    for i in 0..px {
+        let (r, g, b) = (rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2]);
+        if channels == 1 {
+            out[i] =
+                (0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b)).round() as u8;
+        } else {
+            out[i] = r;
+            out[px + i] = g;
+            out[2 * px + i] = b;
+        }
+    }
+    out
+}
+
+/// A data URL showing CHW pixels (for thumbnails and previews).
+pub fn preview(pixels: &[u8], channels: usize, size: u32) -> Result<String, String> {
+    let px = (size * size) as usize;
+    let mut rgba = vec![255u8; px * 4];
+    for i in 0..px {
+        for c in 0..3 {
+            rgba[4 * i + c] = pixels[if channels == 1 { i } else { c * px + i }];
+        }
+    }
+    let (canvas, ctx) = canvas(size)?;
+    let data = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
+        wasm_bindgen::Clamped(&rgba),
+        size,
+        size,
+    )
+    .map_err(js_err)?;
+    ctx.put_image_data(&data, 0.0, 0.0).map_err(js_err)?;
+    canvas.to_data_url().map_err(js_err)
+}
+
+/// Decodes any image the browser can, centre-crops it square and resizes it to the model's
+/// input. Empty, huge, non-image and corrupt files are errors.
+pub async fn decode_upload(file: &web_sys::File, manifest: &Manifest) -> Result<Upload, String> {
+    let name = file.name();
+    if file.size() == 0.0 {
+        return Err(format!("{name}: the file is empty"));
+    }
+    if file.size() > MAX_UPLOAD_BYTES {
+        return Err(format!(
+            "{name}: {:.0} MB is too large (limit {:.0} MB)",
+            file.size() / 1e6,
+            MAX_UPLOAD_BYTES / 1e6
+        ));
+    }
+    let promise = window()?.create_image_bitmap_with_blob(file).map_err(js_err)?;
+    let bitmap: web_sys::ImageBitmap = JsFuture::from(promise)
+        .await
+        .map_err(|_| {
+            format!("{name}: not an image this browser can decode (or the file is corrupt)")
+        })?
+        .dyn_into()
+        .map_err(js_err)?;
+    let (w, h) = (bitmap.width(), bitmap.height());
+    if w == 0 || h == 0 {
+        return Err(format!("{name}: the image has no pixels"));
+    }
+    if u64::from(w) * u64::from(h) > u64::from(MAX_UPLOAD_PIXELS) {
+        return Err(format!("{name}: {w}×{h} is too large (limit {MAX_UPLOAD_PIXELS} pixels)"));
+    }
+    let input = manifest.input;
+    let size = input.width as u32;
+    let (canvas_el, ctx) = canvas(size)?;
+    let side = w.min(h);
+    let (sx, sy) = ((w - side) / 2, (h - side) / 2);
+    ctx.draw_image_with_image_bitmap_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
+        &bitmap,
+        f64::from(sx),
+        f64::from(sy),
+        f64::from(side),
+        f64::from(side),
+        0.0,
+        0.0,
+        f64::from(size),
+        f64::from(size),
+    )
+    .map_err(js_err)?;
+    bitmap.close();
+    let data = ctx.get_image_data(0.0, 0.0, f64::from(size), f64::from(size)).map_err(js_err)?;
+    let pixels = to_chw(&data.data(), input.channels);
+    Ok(Upload { name, pixels, preview: canvas_el.to_data_url().map_err(js_err)? })
+}
+
+/// Shared handle to the bundle.
+pub type SharedBundle = Rc<Bundle>;

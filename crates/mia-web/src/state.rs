@@ -1,0 +1,316 @@
+//! The lab's state and the only way it changes: a reducer over [`Action`]s. Heavy work
+//! (fetching, inference) happens in effects that dispatch actions when done.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use mia_core::inference::{Chain, Defense};
+use yew::Reducible;
+
+use crate::analysis::{AttackId, Attacker};
+use crate::engine::{Backend, SharedBundle};
+
+/// One toggleable inference-time defense and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toggle {
+    /// The spec name (`temperature`, …).
+    pub name: &'static str,
+    /// What the user reads.
+    pub title: &'static str,
+    /// On or off.
+    pub enabled: bool,
+    /// Parameters: key, value, min, max, step.
+    pub params: Vec<(&'static str, f32, f32, f32, f32)>,
+}
+
+impl Toggle {
+    fn spec(&self) -> String {
+        let params: Vec<String> = self.params.iter().map(|(k, v, ..)| format!("{k}={v}")).collect();
+        if params.is_empty() {
+            self.name.to_string()
+        } else {
+            format!("{}:{}", self.name, params.join(","))
+        }
+    }
+}
+
+/// The defenses the lab offers, off by default.
+pub fn toggles() -> Vec<Toggle> {
+    let t = |name, title, params| Toggle { name, title, enabled: false, params };
+    vec![
+        t("topk", "Top-k release", vec![("k", 1.0, 1.0, 9.0, 1.0)]),
+        t("label", "Label only", vec![]),
+        t("round", "Rounding", vec![("d", 1.0, 0.0, 4.0, 1.0)]),
+        t("cap", "Confidence cap (redistributed)", vec![("c", 0.6, 0.15, 1.0, 0.05)]),
+        t("clip", "Clip-renormalise (the broken cap)", vec![("c", 0.6, 0.15, 1.0, 0.05)]),
+        t("temperature", "Temperature", vec![("t", 10.0, 0.1, 50.0, 0.1)]),
+        t("gaussian", "Gaussian noise", vec![("sigma", 0.1, 0.0, 1.0, 0.01)]),
+        t(
+            "reverse-sigmoid",
+            "Reverse sigmoid",
+            vec![("beta", 1.0, 0.0, 2.0, 0.05), ("gamma", 0.1, 0.01, 1.0, 0.01)],
+        ),
+        t(
+            "dynanoise",
+            "DynaNoise",
+            vec![
+                ("sigma2", 0.3, 0.0, 3.0, 0.05),
+                ("lambda", 2.0, 0.0, 10.0, 0.5),
+                ("t", 10.0, 0.1, 50.0, 0.1),
+            ],
+        ),
+        t("hamp", "HAMP output modification", vec![]),
+        t("memguard", "MemGuard", vec![("budget", 1.0, 0.0, 2.0, 0.05)]),
+    ]
+}
+
+/// The chain of the enabled toggles (in list order).
+pub fn chain(toggles: &[Toggle]) -> Result<Chain, String> {
+    let steps: Vec<Defense> = toggles
+        .iter()
+        .filter(|t| t.enabled)
+        .map(|t| Defense::parse(&t.spec()).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    Ok(Chain { steps })
+}
+
+/// An uploaded image, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadEntry {
+    /// File name.
+    pub name: String,
+    /// Pixels at model size, CHW.
+    pub pixels: Rc<Vec<u8>>,
+    /// Data URL preview.
+    pub preview: String,
+    /// Raw logits per model id (filled as models run).
+    pub logits: HashMap<String, Rc<Vec<f32>>>,
+}
+
+/// Where loading stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// Working, with what.
+    Loading(String),
+    /// Distributions shown.
+    Ready,
+    /// Nothing can be shown; why.
+    Failed(String),
+}
+
+/// The whole UI state.
+#[derive(Clone)]
+pub struct State {
+    /// Loading status.
+    pub status: Status,
+    /// A notice (e.g. WebGPU fell back to CPU).
+    pub notice: Option<String>,
+    /// The backend in use.
+    pub backend: Backend,
+    /// Bumped to re-run the backend effect.
+    pub backend_epoch: u32,
+    /// The bundle, once loaded.
+    pub bundle: Option<SharedBundle>,
+    /// Selected model id.
+    pub model: String,
+    /// Reference logits per model id, on the current backend.
+    pub logits: HashMap<String, Rc<Vec<f32>>>,
+    /// HAMP's sorted random-input posteriors per model id.
+    pub random: HashMap<String, Rc<Vec<Vec<f32>>>>,
+    /// Inference-defense toggles.
+    pub toggles: Vec<Toggle>,
+    /// Naive or adaptive attacker.
+    pub attacker: Attacker,
+    /// Thresholds the user dragged, per attack.
+    pub thresholds: HashMap<&'static str, f32>,
+    /// Uploads, newest last.
+    pub uploads: Vec<UploadEntry>,
+    /// Messages about bad input; the page keeps working.
+    pub messages: Vec<String>,
+    /// ms from start to the first distributions.
+    pub first_ms: Option<f64>,
+    /// ms of the last reference-sample inference and images per second.
+    pub last_inference: Option<(f64, usize)>,
+}
+
+impl PartialEq for State {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            status: Status::Loading("fetching the bundle".into()),
+            notice: None,
+            backend: Backend::Flex,
+            backend_epoch: 0,
+            bundle: None,
+            model: String::new(),
+            logits: HashMap::new(),
+            random: HashMap::new(),
+            toggles: toggles(),
+            attacker: Attacker::Naive,
+            thresholds: HashMap::new(),
+            uploads: Vec::new(),
+            messages: Vec::new(),
+            first_ms: None,
+            last_inference: None,
+        }
+    }
+}
+
+/// Everything that can happen.
+pub enum Action {
+    /// The bundle is verified.
+    Loaded(SharedBundle),
+    /// Loading failed for good.
+    Failed(String),
+    /// The user picked a backend (or the app did at start).
+    UseBackend(Backend),
+    /// The backend is ready (possibly another than asked, with a notice).
+    BackendReady(Backend, Option<String>),
+    /// A model's reference logits are in.
+    Logits {
+        /// The backend epoch it was computed in (stale results are dropped).
+        epoch: u32,
+        /// Model id.
+        model: String,
+        /// Logits `[n × C]`.
+        logits: Rc<Vec<f32>>,
+        /// Sorted random-input posteriors.
+        random: Rc<Vec<Vec<f32>>>,
+        /// ms it took.
+        ms: f64,
+        /// ms since page start.
+        at: f64,
+    },
+    /// Another training defense (model).
+    SelectModel(String),
+    /// Switch a defense on or off.
+    Toggle(usize),
+    /// Set a defense parameter.
+    SetParam(usize, usize, f32),
+    /// Naive or adaptive attacker.
+    SetAttacker(Attacker),
+    /// Drag a threshold (None resets to the attacker's).
+    SetThreshold(AttackId, Option<f32>),
+    /// An upload is decoded.
+    Uploaded(UploadEntry),
+    /// An upload's logits on a model.
+    UploadLogits(usize, String, Rc<Vec<f32>>),
+    /// Something the user gave could not be used.
+    Message(String),
+    /// Clear the messages.
+    Dismiss,
+}
+
+impl Reducible for State {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut s = (*self).clone();
+        match action {
+            Action::Loaded(bundle) => {
+                s.model = bundle.manifest.models[0].id.clone();
+                s.bundle = Some(bundle);
+                s.status = Status::Loading("running the reference sample".into());
+            }
+            Action::Failed(e) => s.status = Status::Failed(e),
+            Action::UseBackend(b) => {
+                s.backend = b;
+                s.backend_epoch += 1;
+                s.logits.clear();
+                s.uploads.iter_mut().for_each(|u| u.logits.clear());
+                if s.bundle.is_some() {
+                    s.status =
+                        Status::Loading(format!("running the reference sample on {}", b.name()));
+                }
+            }
+            Action::BackendReady(b, notice) => {
+                s.backend = b;
+                s.notice = notice;
+            }
+            Action::Logits { epoch, model, logits, random, ms, at } => {
+                if epoch != s.backend_epoch {
+                    return self;
+                }
+                let n = s.bundle.as_ref().map_or(0, |b| b.reference.len());
+                s.logits.insert(model.clone(), logits);
+                s.random.insert(model, random);
+                s.last_inference = Some((ms, n));
+                s.first_ms.get_or_insert(at);
+                s.status = Status::Ready;
+            }
+            Action::SelectModel(id) => {
+                if s.bundle.as_ref().is_some_and(|b| b.manifest.model(&id).is_some()) {
+                    if !s.logits.contains_key(&id) {
+                        s.status =
+                            Status::Loading(format!("running the reference sample through {id}"));
+                    }
+                    s.model = id;
+                    s.thresholds.clear();
+                }
+            }
+            Action::Toggle(i) => {
+                if let Some(t) = s.toggles.get_mut(i) {
+                    t.enabled = !t.enabled;
+                    s.thresholds.clear();
+                }
+            }
+            Action::SetParam(i, j, v) => {
+                if let Some(p) = s.toggles.get_mut(i).and_then(|t| t.params.get_mut(j))
+                    && v.is_finite()
+                {
+                    p.1 = v.clamp(p.2, p.3);
+                }
+            }
+            Action::SetAttacker(a) => {
+                s.attacker = a;
+                s.thresholds.clear();
+            }
+            Action::SetThreshold(id, t) => match t {
+                Some(t) => {
+                    s.thresholds.insert(id.name(), t);
+                }
+                None => {
+                    s.thresholds.remove(id.name());
+                }
+            },
+            Action::Uploaded(u) => s.uploads.push(u),
+            Action::UploadLogits(i, model, logits) => {
+                if let Some(u) = s.uploads.get_mut(i) {
+                    u.logits.insert(model, logits);
+                }
+            }
+            Action::Message(m) => s.messages.push(m),
+            Action::Dismiss => s.messages.clear(),
+        }
+        Rc::new(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toggles_build_valid_chains_and_params_stay_in_range() {
+        let mut s = Rc::new(State::default());
+        assert!(chain(&s.toggles).unwrap().steps.is_empty());
+        for i in 0..s.toggles.len() {
+            s = s.reduce(Action::Toggle(i));
+        }
+        let c = chain(&s.toggles).unwrap();
+        assert_eq!(c.steps.len(), toggles().len(), "every default parameter set parses");
+        s = s.reduce(Action::SetParam(5, 0, 1e9));
+        assert_eq!(s.toggles[5].params[0].1, 50.0);
+        s = s.reduce(Action::SetParam(5, 0, f32::NAN));
+        assert_eq!(s.toggles[5].params[0].1, 50.0);
+        s = s.reduce(Action::Message("bad".into()));
+        assert_eq!(s.messages.len(), 1);
+        s = s.reduce(Action::Dismiss);
+        assert!(s.messages.is_empty());
+    }
+}

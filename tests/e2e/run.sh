@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the web app with trunk, serves it on 127.0.0.1 and runs the real-browser test on the
+# CPU path and on the WebGPU path (SwiftShader's software adapter in headless Chromium), then
+# checks both show the same AUCs. Screenshots and results go to tests/e2e/out/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=tests/e2e/out
+mkdir -p "$OUT"
+
+trunk build --config trunk.toml --release
+(cd tests/e2e && { [[ -d node_modules/playwright-core ]] || npm install --no-audit --no-fund --silent; })
+
+PORT="${E2E_PORT:-8765}"
+python3 -m http.server "$PORT" --bind 127.0.0.1 --directory dist >"$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break; sleep 0.1; done
+
+node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" flex | tee "$OUT/flex.json"
+node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" webgpu | tee "$OUT/webgpu.json"
+node -e '
+const fs = require("fs");
+const [a, b] = ["flex", "webgpu"].map((k) => JSON.parse(fs.readFileSync(`tests/e2e/out/${k}.json`, "utf8")));
+for (const [name, auc] of Object.entries(a.aucs)) {
+  if (Math.abs(auc - b.aucs[name]) > 0.002) { console.error(`FAIL: ${name} AUC ${auc} on CPU, ${b.aucs[name]} on WebGPU`); process.exit(1); }
+}
+console.log("e2e: CPU and WebGPU paths agree:", JSON.stringify(a.aucs));
+'
