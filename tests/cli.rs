@@ -656,3 +656,71 @@ fn shipped_bundle_is_consistent_and_its_weights_decode() {
     total += manifest.reference.file.bytes;
     assert!(total <= 25_000_000, "the bundle is {total} bytes, over 25 MB");
 }
+
+#[test]
+fn bench_scores_attacks_and_writes_the_browser_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let table = ok(&[
+        "bench",
+        "--only",
+        "attacks",
+        "--examples",
+        "3000",
+        "--attack-models",
+        "8",
+        "--python",
+        "",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    for name in ["lira-online", "lira-offline", "rmia"] {
+        assert!(
+            table.contains(&format!("| attacks | {name}, 3000 examples × 8 models · MIA Lab |")),
+            "{table}"
+        );
+    }
+    assert!(table.contains("NumPy reference unavailable"), "{table}");
+    let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["value"].as_f64().is_some_and(|ms| ms > 0.0)));
+
+    let stderr = fails(&["bench", "--only", "everything"]);
+    assert!(stderr.contains("unknown bench section"), "{stderr}");
+
+    // The TF.js fixture: the shipped model's parameters, inputs and burn's own logits.
+    let bundle = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pretrained");
+    let fixture = dir.path().join("fixture");
+    ok(&[
+        "bench",
+        "--browser-fixture",
+        fixture.to_str().unwrap(),
+        "--bundle",
+        bundle.to_str().unwrap(),
+    ]);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("model.json")).unwrap()).unwrap();
+    let shapes: Vec<Vec<u64>> = meta["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect())
+        .collect();
+    assert_eq!(shapes[0], [16, 3, 3, 3]);
+    assert_eq!(shapes.len(), 8);
+    let n = meta["examples"].as_u64().unwrap() as usize;
+    let floats = |f: &str| std::fs::metadata(fixture.join(f)).unwrap().len() as usize / 4;
+    assert_eq!(floats("inputs.bin"), n * 3 * 32 * 32);
+    assert_eq!(floats("logits.bin"), n * 10);
+    let total: usize = shapes.iter().map(|s| s.iter().product::<u64>() as usize).sum();
+    assert_eq!(floats("params.bin"), total);
+    let stderr = fails(&[
+        "bench",
+        "--browser-fixture",
+        fixture.to_str().unwrap(),
+        "--bundle",
+        "/nonexistent",
+    ]);
+    assert!(stderr.contains("manifest.json"), "{stderr}");
+}

@@ -29,6 +29,8 @@ enum Command {
     Report(commands::report::ReportArgs),
     /// Write the web bundle (weights, reference sample, LiRA statistics, measured attacks).
     Export(commands::export::ExportArgs),
+    /// Measure training, shadow-training and attack-scoring throughput against references.
+    Bench(Box<commands::bench::BenchArgs>),
     /// Download or inspect datasets.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
@@ -54,6 +56,7 @@ fn main() {
         Command::Attack(args) => commands::attack::run(*args),
         Command::Report(args) => commands::report::run(args),
         Command::Export(args) => commands::export::run(args),
+        Command::Bench(args) => commands::bench::run(*args),
         Command::Data(cmd) => commands::data::run(cmd),
     };
     if let Err(err) = result {

@@ -3,6 +3,7 @@
 //! resume, and the run directory that attack tools consume.
 
 pub mod augment;
+pub mod bench;
 pub mod config;
 pub mod defense;
 pub mod device;

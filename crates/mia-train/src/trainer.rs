@@ -33,12 +33,16 @@ pub struct EpochMetrics {
     /// Mean training objective (the defense's loss) over the epoch's batches.
     pub train_objective: f32,
     /// Accuracy on the members, evaluation mode, no augmentation.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_acc: f32,
     /// Mean cross-entropy on the members.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f32,
     /// Accuracy on the test set.
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_acc: f32,
     /// Mean cross-entropy on the test set.
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_loss: f32,
     /// Mean cross-entropy on the validation set, when there is one.
     pub val_loss: Option<f32>,
@@ -46,6 +50,13 @@ pub struct EpochMetrics {
     pub train_seconds: f64,
     /// Training throughput.
     pub images_per_s: f64,
+}
+
+/// JSON has no NaN: serde_json writes the metrics of an epoch that was not evaluated (shadow
+/// models skip per-epoch evaluation) as `null`, so read `null` back as NaN or a resumed run
+/// could not read its own checkpoint.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
 }
 
 /// The outcome of a run, written to `summary.json`.
@@ -513,4 +524,30 @@ pub fn train(
     };
     write_json(&paths.summary(), &summary)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unevaluated_epoch_metrics_survive_a_json_round_trip() {
+        let m = EpochMetrics {
+            epoch: 3,
+            lr: 0.01,
+            train_objective: 1.5,
+            train_acc: f32::NAN,
+            train_loss: f32::NAN,
+            test_acc: f32::NAN,
+            test_loss: f32::NAN,
+            val_loss: None,
+            train_seconds: 1.0,
+            images_per_s: 10.0,
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(text.contains("\"train_acc\":null"), "{text}");
+        let back: EpochMetrics = serde_json::from_str(&text).unwrap();
+        assert!(back.train_acc.is_nan() && back.test_loss.is_nan());
+        assert_eq!((back.epoch, back.train_objective), (3, 1.5));
+    }
 }

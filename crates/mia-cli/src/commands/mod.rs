@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod attack;
+pub mod bench;
 pub mod data;
 pub mod export;
 pub mod report;

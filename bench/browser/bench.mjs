@@ -1,0 +1,72 @@
+// Browser inference benchmark: ms per image for the reference sample in the MIA Lab page
+// (burn on flex, ndarray and WebGPU) and in TensorFlow.js (wasm, WebGPU, cpu) with the same
+// weights, in one headless Chromium. Usage: node bench.mjs URL OUT.json
+// The lab's number is its second inference (switching to the bundle's second model), so
+// shader compilation and wasm start-up are excluded on both sides; TF.js runs one warm-up
+// chunk first for the same reason.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+
+const [url, outFile] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: [
+    '--headless=new', '--no-sandbox', '--disable-gpu', '--enable-unsafe-webgpu',
+    '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync',
+  ],
+});
+const parse = (text) => {
+  const m = /(\d+) images in ([\d.]+) ms/.exec(text || '');
+  return m ? { images: Number(m[1]), ms: Number(m[2]) } : null;
+};
+
+const rows = [];
+for (const backend of ['flex', 'ndarray', 'webgpu']) {
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${url}/?backend=${backend}`);
+    await page.waitForSelector('[data-testid="auc-loss"]', { timeout: 300_000 });
+    const shown = await page.textContent('[data-testid="backend"]');
+    const first = parse(await page.textContent('[data-testid="inference-ms"]'));
+    const firstText = await page.textContent('[data-testid="inference-ms"]');
+    const options = await page.$$eval('[data-testid="model-select"] option', (o) => o.map((x) => x.value));
+    await page.selectOption('[data-testid="model-select"]', options[1]);
+    await page.waitForFunction(
+      (t) => { const e = document.querySelector('[data-testid="inference-ms"]'); return e && e.textContent !== t; },
+      firstText, { timeout: 300_000 },
+    );
+    const steady = parse(await page.textContent('[data-testid="inference-ms"]'));
+    const ok = backend !== 'webgpu' || /WebGPU/.test(shown);
+    rows.push({
+      engine: `MIA Lab (burn ${backend})`, shown, images: steady.images,
+      msPerImage: ok ? steady.ms / steady.images : null, firstMsPerImage: first.ms / first.images,
+      note: ok ? '' : `asked for WebGPU, ran on ${shown}`,
+    });
+  } catch (e) {
+    rows.push({ engine: `MIA Lab (burn ${backend})`, msPerImage: null, note: String(e).split('\n')[0] });
+  }
+  await page.close();
+}
+for (const backend of ['wasm', 'webgpu', 'cpu']) {
+  const page = await browser.newPage();
+  await page.goto(`${url}/bench/page.html?backend=${backend}`);
+  await page.waitForSelector('#result[data-done="1"]', { timeout: 300_000 });
+  const r = JSON.parse(await page.textContent('#result'));
+  rows.push({
+    engine: `TensorFlow.js 4.22 (${backend})`, images: r.images, msPerImage: r.msPerImage ?? null,
+    warmUpMs: r.warmMs, maxAbsDiff: r.maxAbsDiff, note: r.error || '',
+  });
+  await page.close();
+}
+await browser.close();
+
+const best = (prefix) => Math.min(...rows.filter((r) => r.engine.startsWith(prefix) && r.msPerImage).map((r) => r.msPerImage));
+const tfBest = best('TensorFlow.js');
+console.log('| engine | ms/image | vs fastest TF.js | note |\n|---|---|---|---|');
+for (const r of rows) {
+  const ratio = r.msPerImage && Number.isFinite(tfBest) ? `${(tfBest / r.msPerImage).toFixed(2)}×` : '';
+  const diff = r.maxAbsDiff !== undefined ? `max |Δlogit| vs burn ${r.maxAbsDiff.toExponential(1)}` : '';
+  console.log(`| ${r.engine} | ${r.msPerImage ? r.msPerImage.toFixed(3) : '—'} | ${ratio} | ${[diff, r.note].filter(Boolean).join('; ')} |`);
+}
+fs.writeFileSync(outFile, JSON.stringify(rows, null, 2));

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Browser inference benchmark (see bench.mjs): builds the lab, writes the TF.js fixture from
+# the shipped bundle with `mia bench --browser-fixture`, serves both on 127.0.0.1 and drives
+# headless Chromium. Prints a table; results go to bench/browser/out/browser.json.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=bench/browser/out
+SITE="$OUT/site"
+rm -rf "$SITE" && mkdir -p "$SITE"
+bash web/serve.sh --build-only
+cargo run --release -q -p mia-cli -- bench --browser-fixture "$SITE/bench/fixture" --bundle pretrained
+(cd bench/browser && { [[ -d node_modules/@tensorflow/tfjs ]] || npm install --no-audit --no-fund --silent; })
+cp -r dist/. "$SITE/"
+mkdir -p "$SITE/bench/tfjs"
+cp bench/browser/page.html bench/browser/page.mjs "$SITE/bench/"
+NM=bench/browser/node_modules/@tensorflow
+cp "$NM/tfjs/dist/tf.min.js" "$NM/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js" \
+   "$NM/tfjs-backend-wasm/dist/tf-backend-wasm.min.js" "$NM"/tfjs-backend-wasm/dist/*.wasm "$SITE/bench/tfjs/"
+PORT="${BENCH_PORT:-8766}"
+python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$SITE" >"$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break; sleep 0.1; done
+node bench/browser/bench.mjs "http://127.0.0.1:$PORT" "$OUT/browser.json"

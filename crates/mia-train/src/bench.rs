@@ -1,0 +1,166 @@
+//! Training throughput for `mia bench`: one epoch of the real training loop (the same `fit` the
+//! trainer and the shadows use) on synthetic data of a dataset's shape, and several
+//! shadow-sized models trained one after another or side by side on threads.
+
+use std::path::Path;
+use std::time::Instant;
+
+use mia_core::{InputSpec, ModelConfig, Normalization};
+use mia_data::{Dataset, Samples};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::trainer::{Job, Silent, fit};
+use crate::{TrainConfig, TrainError};
+
+/// What one timed training run measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throughput {
+    /// Images in the timed epoch.
+    pub images: usize,
+    /// Seconds spent in training steps (forward, backward, optimiser), without checkpoints.
+    pub seconds: f64,
+}
+
+impl Throughput {
+    /// Images per second.
+    pub fn images_per_s(&self) -> f64 {
+        self.images as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// A synthetic labelled dataset: `n` random `u8` images of shape `input` in `classes` classes.
+pub fn synthetic_dataset(input: InputSpec, classes: usize, n: usize, seed: u64) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let pixels: Vec<u8> = (0..n * input.numel()).map(|_| rng.random()).collect();
+    let labels = (0..n).map(|_| rng.random_range(0..classes as u32)).collect();
+    Dataset {
+        name: "synthetic".into(),
+        input,
+        class_names: (0..classes).map(|c| format!("class {c}")).collect(),
+        samples: Samples::U8(pixels),
+        labels,
+        normalization: Normalization {
+            mean: vec![0.5; input.channels],
+            std: vec![0.25; input.channels],
+        },
+    }
+}
+
+/// Trains one model of `config` for one epoch over every example of `ds` and times the
+/// training steps. A warm-up epoch over two batches runs first (kernel autotuning, buffer
+/// pools), on a fresh model. `scratch` holds the checkpoints and is left in place.
+pub fn epoch_throughput(
+    config: &TrainConfig,
+    ds: &Dataset,
+    scratch: &Path,
+    seed: u64,
+) -> Result<Throughput, TrainError> {
+    let base = config.device.device()?;
+    let model_config =
+        ModelConfig::new(config.model, ds.input, ds.num_classes()).with_dropout(config.dropout);
+    let all: Vec<usize> = (0..ds.len()).collect();
+    let one_epoch = TrainConfig { epochs: 1, ..config.clone() };
+    let warm = &all[..all.len().min(2 * config.batch_size)];
+    run_epoch(&one_epoch, &model_config, ds, warm, &scratch.join("warm-up"), seed, &base)?;
+    let started = Instant::now();
+    let seconds =
+        run_epoch(&one_epoch, &model_config, ds, &all, &scratch.join("timed"), seed, &base)?;
+    tracing::debug!(wall = started.elapsed().as_secs_f64(), seconds, "timed epoch");
+    Ok(Throughput { images: all.len(), seconds })
+}
+
+fn run_epoch(
+    config: &TrainConfig,
+    model_config: &ModelConfig,
+    ds: &Dataset,
+    train: &[usize],
+    dir: &Path,
+    seed: u64,
+    base: &burn::prelude::Device,
+) -> Result<f64, TrainError> {
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let metrics = dir.join("metrics.jsonl");
+    let job = Job {
+        config,
+        model_config,
+        ds,
+        train,
+        validation: &[],
+        test: &[],
+        dir,
+        metrics: &metrics,
+        seed,
+        eval_each_epoch: false,
+    };
+    Ok(fit(&job, base, false, &mut Silent)?.state.train_seconds)
+}
+
+/// How `models` shadow-sized models were trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// One after another on the calling thread.
+    Sequential,
+    /// All at once, one thread each, sharing the device.
+    Threads,
+}
+
+/// Trains `models` models of `config` (all its epochs, on every example of `ds`) with
+/// `strategy` and returns the wall time in seconds for all of them.
+pub fn shadow_wall_time(
+    config: &TrainConfig,
+    ds: &Dataset,
+    models: usize,
+    strategy: Strategy,
+    scratch: &Path,
+) -> Result<f64, TrainError> {
+    let base = config.device.device()?;
+    let model_config =
+        ModelConfig::new(config.model, ds.input, ds.num_classes()).with_dropout(config.dropout);
+    let all: Vec<usize> = (0..ds.len()).collect();
+    let one = |m: usize| {
+        run_epoch(
+            config,
+            &model_config,
+            ds,
+            &all,
+            &scratch.join(format!("{m:03}")),
+            m as u64,
+            &base,
+        )
+    };
+    let started = Instant::now();
+    match strategy {
+        Strategy::Sequential => (0..models).try_for_each(|m| one(m).map(|_| ()))?,
+        Strategy::Threads => std::thread::scope(|s| {
+            let handles: Vec<_> = (0..models).map(|m| s.spawn(move || one(m))).collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .map_err(|_| TrainError::Backend("a training thread panicked".into()))?
+                    .map(|_| ())
+            })
+        })?,
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_epoch_on_synthetic_data_trains_every_image() {
+        let ds = synthetic_dataset(InputSpec::new(3, 8, 8), 4, 24, 1);
+        assert_eq!((ds.len(), ds.pixels(23).map(<[u8]>::len)), (24, Some(192)));
+        let dir = std::env::temp_dir().join(format!("mia-bench-test-{}", std::process::id()));
+        let config = TrainConfig { batch_size: 8, ..TrainConfig::default() };
+        let t = epoch_throughput(&config, &ds, &dir, 0).unwrap();
+        assert_eq!(t.images, 24);
+        assert!(t.seconds > 0.0 && t.images_per_s().is_finite());
+        let seq = shadow_wall_time(&config, &ds, 2, Strategy::Sequential, &dir.join("s")).unwrap();
+        let par = shadow_wall_time(&config, &ds, 2, Strategy::Threads, &dir.join("t")).unwrap();
+        assert!(seq > 0.0 && par > 0.0);
+        assert!(dir.join("t/001/state.json").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
