@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of MIA Lab: formatting, clippy (native and wasm32, -D warnings),
-# the wasm32 build of mia-core, and the whole test suite. Integration tests that need the real
-# datasets read them from $MIA_SHARED_DATA (they skip, saying so, when it is unset).
+# the wasm32 build of mia-core, the whole test suite, and the real-browser test of the lab.
+# Integration tests that need the real datasets read them from $MIA_SHARED_DATA (they skip,
+# saying so, when it is unset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The Vulkan loader (probed by burn's wgpu backend) complains without it.
@@ -31,3 +32,8 @@ fi
 echo "== tests (wasm32 under Node: mia-core inference fixture)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test -p mia-core --target wasm32-unknown-unknown --locked --test inference_fixture
+
+# The browser lab in headless Chromium on the CPU and WebGPU paths (builds it with trunk,
+# installing the wasm target, trunk and wasm-bindgen-cli at pinned versions when missing).
+echo "== real-browser test (tests/e2e)"
+bash tests/e2e/run.sh

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/../.."
 OUT=tests/e2e/out
 mkdir -p "$OUT"
 
-trunk build --config trunk.toml --release
-(cd tests/e2e && { [[ -d node_modules/playwright-core ]] || npm install --no-audit --no-fund --silent; })
+bash web/serve.sh --build-only
+(cd tests/e2e && { [[ -d node_modules/playwright-core ]] || npm ci --no-audit --no-fund --silent; })
 
 PORT="${E2E_PORT:-8765}"
 python3 -m http.server "$PORT" --bind 127.0.0.1 --directory dist >"$OUT/server.log" 2>&1 &
