@@ -427,10 +427,22 @@ fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
         ok(&a)
     };
     assert!(
-        shadows(&["--shard", "0/2"]).contains("2 trained, 0 already done, 2 left to other shards")
+        shadows(&["--shard", "0/2", "--jobs", "1"])
+            .contains("2 trained, 0 already done, 2 left to other shards")
     );
-    assert!(shadows(&["--shard", "1/2"]).contains("2 trained, 0 already done, 2 left"));
+    assert!(
+        shadows(&["--shard", "1/2", "--jobs", "1"]).contains("2 trained, 0 already done, 2 left")
+    );
     assert!(shadows(&[]).contains("0 trained, 4 already done"));
+    // Side by side on threads gives exactly what one after another gave.
+    let side = dir.path().join("side-by-side");
+    let s = side.to_str().unwrap();
+    assert!(shadows(&["--jobs", "3", "--dir", s]).contains("4 trained, 0 already done"));
+    for i in 0..4 {
+        let f = format!("{i:03}/logits.npy");
+        let (a, b) = (run.join("shadows").join(&f), side.join(&f));
+        assert!(std::fs::read(a).unwrap() == std::fs::read(b).unwrap(), "shadow {i} differs");
+    }
     let keep = |i: usize| {
         let NpyData::Bool(k) = read(run.join(format!("shadows/{i:03}/keep.npy"))).data else {
             panic!()
@@ -440,6 +452,12 @@ fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
     assert_eq!(keep(0).len(), 400);
     assert!(keep(0).iter().zip(keep(1)).all(|(a, b)| *a != b), "shadows 0 and 1 are complementary");
     assert_eq!(read(run.join("shadows/002/logits.npy")).shape, vec![2, 450, 10]);
+    // Dropout draws from burn's process-wide RNG: such shadows never train side by side.
+    let drop = dir.path().join("dropout");
+    let dr = drop.to_str().unwrap();
+    ok(&train_args(d, dr, &["--epochs", "1", "--dropout", "0.5"]));
+    let err = fails(&["shadows", "--run", dr, "--count", "2", "--jobs", "2"]);
+    assert!(err.contains("dropout") && err.contains("--jobs 1"), "{err}");
     let err =
         fails(&["shadows", "--run", r, "--count", "4", "--queries", "3", "--population", "50"]);
     assert!(err.contains("other options"), "{err}");

@@ -24,14 +24,18 @@
 //!
 //! Shadow `i`'s keep-mask and seed depend only on the run's seed and `i`, so shards of a job
 //! array (`--shard I/K` trains the indices `i ≡ I mod K`) need no coordination, and asking
-//! for more shadows later reuses every finished one.
+//! for more shadows later reuses every finished one. Within one process, shadows train side
+//! by side on threads ([`default_jobs`]); the results are the same in any order.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
+use burn::prelude::Device;
 use mia_core::npy::NpyArray;
 use mia_core::{ModelConfig, Query};
-use mia_data::Split;
+use mia_data::{Dataset, Split};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -86,6 +90,8 @@ pub struct ShadowOptions {
     pub defense: Option<DefenseConfig>,
     /// Device override.
     pub device: Option<DeviceChoice>,
+    /// Shadows trained at once on threads; `None` picks [`default_jobs`].
+    pub jobs: Option<usize>,
     /// Dataset folder override (when the run moved to another machine).
     pub data_dir: Option<PathBuf>,
     /// Shadow folder; `None` means `RUN/shadows`.
@@ -291,33 +297,115 @@ pub fn shadows(
         reused: mine.len() - todo.len(),
         other_shards: options.count - mine.len(),
     };
-    for (position, &index) in todo.iter().enumerate() {
-        observer.on_shadow(index, position, todo.len());
-        let sdir = shadow_dir(&dir, index);
+    let ctx = ShadowJob {
+        config: &config,
+        model_config: &model_config,
+        ds: &ds,
+        split: &split,
+        dir: &dir,
+        seed: target.seed,
+        candidates: &candidates,
+        in_size,
+        paired: spec.paired,
+        queried: &queried,
+        queries: &spec.queries,
+        shape: &shape,
+        device: &base,
+    };
+    let dropout = model_config.dropout > 0.0;
+    if dropout && options.jobs.is_some_and(|j| j > 1) {
+        return Err(TrainError::Config(
+            "shadows with dropout train one at a time in a process: dropout draws from burn's \
+             process-wide RNG, so side-by-side models would depend on thread timing; use \
+             --jobs 1, or several processes with --shard I/K"
+                .into(),
+        ));
+    }
+    let jobs = match options.jobs {
+        _ if dropout => 1,
+        Some(j) => j,
+        None => default_jobs(config.device),
+    }
+    .clamp(1, todo.len().max(1));
+    if jobs == 1 {
+        for (position, &index) in todo.iter().enumerate() {
+            observer.on_shadow(index, position, todo.len());
+            let summary = ctx.train(index, observer)?;
+            observer.on_shadow_done(&summary);
+            report.trained.push(summary);
+        }
+    } else {
+        report.trained = train_side_by_side(&ctx, &todo, jobs, observer)?;
+    }
+    Ok(report)
+}
+
+/// Shadows trained at once by default: one per core on CPU backends (each trains on one
+/// thread, so side by side is what uses the machine; `mia bench` measures it), capped at 8 to
+/// bound memory; one on GPUs, whose kernels already fill the device. Models with dropout
+/// always train one at a time (see the trainer's `BACKEND_RNG`).
+pub fn default_jobs(device: DeviceChoice) -> usize {
+    match device {
+        DeviceChoice::Flex | DeviceChoice::Ndarray => {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        }
+        _ => 1,
+    }
+}
+
+/// Everything one shadow needs; shared read-only by the training threads.
+struct ShadowJob<'a> {
+    config: &'a TrainConfig,
+    model_config: &'a ModelConfig,
+    ds: &'a Dataset,
+    split: &'a Split,
+    dir: &'a Path,
+    seed: u64,
+    candidates: &'a [usize],
+    in_size: usize,
+    paired: bool,
+    queried: &'a [usize],
+    queries: &'a [Query],
+    shape: &'a [usize],
+    device: &'a Device,
+}
+
+impl ShadowJob<'_> {
+    /// Trains, queries and saves shadow `index`; its result depends only on the run and
+    /// `index`, never on which thread or in which order it ran.
+    fn train(
+        &self,
+        index: usize,
+        observer: &mut dyn Observer,
+    ) -> Result<ShadowSummary, TrainError> {
+        let (ds, split, n) = (self.ds, self.split, self.candidates.len());
+        let classes = ds.num_classes();
+        let sdir = shadow_dir(self.dir, index);
         let ckpt = sdir.join("checkpoint");
         std::fs::create_dir_all(&ckpt).map_err(|e| io(&ckpt, e))?;
-        let keep = keep_mask(target.seed, index, n, in_size, spec.paired);
+        let keep = keep_mask(self.seed, index, n, self.in_size, self.paired);
         let train: Vec<usize> =
-            candidates.iter().zip(&keep).filter(|(_, k)| **k).map(|(&i, _)| i).collect();
+            self.candidates.iter().zip(&keep).filter(|(_, k)| **k).map(|(&i, _)| i).collect();
         let job = Job {
-            config: &config,
-            model_config: &model_config,
-            ds: &ds,
+            config: self.config,
+            model_config: self.model_config,
+            ds,
             train: &train,
             validation: &split.validation,
             test: &split.test,
             dir: &ckpt,
             metrics: &sdir.join("metrics.jsonl"),
-            seed: mix(target.seed ^ 0x5AD0_0000, index),
+            seed: mix(self.seed ^ 0x5AD0_0000, index),
             eval_each_epoch: false,
         };
         // An interrupted shadow continues from its checkpoint.
-        let Fitted { model, state, kept_epoch } = fit(&job, &base, true, observer)?;
+        let Fitted { model, state, kept_epoch } = fit(&job, self.device, true, observer)?;
         let started = Instant::now();
-        let logits = predict_queries(&model, &ds, &queried, &spec.queries, &base)?;
+        let logits = predict_queries(&model, ds, self.queried, self.queries, self.device)?;
         let query_seconds = started.elapsed().as_secs_f64();
         // Query 0 is the identity: its first N rows are the candidates.
-        let (in_idx, in_rows): (Vec<usize>, Vec<f32>) = candidates
+        let (in_idx, in_rows): (Vec<usize>, Vec<f32>) = self
+            .candidates
             .iter()
             .zip(logits[..n * classes].chunks(classes))
             .zip(&keep)
@@ -328,9 +416,9 @@ pub fn shadows(
                 b.extend_from_slice(row);
                 (a, b)
             });
-        let train_acc = accuracy_and_loss(&in_rows, &ds, &in_idx).0;
-        let test_logits = predict(&model, &ds, &split.test, &base)?;
-        let test_acc = accuracy_and_loss(&test_logits, &ds, &split.test).0;
+        let train_acc = accuracy_and_loss(&in_rows, ds, &in_idx).0;
+        let test_logits = predict(&model, ds, &split.test, self.device)?;
+        let test_acc = accuracy_and_loss(&test_logits, ds, &split.test).0;
         let summary = ShadowSummary {
             index,
             train_acc,
@@ -341,14 +429,104 @@ pub fn shadows(
             query_seconds,
         };
         write_npy(&sdir.join("keep.npy"), &NpyArray::bool(vec![n], keep)?)?;
-        write_npy(&sdir.join("logits.npy"), &NpyArray::f32(shape.clone(), logits)?)?;
+        write_npy(&sdir.join("logits.npy"), &NpyArray::f32(self.shape.to_vec(), logits)?)?;
         save_record(&model, &sdir.join("model.bpk"))?;
         write_json(&sdir.join("summary.json"), &summary)?;
         std::fs::remove_dir_all(&ckpt).map_err(|e| io(&ckpt, e))?;
-        observer.on_shadow_done(&summary);
-        report.trained.push(summary);
+        Ok(summary)
     }
-    Ok(report)
+}
+
+/// What a training thread tells the calling thread (which owns the observer).
+enum Event {
+    Started(usize),
+    Epochs { epochs: usize, steps: usize },
+    Step { images: usize, loss: f32 },
+    Done(Box<Result<ShadowSummary, TrainError>>),
+}
+
+/// Forwards a training thread's progress to the calling thread.
+struct Forward(mpsc::Sender<Event>);
+
+impl Observer for Forward {
+    fn on_start(&mut self, first_epoch: usize, epochs: usize, steps: usize) {
+        let epochs = epochs.saturating_sub(first_epoch);
+        // A closed channel means the caller stopped listening; training goes on regardless.
+        let _ = self.0.send(Event::Epochs { epochs, steps });
+    }
+    fn on_step(&mut self, images: usize, loss: f32) {
+        let _ = self.0.send(Event::Step { images, loss });
+    }
+}
+
+/// Trains `todo` on `jobs` threads, each taking the next shadow when it finishes one; after a
+/// failure no new shadow starts and the first error is returned (finished shadows stay saved).
+fn train_side_by_side(
+    ctx: &ShadowJob<'_>,
+    todo: &[usize],
+    jobs: usize,
+    observer: &mut dyn ShadowObserver,
+) -> Result<Vec<ShadowSummary>, TrainError> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel();
+    let mut trained = Vec::new();
+    let mut first_error = None;
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let (tx, next, failed) = (tx.clone(), &next, &failed);
+            scope.spawn(move || {
+                while !failed.load(Ordering::SeqCst) {
+                    let Some(&index) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                        break;
+                    };
+                    if tx.send(Event::Started(index)).is_err() {
+                        break;
+                    }
+                    let result = ctx.train(index, &mut Forward(tx.clone()));
+                    if result.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    if tx.send(Event::Done(Box::new(result))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let (mut started, mut sized) = (0, false);
+        for event in rx {
+            match event {
+                Event::Started(index) => {
+                    observer.on_shadow(index, started, todo.len());
+                    started += 1;
+                }
+                Event::Epochs { epochs, steps } if !sized => {
+                    // One bar for all of them: every shadow has the same recipe.
+                    observer.on_start(0, epochs * todo.len(), steps);
+                    sized = true;
+                }
+                Event::Epochs { .. } => {}
+                Event::Step { images, loss } => observer.on_step(images, loss),
+                Event::Done(result) => match *result {
+                    Ok(summary) => {
+                        observer.on_shadow_done(&summary);
+                        trained.push(summary);
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                },
+            }
+        }
+    });
+    match first_error {
+        Some(e) => Err(e),
+        None => {
+            trained.sort_by_key(|s| s.index);
+            Ok(trained)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -294,6 +294,30 @@ pub(crate) struct Fitted {
     pub kept_epoch: usize,
 }
 
+/// burn's backends keep one process-wide RNG. Shadows trained side by side on threads take
+/// this lock to seed it and draw their initial weights, so no thread's draws interleave with
+/// another's and every model is the same as when trained alone. (Dropout draws from it during
+/// training too, which is why `mia shadows` trains dropout models one at a time.)
+static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn backend_rng() -> std::sync::MutexGuard<'static, ()> {
+    BACKEND_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Touches every parameter so its lazy initialiser runs.
+struct Materialize;
+
+impl burn::module::ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+fn backend_rng_seed(device: &Device, seed: u64) {
+    let _rng = backend_rng();
+    device.seed(seed);
+}
+
 /// Runs (or, with `resume` and a checkpoint in `job.dir`, continues) the epoch loop.
 pub(crate) fn fit(
     job: &Job<'_>,
@@ -303,8 +327,14 @@ pub(crate) fn fit(
 ) -> Result<Fitted, TrainError> {
     let (config, ds) = (job.config, job.ds);
     let device = base.clone().autodiff();
-    device.seed(job.seed);
-    let mut model = job.model_config.init(&device)?;
+    let mut model = {
+        let _rng = backend_rng();
+        device.seed(job.seed);
+        let model = job.model_config.init(&device)?;
+        // burn initialises parameters lazily, on first use: draw them now, under the lock.
+        model.visit(&mut Materialize);
+        model
+    };
     let mut optim: ModuleOptimizer = config.optimizer.build();
     let defense: Box<dyn TrainingDefense> = config.defense.build()?;
     let state_path = job.dir.join("state.json");
@@ -321,7 +351,7 @@ pub(crate) fn fit(
     while state.next_epoch < config.epochs && !state.stopped {
         let epoch = state.next_epoch;
         let lr = config.schedule.lr(config.optimizer.lr, epoch, config.epochs);
-        device.seed(mix(job.seed, epoch));
+        backend_rng_seed(&device, mix(job.seed, epoch));
         let mut rng = ChaCha8Rng::seed_from_u64(mix(job.seed, epoch));
         let mut order = job.train.to_vec();
         order.shuffle(&mut rng);

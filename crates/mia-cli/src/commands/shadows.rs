@@ -39,6 +39,10 @@ pub struct ShadowsArgs {
     /// Device: cpu (flex), ndarray, wgpu, cuda (default: the target's).
     #[arg(long)]
     device: Option<String>,
+    /// Shadows trained at once, one thread each (default: one per core, at most 8, on CPU
+    /// backends; 1 on GPUs). Results do not depend on it.
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Dataset folder, when it moved since the target was trained.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -82,6 +86,7 @@ pub fn run(args: ShadowsArgs) -> Result<()> {
         defense: args.undefended.then_some(DefenseConfig::Erm),
         device: args.device.as_deref().map(str::parse).transpose()?,
         data_dir: args.data_dir.clone(),
+        jobs: args.jobs,
         dir,
     };
     let mut progress = ShadowProgress(Progress::new(false));
