@@ -133,7 +133,9 @@ pub fn shadow_wall_time(
     match strategy {
         Strategy::Sequential => (0..models).try_for_each(|m| one(m).map(|_| ()))?,
         Strategy::Threads => std::thread::scope(|s| {
-            let handles: Vec<_> = (0..models).map(|m| s.spawn(move || one(m))).collect();
+            let handles: Vec<_> = (0..models)
+                .map(|m| s.spawn(move || crate::shadows::on_one_core(|| one(m))))
+                .collect();
             handles.into_iter().try_for_each(|h| {
                 h.join()
                     .map_err(|_| TrainError::Backend("a training thread panicked".into()))?
