@@ -198,21 +198,32 @@ fn bench_dir() -> PathBuf {
 fn training(args: &BenchArgs, scratch: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let ds = synthetic_dataset(InputSpec::new(3, 32, 32), 10, args.images, 0);
     let names: Vec<String> = args.models.iter().map(ToString::to_string).collect();
-    let torch = python_rows(
-        &args.python,
-        "torch_train.py",
-        &[
-            "--models".into(),
-            names.join(","),
-            "--batch".into(),
-            args.batch.to_string(),
-            "--images".into(),
-            args.images.to_string(),
-        ],
-    );
-    let torch_rate = |model: &str| -> Option<f64> {
-        torch.as_ref().ok()?.iter().find(|r| r["model"] == model)?["images_per_s"].as_f64()
+    let reference = |torch_device: &str| {
+        python_rows(
+            &args.python,
+            "torch_train.py",
+            &[
+                "--models".into(),
+                names.join(","),
+                "--batch".into(),
+                args.batch.to_string(),
+                "--images".into(),
+                args.images.to_string(),
+                "--device".into(),
+                torch_device.into(),
+            ],
+        )
     };
+    let torch = reference("cpu");
+    // GPU rows are compared with PyTorch on CUDA when any GPU backend is asked for.
+    let gpu_asked =
+        args.devices.iter().any(|d| matches!(d, DeviceChoice::Wgpu | DeviceChoice::Cuda));
+    let torch_gpu = gpu_asked.then(|| reference("cuda"));
+    let rate_in = |rows: &Result<Vec<serde_json::Value>, String>, model: &str| -> Option<f64> {
+        rows.as_ref().ok()?.iter().find(|r| r["model"] == model)?["images_per_s"].as_f64()
+    };
+    let torch_rate = |model: &str| rate_in(&torch, model);
+    let torch_gpu_rate = |model: &str| torch_gpu.as_ref().and_then(|rows| rate_in(rows, model));
     for (model, name) in args.models.iter().zip(&names) {
         let mut flex_rate = None;
         for &device in &args.devices {
@@ -227,8 +238,10 @@ fn training(args: &BenchArgs, scratch: &Path, rows: &mut Vec<Row>) -> Result<()>
                         flex_rate = Some(rate);
                     }
                     let cpu = matches!(device, DeviceChoice::Flex | DeviceChoice::Ndarray);
-                    row = match (cpu, torch_rate(name), flex_rate) {
+                    let reference = if cpu { torch_rate(name) } else { torch_gpu_rate(name) };
+                    row = match (cpu, reference, flex_rate) {
                         (true, Some(r), _) => row.against("PyTorch CPU", rate / r),
+                        (false, Some(r), _) => row.against("PyTorch CUDA", rate / r),
                         (_, _, Some(f)) if device != DeviceChoice::Flex => {
                             row.against("burn flex", rate / f)
                         }
@@ -257,6 +270,24 @@ fn training(args: &BenchArgs, scratch: &Path, rows: &mut Vec<Row>) -> Result<()>
             (Ok(_), None) => rows.push(Row::missing(
                 "training",
                 format!("{name} · PyTorch CPU"),
+                "images/s",
+                "the reference printed no row",
+            )),
+        }
+        match (&torch_gpu, torch_gpu_rate(name)) {
+            (None, _) => {}
+            (Some(_), Some(r)) => {
+                rows.push(Row::new("training", format!("{name} · PyTorch CUDA"), r, "images/s"))
+            }
+            (Some(Err(why)), _) => rows.push(Row::missing(
+                "training",
+                format!("{name} · PyTorch CUDA"),
+                "images/s",
+                format!("reference unavailable: {why}"),
+            )),
+            (Some(Ok(_)), None) => rows.push(Row::missing(
+                "training",
+                format!("{name} · PyTorch CUDA"),
                 "images/s",
                 "the reference printed no row",
             )),
