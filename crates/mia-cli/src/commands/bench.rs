@@ -257,43 +257,27 @@ fn training(args: &BenchArgs, scratch: &Path, rows: &mut Vec<Row>) -> Result<()>
                 )),
             }
         }
-        match (&torch, torch_rate(name)) {
-            (_, Some(r)) => {
-                rows.push(Row::new("training", format!("{name} · PyTorch CPU"), r, "images/s"))
-            }
-            (Err(why), _) => rows.push(Row::missing(
-                "training",
-                format!("{name} · PyTorch CPU"),
-                "images/s",
-                format!("reference unavailable: {why}"),
-            )),
-            (Ok(_), None) => rows.push(Row::missing(
-                "training",
-                format!("{name} · PyTorch CPU"),
-                "images/s",
-                "the reference printed no row",
-            )),
-        }
-        match (&torch_gpu, torch_gpu_rate(name)) {
-            (None, _) => {}
-            (Some(_), Some(r)) => {
-                rows.push(Row::new("training", format!("{name} · PyTorch CUDA"), r, "images/s"))
-            }
-            (Some(Err(why)), _) => rows.push(Row::missing(
-                "training",
-                format!("{name} · PyTorch CUDA"),
-                "images/s",
-                format!("reference unavailable: {why}"),
-            )),
-            (Some(Ok(_)), None) => rows.push(Row::missing(
-                "training",
-                format!("{name} · PyTorch CUDA"),
-                "images/s",
-                "the reference printed no row",
-            )),
+        rows.push(reference_row(format!("{name} · PyTorch CPU"), &torch, torch_rate(name)));
+        if let Some(gpu) = &torch_gpu {
+            rows.push(reference_row(format!("{name} · PyTorch CUDA"), gpu, torch_gpu_rate(name)));
         }
     }
     Ok(())
+}
+
+/// The row of a PyTorch reference: its rate, or why there is none.
+fn reference_row(
+    case: String,
+    reference: &Result<Vec<serde_json::Value>, String>,
+    rate: Option<f64>,
+) -> Row {
+    match (reference, rate) {
+        (_, Some(r)) => Row::new("training", case, r, "images/s"),
+        (Err(why), None) => {
+            Row::missing("training", case, "images/s", format!("reference unavailable: {why}"))
+        }
+        (Ok(_), None) => Row::missing("training", case, "images/s", "the reference printed no row"),
+    }
 }
 
 fn shadows(args: &BenchArgs, scratch: &Path, rows: &mut Vec<Row>) -> Result<()> {
