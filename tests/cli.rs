@@ -728,6 +728,33 @@ fn bench_scores_attacks_and_writes_the_browser_fixture() {
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r["value"].as_f64().is_some_and(|ms| ms > 0.0)));
 
+    // Training rows: a GPU backend brings the PyTorch CUDA reference row; a backend or a
+    // reference that is missing is a row saying why, never a failure.
+    let train = |devices: &str| {
+        ok(&[
+            "bench",
+            "--only",
+            "training",
+            "--devices",
+            devices,
+            "--models",
+            "small-cnn",
+            "--images",
+            "8",
+            "--batch",
+            "8",
+            "--python",
+            "",
+        ])
+    };
+    let cpu = train("flex");
+    assert!(cpu.contains("| training | small-cnn · burn flex |"), "{cpu}");
+    assert!(cpu.contains("small-cnn · PyTorch CPU | — |  | reference unavailable"), "{cpu}");
+    assert!(!cpu.contains("PyTorch CUDA"), "{cpu}");
+    let gpu = train("cuda");
+    assert!(gpu.contains("| training | small-cnn · burn cuda |"), "{gpu}");
+    assert!(gpu.contains("small-cnn · PyTorch CUDA | — |  | reference unavailable"), "{gpu}");
+
     let stderr = fails(&["bench", "--only", "everything"]);
     assert!(stderr.contains("unknown bench section"), "{stderr}");
 

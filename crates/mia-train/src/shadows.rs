@@ -356,7 +356,7 @@ pub fn default_jobs(device: DeviceChoice) -> usize {
 /// Runs `work` with burn-flex's multi-threaded kernels confined to the calling thread: when
 /// several models train side by side, each on its own thread, splitting every matrix product
 /// across the shared pool as well only adds contention (`mia bench` measured 4 side-by-side
-/// small CNNs 10–20 % slower that way). Falls back to the shared pool if a pool cannot be made.
+/// small CNNs 15–22 % slower that way). Falls back to the shared pool if a pool cannot be made.
 pub(crate) fn on_one_core<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
         Ok(pool) => pool.install(work),
