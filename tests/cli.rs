@@ -5,95 +5,16 @@
 // Test helpers panic on failure by design.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
+mod common;
+
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{fails, mia, ok, read, tiny_idx, train_args};
 use mia_core::npy::{NpyArray, NpyData};
 use mia_train::{EpochMetrics, Observer, Summary, TrainConfig};
 
 // ---- harness -------------------------------------------------------------------------------
-
-fn mia(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mia")).args(args).output().expect("run mia")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = mia(args);
-    let (stdout, stderr) =
-        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "mia {args:?} failed\nstdout: {stdout}\nstderr: {stderr}");
-    stdout.into_owned()
-}
-
-/// Runs a command that must fail cleanly: exit 1, `error:` and `hint:`, no panic.
-fn fails(args: &[&str]) -> String {
-    let out = mia(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "mia {args:?} should fail with 1: {stderr}");
-    assert!(stderr.contains("error:") && stderr.contains("hint:"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
-/// A learnable 10-class Fashion-MNIST-format dataset: class k lights a 4×4 block at a
-/// class-specific place, plus noise.
-fn tiny_idx(dir: &Path, n: usize) {
-    let (mut images, mut labels) = (Vec::new(), Vec::new());
-    let mut state = 12345u32;
-    for i in 0..n {
-        let k = i % 10;
-        labels.push(k as u8);
-        for y in 0..28 {
-            for x in 0..28 {
-                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                let noise = (state >> 24) as u8 / 4;
-                let on = (y / 7 == k / 4 + 1) && (x / 7 == k % 4);
-                images.push(if on { 200 + noise / 2 } else { noise });
-            }
-        }
-    }
-    let (img, lbl) = mia_data::idx::encode(&images, &labels, 28, 28);
-    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gz(&img)).unwrap();
-    std::fs::write(dir.join("train-labels-idx1-ubyte.gz"), gz(&lbl)).unwrap();
-}
-
-fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![
-        "train",
-        "--dataset",
-        "fashion-mnist",
-        "--data-dir",
-        data,
-        "--model",
-        "small-cnn",
-        "--members",
-        "200",
-        "--test",
-        "100",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "32",
-        "--seed",
-        "3",
-        "--out",
-        out,
-    ];
-    a.extend_from_slice(extra);
-    a
-}
-
-fn read(path: PathBuf) -> NpyArray {
-    NpyArray::from_bytes(&std::fs::read(&path).unwrap()).unwrap()
-}
 
 fn summary(out: &Path) -> Summary {
     serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
@@ -466,9 +387,12 @@ fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
     assert!(out.contains("lira-online") && out.contains("rmia-offline"), "{out}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("attacks.json")).unwrap()).unwrap();
-    assert_eq!(json["attacks"].as_array().unwrap().len(), 19);
+    assert_eq!(json["attacks"].as_array().unwrap().len(), 21);
+    // The target trained without augmentation: the attacks use the identity query only.
+    assert_eq!(json["queries"], 1);
+    assert!(json["query_note"].as_str().unwrap().contains("without augmentation"), "{json}");
     assert_eq!(json["shadows"], 4);
-    assert_eq!(read(run.join("attack_scores.npy")).shape, vec![19, 400]);
+    assert_eq!(read(run.join("attack_scores.npy")).shape, vec![21, 400]);
 
     // The same audit from plain .npy files, as a PyTorch user would provide them.
     let npy = dir.path().join("npy");
@@ -497,7 +421,8 @@ fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
         a
     };
     let mut args = npy_args(&sk);
-    args.extend(["--attacks".to_string(), "loss,lira-online".to_string()]);
+    // .npy input says nothing about the target's augmentation: ask for the identity query.
+    args.extend(["--attacks", "loss,lira-online", "--queries", "1"].map(String::from));
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let from_npy: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(npy.join("out/attacks.json")).unwrap())
@@ -512,6 +437,17 @@ fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
             .contains("--shadow-keep has shape")
     );
     assert!(fails(&["attack", "--run", r, "--attacks", "nope"]).contains("unknown attack"));
+    // Every attack parameter is range-checked before any work.
+    for (flag, value, says) in [
+        ("--rmia-a", "5", "between 0 and 1"),
+        ("--gamma", "0", "positive"),
+        ("--lira-std-floor", "2", "between 0 and 1"),
+        ("--queries", "7", "only 2 queries are cached"),
+        ("--queries", "0", "at least 1"),
+    ] {
+        let err = fails(&["attack", "--run", r, "--attacks", "rmia-offline", flag, value]);
+        assert!(err.contains(says), "{flag} {value}: {err}");
+    }
 
     let report = dir.path().join("report");
     let rep = report.to_str().unwrap();
@@ -527,7 +463,7 @@ fn train_shadows_attack_report_end_to_end_with_shards_and_npy_input() {
         assert!(report.join(f).exists(), "{f} is missing");
     }
     let csv = std::fs::read_to_string(report.join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 19 + 2);
+    assert_eq!(csv.lines().count(), 1 + 21 + 2);
     assert!(fails(&["report", d, "--out", rep]).contains("mia attack"));
 
     // Inference-time defenses, naive and adaptive: HAMP and HyGA-ANI need per-model signals

@@ -8,12 +8,12 @@
 //! | `confidence`, `loss`, `entropy`, `modified-entropy`, `top1`, `correctness` | threshold (Song & Mittal 2021; Yeom et al. 2018) | nothing; shadows to calibrate |
 //! | `label-only` | label-only (correct predictions among K augmented queries; Choquette-Choo et al. 2021) | nothing; shadows to calibrate |
 //! | `shadow-{lr,mlp}-{top3,posterior,posterior-label}` | shadow classifier (Shokri et al. 2017; ML-Leaks 2019) | shadows |
-//! | `lira-online`, `lira-online-fixed`, `lira-offline`, `lira-offline-fixed` | LiRA (Carlini et al. 2022) | shadows (online: IN and OUT) |
+//! | `lira-{online,offline}`, `-fixed`, `-global` | LiRA (Carlini et al. 2022): per-example, pooled, or the official code's global variance | shadows (online: IN and OUT) |
 //! | `rmia-online`, `rmia-offline` | RMIA (Zarifzadeh et al. 2024) | shadows |
 
 use std::time::Instant;
 
-use mia_core::lira::{self, Center, OfflineForm, SignalShape, Variance};
+use mia_core::lira::{self, Center, Estimator, OfflineForm, SignalShape, Variance};
 use mia_core::metrics::{self, Evaluation};
 use mia_core::posterior::{argmax, softmax};
 use mia_core::rmia;
@@ -44,15 +44,15 @@ pub enum AttackKind {
     LabelOnly,
     /// An attack model trained on shadow outputs.
     ShadowClassifier(ClassifierKind, Features),
-    /// LiRA with IN and OUT Gaussians; `fixed` = one pooled variance per query.
+    /// LiRA with IN and OUT Gaussians.
     LiraOnline {
-        /// Pooled variance.
-        fixed: bool,
+        /// Per-example, pooled (`-fixed`) or global (`-global`, the official code's) spread.
+        variance: Variance,
     },
     /// LiRA with OUT Gaussians only.
     LiraOffline {
-        /// Pooled variance.
-        fixed: bool,
+        /// Per-example, pooled (`-fixed`) or global (`-global`) spread.
+        variance: Variance,
     },
     /// RMIA with every reference model.
     RmiaOnline,
@@ -76,14 +76,10 @@ impl AttackKind {
                 v.push(Self::ShadowClassifier(c, f));
             }
         }
-        v.extend([
-            Self::LiraOnline { fixed: false },
-            Self::LiraOnline { fixed: true },
-            Self::LiraOffline { fixed: false },
-            Self::LiraOffline { fixed: true },
-            Self::RmiaOnline,
-            Self::RmiaOffline,
-        ]);
+        let spreads = [Variance::PerExample, Variance::Fixed, Variance::Global];
+        v.extend(spreads.map(|variance| Self::LiraOnline { variance }));
+        v.extend(spreads.map(|variance| Self::LiraOffline { variance }));
+        v.extend([Self::RmiaOnline, Self::RmiaOffline]);
         v
     }
 
@@ -101,12 +97,8 @@ impl AttackKind {
                 },
                 kebab(f)
             ),
-            Self::LiraOnline { fixed } => {
-                format!("lira-online{}", if *fixed { "-fixed" } else { "" })
-            }
-            Self::LiraOffline { fixed } => {
-                format!("lira-offline{}", if *fixed { "-fixed" } else { "" })
-            }
+            Self::LiraOnline { variance } => format!("lira-online{}", spread_suffix(*variance)),
+            Self::LiraOffline { variance } => format!("lira-offline{}", spread_suffix(*variance)),
             Self::RmiaOnline => "rmia-online".into(),
             Self::RmiaOffline => "rmia-offline".into(),
             Self::FixedConfidence { percent } => format!("fixed-{}", f32::from(*percent) / 100.0),
@@ -145,6 +137,15 @@ impl AttackKind {
     }
 }
 
+/// The attack-name suffix of a LiRA spread.
+fn spread_suffix(v: Variance) -> &'static str {
+    match v {
+        Variance::PerExample => "",
+        Variance::Fixed => "-fixed",
+        Variance::Global => "-global",
+    }
+}
+
 mod erased {
     use serde::Serialize;
     /// The kebab-case serde name of a unit enum value.
@@ -170,6 +171,8 @@ pub struct AttackOptions {
     pub rmia_a: Option<f32>,
     /// LiRA's centre estimator (default median).
     pub lira_center: Center,
+    /// LiRA's per-example deviation floor, a fraction of the pooled deviation in `[0, 1]`.
+    pub lira_std_floor: f32,
     /// LiRA's offline statistic (default the one-sided CDF test).
     pub offline_form: OfflineForm,
     /// Seed of the attack models.
@@ -184,10 +187,54 @@ impl Default for AttackOptions {
             gamma: 1.0,
             rmia_a: None,
             lira_center: Center::Median,
+            lira_std_floor: lira::DEFAULT_STD_FLOOR,
             offline_form: OfflineForm::OneSidedCdf,
             seed: 0,
             max_classifier_rows: 60_000,
         }
+    }
+}
+
+/// The share of (example, query) pairs whose per-example LiRA deviation may sit on the floor
+/// before an attack warns that the floor, not the shadows, decides its scores.
+pub const FLOOR_WARNING_SHARE: f64 = 0.05;
+
+impl AttackOptions {
+    /// Checks every parameter's range (the CLI turns the error into `error:`/`hint:`).
+    pub fn validate(&self) -> Result<(), AttackError> {
+        let bad = |m: String| Err(AttackError::Option(m));
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            return bad(format!(
+                "RMIA's γ = {} must be a positive number (usually 1 or 2)",
+                self.gamma
+            ));
+        }
+        if let Some(a) = self.rmia_a
+            && !(0.0..=1.0).contains(&a)
+        {
+            return bad(format!(
+                "RMIA's offline a = {a} must be between 0 and 1 (Pr(x) ≈ ((1 + a)·Pr_OUT(x) + 1 − a) / 2)"
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.lira_std_floor) {
+            return bad(format!(
+                "the LiRA deviation floor {} must be between 0 and 1 (a fraction of the pooled \
+                 deviation; default {})",
+                self.lira_std_floor,
+                lira::DEFAULT_STD_FLOOR
+            ));
+        }
+        if self.max_classifier_rows < 2 {
+            return bad(format!(
+                "the attack models need at least 2 training rows, not {}",
+                self.max_classifier_rows
+            ));
+        }
+        Ok(())
+    }
+
+    fn estimator(&self, variance: Variance) -> Estimator {
+        Estimator { center: self.lira_center, variance, std_floor: self.lira_std_floor }
     }
 }
 
@@ -240,6 +287,7 @@ pub fn run(
     input: &AttackInput,
     opt: &AttackOptions,
 ) -> Result<AttackResult, AttackError> {
+    opt.validate()?;
     let started = Instant::now();
     let n = input.candidates();
     let s = input.shadows.len();
@@ -248,6 +296,7 @@ pub fn run(
     }
     let mut notes = Vec::new();
     let mut calibrated = Vec::new();
+    let mut warnings = Vec::new();
     let mut queries = 1;
     let scores = match kind {
         AttackKind::FixedConfidence { percent } => {
@@ -314,33 +363,13 @@ pub fn run(
             notes.push("features are the identity query's posteriors, standardised".into());
             scores
         }
-        AttackKind::LiraOnline { fixed } | AttackKind::LiraOffline { fixed } => {
+        AttackKind::LiraOnline { variance } | AttackKind::LiraOffline { variance } => {
+            queries = input.target.queries;
             let online = matches!(kind, AttackKind::LiraOnline { .. });
-            let k = input.target.queries;
-            queries = k;
-            let (shadow_phi, keep) = shadow_phi(input, n);
-            let shape = SignalShape { models: s, examples: n, queries: k };
-            let variance = if fixed { Variance::Fixed } else { Variance::PerExample };
-            let gout = lira::fit(&shadow_phi, &keep, shape, false, opt.lira_center, variance)?;
-            let target = phi(&input.target, &input.labels, n);
-            notes.push(format!(
-                "centre: {:?}; variance: {}; {k} queries, log-likelihoods summed",
-                opt.lira_center,
-                if fixed { "pooled per query" } else { "per example" }
-            ));
-            let (ins, outs) = in_out_counts(input);
-            notes.push(format!("IN samples per example: min {}, OUT: min {}", ins, outs));
-            if online {
-                if ins == 0 {
-                    notes
-                        .push("some examples have no IN shadow: they use the pooled IN fit".into());
-                }
-                let gin = lira::fit(&shadow_phi, &keep, shape, true, opt.lira_center, variance)?;
-                lira::online(&target, &gin, &gout)?
-            } else {
-                notes.push(format!("offline statistic: {:?}", opt.offline_form));
-                lira::offline(&target, &gout, opt.offline_form)?
-            }
+            let lira = lira_scores(input, opt.estimator(variance), online, opt.offline_form)?;
+            notes.extend(lira.notes);
+            warnings.extend(lira.warnings);
+            lira.scores
         }
         AttackKind::RmiaOnline | AttackKind::RmiaOffline => {
             let online = kind == AttackKind::RmiaOnline;
@@ -370,7 +399,8 @@ pub fn run(
             rmia_scores(input, &p_target, &p_shadows, &refs, online, a, z_range, opt.gamma)?
         }
     };
-    let evaluation = metrics::evaluate(&scores, &input.is_member)?;
+    let mut evaluation = metrics::evaluate(&scores, &input.is_member)?;
+    evaluation.warnings.extend(warnings);
     Ok(AttackResult {
         name: kind.name(),
         family: kind.family().into(),
@@ -482,6 +512,83 @@ fn subsample(
     let fx = picked.iter().flat_map(|&i| x[i * dim..(i + 1) * dim].iter().copied()).collect();
     let fy = picked.iter().map(|&i| y[i]).collect();
     (fx, fy)
+}
+
+/// LiRA's scores with the notes and warnings that explain them.
+struct LiraOutcome {
+    scores: Vec<f32>,
+    notes: Vec<String>,
+    warnings: Vec<String>,
+}
+
+fn lira_scores(
+    input: &AttackInput,
+    est: Estimator,
+    online: bool,
+    form: OfflineForm,
+) -> Result<LiraOutcome, AttackError> {
+    let (n, s, k) = (input.candidates(), input.shadows.len(), input.target.queries);
+    let (shadow_phi, keep) = shadow_phi(input, n);
+    let shape = SignalShape { models: s, examples: n, queries: k };
+    let target = phi(&input.target, &input.labels, n);
+    let spread = match est.variance {
+        Variance::PerExample => {
+            format!("per example, floored at {} × the pooled deviation", est.std_floor)
+        }
+        Variance::Fixed => "pooled per query (root mean of the per-example variances)".into(),
+        Variance::Global => {
+            "global: one deviation of all IN samples, OUT reuses it (the official code's fixed \
+             variance)"
+                .into()
+        }
+    };
+    let mut notes = vec![format!(
+        "centre: {:?}; variance: {spread}; {k} queries, log-likelihoods summed",
+        est.center
+    )];
+    let (ins, outs) = in_out_counts(input);
+    notes.push(format!("IN samples per example: min {ins}, OUT: min {outs}"));
+    let (scores, fits) = if online {
+        if ins == 0 {
+            notes.push("some examples have no IN shadow: they use the pooled IN fit".into());
+        }
+        let (gin, gout) = lira::fit_online(&shadow_phi, &keep, shape, est)?;
+        (lira::online(&target, &gin, &gout)?, vec![("IN", gin.floored), ("OUT", gout.floored)])
+    } else {
+        let gout = lira::fit(&shadow_phi, &keep, shape, false, est)?;
+        notes.push(format!("offline statistic: {form:?}"));
+        if form == OfflineForm::OneSidedCdf {
+            notes.push(
+                "scores are −log(−Σ log Φ(z)), strictly increasing in the paper's Σ log Φ(z)"
+                    .into(),
+            );
+        }
+        (lira::offline(&target, &gout, form)?, vec![("OUT", gout.floored)])
+    };
+    let mut warnings = Vec::new();
+    if est.variance == Variance::PerExample {
+        let pairs = (n * k) as f64;
+        let counts: Vec<String> = fits.iter().map(|(side, f)| format!("{side} {f}")).collect();
+        notes.push(format!(
+            "deviation floor bound for {} of {} (example, query) pairs",
+            counts.join(", "),
+            n * k
+        ));
+        for (side, floored) in fits {
+            let share = floored as f64 / pairs;
+            if share > FLOOR_WARNING_SHARE {
+                warnings.push(format!(
+                    "the {side} deviation floor ({} × pooled σ) bound for {:.1}% of (example, query) \
+                     pairs: their shadow outputs barely vary (quantised or capped outputs, or few \
+                     shadows), so the floor decides those scores; compare with the pooled-variance \
+                     attack",
+                    est.std_floor,
+                    100.0 * share
+                ));
+            }
+        }
+    }
+    Ok(LiraOutcome { scores, notes, warnings })
 }
 
 /// φ of the first `n` rows, example-major: `[n × K]`.
@@ -643,8 +750,12 @@ mod tests {
         let input = world(2000, 16, 0.3, 2);
         let loss =
             run(AttackKind::Threshold(ScoreKind::Loss), &input, &AttackOptions::default()).unwrap();
-        let lira = run(AttackKind::LiraOnline { fixed: false }, &input, &AttackOptions::default())
-            .unwrap();
+        let lira = run(
+            AttackKind::LiraOnline { variance: Variance::PerExample },
+            &input,
+            &AttackOptions::default(),
+        )
+        .unwrap();
         let rmia = run(AttackKind::RmiaOnline, &input, &AttackOptions::default()).unwrap();
         let at = |r: &AttackResult| r.evaluation.tpr_at_low_fpr[0].tpr;
         assert!(lira.evaluation.auc > loss.evaluation.auc + 0.1);
@@ -671,8 +782,12 @@ mod tests {
     fn shadow_attacks_refuse_to_run_without_shadows() {
         let input = world(100, 0, 0.5, 4);
         assert!(
-            run(AttackKind::LiraOnline { fixed: false }, &input, &AttackOptions::default())
-                .is_err()
+            run(
+                AttackKind::LiraOnline { variance: Variance::PerExample },
+                &input,
+                &AttackOptions::default()
+            )
+            .is_err()
         );
         let r =
             run(AttackKind::Threshold(ScoreKind::Loss), &input, &AttackOptions::default()).unwrap();

@@ -179,7 +179,10 @@ fn missing(what: &str) -> AttackError {
 
 fn gradients<'s>(signals: &'s ModelSignals, logits: &Logits) -> Result<&'s [f32], AttackError> {
     let g = signals.gradient_norms.as_ref().ok_or_else(|| missing("input-gradient norms"))?;
-    if g.len() != logits.queries * logits.rows {
+    // Norms are cached query-major for every cached query; an attack on the first K queries
+    // (`--queries`) uses the first K blocks.
+    let need = logits.queries * logits.rows;
+    if g.len() < need || logits.rows == 0 || g.len() % logits.rows != 0 {
         return Err(AttackError::Shape(format!(
             "{} gradient norms for {} queries × {} rows",
             g.len(),
@@ -187,7 +190,7 @@ fn gradients<'s>(signals: &'s ModelSignals, logits: &Logits) -> Result<&'s [f32]
             logits.rows
         )));
     }
-    Ok(g)
+    Ok(&g[..need])
 }
 
 /// The defended views of one attack input.

@@ -21,6 +21,9 @@ pub enum AttackError {
     /// A core computation failed.
     #[error(transparent)]
     Core(#[from] mia_core::CoreError),
+    /// An attack option out of its range.
+    #[error("{0}")]
+    Option(String),
     /// An unknown attack name.
     #[error("unknown attack `{0}`")]
     UnknownAttack(String),
@@ -47,6 +50,9 @@ impl AttackError {
                 "a defense is `name[:key=value,...]`, chained with `+`; see the inference-defense \
                   table in the README or `mia attack --help`"
                     .into()
+            }
+            Self::Option(_) | Self::Core(mia_core::CoreError::Parameter(_)) => {
+                "see `mia attack --help` for each option's range and default".into()
             }
             Self::Shape(_) | Self::Core(_) => {
                 "logits are [N, C] or [K, N, C] float32, labels [N] int64, membership [N] bool, \

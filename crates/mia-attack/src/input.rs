@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
+use mia_core::Query;
 use mia_core::npy::{NpyArray, NpyData};
+use serde::Deserialize;
 
 use crate::AttackError;
 
@@ -240,6 +242,148 @@ impl AttackInput {
     }
 }
 
+/// Which of the cached augmented queries the attacks use (`mia attack --queries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryChoice {
+    /// The queries the target's own training augmentation produces: only the identity for a
+    /// target trained without augmentation (mirrored or shifted copies are out of its training
+    /// distribution, so members stop looking like members), all for one trained with it.
+    #[default]
+    Auto,
+    /// Every cached query.
+    All,
+    /// The first `k` cached queries (identity first).
+    First(usize),
+}
+
+impl std::str::FromStr for QueryChoice {
+    type Err = AttackError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" => Ok(Self::Auto),
+            "all" => Ok(Self::All),
+            k => match k.parse::<usize>() {
+                Ok(k) if k >= 1 => Ok(Self::First(k)),
+                _ => Err(AttackError::Option(format!(
+                    "--queries `{s}` is not auto, all or a number of queries (at least 1)"
+                ))),
+            },
+        }
+    }
+}
+
+/// What a run directory says about its queries.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueryInfo {
+    /// The cached queries, in the order of the logits' first axis (empty when unknown).
+    pub queries: Vec<Query>,
+    /// Whether the target trained with augmentation (`None` when unknown, e.g. `.npy` input).
+    pub augmented: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct PoolQueries {
+    queries: Vec<Query>,
+}
+
+#[derive(Deserialize)]
+struct TrainAugment {
+    #[serde(default)]
+    augment: bool,
+}
+
+impl QueryInfo {
+    /// Reads `SHADOWS/pool.json` and the run's `config.json` (missing files give "unknown").
+    pub fn from_run(run: &Path, shadow_dir: Option<&Path>) -> Self {
+        let default_dir = run.join("shadows");
+        let dir = shadow_dir.unwrap_or(&default_dir);
+        let json = |p: &Path| std::fs::read_to_string(p).ok();
+        let queries = json(&dir.join("pool.json"))
+            .and_then(|t| serde_json::from_str::<PoolQueries>(&t).ok())
+            .map(|p| p.queries)
+            .unwrap_or_default();
+        let augmented = json(&run.join("config.json"))
+            .and_then(|t| serde_json::from_str::<TrainAugment>(&t).ok())
+            .map(|c| c.augment);
+        Self { queries, augmented }
+    }
+
+    /// How many of `available` cached queries `choice` keeps, and a sentence saying why.
+    pub fn resolve(
+        &self,
+        choice: QueryChoice,
+        available: usize,
+    ) -> Result<(usize, String), AttackError> {
+        let identity_first = self.queries.first().is_none_or(|q| *q == Query::IDENTITY);
+        Ok(match choice {
+            QueryChoice::All => {
+                (available, format!("all {available} cached queries (--queries all)"))
+            }
+            QueryChoice::First(k) if k > available => {
+                return Err(AttackError::Option(format!(
+                    "--queries {k}, but only {available} queries are cached (train the shadows \
+                     with `mia shadows --queries {k}` in a new --dir to get more)"
+                )));
+            }
+            QueryChoice::First(k) => {
+                (k, format!("the first {k} of {available} cached queries (--queries {k})"))
+            }
+            QueryChoice::Auto => match self.augmented {
+                Some(false) if identity_first => (
+                    1,
+                    if available > 1 {
+                        format!(
+                            "the identity query only, of {available} cached: the target was trained \
+                             without augmentation, so mirrored or shifted queries are out of its \
+                             training distribution (--queries all uses them)"
+                        )
+                    } else {
+                        "the identity query: the target was trained without augmentation".into()
+                    },
+                ),
+                Some(true) => (
+                    available,
+                    format!(
+                        "all {available} cached queries: the target was trained with crop-and-flip \
+                         augmentation, which produces them"
+                    ),
+                ),
+                _ => (
+                    available,
+                    format!(
+                        "all {available} queries (the target's training augmentation is unknown)"
+                    ),
+                ),
+            },
+        })
+    }
+}
+
+impl AttackInput {
+    /// The same input with only the first `k` queries of every model (query 0 is the
+    /// identity).
+    pub fn first_queries(&self, k: usize) -> Result<AttackInput, AttackError> {
+        if k == 0 || k > self.target.queries {
+            return Err(AttackError::Option(format!(
+                "{k} queries asked for, {} cached",
+                self.target.queries
+            )));
+        }
+        let cut = |l: &Logits| Logits {
+            queries: k,
+            rows: l.rows,
+            classes: l.classes,
+            data: l.data[..k * l.rows * l.classes].to_vec(),
+        };
+        let shadows = self
+            .shadows
+            .iter()
+            .map(|sh| Shadow { keep: sh.keep.clone(), logits: cut(&sh.logits) })
+            .collect();
+        Self::new(cut(&self.target), self.labels.clone(), self.is_member.clone(), shadows)
+    }
+}
+
 /// Indices of the finished shadows (those with `summary.json`) under `dir`.
 pub fn finished(dir: &Path) -> Vec<usize> {
     let mut out: Vec<usize> = std::fs::read_dir(dir)
@@ -297,5 +441,28 @@ mod tests {
         assert!(AttackInput::new(t.clone(), vec![0; 4], m, vec![bad]).is_err());
         assert!(Logits::new(1, 2, 2, vec![0.0, f32::NAN, 0.0, 0.0]).is_err());
         assert_eq!(t.head(2).data.len(), 4);
+    }
+
+    #[test]
+    fn auto_queries_follow_the_targets_training_augmentation() {
+        let info = |augmented| QueryInfo { queries: Query::standard(4), augmented };
+        let k = |a, c| info(a).resolve(c, 4).unwrap().0;
+        assert_eq!(k(Some(false), QueryChoice::Auto), 1, "no augmentation: identity only");
+        assert_eq!(k(Some(true), QueryChoice::Auto), 4);
+        assert_eq!(k(None, QueryChoice::Auto), 4, "unknown: every query");
+        assert_eq!(k(Some(false), QueryChoice::All), 4);
+        assert_eq!(k(Some(true), QueryChoice::First(2)), 2);
+        assert!(info(Some(true)).resolve(QueryChoice::First(5), 4).is_err());
+        assert!("0".parse::<QueryChoice>().is_err() && "x".parse::<QueryChoice>().is_err());
+        assert_eq!("all".parse::<QueryChoice>().unwrap(), QueryChoice::All);
+        // Cutting keeps the first queries of the target and every shadow.
+        let t = Logits::new(2, 4, 2, (0..16).map(|v| v as f32).collect()).unwrap();
+        let m = vec![true, true, false, false];
+        let sh = Shadow { keep: m.clone(), logits: t.clone() };
+        let input = AttackInput::new(t, vec![0, 1, 0, 1], m, vec![sh]).unwrap();
+        let one = input.first_queries(1).unwrap();
+        assert_eq!(one.target.data, (0..8).map(|v| v as f32).collect::<Vec<_>>());
+        assert_eq!(one.shadows[0].logits.queries, 1);
+        assert!(input.first_queries(3).is_err());
     }
 }

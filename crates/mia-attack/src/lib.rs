@@ -15,5 +15,5 @@ pub mod output;
 
 pub use attack::{AttackKind, AttackOptions, AttackResult, Calibrated};
 pub use error::AttackError;
-pub use input::{AttackInput, Logits, Shadow};
+pub use input::{AttackInput, Logits, QueryChoice, QueryInfo, Shadow};
 pub use output::{AttackReport, InferenceInfo};

@@ -34,8 +34,12 @@ pub struct AttackReport {
     pub members: usize,
     /// Shadow models available.
     pub shadows: usize,
-    /// Queries per example available.
+    /// Queries per example the attacks used.
     pub queries: usize,
+    /// Which cached queries were used and why (e.g. the identity only for a target trained
+    /// without augmentation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_note: Option<String>,
     /// Population samples Z.
     pub population: usize,
     /// Attacks that could not run, with the reason.
@@ -83,16 +87,30 @@ impl AttackReport {
 
     /// Reads the files back (scores go into each attack's `scores`); returns the membership.
     pub fn read(dir: &Path) -> Result<(Self, Vec<bool>), AttackError> {
-        let path = dir.join("attacks.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| AttackError::io(&path, e))?;
-        let mut report: AttackReport =
-            serde_json::from_str(&text).map_err(|e| AttackError::io(&path, e))?;
-        let read = |name: &str| -> Result<NpyArray, AttackError> {
+        let bytes = |name: &str| -> Result<Vec<u8>, AttackError> {
             let p = dir.join(name);
-            let bytes = std::fs::read(&p).map_err(|e| AttackError::io(&p, e))?;
-            NpyArray::from_bytes(&bytes).map_err(|e| AttackError::io(&p, e))
+            std::fs::read(&p).map_err(|e| AttackError::io(&p, e))
         };
-        let (scores, members) = (read("attack_scores.npy")?, read("attack_membership.npy")?);
+        let json = bytes("attacks.json")?;
+        let (scores, members) = (bytes("attack_scores.npy")?, bytes("attack_membership.npy")?);
+        Self::parse(&json, &scores, &members).map_err(|e| match e {
+            AttackError::Io { path, reason } => AttackError::io(dir.join(path), reason),
+            other => other,
+        })
+    }
+
+    /// Parses the three files' bytes (as [`AttackReport::read`] does, without the folder).
+    pub fn parse(
+        json: &[u8],
+        scores: &[u8],
+        members: &[u8],
+    ) -> Result<(Self, Vec<bool>), AttackError> {
+        let mut report: AttackReport =
+            serde_json::from_slice(json).map_err(|e| AttackError::io("attacks.json", e))?;
+        let npy =
+            |name: &str, b: &[u8]| NpyArray::from_bytes(b).map_err(|e| AttackError::io(name, e));
+        let (scores, members) =
+            (npy("attack_scores.npy", scores)?, npy("attack_membership.npy", members)?);
         let NpyData::Bool(is_member) = members.data else {
             return Err(AttackError::Shape("attack_membership.npy must be bool".into()));
         };
@@ -116,7 +134,5 @@ impl AttackReport {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), AttackError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| AttackError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| AttackError::io(path, e))
+    mia_core::files::write_atomic(path, bytes).map_err(|e| AttackError::io(path, e))
 }

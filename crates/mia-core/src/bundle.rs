@@ -269,6 +269,18 @@ pub struct LiraStats {
 }
 
 impl LiraStats {
+    /// Fits the lab's online-LiRA statistics (the `lira-online-fixed` attack: median centres,
+    /// pooled deviation) from shadow φ values `phi[m*n + i]` and keep flags `keep[m*n + i]`
+    /// of `shadows` models on `n` examples. The one fit shared by `mia export` and the page.
+    pub fn fit(phi: &[f32], keep: &[bool], shadows: usize, n: usize) -> Result<Self, CoreError> {
+        let shape = crate::lira::SignalShape { models: shadows, examples: n, queries: 1 };
+        let (gin, gout) =
+            crate::lira::fit_online(phi, keep, shape, crate::lira::Estimator::default())?;
+        Ok(Self {
+            rows: (0..n).map(|i| [gin.mean[i], gin.std[i], gout.mean[i], gout.std[i]]).collect(),
+        })
+    }
+
     /// Encodes the statistics.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = LIRA_MAGIC.to_vec();

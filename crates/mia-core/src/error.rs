@@ -43,6 +43,9 @@ pub enum CoreError {
     /// A web bundle that does not match its manifest or this version.
     #[error("bundle: {0}")]
     Bundle(String),
+    /// An attack parameter out of its range.
+    #[error("bad attack parameter: {0}")]
+    Parameter(String),
     /// A defense lacks per-model context it needs (reference outputs, surrogate, gradients).
     #[error("inference defense: {0}")]
     DefenseContext(String),

@@ -4,11 +4,13 @@
 //! ([`preprocess`]), posterior math ([`posterior`]) and the `.npy` array format used for
 //! attack signals ([`npy`]), metrics and attack math ([`metrics`], [`scores`], [`lira`],
 //! [`rmia`]), the attack models ([`classifier`]) and the inference-time defenses
-//! ([`inference`]). Nothing here touches the file system or the network.
+//! ([`inference`]). Nothing here touches the network; the file system only through
+//! [`files`], the one atomic writer every crate uses natively.
 
 pub mod bundle;
 pub mod classifier;
 pub mod error;
+pub mod files;
 pub mod inference;
 pub mod lira;
 pub mod metrics;

@@ -80,8 +80,15 @@ impl Roc {
             .sum()
     }
 
-    /// Attacker advantage `max(TPR − FPR)` over thresholds (Yeom et al. 2018).
+    /// Two-sided attacker advantage `max |TPR − FPR|` over thresholds: Yeom et al.'s
+    /// advantage for an attacker who may also flip the score, so an inverted attack (AUC
+    /// below 0.5) is as strong as its mirror image and never reads as "no leakage".
     pub fn advantage(&self) -> f64 {
+        self.fpr.iter().zip(&self.tpr).map(|(f, t)| (t - f).abs()).fold(0.0, f64::max)
+    }
+
+    /// One-sided advantage `max(TPR − FPR)` (Yeom et al. 2018): only "higher = member".
+    pub fn advantage_one_sided(&self) -> f64 {
         self.fpr.iter().zip(&self.tpr).map(|(f, t)| t - f).fold(0.0, f64::max)
     }
 
@@ -231,9 +238,13 @@ pub struct Evaluation {
     pub auc: f64,
     /// |AUC − 0.5|: how far from chance in either direction.
     pub auc_distance: f64,
-    /// max(TPR − FPR).
+    /// Two-sided advantage max |TPR − FPR| (see [`Roc::advantage`]).
     pub advantage: f64,
-    /// Best balanced accuracy over thresholds (= (1 + advantage) / 2).
+    /// One-sided advantage max(TPR − FPR), for comparison with papers that report it.
+    #[serde(default)]
+    pub advantage_one_sided: f64,
+    /// Best balanced accuracy over thresholds, the score flipped if that is better
+    /// (= (1 + advantage) / 2).
     pub best_balanced_accuracy: f64,
     /// TPR at 1%, 0.1% and 0.01% FPR.
     pub tpr_at_low_fpr: Vec<TprAtFpr>,
@@ -286,6 +297,7 @@ pub fn evaluate(scores: &[f32], is_member: &[bool]) -> Result<Evaluation, CoreEr
         auc,
         auc_distance: (auc - 0.5).abs(),
         advantage,
+        advantage_one_sided: curve.advantage_one_sided(),
         best_balanced_accuracy: (1.0 + advantage) / 2.0,
         tpr_at_low_fpr,
         warnings,
@@ -306,10 +318,11 @@ pub fn midput_published(
     (attack_before - attack_after) - (acc_before - acc_after)
 }
 
-/// MIDPUT computed on the attacker's advantage `max(TPR − FPR)` (0 at chance, never negative),
-/// so an inverted attack earns the defense nothing.
+/// MIDPUT computed on the two-sided advantage `max |TPR − FPR|` ([`Roc::advantage`]; 0 at
+/// chance and equal for a score and its flip), so a defense that inverts an attack earns
+/// nothing for it. Pass two-sided advantages; a negative value is taken by magnitude.
 pub fn midput_advantage(adv_before: f64, adv_after: f64, acc_before: f64, acc_after: f64) -> f64 {
-    (adv_before.max(0.0) - adv_after.max(0.0)) - (acc_before - acc_after)
+    (adv_before.abs() - adv_after.abs()) - (acc_before - acc_after)
 }
 
 /// MLS-Bench privacy score as published: `test_acc − max(AUC − 0.5, 0)`. It rewards an
@@ -443,6 +456,20 @@ mod tests {
         assert!((midput_published(0.6, 0.3, 0.8, 0.8) - 0.3).abs() < 1e-12);
         // ... but on advantage it can gain at most what the attack had.
         assert!((midput_advantage(0.2, 0.0, 0.8, 0.79) - 0.19).abs() < 1e-12);
-        assert!((midput_advantage(0.2, -0.1, 0.8, 0.8) - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn an_inverted_attack_keeps_its_advantage_and_earns_the_defense_nothing() {
+        // Before the defense the attack separates members well; "after", the defense merely
+        // flipped the score (AUC 1 − AUC_before): the attacker flips it back.
+        let (s, m) = random_case(7, 300);
+        let before = evaluate(&s, &m).unwrap();
+        let flipped: Vec<f32> = s.iter().map(|x| -x).collect();
+        let after = evaluate(&flipped, &m).unwrap();
+        assert!(after.auc < 0.5 && (after.auc - (1.0 - before.auc)).abs() < 1e-9);
+        assert!((after.advantage - before.advantage).abs() < 1e-12, "two-sided is symmetric");
+        assert!(after.advantage_one_sided < before.advantage_one_sided);
+        let gain = midput_advantage(before.advantage, after.advantage, 0.8, 0.8);
+        assert!(gain.abs() < 1e-12, "no credit for inverting: {gain}");
     }
 }

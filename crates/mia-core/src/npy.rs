@@ -99,13 +99,16 @@ impl NpyArray {
             return Err(err("missing the \\x93NUMPY magic"));
         }
         let (header_len, start) = match bytes[6] {
-            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
             2 | 3 if bytes.len() >= 12 => {
                 (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
             }
             v => return Err(CoreError::Npy(format!("unsupported version {v}"))),
         };
-        let header = bytes.get(start..start + header_len).ok_or_else(|| err("truncated header"))?;
+        let header = start
+            .checked_add(header_len)
+            .and_then(|end| bytes.get(start..end))
+            .ok_or_else(|| err("truncated header"))?;
         let header = std::str::from_utf8(header).map_err(|_| err("header is not UTF-8"))?;
         let descr = field(header, "descr").ok_or_else(|| err("header has no descr"))?;
         let descr = descr.trim_matches(|c| c == '\'' || c == '"');
@@ -124,7 +127,6 @@ impl NpyArray {
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<usize>().map_err(|_| err("malformed shape")))
             .collect::<Result<Vec<_>, _>>()?;
-        let n: usize = shape.iter().product();
         let body = &bytes[start + header_len..];
         let width = match descr {
             "<f4" | "<i4" => 4,
@@ -132,6 +134,13 @@ impl NpyArray {
             "|b1" | "|u1" | "<u1" => 1,
             d => return Err(CoreError::Npy(format!("unsupported dtype {d}"))),
         };
+        // The header may claim any shape (2^40 elements): the product is checked, and nothing
+        // is allocated beyond what the body actually holds.
+        let n = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|n| n.checked_mul(width).is_some())
+            .ok_or_else(|| err("the shape's element count overflows"))?;
         if body.len() < n * width {
             return Err(CoreError::Npy(format!(
                 "truncated data: {} bytes for {n} elements of {descr}",
@@ -206,5 +215,28 @@ mod tests {
         assert!(NpyArray::from_bytes(b"hello").is_err());
         assert!(NpyArray::from_bytes(&bytes[..20]).is_err());
         assert!(NpyArray::f32(vec![3], vec![1.0]).is_err());
+    }
+
+    /// A header with the given shape text and no data.
+    fn header_only(shape: &str) -> Vec<u8> {
+        let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}\n");
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out
+    }
+
+    #[test]
+    fn huge_claimed_shapes_are_refused_before_allocating() {
+        // 2^40 elements in a 128-byte file: refused because the body is short, not allocated.
+        let e = NpyArray::from_bytes(&header_only("(1099511627776,)")).unwrap_err();
+        assert!(e.to_string().contains("truncated data"), "{e}");
+        // A product that overflows usize is an error, not a panic.
+        let e = NpyArray::from_bytes(&header_only("(4294967296, 4294967296, 16)")).unwrap_err();
+        assert!(e.to_string().contains("overflows"), "{e}");
+        // A version-2 header length past the end of the file.
+        let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
+        v2.extend(u32::MAX.to_le_bytes());
+        assert!(NpyArray::from_bytes(&v2).is_err());
     }
 }

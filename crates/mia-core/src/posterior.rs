@@ -1,12 +1,53 @@
 //! Posterior math on plain slices: numerically stable softmax, log-softmax and entropy.
 //! Attack scores and inference-time defenses build on these.
 
-/// Stable log-softmax of one logit row.
+/// Log-softmax of one logit row in f64, accurate in both tails: the log-sum is
+/// `max + ln_1p(Σ_{j≠argmax} e^{z_j − max})`, so a confident row's top log-probability keeps
+/// its tiny negative value (about `−Σ_{j≠argmax} e^{z_j − max}`) instead of rounding to 0.
+pub fn log_softmax64(logits: &[f32]) -> Vec<f64> {
+    let top = argmax(logits);
+    let max = logits.get(top).map_or(f64::NEG_INFINITY, |&z| f64::from(z));
+    let rest: f64 = logits
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != top)
+        .map(|(_, &z)| (f64::from(z) - max).exp())
+        .sum();
+    let log_sum = rest.ln_1p();
+    logits.iter().map(|&z| f64::from(z) - max - log_sum).collect()
+}
+
+/// `log Σ_{j≠i} e^{z_j}` (−∞ for a one-class row).
+fn log_sum_exp_except(logits: &[f32], i: usize) -> f64 {
+    let others =
+        || logits.iter().enumerate().filter(move |(j, _)| *j != i).map(|(_, &z)| f64::from(z));
+    let max = others().fold(f64::NEG_INFINITY, f64::max);
+    if max == f64::NEG_INFINITY {
+        return max;
+    }
+    max + others().map(|z| (z - max).exp()).sum::<f64>().ln()
+}
+
+/// `log(1 − p_i)` from the logits, without cancellation: `LSE_{j≠i} z_j − LSE_j z_j`.
+/// Finite for finite logits even when `p_i` rounds to 1.
+pub fn log_complement64(logits: &[f32], i: usize) -> f64 {
+    let all = log_sum_exp_except(logits, usize::MAX);
+    log_sum_exp_except(logits, i) - all
+}
+
+/// Log-odds of class `y`, `log(p_y / (1 − p_y)) = z_y − LSE_{j≠y} z_j`: a strictly increasing
+/// function of `p_y` that never saturates (p_y = 1 − 1e-20 and 1 − 1e-30 stay apart), which
+/// is how confidence-type scores are ranked. A label out of range gives −∞.
+pub fn log_odds64(logits: &[f32], y: usize) -> f64 {
+    match logits.get(y) {
+        Some(&zy) => f64::from(zy) - log_sum_exp_except(logits, y),
+        None => f64::NEG_INFINITY,
+    }
+}
+
+/// Stable log-softmax of one logit row (f32 values of [`log_softmax64`]).
 pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    // Shift by the max first: adding a small log-sum to a large max in f32 loses precision.
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let log_sum = logits.iter().map(|&z| f64::from(z - max).exp()).sum::<f64>().ln();
-    logits.iter().map(|&z| (f64::from(z - max) - log_sum) as f32).collect()
+    log_softmax64(logits).into_iter().map(|l| l as f32).collect()
 }
 
 /// Stable softmax of one logit row.
@@ -46,5 +87,26 @@ mod tests {
         assert!((cross_entropy(&[0.0, 0.0], 1) - std::f32::consts::LN_2).abs() < 1e-6);
         assert!((entropy(&[0.5, 0.5]) - std::f32::consts::LN_2).abs() < 1e-6);
         assert_eq!(argmax(&[0.1, 0.7, 0.7]), 1);
+    }
+
+    #[test]
+    fn log_probabilities_keep_precision_in_the_upper_tail() {
+        // p_0 = 1 / (1 + 2e^{-40}): log p_0 ≈ −2e^{-40} ≈ −8.5e-18, which rounds to 0 when the
+        // log-sum is taken as ln(1 + tiny).
+        let z = [40.0f32, 0.0, 0.0];
+        let l = log_softmax64(&z);
+        let want = -2.0 * (-40f64).exp();
+        assert!((l[0] - want).abs() < 1e-12 * want.abs(), "{} vs {want}", l[0]);
+        assert!(l[0] < 0.0 && (l[0] as f32) < 0.0);
+        // log(1 − p_0) = log(2e^{-40}) − log(1 + 2e^{-40}).
+        let want = 2f64.ln() - 40.0;
+        assert!((log_complement64(&z, 0) - want).abs() < 1e-9);
+        // Log-odds keep apart rows whose p_y is 1 in f64.
+        assert!(log_odds64(&[60.0, 0.0], 0) < log_odds64(&[80.0, 0.0], 0));
+        assert!((log_odds64(&[60.0, 0.0], 0) - 60.0).abs() < 1e-12);
+        assert_eq!(log_odds64(&[1.0, 0.0], 5), f64::NEG_INFINITY);
+        // Ties at the maximum are handled: two equal top logits give log p = log 1/2.
+        let l = log_softmax64(&[3.0, 3.0]);
+        assert!((l[0] - 0.5f64.ln()).abs() < 1e-15 && (l[1] - 0.5f64.ln()).abs() < 1e-15);
     }
 }

@@ -7,13 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 use crate::metrics::roc;
-use crate::posterior::{argmax, cross_entropy, entropy, log_softmax, softmax};
+use crate::posterior::{argmax, log_complement64, log_odds64, log_softmax64};
 
-/// A threshold attack's signal.
+/// A threshold attack's signal. Every score is computed from the logits in f64 and log space,
+/// so that confident members do not tie at a rounded 1.0 (which would hide them at low FPR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScoreKind {
-    /// Confidence on the true label, `p_y`.
+    /// Confidence on the true label `p_y`, ranked by its log-odds `log(p_y / (1 − p_y))`
+    /// (a strictly increasing function of `p_y`, so the same attack, without saturation).
     Confidence,
     /// Negative cross-entropy loss, `log p_y`.
     Loss,
@@ -22,7 +24,7 @@ pub enum ScoreKind {
     /// Negative modified entropy, `−Mentr(p, y)` with
     /// `Mentr = −(1 − p_y) log p_y − Σ_{i≠y} p_i log(1 − p_i)`.
     ModifiedEntropy,
-    /// Top-1 confidence, `max p` (no label needed).
+    /// Top-1 confidence `max p`, ranked by its log-odds (label-free).
     Top1,
     /// Correctness, 1 when the prediction is right (the label-only gap attack).
     Correctness,
@@ -40,16 +42,17 @@ impl ScoreKind {
     ];
 
     /// Score of one logit row with true label `y` (a label out of range scores as never
-    /// predicted: confidence 0, loss −∞).
+    /// predicted: −∞ for the label-based scores).
     pub fn score(self, logits: &[f32], y: usize) -> f32 {
-        match self {
-            Self::Confidence => softmax(logits).get(y).copied().unwrap_or(0.0),
-            Self::Loss => -cross_entropy(logits, y),
-            Self::Entropy => -entropy(&softmax(logits)),
+        let value = match self {
+            Self::Confidence => log_odds64(logits, y),
+            Self::Loss => log_softmax64(logits).get(y).copied().unwrap_or(f64::NEG_INFINITY),
+            Self::Entropy => log_softmax64(logits).into_iter().map(|l| l.exp() * l).sum(),
             Self::ModifiedEntropy => -modified_entropy(logits, y),
-            Self::Top1 => softmax(logits).into_iter().fold(0.0, f32::max),
-            Self::Correctness => f32::from(u8::from(argmax(logits) == y)),
-        }
+            Self::Top1 => log_odds64(logits, argmax(logits)),
+            Self::Correctness => f64::from(u8::from(argmax(logits) == y)),
+        };
+        value as f32
     }
 
     /// Scores of row-major `[n, classes]` logits.
@@ -73,29 +76,27 @@ impl ScoreKind {
     }
 }
 
-/// Song & Mittal's modified entropy, computed from log-probabilities so saturated logits
-/// stay finite.
-fn modified_entropy(logits: &[f32], y: usize) -> f32 {
-    let mentr: f64 = log_softmax(logits)
-        .into_iter()
-        .map(f64::from)
+/// Song & Mittal's modified entropy, in f64 from log-probabilities and log-complements
+/// (`log(1 − p_i)` as `LSE_{j≠i} z − LSE z`), so every term stays finite and exact even when a
+/// class's probability rounds to 1. A label out of range gives +∞ (never a member).
+fn modified_entropy(logits: &[f32], y: usize) -> f64 {
+    if y >= logits.len() {
+        return f64::INFINITY;
+    }
+    let logp = log_softmax64(logits);
+    logp.iter()
         .enumerate()
-        .map(|(i, li)| {
+        .map(|(i, &li)| {
+            let log_rest = log_complement64(logits, i);
             if i == y {
-                // −(1 − p_y) log p_y, with 1 − p_y = −expm1(log p_y).
-                li.exp_m1() * li
+                // −(1 − p_y) log p_y
+                -log_rest.exp() * li
             } else {
-                -li.exp() * log1m_exp(li)
+                // −p_i log(1 − p_i)
+                -li.exp() * log_rest
             }
         })
-        .map(|v| if v.is_finite() { v } else { 0.0 })
-        .sum();
-    mentr as f32
-}
-
-/// `log(1 − e^x)` for `x ≤ 0`, accurate near 0 and near −∞.
-fn log1m_exp(x: f64) -> f64 {
-    if x > -std::f64::consts::LN_2 { (-x.exp_m1()).ln() } else { (-x.exp()).ln_1p() }
+        .sum()
 }
 
 /// A threshold rule: "member" when `score >= threshold`.
@@ -171,14 +172,15 @@ mod tests {
     #[test]
     fn scores_match_hand_computed_values() {
         let z = [2.0f32, 0.0, -1.0];
-        let p: Vec<f64> = softmax(&z).into_iter().map(f64::from).collect();
+        let p: Vec<f64> = crate::posterior::softmax(&z).into_iter().map(f64::from).collect();
         let close = |a: f32, b: f64| (f64::from(a) - b).abs() < 1e-5;
-        assert!(close(ScoreKind::Confidence.score(&z, 1), p[1]));
+        let odds = |q: f64| (q / (1.0 - q)).ln();
+        assert!(close(ScoreKind::Confidence.score(&z, 1), odds(p[1])));
         assert!(close(ScoreKind::Loss.score(&z, 1), p[1].ln()));
         assert!(close(ScoreKind::Entropy.score(&z, 1), p.iter().map(|q| q * q.ln()).sum()));
         let mentr = -(1.0 - p[1]) * p[1].ln() - p[0] * (1.0 - p[0]).ln() - p[2] * (1.0 - p[2]).ln();
         assert!(close(ScoreKind::ModifiedEntropy.score(&z, 1), -mentr));
-        assert!(close(ScoreKind::Top1.score(&z, 1), p[0]));
+        assert!(close(ScoreKind::Top1.score(&z, 1), odds(p[0])));
         assert_eq!(
             (ScoreKind::Correctness.score(&z, 0), ScoreKind::Correctness.score(&z, 1)),
             (1.0, 0.0)
@@ -195,6 +197,41 @@ mod tests {
         assert!(right > wrong, "a confident correct prediction looks more like a member");
         assert!(ScoreKind::Loss.scores(&[0.0; 5], &[0, 1], 3).is_err());
         assert!(ScoreKind::Loss.scores(&[0.0; 6], &[0, 3], 3).is_err(), "label out of range");
+    }
+
+    #[test]
+    fn confident_members_do_not_tie_at_one() {
+        // p_y rounds to 1.0 in f32 (and in f64 for the last two), yet the rows stay ordered.
+        let rows = [[18.0f32, 0.0, 0.0], [30.0, 0.0, 0.0], [45.0, 0.0, 0.0], [60.0, 0.0, 0.0]];
+        for kind in [ScoreKind::Confidence, ScoreKind::Top1, ScoreKind::Loss, ScoreKind::Entropy] {
+            let s: Vec<f32> = rows.iter().map(|r| kind.score(r, 0)).collect();
+            assert!(s.windows(2).all(|w| w[0] < w[1]), "{kind:?}: {s:?}");
+        }
+        let me: Vec<f32> = rows.iter().map(|r| ScoreKind::ModifiedEntropy.score(r, 0)).collect();
+        assert!(me.windows(2).all(|w| w[0] < w[1]), "{me:?}");
+        // Confidence is the log-odds: z_y − LSE of the others = 45 − ln 2.
+        assert!((ScoreKind::Confidence.score(&rows[2], 0) - (45.0 - 2f32.ln())).abs() < 1e-4);
+    }
+
+    #[test]
+    fn modified_entropy_keeps_the_term_of_a_wrong_class_with_p_near_one() {
+        // Class 1 has p ≈ 1 and the label is 0: Mentr = −(1 − p_0) log p_0 − p_1 log(1 − p_1)
+        // − p_2 log(1 − p_2) ≈ 60 + (60 − ln 2) + 0. Dropping the non-finite middle term (the
+        // old behaviour) gave about −60.
+        let want = -(60.0 + 60.0 - 2f64.ln());
+        let got = f64::from(ScoreKind::ModifiedEntropy.score(&[0.0, 60.0, 0.0], 0));
+        assert!((got - want).abs() < 1e-4, "{got} vs {want}");
+        // Against an exact evaluation in f64 on a moderate row.
+        let z = [1.5f32, -0.5, 0.25, 3.0];
+        let p: Vec<f64> = {
+            let e: Vec<f64> = z.iter().map(|&v| f64::from(v).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            e.iter().map(|v| v / sum).collect()
+        };
+        let exact: f64 = -(1.0 - p[2]) * p[2].ln()
+            - [0, 1, 3].iter().map(|&i| p[i] * (1.0 - p[i]).ln()).sum::<f64>();
+        let got = f64::from(ScoreKind::ModifiedEntropy.score(&z, 2));
+        assert!((got + exact).abs() < 1e-6, "{got} vs {}", -exact);
     }
 
     #[test]

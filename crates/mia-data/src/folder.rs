@@ -44,19 +44,10 @@ pub fn load(dir: &Path, size: usize, grayscale: bool) -> Result<Dataset, DataErr
             .collect();
         files.sort();
         for path in files {
-            let img = image::open(&path)
-                .map_err(|e| DataError::corrupt(&path, format!("not a readable image: {e}")))?;
-            let img =
-                img.resize_exact(size as u32, size as u32, image::imageops::FilterType::Triangle);
-            if grayscale {
-                pixels.extend_from_slice(img.to_luma8().as_raw());
-            } else {
-                let rgb = img.to_rgb8();
-                // HWC → CHW.
-                for c in 0..3 {
-                    pixels.extend(rgb.as_raw().iter().skip(c).step_by(3));
-                }
-            }
+            let bytes = std::fs::read(&path).map_err(|e| DataError::io(&path, e))?;
+            let chw = decode_image(&bytes, size, grayscale)
+                .map_err(|why| DataError::corrupt(&path, format!("not a readable image: {why}")))?;
+            pixels.extend(chw);
             labels.push(label as u32);
         }
     }
@@ -73,6 +64,40 @@ pub fn load(dir: &Path, size: usize, grayscale: bool) -> Result<Dataset, DataErr
         normalization: Normalization::symmetric(channels),
     }
     .validate(dir)
+}
+
+/// Largest width or height of an image MIA Lab decodes.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+/// Most memory one image decode may allocate.
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
+/// Decodes a PNG or JPEG file's bytes and resizes it to `size × size` (bilinear), as CHW
+/// `u8` (RGB, or grayscale). The header's dimensions are checked against [`MAX_IMAGE_SIDE`]
+/// and [`MAX_IMAGE_BYTES`] before any pixel buffer is allocated, so a tiny file claiming
+/// 20 000 × 20 000 pixels is refused, not decoded.
+pub fn decode_image(bytes: &[u8], size: usize, grayscale: bool) -> Result<Vec<u8>, String> {
+    if !(1..=1024).contains(&size) {
+        return Err(format!("image size {size} must be in 1..=1024"));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| e.to_string())?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err("the image has no pixels".into());
+    }
+    let img = img.resize_exact(size as u32, size as u32, image::imageops::FilterType::Triangle);
+    if grayscale {
+        return Ok(img.to_luma8().into_raw());
+    }
+    let rgb = img.to_rgb8();
+    // HWC → CHW.
+    Ok((0..3).flat_map(|c| rgb.as_raw().iter().skip(c).step_by(3).copied()).collect())
 }
 
 #[cfg(test)]

@@ -34,16 +34,30 @@ fn locate(dir: &Path, stem: &str) -> PathBuf {
 
 /// Reads a possibly gzip-compressed file.
 fn read_maybe_gz(path: &Path, dataset: &str) -> Result<Vec<u8>, DataError> {
-    let raw = read_file(path, dataset)?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::corrupt(path, format!("bad gzip stream: {e}")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    decompress(read_file(path, dataset)?, path)
+}
+
+/// Most bytes a gzip stream may expand to (the largest official IDX file is 47 MB raw), so a
+/// small "gzip bomb" cannot exhaust memory.
+pub const MAX_DECOMPRESSED: u64 = 1 << 30;
+
+/// Decompresses gzip data (`\x1f\x8b` magic); other bytes pass through unchanged.
+pub fn decompress(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, DataError> {
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
     }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&raw[..])
+        .take(MAX_DECOMPRESSED + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| DataError::corrupt(path, format!("bad gzip stream: {e}")))?;
+    if out.len() as u64 > MAX_DECOMPRESSED {
+        return Err(DataError::corrupt(
+            path,
+            format!("decompresses to more than {} MiB", MAX_DECOMPRESSED >> 20),
+        ));
+    }
+    Ok(out)
 }
 
 fn be_u32(b: &[u8], at: usize) -> u32 {

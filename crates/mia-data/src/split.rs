@@ -140,7 +140,7 @@ impl Split {
     /// Writes `split.json`.
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
         let json = serde_json::to_string(self).map_err(|e| DataError::Invalid(e.to_string()))?;
-        std::fs::write(path, json).map_err(|e| DataError::io(path, e))
+        mia_core::files::write_atomic(path, json.as_bytes()).map_err(|e| DataError::io(path, e))
     }
 
     /// Reads and verifies `split.json` (hash, index ranges, disjointness).

@@ -12,8 +12,12 @@ use crate::{DataError, Dataset, Samples};
 /// Loads a CSV dataset.
 pub fn load(path: &Path, label_column: Option<&str>) -> Result<Dataset, DataError> {
     let text = crate::dataset::read_file(path, "csv")?;
-    let mut reader =
-        csv::ReaderBuilder::new().has_headers(false).flexible(false).from_reader(&text[..]);
+    parse(&text, path, label_column)
+}
+
+/// Parses CSV bytes (`path` names the file in errors).
+pub fn parse(text: &[u8], path: &Path, label_column: Option<&str>) -> Result<Dataset, DataError> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(false).from_reader(text);
     let mut rows = reader.records();
     let first = match rows.next() {
         Some(r) => r.map_err(|e| DataError::corrupt(path, e.to_string()))?,

@@ -371,7 +371,7 @@ pub fn write(
     // Summary across runs.
     doc.push(Block::Para(format!(
         "{} run(s). Members are the positive class; every score is oriented so that higher means \"member\". \
-         Leakage is reported as |AUC − 0.5|, the attacker's advantage max(TPR − FPR) and TPR at low FPR \
+         Leakage is reported as |AUC − 0.5|, the two-sided advantage max |TPR − FPR| (an inverted score counts as much as its flip) and TPR at low FPR \
          with 95% Clopper–Pearson intervals; thresholds and attack models are fitted on shadow models only.",
         runs.len()
     )));
@@ -503,7 +503,7 @@ pub fn write(
         doc.push(Block::Heading(2, "MIDPUT against the undefended run".into()));
         doc.push(Block::Para(
             "DynaNoise's MIDPUT: (attack success before − after) − (test accuracy before − after). As published it uses \
-             AUC, so a defense that pushes an attack below 0.5 gains; the advantage column uses max(TPR − FPR) instead."
+             AUC, so a defense that pushes an attack below 0.5 gains; the advantage column uses the two-sided max |TPR − FPR|, which an inverted attack keeps."
                 .into(),
         ));
         doc.push(Block::Table(
@@ -532,6 +532,9 @@ pub fn write(
             rep.population,
             rep.source
         )));
+        if let Some(note) = &rep.query_note {
+            doc.push(Block::Para(format!("Queries: {note}.")));
+        }
         let rows = rep
             .attacks
             .iter()
@@ -642,12 +645,13 @@ pub fn write(
     // Files.
     for (name, svg) in &svgs {
         let path = out.join(name);
-        std::fs::write(&path, svg).map_err(|e| ReportError::io(&path, e))?;
+        mia_core::files::write_atomic(&path, svg.as_bytes())
+            .map_err(|e| ReportError::io(&path, e))?;
         files.push(path);
         if options.png {
             let png = crate::png::render(svg, 1.5)?;
             let path = out.join(name.replace(".svg", ".png"));
-            std::fs::write(&path, png).map_err(|e| ReportError::io(&path, e))?;
+            mia_core::files::write_atomic(&path, &png).map_err(|e| ReportError::io(&path, e))?;
             files.push(path);
         }
     }
@@ -656,7 +660,8 @@ pub fn write(
     let csv = csv(runs);
     for (name, text) in [("report.md", md), ("report.html", html), ("metrics.csv", csv)] {
         let path = out.join(name);
-        std::fs::write(&path, text).map_err(|e| ReportError::io(&path, e))?;
+        mia_core::files::write_atomic(&path, text.as_bytes())
+            .map_err(|e| ReportError::io(&path, e))?;
         files.push(path);
     }
     Ok(files)

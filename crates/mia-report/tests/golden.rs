@@ -104,6 +104,7 @@ fn results(label: &str, defense: &str, signal: f32, acc: f64) -> RunResults {
             members: n / 2,
             shadows: 4,
             queries: 1,
+            query_note: None,
             population: 0,
             skipped: vec![],
             attacks,

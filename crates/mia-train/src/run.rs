@@ -80,12 +80,11 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
     serde_json::from_str(&text).map_err(|e| TrainError::io(path, e))
 }
 
-/// Writes bytes atomically. The temporary name carries the process id, so shards writing the
-/// same file at once never rename each other's half-written copy.
+/// Writes bytes atomically ([`mia_core::files::write_atomic`]): a killed process never
+/// leaves a truncated file, and shards writing the same file at once each rename a complete
+/// copy.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+    mia_core::files::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
 /// Writes a `.npy` file.

@@ -82,8 +82,9 @@ pub struct ShadowOptions {
     pub count: usize,
     /// This process's share.
     pub shard: Shard,
-    /// Augmented queries per example (`Query::standard(queries)`).
-    pub queries: usize,
+    /// Augmented queries per example (`Query::standard(queries)`); `None` keeps an existing
+    /// folder's, or else follows the target's training augmentation ([`default_queries`]).
+    pub queries: Option<usize>,
     /// Population examples (`z`) to query besides the candidates.
     pub population: usize,
     /// Training-time defense of the shadows; `None` copies the target's (adaptive attacker).
@@ -212,13 +213,21 @@ pub fn shadows(
             reason: "no finished target run there (summary.json is missing)".into(),
         });
     }
-    if options.queries == 0 || options.queries > Query::MAX_STANDARD {
+    let target: TrainConfig = read_json(&paths.config())?;
+    let dir = options.dir.clone().unwrap_or_else(|| run.join("shadows"));
+    let spec_path = dir.join("pool.json");
+    let saved: Option<PoolSpec> =
+        if spec_path.exists() { Some(read_json(&spec_path)?) } else { None };
+    let queries = options
+        .queries
+        .or_else(|| saved.as_ref().map(|s| s.queries.len()))
+        .unwrap_or_else(|| default_queries(&target));
+    if queries == 0 || queries > Query::MAX_STANDARD {
         return Err(TrainError::Config(format!(
-            "--queries must be between 1 and {}",
+            "--queries {queries} is out of range: it must be between 1 and {}",
             Query::MAX_STANDARD
         )));
     }
-    let target: TrainConfig = read_json(&paths.config())?;
     let model_config: ModelConfig = read_json(&paths.model_config())?;
     let split = Split::load(&paths.split())?;
     let mut config = target.clone();
@@ -239,7 +248,7 @@ pub fn shadows(
             reason: "the dataset differs from the one the target was trained on".into(),
         });
     }
-    if options.queries > 1 && ds.pixels(0).is_none() {
+    if queries > 1 && ds.pixels(0).is_none() {
         return Err(TrainError::Config(
             "augmented queries need image data; use --queries 1 for tabular data".into(),
         ));
@@ -254,15 +263,12 @@ pub fn shadows(
         in_size,
         paired: n == 2 * in_size,
         population: split.shadow_pool.iter().take(options.population).copied().collect(),
-        queries: Query::standard(options.queries),
+        queries: Query::standard(queries),
         defense: config.defense.clone(),
         adaptive: config.defense == target.defense,
     };
-    let dir = options.dir.clone().unwrap_or_else(|| run.join("shadows"));
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    let spec_path = dir.join("pool.json");
-    if spec_path.exists() {
-        let saved: PoolSpec = read_json(&spec_path)?;
+    if let Some(saved) = saved {
         if saved != spec {
             return Err(TrainError::ShadowMismatch { path: dir });
         }
@@ -338,6 +344,14 @@ pub fn shadows(
         report.trained = train_side_by_side(&ctx, &todo, jobs, observer)?;
     }
     Ok(report)
+}
+
+/// Queries per example when `--queries` is not given and no shadow folder exists yet: the
+/// identity alone for a target trained without augmentation (mirrored or shifted copies are
+/// out of its training distribution and only weaken the attacks), the identity, mirror and a
+/// shifted pair (4) for one trained with crop-and-flip augmentation.
+pub fn default_queries(target: &TrainConfig) -> usize {
+    if target.augment { 4 } else { 1 }
 }
 
 /// Shadows trained at once by default: one per core on CPU backends (small models leave
@@ -443,7 +457,12 @@ impl ShadowJob<'_> {
         write_npy(&sdir.join("logits.npy"), &NpyArray::f32(self.shape.to_vec(), logits)?)?;
         save_record(&model, &sdir.join("model.bpk"))?;
         write_json(&sdir.join("summary.json"), &summary)?;
-        std::fs::remove_dir_all(&ckpt).map_err(|e| io(&ckpt, e))?;
+        // Another process finishing the same shadow (same seed, so the same bytes) may have
+        // removed it first.
+        match std::fs::remove_dir_all(&ckpt) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&ckpt, e)),
+            _ => {}
+        }
         Ok(summary)
     }
 }
@@ -454,6 +473,7 @@ enum Event {
     Epochs { epochs: usize, steps: usize },
     Step { images: usize, loss: f32 },
     Done(Box<Result<ShadowSummary, TrainError>>),
+    Warning(String),
 }
 
 /// Forwards a training thread's progress to the calling thread.
@@ -467,6 +487,9 @@ impl Observer for Forward {
     }
     fn on_step(&mut self, images: usize, loss: f32) {
         let _ = self.0.send(Event::Step { images, loss });
+    }
+    fn on_warning(&mut self, message: &str) {
+        let _ = self.0.send(Event::Warning(message.to_string()));
     }
 }
 
@@ -521,6 +544,7 @@ fn train_side_by_side(
                 }
                 Event::Epochs { .. } => {}
                 Event::Step { images, loss } => observer.on_step(images, loss),
+                Event::Warning(message) => observer.on_warning(&message),
                 Event::Done(result) => match *result {
                     Ok(summary) => {
                         observer.on_shadow_done(&summary);

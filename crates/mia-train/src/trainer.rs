@@ -4,7 +4,7 @@
 //! never stopped.
 
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -102,6 +102,9 @@ pub trait Observer {
     fn on_epoch(&mut self, _metrics: &EpochMetrics) -> ControlFlow<()> {
         ControlFlow::Continue(())
     }
+    /// Something the user should know that does not stop the run (e.g. an unreadable
+    /// checkpoint was skipped for the previous one).
+    fn on_warning(&mut self, _message: &str) {}
 }
 
 /// An observer that ignores everything.
@@ -318,6 +321,118 @@ fn backend_rng_seed(device: &Device, seed: u64) {
     device.seed(seed);
 }
 
+/// Checkpoint generation of the state after `epoch` epochs: `DIR/eNNNN/` holding `model.bpk`,
+/// `optim.bpk` and `state.json`, each written atomically and `state.json` last, so a folder
+/// with `state.json` is complete. The newest two generations are kept: when the newest turns
+/// out unreadable, `--resume` falls back to the one before and, training being deterministic
+/// per epoch, reaches the same weights. (`best.bpk` for early stopping sits beside them: a
+/// replayed epoch rewrites it with the same weights.)
+fn generation_dir(dir: &Path, epoch: usize) -> PathBuf {
+    dir.join(format!("e{epoch:04}"))
+}
+
+/// Complete checkpoint folders in `dir`, newest first; a checkpoint of the older flat layout
+/// (`DIR/state.json`) counts as the oldest.
+fn generations(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let epoch = e.file_name().to_str()?.strip_prefix('e')?.parse::<usize>().ok()?;
+            Some((epoch, e.path()))
+        })
+        .filter(|(_, p)| p.join("state.json").exists())
+        .collect();
+    found.sort_by_key(|g| std::cmp::Reverse(g.0));
+    let mut out: Vec<PathBuf> = found.into_iter().map(|(_, p)| p).collect();
+    if dir.join("state.json").exists() {
+        out.push(dir.to_path_buf());
+    }
+    out
+}
+
+fn save_checkpoint(
+    dir: &Path,
+    model: &Model,
+    optim: &ModuleOptimizer,
+    state: &LoopState,
+) -> Result<(), TrainError> {
+    let generation = generation_dir(dir, state.next_epoch);
+    std::fs::create_dir_all(&generation).map_err(|e| TrainError::io(&generation, e))?;
+    save_record(model, &generation.join("model.bpk"))?;
+    let optim_path = generation.join("optim.bpk");
+    let bytes = optim.into_bytes().map_err(|e| TrainError::io(&optim_path, e))?;
+    write_atomic(&optim_path, &bytes)?;
+    write_json(&generation.join("state.json"), state)?;
+    for old in generations(dir).into_iter().skip(2) {
+        let removed = if old == dir {
+            // The flat layout's files.
+            ["state.json", "model.bpk", "optim.bpk"]
+                .iter()
+                .try_for_each(|f| std::fs::remove_file(dir.join(f)))
+        } else {
+            std::fs::remove_dir_all(&old)
+        };
+        removed.map_err(|e| TrainError::io(&old, e))?;
+    }
+    Ok(())
+}
+
+/// What a readable checkpoint restores.
+struct Restored {
+    state: LoopState,
+    model: Model,
+    optim: ModuleOptimizer,
+}
+
+fn read_generation(
+    generation: &Path,
+    model: &Model,
+    config: &TrainConfig,
+) -> Result<Restored, TrainError> {
+    let state: LoopState = read_json(&generation.join("state.json"))?;
+    let model = load_record(model.clone(), &generation.join("model.bpk"))?;
+    let optim_path = generation.join("optim.bpk");
+    let bytes = std::fs::read(&optim_path).map_err(|e| TrainError::io(&optim_path, e))?;
+    let optim = config
+        .optimizer
+        .build()
+        .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| TrainError::io(&optim_path, e))?;
+    Ok(Restored { state, model, optim })
+}
+
+/// The newest readable checkpoint in `dir` (`None` when there is none). An unreadable one is
+/// reported to the observer, naming the file, and the previous one is tried; when every
+/// checkpoint is unreadable the error names the newest's problem.
+fn restore_checkpoint(
+    dir: &Path,
+    model: &Model,
+    config: &TrainConfig,
+    observer: &mut dyn Observer,
+) -> Result<Option<Restored>, TrainError> {
+    let mut first_error = None;
+    for generation in generations(dir) {
+        match read_generation(&generation, model, config) {
+            Ok(restored) => return Ok(Some(restored)),
+            Err(e) => {
+                observer.on_warning(&format!(
+                    "{e}; falling back to the previous checkpoint, if there is one"
+                ));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        None => Ok(None),
+        Some(e) => Err(TrainError::Resume {
+            path: dir.into(),
+            reason: format!("no readable checkpoint ({e})"),
+        }),
+    }
+}
+
 /// Runs (or, with `resume` and a checkpoint in `job.dir`, continues) the epoch loop.
 pub(crate) fn fit(
     job: &Job<'_>,
@@ -337,13 +452,9 @@ pub(crate) fn fit(
     };
     let mut optim: ModuleOptimizer = config.optimizer.build();
     let defense: Box<dyn TrainingDefense> = config.defense.build()?;
-    let state_path = job.dir.join("state.json");
     let mut state = LoopState::default();
-    if resume && state_path.exists() {
-        state = read_json(&state_path)?;
-        model = load_record(model, &job.dir.join("model.bpk"))?;
-        let optim_path = job.dir.join("optim.bpk");
-        optim = optim.load(&optim_path).map_err(|e| TrainError::io(&optim_path, e))?;
+    if resume && let Some(restored) = restore_checkpoint(job.dir, &model, config, observer)? {
+        (state, model, optim) = (restored.state, restored.model, restored.optim);
     }
 
     let steps = job.train.len().div_ceil(config.batch_size);
@@ -418,10 +529,7 @@ pub(crate) fn fit(
         tracing::info!(epoch = epoch + 1, train_acc, test_acc, seconds, "epoch done");
         state.metrics.push(metrics.clone());
         state.next_epoch = epoch + 1;
-        save_record(&model, &job.dir.join("model.bpk"))?;
-        let optim_path = job.dir.join("optim.bpk");
-        optim.save(&optim_path).map_err(|e| TrainError::io(&optim_path, e))?;
-        write_json(&state_path, &state)?;
+        save_checkpoint(job.dir, &model, &optim, &state)?;
         let lines: Vec<String> =
             state.metrics.iter().filter_map(|m| serde_json::to_string(m).ok()).collect();
         write_atomic(job.metrics, (lines.join("\n") + "\n").as_bytes())?;

@@ -6,7 +6,7 @@
 use mia_core::CoreError;
 use mia_core::bundle::{LiraStats, ShadowOutputs};
 use mia_core::inference::{Chain, ModelContext, Row, Surrogate, released_logits};
-use mia_core::lira::{self, Center, SignalShape, Variance};
+use mia_core::lira;
 use mia_core::metrics::{Roc, roc};
 use mia_core::posterior::softmax;
 use mia_core::scores::{ScoreKind, calibrate};
@@ -14,7 +14,7 @@ use mia_core::scores::{ScoreKind, calibrate};
 /// The attacks the lab runs live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttackId {
-    /// p_y.
+    /// p_y, as log-odds.
     Confidence,
     /// −CE.
     Loss,
@@ -43,7 +43,7 @@ impl AttackId {
     pub fn explain(self) -> &'static str {
         match self {
             Self::Confidence => {
-                "How sure the model is of the true class. Models are usually surer on images they were trained on, so high confidence hints \"member\"."
+                "How sure the model is of the true class, shown as log-odds log(p / (1 − p)) so that 99 % and 99.99 % stay apart. Models are usually surer on images they were trained on, so high confidence hints \"member\"."
             }
             Self::Loss => {
                 "The training loss on the image (shown negated: higher = lower loss). Training drives the loss of members down."
@@ -216,28 +216,7 @@ pub fn attacks(
                     (Some(d), Some(sh)) if sh.shadows >= 2 => {
                         let phi: Vec<f32> =
                             d.iter().flat_map(|l| phi_rows(l, c, m.labels)).collect();
-                        let shape = SignalShape { models: sh.shadows, examples: n, queries: 1 };
-                        let gin = lira::fit(
-                            &phi,
-                            &sh.keep,
-                            shape,
-                            true,
-                            Center::Median,
-                            Variance::Fixed,
-                        )?;
-                        let gout = lira::fit(
-                            &phi,
-                            &sh.keep,
-                            shape,
-                            false,
-                            Center::Median,
-                            Variance::Fixed,
-                        )?;
-                        Some(LiraStats {
-                            rows: (0..n)
-                                .map(|i| [gin.mean[i], gin.std[i], gout.mean[i], gout.std[i]])
-                                .collect(),
-                        })
+                        Some(LiraStats::fit(&phi, &sh.keep, sh.shadows, n)?)
                     }
                     _ => m.lira.cloned(),
                 };

@@ -7,7 +7,9 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use mia_attack::attack::run as run_attack;
 use mia_attack::defended::{DefenseSignals, defend};
-use mia_attack::{AttackInput, AttackKind, AttackOptions, AttackReport, InferenceInfo};
+use mia_attack::{
+    AttackInput, AttackKind, AttackOptions, AttackReport, InferenceInfo, QueryChoice, QueryInfo,
+};
 use mia_core::inference::Chain;
 use mia_core::lira::{Center, OfflineForm};
 use mia_train::SignalRequest;
@@ -56,18 +58,26 @@ pub struct AttackArgs {
     /// Comma-separated attack names, or `all` (those that need shadows are skipped when there
     /// are none). Names: confidence, loss, entropy, modified-entropy, top1, correctness,
     /// label-only, shadow-{lr,mlp}-{top3,posterior,posterior-label},
-    /// lira-{online,offline}[-fixed], rmia-{online,offline}.
+    /// lira-{online,offline}[-fixed|-global], rmia-{online,offline}.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     attacks: Vec<String>,
-    /// RMIA γ.
+    /// RMIA γ (> 0).
     #[arg(long, default_value_t = 1.0)]
     gamma: f32,
-    /// RMIA offline `a` (default: tuned on the shadows).
+    /// RMIA offline `a`, in [0, 1] (default: tuned on the shadows).
     #[arg(long)]
     rmia_a: Option<f32>,
     /// LiRA centre estimator.
     #[arg(long, value_enum, default_value = "median")]
     lira_center: CenterArg,
+    /// LiRA per-example deviation floor, as a fraction of the pooled deviation, in [0, 1].
+    #[arg(long, default_value_t = mia_core::lira::DEFAULT_STD_FLOOR)]
+    lira_std_floor: f32,
+    /// Which cached augmented queries to use: `auto` (those the target's own training
+    /// augmentation produces: only the identity when it trained without augmentation), `all`,
+    /// or a number K (the first K).
+    #[arg(long, default_value = "auto")]
+    queries: String,
     /// LiRA offline statistic.
     #[arg(long, value_enum, default_value = "cdf")]
     offline_form: OfflineArg,
@@ -146,14 +156,17 @@ pub fn run(args: AttackArgs) -> Result<()> {
             OfflineArg::NegLogpdf => OfflineForm::NegLogPdf,
         },
         seed: args.seed,
+        lira_std_floor: args.lira_std_floor,
         ..AttackOptions::default()
     };
-    if !(options.gamma > 0.0 && options.gamma.is_finite()) {
-        return Err(hinted(
-            format!("--gamma {} must be positive", args.gamma),
-            "RMIA's γ is usually 1 or 2",
-        ));
-    }
+    options.validate()?;
+    let choice: QueryChoice = args.queries.parse()?;
+    let info = match &args.run {
+        Some(run) => QueryInfo::from_run(run, args.shadow_dir.as_deref()),
+        None => QueryInfo::default(),
+    };
+    let (k, query_note) = info.resolve(choice, input.target.queries)?;
+    let input = if k < input.target.queries { input.first_queries(k)? } else { input };
 
     // Run metadata, when the run directory has it.
     let summary: Option<serde_json::Value> = args
@@ -181,6 +194,7 @@ pub fn run(args: AttackArgs) -> Result<()> {
         members: input.is_member.iter().filter(|m| **m).count(),
         shadows: input.shadows.len(),
         queries: input.target.queries,
+        query_note: Some(query_note.clone()),
         population: input.population(),
         skipped: Vec::new(),
         attacks: Vec::new(),
@@ -197,6 +211,7 @@ pub fn run(args: AttackArgs) -> Result<()> {
         template.queries,
         template.population
     );
+    println!("queries: {query_note}");
     let base = attack_set(&input, &kinds, all, &options, template.clone())?;
     base.write(&out, &input.is_member)?;
     println!("wrote {}", out.join("attacks.json").display());

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mia_core::lira::{self, Center, OfflineForm, SignalShape, Variance};
+use mia_core::lira::{self, Estimator, OfflineForm, SignalShape};
 use mia_core::{Architecture, InputSpec, rmia};
 use mia_train::bench::{Strategy, epoch_throughput, shadow_wall_time, synthetic_dataset};
 use mia_train::{DeviceChoice, TrainConfig};
@@ -322,7 +322,7 @@ fn attacks(args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     let probs: Vec<f32> = (0..m * n).map(|_| rng.random::<f32>()).collect();
     let target_p: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
     let shape = SignalShape { models: m, examples: n, queries: 1 };
-    let fit = |inside| lira::fit(&phi, &keep, shape, inside, Center::Median, Variance::Fixed);
+    let fit = |inside| lira::fit(&phi, &keep, shape, inside, Estimator::default());
 
     let online = best_ms(3, || {
         let (gin, gout) = (fit(true)?, fit(false)?);

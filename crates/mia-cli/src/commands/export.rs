@@ -14,7 +14,7 @@ use mia_core::bundle::{
     AttackSummary, FORMAT_VERSION, FileRef, LiraStats, Manifest, ModelEntry, ReferenceEntry,
     ReferenceSample, ShadowOutputs,
 };
-use mia_core::lira::{self, Center, SignalShape, Variance};
+use mia_core::lira;
 use mia_core::metrics;
 use mia_core::scores::{ScoreKind, calibrate};
 use mia_data::Split;
@@ -58,7 +58,8 @@ fn json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+    mia_core::files::write_atomic(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Runs `mia export`.
@@ -208,14 +209,7 @@ fn export_model(run: &Path, id: &str, rows: &[usize], out: &Path) -> Result<Mode
                 keep.push(sh.keep[r]);
             }
         }
-        let shape = SignalShape { models: s, examples: rows.len(), queries: 1 };
-        let gin = lira::fit(&phi, &keep, shape, true, Center::Median, Variance::Fixed)?;
-        let gout = lira::fit(&phi, &keep, shape, false, Center::Median, Variance::Fixed)?;
-        let stats = LiraStats {
-            rows: (0..rows.len())
-                .map(|i| [gin.mean[i], gin.std[i], gout.mean[i], gout.std[i]])
-                .collect(),
-        };
+        let stats = LiraStats::fit(&phi, &keep, s, rows.len())?;
         let target: Vec<f32> = rows
             .iter()
             .map(|&r| lira::logit_confidence(input.target.row(0, r), input.labels[r]))

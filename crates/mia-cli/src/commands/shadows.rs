@@ -24,8 +24,10 @@ pub struct ShadowsArgs {
     #[arg(long, default_value = "0/1")]
     shard: Shard,
     /// Augmented queries per example: 1 = identity, 2 = + mirror, up to 18 (mirror × shifts).
-    #[arg(long, default_value_t = 4)]
-    queries: usize,
+    /// Default: an existing folder's; else the target's training augmentation decides (1
+    /// without augmentation, 4 with crop-and-flip).
+    #[arg(long)]
+    queries: Option<usize>,
     /// Population examples (RMIA's z) queried besides the candidates, from the shadow pool.
     #[arg(long, default_value_t = 2000)]
     population: usize,
@@ -59,6 +61,9 @@ impl Observer for ShadowProgress {
     }
     fn on_epoch(&mut self, m: &EpochMetrics) -> std::ops::ControlFlow<()> {
         self.0.on_epoch(m)
+    }
+    fn on_warning(&mut self, message: &str) {
+        self.0.on_warning(message);
     }
 }
 

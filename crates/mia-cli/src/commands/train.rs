@@ -328,6 +328,9 @@ impl Observer for Progress {
         self.line(line);
         ControlFlow::Continue(())
     }
+    fn on_warning(&mut self, message: &str) {
+        self.line(format!("warning: {message}"));
+    }
 }
 
 /// Runs `mia train`.
