@@ -12,7 +12,10 @@
 //! | `signals/logits.npy` | `float32 [N, C]` target logits on those examples |
 //! | `signals/labels.npy` | `int64 [N]` true labels |
 //! | `signals/is_member.npy` | `bool [N]` membership |
-//! | `checkpoint/` | `model.bpk`, `optim.bpk`, `state.json` after every epoch (for `--resume`) |
+//! | `checkpoint/eNNNN/` | `model.bpk`, `optim.bpk`, `state.json` after epoch NNNN (for `--resume`; the newest two are kept) |
+//!
+//! Every file is written atomically ([`write_atomic`]), so a killed process leaves complete
+//! files only.
 
 use std::path::{Path, PathBuf};
 

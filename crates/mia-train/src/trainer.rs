@@ -279,7 +279,7 @@ pub(crate) struct Job<'a> {
     pub validation: &'a [usize],
     /// Utility examples.
     pub test: &'a [usize],
-    /// Checkpoint folder (`model.bpk`, `optim.bpk`, `state.json`, `best.bpk`).
+    /// Checkpoint folder: generations `eNNNN/` (weights, optimiser, state) and `best.bpk`.
     pub dir: &'a Path,
     /// Where `metrics.jsonl` goes.
     pub metrics: &'a Path,
