@@ -51,12 +51,18 @@ fn crash_point() {
     }
 }
 
+/// Writes and flushes `bytes` to disk, closing the file (before the rename, which some systems
+/// require).
+fn fill(mut file: std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Writes `bytes` to `path` atomically (see the module docs). On error the destination is
 /// unchanged and the temporary is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let (tmp, mut file) = create_temp(path)?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all());
-    drop(file);
+    let (tmp, file) = create_temp(path)?;
+    let written = fill(file, bytes);
     crash_point();
     let result = written.and_then(|()| std::fs::rename(&tmp, path));
     crash_point();
