@@ -7,13 +7,15 @@
 //! header fields, truncation, insertion, splicing). An execution passes when the reader returns
 //! `Ok` or `Err`; a panic fails the test and the input is saved next to the crashers below.
 //! Unbounded allocation is excluded by construction (every reader checks a declared size
-//! against the bytes it actually has, or against a fixed cap, before allocating); the long run
-//! (`bash bench/fuzz.sh`) also runs under an address-space limit, where such an allocation
-//! would abort the process.
+//! against the bytes it actually has, or against a fixed cap, before allocating), and checked:
+//! the fuzzing process runs under an address-space limit, where such an allocation aborts it.
 //!
-//! - `cargo test --test fuzz`: every target for `MIA_FUZZ_SECONDS` (default 1) seconds, plus the
-//!   saved crashers in `tests/fuzz/crashers/TARGET/` replayed first.
-//! - It prints one line per target: executions, executions per second, `Err` share.
+//! - `cargo test --test fuzz`: every target for a fixed number of executions (the same inputs
+//!   on every machine, about a second each), or for `MIA_FUZZ_SECONDS` seconds when set
+//!   (`bench/fuzz.sh`); the saved crashers in `tests/fuzz/crashers/TARGET/` are replayed too.
+//! - It prints one line per target: executions, executions per second, share accepted. The
+//!   fuzzing runs in a child process under an 8 GiB address-space limit (`ulimit -v`), so an
+//!   unbounded allocation fails the test instead of exhausting the machine.
 
 #![allow(clippy::unwrap_used)]
 
@@ -104,12 +106,24 @@ fn execute(t: &Target, input: &[u8]) -> Result<bool, String> {
     })
 }
 
-/// Fuzzes one target for `budget`; returns (executions, accepted) or the first crash.
-fn fuzz(t: &Target, budget: Duration, seed: u64) -> Result<(u64, u64), String> {
+/// How long each target is fuzzed.
+#[derive(Clone, Copy)]
+enum Budget {
+    /// A fixed number of executions: the same inputs on every machine (the test command).
+    Executions(u64),
+    /// Wall-clock time (long runs).
+    Time(Duration),
+}
+
+/// Fuzzes one target; returns (executions, accepted) or the first crash.
+fn fuzz(t: &Target, budget: Budget, seed: u64) -> Result<(u64, u64), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let started = Instant::now();
     let (mut runs, mut accepted) = (0u64, 0u64);
-    while started.elapsed() < budget {
+    while match budget {
+        Budget::Executions(n) => runs < n,
+        Budget::Time(d) => started.elapsed() < d,
+    } {
         let a = &t.seeds[rng.random_range(0..t.seeds.len())];
         let b = &t.seeds[rng.random_range(0..t.seeds.len())];
         let input = mutate(a, b, &mut rng);
@@ -382,24 +396,57 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
+/// Address-space limit of the fuzzing process: an unbounded allocation then fails (and the
+/// process aborts, naming the target) instead of exhausting the machine's memory.
+const FUZZ_ADDRESS_SPACE_KIB: u64 = 8 * 1024 * 1024;
+
 #[test]
 fn no_reader_panics_on_mutated_input() {
-    let seconds: f64 =
-        std::env::var("MIA_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    if std::env::var_os("MIA_FUZZ_CHILD").is_some() {
+        return fuzz_every_target();
+    }
+    // Re-run this test in a child process of the same binary under `ulimit -v`.
+    let exe = std::env::current_exe().unwrap();
+    let script = format!(
+        "ulimit -v {FUZZ_ADDRESS_SPACE_KIB} && exec \"$0\" no_reader_panics_on_mutated_input \
+         --exact --nocapture --test-threads 1"
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .arg(&exe)
+        .env("MIA_FUZZ_CHILD", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{stdout}");
+    assert!(out.status.success(), "the fuzzing process failed ({}):\n{stderr}", out.status);
+}
+
+fn fuzz_every_target() {
+    let seconds: Option<f64> = std::env::var("MIA_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok());
     let seed: u64 = std::env::var("MIA_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let budget = Duration::from_secs_f64(seconds);
     // Panics are caught and reported below; keep their messages off the test output.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let mut failures = Vec::new();
     println!("{:<16} {:>10} {:>10} {:>9}", "target", "execs", "execs/s", "accepted");
     for t in targets() {
+        // Named before it runs, so a run that aborts (an allocation past the address-space
+        // limit) shows which target did it.
+        eprintln!("fuzzing {}", t.name);
+        let budget = match seconds {
+            Some(s) => Budget::Time(Duration::from_secs_f64(s)),
+            // About a second each in the test command; loading weights is the slow reader.
+            None => Budget::Executions(if t.name == "weights" { 500 } else { 40_000 }),
+        };
+        let started = Instant::now();
         match fuzz(&t, budget, seed) {
             Ok((runs, accepted)) => println!(
                 "{:<16} {:>10} {:>10.0} {:>8.1}%",
                 t.name,
                 runs,
-                runs as f64 / seconds,
+                runs as f64 / started.elapsed().as_secs_f64(),
                 100.0 * accepted as f64 / runs.max(1) as f64
             ),
             Err(e) => failures.push(e),

@@ -9,6 +9,9 @@ use mia_core::{InputSpec, Normalization};
 
 use crate::{DataError, Dataset, Samples};
 
+/// Most classes a CSV dataset may have (Purchase-100 and Texas-100 have 100).
+pub const MAX_CLASSES: usize = 10_000;
+
 /// Loads a CSV dataset.
 pub fn load(path: &Path, label_column: Option<&str>) -> Result<Dataset, DataError> {
     let text = crate::dataset::read_file(path, "csv")?;
@@ -65,6 +68,13 @@ pub fn parse(text: &[u8], path: &Path, label_column: Option<&str>) -> Result<Dat
     if classes < 2 {
         return Err(DataError::corrupt(path, "needs at least two classes"));
     }
+    // Labels name classes 0..C: one label of 4e9 would otherwise make 4e9 class names.
+    if classes > MAX_CLASSES {
+        return Err(DataError::corrupt(
+            path,
+            format!("label {} is past the {MAX_CLASSES} classes MIA Lab supports", classes - 1),
+        ));
+    }
     Dataset {
         name: format!("csv:{}", path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()),
         input: InputSpec::new(1, 1, width - 1),
@@ -95,6 +105,12 @@ mod tests {
         assert!(matches!(load(&p, None), Err(DataError::Corrupt { .. })));
         std::fs::write(&p, "0,1,1\n1,0\n").unwrap();
         assert!(load(&p, None).is_err());
+        std::fs::write(&p, "").unwrap();
+        assert!(load(&p, None).is_err());
+        // Found by the fuzzer: a huge label made billions of class names.
+        std::fs::write(&p, "0,1,1\n1,0,4000000000\n").unwrap();
+        let e = load(&p, None).unwrap_err().to_string();
+        assert!(e.contains("classes MIA Lab supports"), "{e}");
         std::fs::write(&p, "").unwrap();
         assert!(load(&p, None).is_err());
     }
