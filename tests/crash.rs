@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ok, tiny_idx, train_args};
+use common::{ok, tiny_dataset, train_args};
 use mia_core::npy::NpyArray;
 
 fn spawn(args: &[&str]) -> Child {
@@ -73,10 +73,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn training_killed_at_any_moment_leaves_complete_files_and_resumes_to_the_same_weights() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    tiny_idx(&data, 400);
+    let (tmp, data) = tiny_dataset(400);
     let d = data.to_str().unwrap();
     let full = tmp.path().join("full");
     let epochs = ["--epochs", "8", "--members", "120", "--test", "60"];
@@ -131,10 +128,7 @@ fn training_killed_at_any_moment_leaves_complete_files_and_resumes_to_the_same_w
 fn a_crash_at_every_write_of_a_run_leaves_complete_files_and_resumes_to_the_same_weights() {
     // Deterministic companion of the SIGKILL test above: the crash hook aborts the process at
     // crash point k (before and after every rename), for every k of a whole run.
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    tiny_idx(&data, 200);
+    let (tmp, data) = tiny_dataset(200);
     let d = data.to_str().unwrap();
     let small = ["--epochs", "3", "--members", "60", "--test", "30"];
     let full = tmp.path().join("full");
@@ -167,10 +161,7 @@ fn a_crash_at_every_write_of_a_run_leaves_complete_files_and_resumes_to_the_same
 
 #[test]
 fn two_shard_processes_writing_one_folder_at_once_match_one_process() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    tiny_idx(&data, 400);
+    let (tmp, data) = tiny_dataset(400);
     let run = tmp.path().join("run");
     let r = run.to_str().unwrap();
     ok(&train_args(data.to_str().unwrap(), r, &["--members", "100", "--test", "50"]));
@@ -225,10 +216,7 @@ impl mia_train::Observer for StopAfter {
 
 #[test]
 fn an_unreadable_checkpoint_falls_back_to_the_previous_one_and_says_which_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    tiny_idx(&data, 300);
+    let (tmp, data) = tiny_dataset(300);
     let config = mia_train::TrainConfig::from_toml(&format!(
         "dataset = \"fashion-mnist\"\ndata_dir = {:?}\nepochs = 4\nseed = 5\naugment = true\n\
          [split]\nmembers = 100\ntest = 50\n[optimizer]\nkind = \"sgd\"\nlr = 0.05\n",

@@ -59,6 +59,15 @@ pub fn tiny_idx(dir: &Path, n: usize) {
     std::fs::write(dir.join("train-labels-idx1-ubyte.gz"), gz(&lbl)).unwrap();
 }
 
+/// A temporary folder with a tiny dataset of `n` images in its `data/` (see [`tiny_idx`]).
+pub fn tiny_dataset(n: usize) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    tiny_idx(&data, n);
+    (tmp, data)
+}
+
 pub fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![
         "train",
