@@ -43,19 +43,21 @@ pub const MAX_DECOMPRESSED: u64 = 1 << 30;
 
 /// Decompresses gzip data (`\x1f\x8b` magic); other bytes pass through unchanged.
 pub fn decompress(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, DataError> {
+    decompress_at_most(raw, path, MAX_DECOMPRESSED)
+}
+
+/// [`decompress`] with the expansion capped at `cap` bytes (stops reading past it).
+fn decompress_at_most(raw: Vec<u8>, path: &Path, cap: u64) -> Result<Vec<u8>, DataError> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
     }
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(&raw[..])
-        .take(MAX_DECOMPRESSED + 1)
+        .take(cap + 1)
         .read_to_end(&mut out)
         .map_err(|e| DataError::corrupt(path, format!("bad gzip stream: {e}")))?;
-    if out.len() as u64 > MAX_DECOMPRESSED {
-        return Err(DataError::corrupt(
-            path,
-            format!("decompresses to more than {} MiB", MAX_DECOMPRESSED >> 20),
-        ));
+    if out.len() as u64 > cap {
+        return Err(DataError::corrupt(path, format!("decompresses to more than {cap} bytes")));
     }
     Ok(out)
 }
@@ -193,6 +195,16 @@ mod tests {
         assert_eq!((ds.len(), ds.input), (25, InputSpec::new(1, 4, 4)));
         assert_eq!(ds.labels[21], 1);
         assert_eq!(ds.pixels(1).unwrap()[0], 16);
+    }
+
+    #[test]
+    fn a_gzip_stream_expanding_past_the_cap_is_refused() {
+        // 1 MiB of zeros compresses to a few KiB: a small "bomb" against a 64 KiB cap.
+        let bomb = gz(&vec![0u8; 1 << 20]);
+        assert!(bomb.len() < 16 << 10, "{} bytes", bomb.len());
+        let e = decompress_at_most(bomb.clone(), Path::new("x.gz"), 1 << 16).unwrap_err();
+        assert!(e.to_string().contains("more than 65536 bytes"), "{e}");
+        assert_eq!(decompress_at_most(bomb, Path::new("x.gz"), 1 << 20).unwrap().len(), 1 << 20);
     }
 
     #[test]
