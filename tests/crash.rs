@@ -180,6 +180,10 @@ fn two_shard_processes_writing_one_folder_at_once_match_one_process() {
     ok(&[&base[..], &["--dir", one.to_str().unwrap()]].concat());
     let shared = run.join("shadows");
     assert_complete(&shared);
+    // No --queries and a target trained without augmentation: the identity query only.
+    let pool: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shared.join("pool.json")).unwrap()).unwrap();
+    assert_eq!(pool["queries"].as_array().unwrap().len(), 1, "{pool}");
     for f in ["pool.json", "labels.npy", "target_logits.npy"] {
         let (a, b) = (std::fs::read(shared.join(f)).unwrap(), std::fs::read(one.join(f)).unwrap());
         assert!(a == b, "{f} differs");

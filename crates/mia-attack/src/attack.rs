@@ -216,14 +216,7 @@ impl AttackOptions {
                 "RMIA's offline a = {a} must be between 0 and 1 (Pr(x) ≈ ((1 + a)·Pr_OUT(x) + 1 − a) / 2)"
             ));
         }
-        if !(0.0..=1.0).contains(&self.lira_std_floor) {
-            return bad(format!(
-                "the LiRA deviation floor {} must be between 0 and 1 (a fraction of the pooled \
-                 deviation; default {})",
-                self.lira_std_floor,
-                lira::DEFAULT_STD_FLOOR
-            ));
-        }
+        self.estimator(Variance::PerExample).validate()?;
         if self.max_classifier_rows < 2 {
             return bad(format!(
                 "the attack models need at least 2 training rows, not {}",
@@ -322,25 +315,9 @@ pub fn run(
             simple_scores(kind, score_of(kind), &input.target, &input.labels, n)
         }
         AttackKind::Threshold(_) | AttackKind::LabelOnly => {
-            let score = score_of(kind);
             queries = if kind == AttackKind::LabelOnly { input.target.queries } else { 1 };
-            let target = simple_scores(kind, score, &input.target, &input.labels, n);
-            let (mut pooled, mut keep, mut ys) = (Vec::new(), Vec::new(), Vec::new());
-            for sh in &input.shadows {
-                pooled.extend(simple_scores(kind, score, &sh.logits, &input.labels, n));
-                keep.extend_from_slice(&sh.keep);
-                ys.extend_from_slice(&input.labels[..n]);
-            }
-            let global = Threshold::Global(calibrate(&pooled, &keep)?);
-            let per_class = calibrate_per_class(&pooled, &keep, &ys, input.target.classes)?;
-            for (rule, t) in [("global threshold", global), ("per-class thresholds", per_class)] {
-                calibrated.push(apply(
-                    &format!("{rule} from {s} shadows"),
-                    &target,
-                    input,
-                    |sc, y| t.is_member(sc, y),
-                ));
-            }
+            let (target, rules) = calibrated_threshold(kind, input)?;
+            calibrated.extend(rules);
             target
         }
         AttackKind::ShadowClassifier(model, features) => {
@@ -412,6 +389,31 @@ pub fn run(
         notes,
         scores,
     })
+}
+
+/// Threshold scores of the target, and the global and per-class thresholds calibrated on the
+/// shadows' scores applied to it.
+fn calibrated_threshold(
+    kind: AttackKind,
+    input: &AttackInput,
+) -> Result<(Vec<f32>, Vec<Calibrated>), AttackError> {
+    let (n, s, score) = (input.candidates(), input.shadows.len(), score_of(kind));
+    let target = simple_scores(kind, score, &input.target, &input.labels, n);
+    let (mut pooled, mut keep, mut ys) = (Vec::new(), Vec::new(), Vec::new());
+    for sh in &input.shadows {
+        pooled.extend(simple_scores(kind, score, &sh.logits, &input.labels, n));
+        keep.extend_from_slice(&sh.keep);
+        ys.extend_from_slice(&input.labels[..n]);
+    }
+    let global = Threshold::Global(calibrate(&pooled, &keep)?);
+    let per_class = calibrate_per_class(&pooled, &keep, &ys, input.target.classes)?;
+    let rules = [("global threshold", global), ("per-class thresholds", per_class)]
+        .into_iter()
+        .map(|(rule, t)| {
+            apply(&format!("{rule} from {s} shadows"), &target, input, |sc, y| t.is_member(sc, y))
+        })
+        .collect();
+    Ok((target, rules))
 }
 
 fn score_of(kind: AttackKind) -> ScoreKind {

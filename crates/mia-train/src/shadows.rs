@@ -218,16 +218,7 @@ pub fn shadows(
     let spec_path = dir.join("pool.json");
     let saved: Option<PoolSpec> =
         if spec_path.exists() { Some(read_json(&spec_path)?) } else { None };
-    let queries = options
-        .queries
-        .or_else(|| saved.as_ref().map(|s| s.queries.len()))
-        .unwrap_or_else(|| default_queries(&target));
-    if queries == 0 || queries > Query::MAX_STANDARD {
-        return Err(TrainError::Config(format!(
-            "--queries {queries} is out of range: it must be between 1 and {}",
-            Query::MAX_STANDARD
-        )));
-    }
+    let queries = resolve_queries(options.queries, saved.as_ref(), &target)?;
     let model_config: ModelConfig = read_json(&paths.model_config())?;
     let split = Split::load(&paths.split())?;
     let mut config = target.clone();
@@ -344,6 +335,23 @@ pub fn shadows(
         report.trained = train_side_by_side(&ctx, &todo, jobs, observer)?;
     }
     Ok(report)
+}
+
+/// The queries per example: asked for, else an existing folder's, else [`default_queries`].
+fn resolve_queries(
+    asked: Option<usize>,
+    saved: Option<&PoolSpec>,
+    target: &TrainConfig,
+) -> Result<usize, TrainError> {
+    let queries =
+        asked.or_else(|| saved.map(|s| s.queries.len())).unwrap_or_else(|| default_queries(target));
+    if queries == 0 || queries > Query::MAX_STANDARD {
+        return Err(TrainError::Config(format!(
+            "--queries {queries} is out of range: it must be between 1 and {}",
+            Query::MAX_STANDARD
+        )));
+    }
+    Ok(queries)
 }
 
 /// Queries per example when `--queries` is not given and no shadow folder exists yet: the

@@ -144,29 +144,8 @@ pub fn run(args: AttackArgs) -> Result<()> {
     } else {
         args.attacks.iter().map(|a| AttackKind::parse(a.trim())).collect::<Result<_, _>>()?
     };
-    let options = AttackOptions {
-        gamma: args.gamma,
-        rmia_a: args.rmia_a,
-        lira_center: match args.lira_center {
-            CenterArg::Median => Center::Median,
-            CenterArg::Mean => Center::Mean,
-        },
-        offline_form: match args.offline_form {
-            OfflineArg::Cdf => OfflineForm::OneSidedCdf,
-            OfflineArg::NegLogpdf => OfflineForm::NegLogPdf,
-        },
-        seed: args.seed,
-        lira_std_floor: args.lira_std_floor,
-        ..AttackOptions::default()
-    };
-    options.validate()?;
-    let choice: QueryChoice = args.queries.parse()?;
-    let info = match &args.run {
-        Some(run) => QueryInfo::from_run(run, args.shadow_dir.as_deref()),
-        None => QueryInfo::default(),
-    };
-    let (k, query_note) = info.resolve(choice, input.target.queries)?;
-    let input = if k < input.target.queries { input.first_queries(k)? } else { input };
+    let options = attack_options(&args)?;
+    let (input, query_note) = select_queries(&args, input)?;
 
     // Run metadata, when the run directory has it.
     let summary: Option<serde_json::Value> = args
@@ -259,6 +238,39 @@ pub fn run(args: AttackArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The attack settings from the flags, range-checked.
+fn attack_options(args: &AttackArgs) -> Result<AttackOptions> {
+    let options = AttackOptions {
+        gamma: args.gamma,
+        rmia_a: args.rmia_a,
+        lira_center: match args.lira_center {
+            CenterArg::Median => Center::Median,
+            CenterArg::Mean => Center::Mean,
+        },
+        offline_form: match args.offline_form {
+            OfflineArg::Cdf => OfflineForm::OneSidedCdf,
+            OfflineArg::NegLogpdf => OfflineForm::NegLogPdf,
+        },
+        seed: args.seed,
+        lira_std_floor: args.lira_std_floor,
+        ..AttackOptions::default()
+    };
+    options.validate()?;
+    Ok(options)
+}
+
+/// Keeps the cached queries `--queries` asks for; returns the input and why those queries.
+fn select_queries(args: &AttackArgs, input: AttackInput) -> Result<(AttackInput, String)> {
+    let choice: QueryChoice = args.queries.parse()?;
+    let info = match &args.run {
+        Some(run) => QueryInfo::from_run(run, args.shadow_dir.as_deref()),
+        None => QueryInfo::default(),
+    };
+    let (k, note) = info.resolve(choice, input.target.queries)?;
+    let input = if k < input.target.queries { input.first_queries(k)? } else { input };
+    Ok((input, note))
 }
 
 /// A folder name for a defense spec.
