@@ -309,8 +309,19 @@ pub fn shadows(
         shape: &shape,
         device: &base,
     };
-    let dropout = model_config.dropout > 0.0;
-    if dropout && options.jobs.is_some_and(|j| j > 1) {
+    report.trained = train_all(&ctx, &todo, options.jobs, observer)?;
+    Ok(report)
+}
+
+/// Trains the shadows `todo`, one after another or `jobs` side by side (see [`default_jobs`]).
+fn train_all(
+    ctx: &ShadowJob<'_>,
+    todo: &[usize],
+    jobs: Option<usize>,
+    observer: &mut dyn ShadowObserver,
+) -> Result<Vec<ShadowSummary>, TrainError> {
+    let dropout = ctx.model_config.dropout > 0.0;
+    if dropout && jobs.is_some_and(|j| j > 1) {
         return Err(TrainError::Config(
             "shadows with dropout train one at a time in a process: dropout draws from burn's \
              process-wide RNG, so side-by-side models would depend on thread timing; use \
@@ -318,23 +329,23 @@ pub fn shadows(
                 .into(),
         ));
     }
-    let jobs = match options.jobs {
+    let jobs = match jobs {
         _ if dropout => 1,
         Some(j) => j,
-        None => default_jobs(config.device),
+        None => default_jobs(ctx.config.device),
     }
     .clamp(1, todo.len().max(1));
-    if jobs == 1 {
-        for (position, &index) in todo.iter().enumerate() {
-            observer.on_shadow(index, position, todo.len());
-            let summary = ctx.train(index, observer)?;
-            observer.on_shadow_done(&summary);
-            report.trained.push(summary);
-        }
-    } else {
-        report.trained = train_side_by_side(&ctx, &todo, jobs, observer)?;
+    if jobs > 1 {
+        return train_side_by_side(ctx, todo, jobs, observer);
     }
-    Ok(report)
+    let mut trained = Vec::new();
+    for (position, &index) in todo.iter().enumerate() {
+        observer.on_shadow(index, position, todo.len());
+        let summary = ctx.train(index, observer)?;
+        observer.on_shadow_done(&summary);
+        trained.push(summary);
+    }
+    Ok(trained)
 }
 
 /// The queries per example: asked for, else an existing folder's, else [`default_queries`].

@@ -196,46 +196,75 @@ pub fn run(args: AttackArgs) -> Result<()> {
     println!("wrote {}", out.join("attacks.json").display());
 
     for chain in &chains {
-        let spec = chain.spec();
-        println!("\ninference defense {spec}");
-        let signals = defense_signals(&args, chain, input.shadows.len())?;
-        let d = defend(&input, chain, &signals, args.seed)?;
-        println!(
-            "held-out accuracy {:.4} → {:.4} ({} rows); label {}",
-            d.accuracy_before,
-            d.accuracy_after,
-            d.accuracy_rows,
-            if chain.preserves_label() { "preserved" } else { "may change" }
-        );
-        let baseline: Vec<(String, f64, f64)> = base
-            .attacks
-            .iter()
-            .map(|a| (a.name.clone(), a.evaluation.auc, a.evaluation.advantage))
-            .collect();
-        let folder = out.join("inference").join(slug(&spec));
-        for (attacker, view) in [("naive", &d.naive), ("adaptive", &d.adaptive)] {
-            println!("{attacker} attacker");
-            let mut t = template.clone();
-            t.label = format!("{} + {spec} ({attacker})", template.label);
-            t.test_acc = Some(d.accuracy_after);
-            t.inference = Some(InferenceInfo {
-                spec: spec.clone(),
-                attacker: attacker.into(),
-                preserves_label: chain.preserves_label(),
-                accuracy_before: d.accuracy_before,
-                accuracy_after: d.accuracy_after,
-                accuracy_rows: d.accuracy_rows,
-                baseline: baseline.clone(),
-            });
-            let mut set = kinds.clone();
-            if attacker == "naive" {
-                set.extend(AttackKind::fixed_thresholds());
-            }
-            let report = attack_set(view, &set, all, &options, t)?;
-            let dir = folder.join(attacker);
-            report.write(&dir, &input.is_member)?;
-            println!("wrote {}", dir.join("attacks.json").display());
+        attack_through(
+            &args,
+            chain,
+            &input,
+            &base,
+            &Plan { kinds: &kinds, all, options: &options, out: &out },
+            &template,
+        )?;
+    }
+    Ok(())
+}
+
+/// What every attack pass shares.
+struct Plan<'a> {
+    kinds: &'a [AttackKind],
+    all: bool,
+    options: &'a AttackOptions,
+    out: &'a Path,
+}
+
+/// Attacks through one inference-time defense as a naive and as an adaptive attacker, writing
+/// `OUT/inference/SPEC/{naive,adaptive}`.
+fn attack_through(
+    args: &AttackArgs,
+    chain: &Chain,
+    input: &AttackInput,
+    base: &AttackReport,
+    plan: &Plan<'_>,
+    template: &AttackReport,
+) -> Result<()> {
+    let spec = chain.spec();
+    println!("\ninference defense {spec}");
+    let signals = defense_signals(args, chain, input.shadows.len())?;
+    let d = defend(input, chain, &signals, args.seed)?;
+    println!(
+        "held-out accuracy {:.4} → {:.4} ({} rows); label {}",
+        d.accuracy_before,
+        d.accuracy_after,
+        d.accuracy_rows,
+        if chain.preserves_label() { "preserved" } else { "may change" }
+    );
+    let baseline: Vec<(String, f64, f64)> = base
+        .attacks
+        .iter()
+        .map(|a| (a.name.clone(), a.evaluation.auc, a.evaluation.advantage))
+        .collect();
+    let folder = plan.out.join("inference").join(slug(&spec));
+    for (attacker, view) in [("naive", &d.naive), ("adaptive", &d.adaptive)] {
+        println!("{attacker} attacker");
+        let mut t = template.clone();
+        t.label = format!("{} + {spec} ({attacker})", template.label);
+        t.test_acc = Some(d.accuracy_after);
+        t.inference = Some(InferenceInfo {
+            spec: spec.clone(),
+            attacker: attacker.into(),
+            preserves_label: chain.preserves_label(),
+            accuracy_before: d.accuracy_before,
+            accuracy_after: d.accuracy_after,
+            accuracy_rows: d.accuracy_rows,
+            baseline: baseline.clone(),
+        });
+        let mut set = plan.kinds.to_vec();
+        if attacker == "naive" {
+            set.extend(AttackKind::fixed_thresholds());
         }
+        let report = attack_set(view, &set, plan.all, plan.options, t)?;
+        let dir = folder.join(attacker);
+        report.write(&dir, &input.is_member)?;
+        println!("wrote {}", dir.join("attacks.json").display());
     }
     Ok(())
 }
