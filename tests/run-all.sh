@@ -13,27 +13,45 @@ if [[ -z "${MIA_SHARED_DATA:-}" && -d ../shared/data ]]; then
   export MIA_SHARED_DATA
 fi
 
-echo "== rustfmt"
+# Each step's wall time, printed at the end (also when a step fails).
+declare -a TIMES=()
+STEP=""
+STEP_START=$SECONDS
+step() {
+  if [[ -n "$STEP" ]]; then TIMES+=("$(printf '%6d s  %s' $((SECONDS - STEP_START)) "$STEP")"); fi
+  STEP="$1"
+  STEP_START=$SECONDS
+  [[ -n "$STEP" ]] && echo "== $STEP"
+  return 0
+}
+summary() {
+  step ""
+  echo "== step times"
+  printf '%s\n' "${TIMES[@]}"
+  printf '%6d s  total\n' "$SECONDS"
+}
+trap summary EXIT
+
+step "rustfmt"
 cargo fmt --all --check
-echo "== clippy (native)"
+step "clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== clippy (wasm32: mia-core, mia-web)"
+step "clippy (wasm32: mia-core, mia-web)"
 cargo clippy -p mia-core -p mia-web --target wasm32-unknown-unknown --locked -- -D warnings
-echo "== tests"
+step "tests"
 cargo test --workspace --locked
 
 # The inference-defense fixture must give the same outputs in wasm32 as natively: run it under
 # Node with wasm-bindgen's test runner (installed from crates.io at the lockfile's version).
-WBG_VERSION="$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')"
-if ! wasm-bindgen-test-runner --version 2>/dev/null | grep -q "$WBG_VERSION"; then
-  echo "== cargo install wasm-bindgen-cli $WBG_VERSION"
-  cargo install wasm-bindgen-cli --version "$WBG_VERSION"
-fi
-echo "== tests (wasm32 under Node: mia-core inference fixture)"
+step "install wasm-bindgen-cli (when missing)"
+bash web/ensure-wasm-bindgen.sh
+# With -p mia-web, burn and the other dependencies compile with the page's features, so the
+# browser test's page build (web/build.sh --dev) reuses them instead of compiling them again.
+step "tests (wasm32 under Node: mia-core inference fixture)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-  cargo test -p mia-core --target wasm32-unknown-unknown --locked --test inference_fixture
+  cargo test -p mia-core -p mia-web --target wasm32-unknown-unknown --locked --test inference_fixture
 
-# The browser lab in headless Chromium on the CPU and WebGPU paths (builds it with trunk,
-# installing the wasm target, trunk and wasm-bindgen-cli at pinned versions when missing).
-echo "== real-browser test (tests/e2e)"
+# The browser lab in headless Chromium on the CPU and WebGPU paths (builds it with
+# web/build.sh: cargo and wasm-bindgen-cli, no trunk).
+step "real-browser test (tests/e2e)"
 bash tests/e2e/run.sh

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Sets up whatever the web build lacks (the wasm32 target, trunk and wasm-bindgen-cli at pinned
-# versions, all from crates.io) and serves the lab with the shipped bundle on
-# http://127.0.0.1:8080. Pass `--build-only` to build into dist/ without serving.
+# Builds the lab with the shipped bundle (web/build.sh: cargo and wasm-bindgen-cli, installed
+# from crates.io at the lockfile's version when missing) and serves it on
+# http://127.0.0.1:8080 with Python's static server. Pass `--build-only` to build into dist/
+# without serving. For live reload while editing the page, use trunk instead
+# (`cargo install trunk --version 0.21.14 --locked`, then `trunk serve --config trunk.toml`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rustup target list --installed | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
-trunk --version 2>/dev/null | grep -q ' 0\.21\.14' || cargo install trunk --version 0.21.14 --locked
-WBG_VERSION="$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')"
-wasm-bindgen --version 2>/dev/null | grep -q "$WBG_VERSION" || cargo install wasm-bindgen-cli --version "$WBG_VERSION"
-if [[ "${1:-}" == "--build-only" ]]; then
-  exec trunk build --config trunk.toml --release
-fi
-exec trunk serve --config trunk.toml --release
+bash web/build.sh
+[[ "${1:-}" == "--build-only" ]] && exit 0
+PORT="${PORT:-8080}"
+echo "serving the lab on http://127.0.0.1:$PORT/ (Ctrl-C stops)"
+exec python3 -m http.server "$PORT" --bind 127.0.0.1 --directory dist

@@ -5,17 +5,11 @@
 // shader compilation and wasm start-up are excluded on both sides; TF.js runs one warm-up
 // chunk first for the same reason.
 import { chromium } from 'playwright-core';
+import { launchOptions } from '../../tests/e2e/chromium.mjs';
 import fs from 'node:fs';
 
 const [url, outFile] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--enable-unsafe-webgpu',
-    '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync',
-  ],
-});
+const browser = await chromium.launch(launchOptions);
 const parse = (text) => {
   const m = /(\d+) images in ([\d.]+) ms/.exec(text || '');
   return m ? { images: Number(m[1]), ms: Number(m[2]) } : null;

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 OUT=bench/browser/out
 SITE="$OUT/site"
 rm -rf "$SITE" && mkdir -p "$SITE"
-bash web/serve.sh --build-only
+bash web/build.sh
 cargo run --release -q -p mia-cli -- bench --browser-fixture "$SITE/bench/fixture" --bundle pretrained
 (cd bench/browser && { [[ -d node_modules/@tensorflow/tfjs ]] || npm install --no-audit --no-fund --silent; })
 cp -r dist/. "$SITE/"

@@ -3,6 +3,7 @@
 //   node lab.mjs URL OUT_DIR BACKEND   (BACKEND: flex | webgpu)
 // Prints one JSON line with what it measured; exits non-zero on any failed check.
 import { chromium } from 'playwright-core';
+import { launchOptions } from './chromium.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -16,14 +17,7 @@ const fail = (msg) => {
   process.exit(1);
 };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--enable-unsafe-webgpu',
-    '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync',
-  ],
-});
+const browser = await chromium.launch(launchOptions);
 const origin = new URL(url).origin;
 const page = await browser.newPage({ viewport: { width: 1400, height: 1800 } });
 const requests = [];

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the web app with trunk, serves it on 127.0.0.1 and runs the real-browser test on the
+# Builds the web app (web/build.sh, dev profile: the dependencies the wasm32 tests compiled
+# already), serves it on 127.0.0.1 and runs the real-browser test on the
 # CPU path and on the WebGPU path (SwiftShader's software adapter in headless Chromium), then
 # checks both show the same AUCs. Screenshots and results go to tests/e2e/out/.
 set -euo pipefail
@@ -7,11 +8,12 @@ cd "$(dirname "$0")/../.."
 OUT=tests/e2e/out
 mkdir -p "$OUT"
 
-bash web/serve.sh --build-only
+SITE="$OUT/site"
+bash web/build.sh --dev --out "$SITE"
 (cd tests/e2e && { [[ -d node_modules/playwright-core ]] || npm ci --no-audit --no-fund --silent; })
 
 PORT="${E2E_PORT:-8765}"
-python3 -m http.server "$PORT" --bind 127.0.0.1 --directory dist >"$OUT/server.log" 2>&1 &
+python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$SITE" >"$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break; sleep 0.1; done

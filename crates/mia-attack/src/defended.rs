@@ -14,12 +14,11 @@
 
 use std::path::Path;
 
-use mia_core::inference::{
-    Chain, GRADIENT_NORMS_FILE, ModelContext, Needs, RANDOM_LOGITS_FILE, Row, Surrogate, mix,
-    released_logits,
-};
+use mia_core::inference::{Chain, ModelContext, Needs, Row, Surrogate, released_logits};
+use mia_core::layout::{DefenseSignalFiles, ShadowLayout};
 use mia_core::npy::{NpyArray, NpyData};
 use mia_core::posterior::{argmax, softmax};
+use mia_core::rng::mix;
 
 use crate::{AttackError, AttackInput, Logits, Shadow};
 
@@ -45,33 +44,33 @@ impl DefenseSignals {
     /// Reads what `needs` asks for from a shadow folder written by `mia shadows` and completed
     /// by the trainer's defense-signal pass; `shadows` are the finished shadow indices in order.
     pub fn read(dir: &Path, shadows: &[usize], needs: Needs) -> Result<Self, AttackError> {
-        let load = |folder: &Path, prefix: &str| -> Result<ModelSignals, AttackError> {
-            let f32s = |name: &str| -> Result<Vec<f32>, AttackError> {
-                let path = folder.join(format!("{prefix}{name}"));
-                let bytes = std::fs::read(&path).map_err(|e| AttackError::io(&path, e))?;
-                match NpyArray::from_bytes(&bytes).map_err(|e| AttackError::io(&path, e))?.data {
+        let pool = ShadowLayout::new(dir);
+        let load = |files: DefenseSignalFiles| -> Result<ModelSignals, AttackError> {
+            let f32s = |path: &Path| -> Result<Vec<f32>, AttackError> {
+                let bytes = std::fs::read(path).map_err(|e| AttackError::io(path, e))?;
+                match NpyArray::from_bytes(&bytes).map_err(|e| AttackError::io(path, e))?.data {
                     NpyData::F32(v) => Ok(v),
                     _ => Err(AttackError::Shape(format!("{} must be float32", path.display()))),
                 }
             };
             Ok(ModelSignals {
                 random_logits: if needs.references {
-                    Some(f32s(RANDOM_LOGITS_FILE)?)
+                    Some(f32s(&files.random_logits)?)
                 } else {
                     None
                 },
                 gradient_norms: if needs.gradients {
-                    Some(f32s(GRADIENT_NORMS_FILE)?)
+                    Some(f32s(&files.gradient_norms)?)
                 } else {
                     None
                 },
             })
         };
         Ok(Self {
-            target: load(dir, "target_")?,
+            target: load(pool.target_defense_signals())?,
             shadows: shadows
                 .iter()
-                .map(|&i| load(&dir.join(format!("{i:03}")), ""))
+                .map(|&i| load(pool.shadow(i).defense_signals()))
                 .collect::<Result<_, _>>()?,
         })
     }

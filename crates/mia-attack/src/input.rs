@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use mia_core::Query;
+use mia_core::layout::RunLayout;
 use mia_core::npy::{NpyArray, NpyData};
 use serde::Deserialize;
 
@@ -156,29 +157,29 @@ impl AttackInput {
     /// Loads a run directory: `signals/` and, when present, the shadow folder `shadow_dir`
     /// (default `RUN/shadows`). Without shadows only the identity query is available.
     pub fn from_run(run: &Path, shadow_dir: Option<&Path>) -> Result<Self, AttackError> {
-        let signals = run.join("signals");
-        let is_member = bools(read(&signals.join("is_member.npy"))?, "is_member.npy")?;
-        let default_dir = run.join("shadows");
-        let dir = shadow_dir.unwrap_or(&default_dir);
-        if !dir.join("target_logits.npy").exists() {
+        let layout = RunLayout::new(run);
+        let signals = layout.signals();
+        let is_member = bools(read(&signals.is_member())?, "is_member.npy")?;
+        let pool = layout.shadows(shadow_dir);
+        if !pool.target_logits().exists() {
             if shadow_dir.is_some() {
                 return Err(AttackError::io(
-                    dir,
+                    &pool.root,
                     "no shadows there (target_logits.npy is missing)",
                 ));
             }
-            let target = Logits::from_npy(read(&signals.join("logits.npy"))?, "logits.npy")?;
-            let labels = labels(read(&signals.join("labels.npy"))?, "labels.npy")?;
+            let target = Logits::from_npy(read(&signals.logits())?, "logits.npy")?;
+            let labels = labels(read(&signals.labels())?, "labels.npy")?;
             return Self::new(target, labels, is_member, Vec::new());
         }
-        let target = Logits::from_npy(read(&dir.join("target_logits.npy"))?, "target_logits.npy")?;
-        let labels = labels(read(&dir.join("labels.npy"))?, "shadow labels.npy")?;
+        let target = Logits::from_npy(read(&pool.target_logits())?, "target_logits.npy")?;
+        let labels = labels(read(&pool.labels())?, "shadow labels.npy")?;
         let mut shadows = Vec::new();
-        for i in finished(dir) {
-            let sdir = dir.join(format!("{i:03}"));
+        for i in pool.finished() {
+            let files = pool.shadow(i);
             shadows.push(Shadow {
-                keep: bools(read(&sdir.join("keep.npy"))?, "keep.npy")?,
-                logits: Logits::from_npy(read(&sdir.join("logits.npy"))?, "shadow logits.npy")?,
+                keep: bools(read(&files.keep())?, "keep.npy")?,
+                logits: Logits::from_npy(read(&files.logits())?, "shadow logits.npy")?,
             });
         }
         Self::new(target, labels, is_member, shadows)
@@ -295,14 +296,13 @@ struct TrainAugment {
 impl QueryInfo {
     /// Reads `SHADOWS/pool.json` and the run's `config.json` (missing files give "unknown").
     pub fn from_run(run: &Path, shadow_dir: Option<&Path>) -> Self {
-        let default_dir = run.join("shadows");
-        let dir = shadow_dir.unwrap_or(&default_dir);
+        let layout = RunLayout::new(run);
         let json = |p: &Path| std::fs::read_to_string(p).ok();
-        let queries = json(&dir.join("pool.json"))
+        let queries = json(&layout.shadows(shadow_dir).spec())
             .and_then(|t| serde_json::from_str::<PoolQueries>(&t).ok())
             .map(|p| p.queries)
             .unwrap_or_default();
-        let augmented = json(&run.join("config.json"))
+        let augmented = json(&layout.config())
             .and_then(|t| serde_json::from_str::<TrainAugment>(&t).ok())
             .map(|c| c.augment);
         Self { queries, augmented }
@@ -382,19 +382,6 @@ impl AttackInput {
             .collect();
         Self::new(cut(&self.target), self.labels.clone(), self.is_member.clone(), shadows)
     }
-}
-
-/// Indices of the finished shadows (those with `summary.json`) under `dir`.
-pub fn finished(dir: &Path) -> Vec<usize> {
-    let mut out: Vec<usize> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<usize>().ok())
-        .filter(|i| dir.join(format!("{i:03}")).join("summary.json").exists())
-        .collect();
-    out.sort_unstable();
-    out
 }
 
 fn read(path: &Path) -> Result<NpyArray, AttackError> {

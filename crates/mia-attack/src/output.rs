@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use mia_core::layout::{ATTACK_MEMBERSHIP, ATTACK_SCORES, ATTACKS};
 use mia_core::npy::{NpyArray, NpyData};
 use serde::{Deserialize, Serialize};
 
@@ -76,13 +77,13 @@ impl AttackReport {
     pub fn write(&self, dir: &Path, is_member: &[bool]) -> Result<(), AttackError> {
         std::fs::create_dir_all(dir).map_err(|e| AttackError::io(dir, e))?;
         let json = serde_json::to_string_pretty(self).map_err(|e| AttackError::io(dir, e))?;
-        write(&dir.join("attacks.json"), json.as_bytes())?;
+        write(&dir.join(ATTACKS), json.as_bytes())?;
         let n = is_member.len();
         let scores: Vec<f32> = self.attacks.iter().flat_map(|a| a.scores.iter().copied()).collect();
         let scores = NpyArray::f32(vec![self.attacks.len(), n], scores)?;
-        write(&dir.join("attack_scores.npy"), &scores.to_bytes())?;
+        write(&dir.join(ATTACK_SCORES), &scores.to_bytes())?;
         let members = NpyArray::bool(vec![n], is_member.to_vec())?;
-        write(&dir.join("attack_membership.npy"), &members.to_bytes())
+        write(&dir.join(ATTACK_MEMBERSHIP), &members.to_bytes())
     }
 
     /// Reads the files back (scores go into each attack's `scores`); returns the membership.
@@ -91,8 +92,8 @@ impl AttackReport {
             let p = dir.join(name);
             std::fs::read(&p).map_err(|e| AttackError::io(&p, e))
         };
-        let json = bytes("attacks.json")?;
-        let (scores, members) = (bytes("attack_scores.npy")?, bytes("attack_membership.npy")?);
+        let json = bytes(ATTACKS)?;
+        let (scores, members) = (bytes(ATTACK_SCORES)?, bytes(ATTACK_MEMBERSHIP)?);
         Self::parse(&json, &scores, &members).map_err(|e| match e {
             AttackError::Io { path, reason } => AttackError::io(dir.join(path), reason),
             other => other,
@@ -106,11 +107,10 @@ impl AttackReport {
         members: &[u8],
     ) -> Result<(Self, Vec<bool>), AttackError> {
         let mut report: AttackReport =
-            serde_json::from_slice(json).map_err(|e| AttackError::io("attacks.json", e))?;
+            serde_json::from_slice(json).map_err(|e| AttackError::io(ATTACKS, e))?;
         let npy =
             |name: &str, b: &[u8]| NpyArray::from_bytes(b).map_err(|e| AttackError::io(name, e));
-        let (scores, members) =
-            (npy("attack_scores.npy", scores)?, npy("attack_membership.npy", members)?);
+        let (scores, members) = (npy(ATTACK_SCORES, scores)?, npy(ATTACK_MEMBERSHIP, members)?);
         let NpyData::Bool(is_member) = members.data else {
             return Err(AttackError::Shape("attack_membership.npy must be bool".into()));
         };

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::CoreError;
 use crate::models::ModelConfig;
 use crate::preprocess::{InputSpec, Normalization};
+use crate::scores::{ScoreKind, calibrate};
 
 /// The bundle format this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -63,6 +64,78 @@ impl FileRef {
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The attacks the browser recomputes live, in display order: `mia export` stores each one's
+/// reference-sample AUC and shadow-calibrated threshold, and the page recomputes both. The one
+/// list both sides read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrowserAttack {
+    /// p_y, as log-odds.
+    Confidence,
+    /// −CE.
+    Loss,
+    /// −Mentr (Song & Mittal).
+    ModifiedEntropy,
+    /// Online LiRA with the shipped (or re-fitted) per-example Gaussians ([`LiraStats`]).
+    Lira,
+}
+
+impl BrowserAttack {
+    /// All, in display order.
+    pub const ALL: [Self; 4] = [Self::Confidence, Self::Loss, Self::ModifiedEntropy, Self::Lira];
+
+    /// The name used by `mia attack` and the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Confidence => "confidence",
+            Self::Loss => "loss",
+            Self::ModifiedEntropy => "modified-entropy",
+            Self::Lira => "lira-online-fixed",
+        }
+    }
+
+    /// The attack called `name`, if the browser runs it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The per-example score of a threshold attack; `None` for LiRA, whose score needs the
+    /// shadows' Gaussians ([`LiraStats::online`]).
+    pub fn score_kind(self) -> Option<ScoreKind> {
+        match self {
+            Self::Confidence => Some(ScoreKind::Confidence),
+            Self::Loss => Some(ScoreKind::Loss),
+            Self::ModifiedEntropy => Some(ScoreKind::ModifiedEntropy),
+            Self::Lira => None,
+        }
+    }
+
+    /// The global threshold of a threshold attack, calibrated on shadow models: `shadows`
+    /// yields each shadow's `[n × classes]` logits on the same `n` examples (labels `labels`),
+    /// `keep[s * n + i]` whether shadow `s` trained on example `i`. LiRA decides "member"
+    /// above 0 (equal priors).
+    pub fn shadow_threshold<'a>(
+        self,
+        shadows: impl IntoIterator<Item = &'a [f32]>,
+        classes: usize,
+        labels: &[usize],
+        keep: &[bool],
+    ) -> Result<f32, CoreError> {
+        let Some(kind) = self.score_kind() else { return Ok(0.0) };
+        let mut pooled = Vec::with_capacity(keep.len());
+        for z in shadows {
+            if z.len() != classes * labels.len() {
+                return Err(CoreError::Shape(format!(
+                    "shadow logits hold {} values, not {} examples × {classes} classes",
+                    z.len(),
+                    labels.len()
+                )));
+            }
+            pooled.extend(z.chunks(classes).zip(labels).map(|(r, &y)| kind.score(r, y)));
+        }
+        calibrate(&pooled, keep)
+    }
 }
 
 /// An attack's result on a shipped model, measured natively at export time.
@@ -393,6 +466,33 @@ mod tests {
     use super::*;
     use crate::Architecture;
 
+    #[test]
+    fn browser_attacks_round_trip_their_names() {
+        for a in BrowserAttack::ALL {
+            assert_eq!(BrowserAttack::parse(a.name()), Some(a));
+        }
+        assert_eq!(BrowserAttack::parse("rmia-online"), None);
+    }
+
+    #[test]
+    fn shadow_threshold_separates_the_shadows_members_from_their_non_members() {
+        // Two shadows on two examples of 2 classes: members get a large true-class logit.
+        let labels = [0usize, 1];
+        let s0 = [4.0f32, 0.0, 0.0, -1.0]; // trains on example 0: confident; example 1: wrong
+        let s1 = [-1.0f32, 0.0, 0.0, 4.0]; // trains on example 1
+        let keep = [true, false, false, true];
+        let t = BrowserAttack::Loss
+            .shadow_threshold([&s0[..], &s1[..]], 2, &labels, &keep)
+            .expect("threshold");
+        let member = ScoreKind::Loss.score(&s0[..2], 0);
+        let outsider = ScoreKind::Loss.score(&s0[2..], 1);
+        assert!(outsider < t && t <= member, "{outsider} < {t} <= {member}");
+        let lira = BrowserAttack::Lira.shadow_threshold([&s0[..]], 2, &labels, &keep[..2]);
+        assert!(matches!(lira, Ok(t) if t == 0.0), "{lira:?}");
+        let short = BrowserAttack::Loss.shadow_threshold([&s0[..3]], 2, &labels, &keep[..2]);
+        assert!(matches!(short, Err(CoreError::Shape(_))), "{short:?}");
+    }
+
     fn sample() -> ReferenceSample {
         let input = InputSpec::new(3, 2, 2);
         ReferenceSample {
@@ -477,6 +577,7 @@ mod tests {
         let mut wrong = m.clone();
         wrong.class_names.pop();
         let err = Manifest::parse(&serde_json::to_string(&wrong).unwrap()).unwrap_err();
-        assert!(err.to_string().contains("9"), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("with 10 classes") && text.ends_with("with 9"), "{text}");
     }
 }

@@ -12,6 +12,7 @@ pub mod classifier;
 pub mod error;
 pub mod files;
 pub mod inference;
+pub mod layout;
 pub mod lira;
 pub mod metrics;
 pub mod models;
@@ -19,6 +20,7 @@ pub mod npy;
 pub mod posterior;
 pub mod preprocess;
 pub mod rmia;
+pub mod rng;
 pub mod scores;
 
 pub use error::CoreError;

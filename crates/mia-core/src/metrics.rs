@@ -103,19 +103,61 @@ impl Roc {
     }
 }
 
+/// A decision rule's "member" calls counted against the truth: the one place TPR and FPR
+/// are counted (the ROC curve sweeps every threshold in [`roc`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Confusion {
+    /// Members called members.
+    pub true_positives: usize,
+    /// Non-members called members.
+    pub false_positives: usize,
+    /// Members.
+    pub positives: usize,
+    /// Non-members.
+    pub negatives: usize,
+}
+
+impl Confusion {
+    /// Counts `(call, is_member)` pairs.
+    pub fn count(calls: impl IntoIterator<Item = (bool, bool)>) -> Self {
+        let mut c = Self::default();
+        for (call, member) in calls {
+            if member {
+                c.positives += 1;
+                c.true_positives += usize::from(call);
+            } else {
+                c.negatives += 1;
+                c.false_positives += usize::from(call);
+            }
+        }
+        c
+    }
+    /// The calls of "member iff `score >= threshold`".
+    pub fn at(scores: &[f32], is_member: &[bool], threshold: f32) -> Self {
+        Self::count(scores.iter().zip(is_member).map(|(&s, &m)| (s >= threshold, m)))
+    }
+    /// True-positive rate (0 without members).
+    pub fn tpr(&self) -> f64 {
+        self.true_positives as f64 / self.positives.max(1) as f64
+    }
+    /// False-positive rate (0 without non-members).
+    pub fn fpr(&self) -> f64 {
+        self.false_positives as f64 / self.negatives.max(1) as f64
+    }
+    /// `(TPR + 1 − FPR) / 2`.
+    pub fn balanced_accuracy(&self) -> f64 {
+        (self.tpr() + 1.0 - self.fpr()) / 2.0
+    }
+    /// The share of "member" calls that are right (0 when nothing is called a member).
+    pub fn precision(&self) -> f64 {
+        let called = self.true_positives + self.false_positives;
+        if called == 0 { 0.0 } else { self.true_positives as f64 / called as f64 }
+    }
+}
+
 /// Balanced accuracy of "member iff `score >= threshold`".
 pub fn balanced_accuracy(scores: &[f32], is_member: &[bool], threshold: f32) -> f64 {
-    let (mut tp, mut tn, mut p, mut n) = (0usize, 0usize, 0usize, 0usize);
-    for (&s, &m) in scores.iter().zip(is_member) {
-        if m {
-            p += 1;
-            tp += usize::from(s >= threshold);
-        } else {
-            n += 1;
-            tn += usize::from(s < threshold);
-        }
-    }
-    (tp as f64 / p.max(1) as f64 + tn as f64 / n.max(1) as f64) / 2.0
+    Confusion::at(scores, is_member, threshold).balanced_accuracy()
 }
 
 /// Two-sided Clopper–Pearson (exact binomial) interval for `k` successes in `n` trials at
@@ -425,6 +467,19 @@ mod tests {
         assert_eq!((inverted.auc, inverted.auc_distance), (0.0, 0.5));
         assert!(inverted.warnings.iter().any(|w| w.contains("below 0.5")));
         assert!((balanced_accuracy(&[0.9, 0.8, 0.2, 0.1], &m, 0.5) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn confusion_counts_calls_at_a_threshold() {
+        let m = [true, true, true, false, false];
+        let c = Confusion::at(&[0.9, 0.5, 0.1, 0.5, 0.2], &m, 0.5);
+        assert_eq!((c.true_positives, c.false_positives, c.positives, c.negatives), (2, 1, 3, 2));
+        assert!((c.tpr() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((c.fpr() - 0.5).abs() < 1e-12);
+        assert!((c.precision() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((c.balanced_accuracy() - (2.0 / 3.0 + 0.5) / 2.0).abs() < 1e-12);
+        let none = Confusion::at(&[0.1, 0.2], &[true, false], 0.5);
+        assert_eq!((none.tpr(), none.fpr(), none.precision()), (0.0, 0.0, 0.0));
         assert!(roc(&[0.1], &[true, false]).is_err());
         assert!(roc(&[0.1, 0.2], &[true, true]).is_err());
         assert!(roc(&[f32::NAN, 0.2], &[true, false]).is_err());

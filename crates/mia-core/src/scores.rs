@@ -41,6 +41,18 @@ impl ScoreKind {
         Self::Correctness,
     ];
 
+    /// The name, as on the command line and in serde.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Confidence => "confidence",
+            Self::Loss => "loss",
+            Self::Entropy => "entropy",
+            Self::ModifiedEntropy => "modified-entropy",
+            Self::Top1 => "top1",
+            Self::Correctness => "correctness",
+        }
+    }
+
     /// Score of one logit row with true label `y` (a label out of range scores as never
     /// predicted: −∞ for the label-based scores).
     pub fn score(self, logits: &[f32], y: usize) -> f32 {
@@ -167,6 +179,14 @@ pub fn calibrate_per_class(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_the_serde_names() {
+        for k in ScoreKind::ALL {
+            let serde = serde_json::to_value(k).expect("serialises");
+            assert_eq!(serde.as_str(), Some(k.name()));
+        }
+    }
     use crate::metrics::balanced_accuracy;
 
     #[test]

@@ -5,7 +5,9 @@
 
 pub mod plots;
 pub mod png;
+mod render;
 pub mod report;
+mod sections;
 pub mod svg;
 
 pub use report::{ReportOptions, RunResults, write};

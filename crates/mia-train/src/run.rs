@@ -1,75 +1,14 @@
-//! The run directory, the hand-off between the trainer and the attack tools:
-//!
-//! | file | content |
-//! |---|---|
-//! | `config.json` | the [`crate::TrainConfig`] |
-//! | `model.json` | the [`mia_core::ModelConfig`] (architecture, input, classes, dropout) |
-//! | `split.json` | the [`mia_data::Split`]: who is a member, with a hash |
-//! | `model.bpk` | final weights (burnpack) |
-//! | `metrics.jsonl` | one [`crate::EpochMetrics`] per line |
-//! | `summary.json` | the [`crate::Summary`] |
-//! | `signals/indices.npy` | `int64 [N]` pool indices: the members, then the non-members |
-//! | `signals/logits.npy` | `float32 [N, C]` target logits on those examples |
-//! | `signals/labels.npy` | `int64 [N]` true labels |
-//! | `signals/is_member.npy` | `bool [N]` membership |
-//! | `checkpoint/eNNNN/` | `model.bpk`, `optim.bpk`, `state.json` after epoch NNNN (for `--resume`; the newest two are kept) |
-//!
-//! Every file is written atomically ([`write_atomic`]), so a killed process leaves complete
-//! files only.
+//! Reading and writing the run directory's files (JSON, npy, burnpack), each written
+//! atomically ([`write_atomic`]), so a killed process leaves complete files only. Which file
+//! lives where is [`mia_core::layout`]'s to say.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mia_core::npy::NpyArray;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::TrainError;
-
-/// Paths inside a run directory.
-#[derive(Debug, Clone)]
-pub struct RunPaths {
-    /// The run directory.
-    pub root: PathBuf,
-}
-
-impl RunPaths {
-    /// Paths under `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-    /// `config.json`.
-    pub fn config(&self) -> PathBuf {
-        self.root.join("config.json")
-    }
-    /// `model.json`.
-    pub fn model_config(&self) -> PathBuf {
-        self.root.join("model.json")
-    }
-    /// `split.json`.
-    pub fn split(&self) -> PathBuf {
-        self.root.join("split.json")
-    }
-    /// `model.bpk`.
-    pub fn weights(&self) -> PathBuf {
-        self.root.join("model.bpk")
-    }
-    /// `metrics.jsonl`.
-    pub fn metrics(&self) -> PathBuf {
-        self.root.join("metrics.jsonl")
-    }
-    /// `summary.json`.
-    pub fn summary(&self) -> PathBuf {
-        self.root.join("summary.json")
-    }
-    /// `signals/`.
-    pub fn signals(&self) -> PathBuf {
-        self.root.join("signals")
-    }
-    /// `checkpoint/`.
-    pub fn checkpoint(&self) -> PathBuf {
-        self.root.join("checkpoint")
-    }
-}
 
 /// Writes pretty JSON atomically (write to a temporary file, then rename).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {

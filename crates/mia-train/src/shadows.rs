@@ -33,7 +33,9 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use burn::prelude::Device;
+use mia_core::layout::{RunLayout, ShadowLayout};
 use mia_core::npy::NpyArray;
+use mia_core::rng::mix;
 use mia_core::{ModelConfig, Query};
 use mia_data::{Dataset, Split};
 use rand::SeedableRng;
@@ -41,10 +43,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::run::{RunPaths, read_json, write_json, write_npy};
-use crate::trainer::{
-    Fitted, Job, accuracy_and_loss, fit, mix, predict, predict_queries, save_record,
-};
+use crate::run::{read_json, write_json, write_npy};
+use crate::trainer::{Fitted, Job, accuracy_and_loss, fit, predict, predict_queries, save_record};
 use crate::{DefenseConfig, DeviceChoice, Observer, TrainConfig, TrainError};
 
 /// Which part of a job array this process is: it trains the shadows `i` with `i % of == index`.
@@ -167,7 +167,7 @@ pub trait ShadowObserver: Observer {
 pub fn keep_mask(seed: u64, index: usize, n: usize, in_size: usize, paired: bool) -> Vec<bool> {
     let draw = if paired { index / 2 } else { index };
     let mut perm: Vec<usize> = (0..n).collect();
-    perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed ^ 0x5AD0_5AD0, draw)));
+    perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed ^ 0x5AD0_5AD0, draw as u64)));
     let mut keep = vec![false; n];
     for &i in perm.iter().take(in_size) {
         keep[i] = true;
@@ -178,22 +178,48 @@ pub fn keep_mask(seed: u64, index: usize, n: usize, in_size: usize, paired: bool
     keep
 }
 
-/// Folder of shadow `index`.
-pub fn shadow_dir(dir: &Path, index: usize) -> PathBuf {
-    dir.join(format!("{index:03}"))
+/// The target's recipe with the shadow options' overrides (data folder, device, defense),
+/// range-checked.
+fn shadow_config(target: &TrainConfig, options: &ShadowOptions) -> Result<TrainConfig, TrainError> {
+    let mut config = target.clone();
+    if let Some(d) = &options.data_dir {
+        config.data_dir = d.clone();
+    }
+    if let Some(d) = options.device {
+        config.device = d;
+    }
+    if let Some(d) = &options.defense {
+        config.defense = d.clone();
+    }
+    config.validate()?;
+    Ok(config)
 }
 
-/// The finished shadows in `dir`, in index order.
-pub fn finished(dir: &Path) -> Vec<usize> {
-    let mut out: Vec<usize> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<usize>().ok())
-        .filter(|&i| shadow_dir(dir, i).join("summary.json").exists())
-        .collect();
-    out.sort_unstable();
-    out
+/// What every shadow shares, written once (by whichever shard comes first): the queried
+/// examples' labels and the target's logits on every query of them.
+fn write_target_outputs(
+    paths: &RunLayout,
+    pool: &ShadowLayout,
+    model_config: &ModelConfig,
+    ds: &Dataset,
+    queried: &[usize],
+    queries: &[Query],
+    device: &Device,
+) -> Result<(), TrainError> {
+    let labels_path = pool.labels();
+    if !labels_path.exists() {
+        let labels = queried.iter().map(|&i| i64::from(ds.labels[i])).collect();
+        write_npy(&labels_path, &NpyArray::i64(vec![queried.len()], labels)?)?;
+    }
+    let target_path = pool.target_logits();
+    if !target_path.exists() {
+        let bytes = std::fs::read(paths.weights()).map_err(|e| io(&paths.weights(), e))?;
+        let model = model_config.load_bytes(bytes, device)?;
+        let logits = predict_queries(&model, ds, queried, queries, device)?;
+        let shape = vec![queries.len(), queried.len(), ds.num_classes()];
+        write_npy(&target_path, &NpyArray::f32(shape, logits)?)?;
+    }
+    Ok(())
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
@@ -206,7 +232,7 @@ pub fn shadows(
     options: &ShadowOptions,
     observer: &mut dyn ShadowObserver,
 ) -> Result<ShadowReport, TrainError> {
-    let paths = RunPaths::new(run);
+    let paths = RunLayout::new(run);
     if !paths.summary().exists() {
         return Err(TrainError::Resume {
             path: run.into(),
@@ -214,24 +240,15 @@ pub fn shadows(
         });
     }
     let target: TrainConfig = read_json(&paths.config())?;
-    let dir = options.dir.clone().unwrap_or_else(|| run.join("shadows"));
-    let spec_path = dir.join("pool.json");
+    let pool = paths.shadows(options.dir.as_deref());
+    let dir = pool.root.clone();
+    let spec_path = pool.spec();
     let saved: Option<PoolSpec> =
         if spec_path.exists() { Some(read_json(&spec_path)?) } else { None };
     let queries = resolve_queries(options.queries, saved.as_ref(), &target)?;
     let model_config: ModelConfig = read_json(&paths.model_config())?;
     let split = Split::load(&paths.split())?;
-    let mut config = target.clone();
-    if let Some(d) = &options.data_dir {
-        config.data_dir = d.clone();
-    }
-    if let Some(d) = options.device {
-        config.device = d;
-    }
-    if let Some(d) = &options.defense {
-        config.defense = d.clone();
-    }
-    config.validate()?;
+    let config = shadow_config(&target, options)?;
     let ds = config.dataset.load(&config.data_dir, &config.load)?;
     if split.pool_size != ds.len() || split.dataset != ds.name {
         return Err(TrainError::Resume {
@@ -267,24 +284,11 @@ pub fn shadows(
         write_json(&spec_path, &spec)?;
     }
     let queried: Vec<usize> = candidates.iter().chain(&spec.population).copied().collect();
-    let classes = ds.num_classes();
-    let shape = vec![spec.queries.len(), queried.len(), classes];
+    let shape = vec![spec.queries.len(), queried.len(), ds.num_classes()];
     let base = config.device.device()?;
+    write_target_outputs(&paths, &pool, &model_config, &ds, &queried, &spec.queries, &base)?;
 
-    let labels_path = dir.join("labels.npy");
-    if !labels_path.exists() {
-        let labels = queried.iter().map(|&i| i64::from(ds.labels[i])).collect();
-        write_npy(&labels_path, &NpyArray::i64(vec![queried.len()], labels)?)?;
-    }
-    let target_path = dir.join("target_logits.npy");
-    if !target_path.exists() {
-        let bytes = std::fs::read(paths.weights()).map_err(|e| io(&paths.weights(), e))?;
-        let model = model_config.load_bytes(bytes, &base)?;
-        let logits = predict_queries(&model, &ds, &queried, &spec.queries, &base)?;
-        write_npy(&target_path, &NpyArray::f32(shape.clone(), logits)?)?;
-    }
-
-    let done = finished(&dir);
+    let done = pool.finished();
     let mine: Vec<usize> =
         (0..options.count).filter(|i| i % options.shard.of == options.shard.index).collect();
     let todo: Vec<usize> = mine.iter().copied().filter(|i| !done.contains(i)).collect();
@@ -299,7 +303,7 @@ pub fn shadows(
         model_config: &model_config,
         ds: &ds,
         split: &split,
-        dir: &dir,
+        pool: &pool,
         seed: target.seed,
         candidates: &candidates,
         in_size,
@@ -403,7 +407,7 @@ struct ShadowJob<'a> {
     model_config: &'a ModelConfig,
     ds: &'a Dataset,
     split: &'a Split,
-    dir: &'a Path,
+    pool: &'a ShadowLayout,
     seed: u64,
     candidates: &'a [usize],
     in_size: usize,
@@ -424,8 +428,8 @@ impl ShadowJob<'_> {
     ) -> Result<ShadowSummary, TrainError> {
         let (ds, split, n) = (self.ds, self.split, self.candidates.len());
         let classes = ds.num_classes();
-        let sdir = shadow_dir(self.dir, index);
-        let ckpt = sdir.join("checkpoint");
+        let files = self.pool.shadow(index);
+        let ckpt = files.checkpoint().dir;
         std::fs::create_dir_all(&ckpt).map_err(|e| io(&ckpt, e))?;
         let keep = keep_mask(self.seed, index, n, self.in_size, self.paired);
         let train: Vec<usize> =
@@ -438,8 +442,8 @@ impl ShadowJob<'_> {
             validation: &split.validation,
             test: &split.test,
             dir: &ckpt,
-            metrics: &sdir.join("metrics.jsonl"),
-            seed: mix(self.seed ^ 0x5AD0_0000, index),
+            metrics: &files.metrics(),
+            seed: mix(self.seed ^ 0x5AD0_0000, index as u64),
             eval_each_epoch: false,
         };
         // An interrupted shadow continues from its checkpoint.
@@ -472,10 +476,10 @@ impl ShadowJob<'_> {
             train_seconds: state.train_seconds,
             query_seconds,
         };
-        write_npy(&sdir.join("keep.npy"), &NpyArray::bool(vec![n], keep)?)?;
-        write_npy(&sdir.join("logits.npy"), &NpyArray::f32(self.shape.to_vec(), logits)?)?;
-        save_record(&model, &sdir.join("model.bpk"))?;
-        write_json(&sdir.join("summary.json"), &summary)?;
+        write_npy(&files.keep(), &NpyArray::bool(vec![n], keep)?)?;
+        write_npy(&files.logits(), &NpyArray::f32(self.shape.to_vec(), logits)?)?;
+        save_record(&model, &files.weights())?;
+        write_json(&files.summary(), &summary)?;
         // Another process finishing the same shadow (same seed, so the same bytes) may have
         // removed it first.
         match std::fs::remove_dir_all(&ckpt) {

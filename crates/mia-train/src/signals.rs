@@ -11,16 +11,18 @@ use std::path::Path;
 
 use burn::prelude::*;
 use mia_core::ModelConfig;
-use mia_core::inference::{GRADIENT_NORMS_FILE, RANDOM_INPUTS, RANDOM_LOGITS_FILE, hyga, mix};
+use mia_core::inference::{RANDOM_INPUTS, hyga};
 use mia_core::npy::NpyArray;
+use mia_core::rng::mix;
 use mia_data::Split;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::run::{RunPaths, read_json, write_npy};
-use crate::shadows::{PoolSpec, finished, shadow_dir};
+use crate::run::{read_json, write_npy};
+use crate::shadows::PoolSpec;
 use crate::trainer::{for_each_query_batch, read_f32};
 use crate::{DeviceChoice, TrainConfig, TrainError};
+use mia_core::layout::{DefenseSignalFiles, RunLayout, ShadowLayout};
 
 /// Which signals to make.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,32 +43,32 @@ pub fn defense_signals(
     data_dir: Option<&Path>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<usize>, TrainError> {
-    let shadows = finished(dir);
+    let pool = ShadowLayout::new(dir);
+    let shadows = pool.finished();
     if request == SignalRequest::default() {
         return Ok(shadows);
     }
-    let paths = RunPaths::new(run);
+    let paths = RunLayout::new(run);
     let mut config: TrainConfig = read_json(&paths.config())?;
     if let Some(d) = data_dir {
         config.data_dir = d.to_path_buf();
     }
     let model_config: ModelConfig = read_json(&paths.model_config())?;
-    let spec: PoolSpec = read_json(&dir.join("pool.json"))?;
+    let spec: PoolSpec = read_json(&pool.spec())?;
     let split = Split::load(&paths.split())?;
     let device = device.unwrap_or(config.device).device()?;
-    let models: Vec<(std::path::PathBuf, std::path::PathBuf, &str)> =
-        std::iter::once((paths.weights(), dir.to_path_buf(), "target_"))
+    let models: Vec<(std::path::PathBuf, DefenseSignalFiles)> =
+        std::iter::once((paths.weights(), pool.target_defense_signals()))
             .chain(shadows.iter().map(|&i| {
-                let s = shadow_dir(dir, i);
-                (s.join("model.bpk"), s, "")
+                let s = pool.shadow(i);
+                (s.weights(), s.defense_signals())
             }))
             .collect();
-    let todo = |folder: &Path, prefix: &str| {
-        (request.random_logits && !folder.join(format!("{prefix}{RANDOM_LOGITS_FILE}")).exists())
-            || (request.gradient_norms
-                && !folder.join(format!("{prefix}{GRADIENT_NORMS_FILE}")).exists())
+    let todo = |files: &DefenseSignalFiles| {
+        (request.random_logits && !files.random_logits.exists())
+            || (request.gradient_norms && !files.gradient_norms.exists())
     };
-    if !models.iter().any(|(_, f, p)| todo(f, p)) {
+    if !models.iter().any(|(_, f)| todo(f)) {
         return Ok(shadows);
     }
     let ds = config.dataset.load(&config.data_dir, &config.load)?;
@@ -78,15 +80,15 @@ pub fn defense_signals(
     }
     let queried: Vec<usize> =
         split.members.iter().chain(&split.non_members).chain(&spec.population).copied().collect();
-    for (m, (weights, folder, prefix)) in models.iter().enumerate() {
+    for (m, (weights, files)) in models.iter().enumerate() {
         progress(m, models.len());
-        if !todo(folder, prefix) {
+        if !todo(files) {
             continue;
         }
         let bytes = std::fs::read(weights)
             .map_err(|e| TrainError::Io { path: weights.clone(), reason: e.to_string() })?;
         let model = model_config.load_bytes(bytes, &device)?;
-        let random_path = folder.join(format!("{prefix}{RANDOM_LOGITS_FILE}"));
+        let random_path = &files.random_logits;
         if request.random_logits && !random_path.exists() {
             let input = ds.input;
             let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed ^ 0x4A3B, m as u64));
@@ -99,9 +101,9 @@ pub fn defense_signals(
             let x = mia_core::preprocess::batch_tensor(values, RANDOM_INPUTS, input, &device)?;
             let logits = read_f32(model.valid().forward(x))?;
             let shape = vec![RANDOM_INPUTS, ds.num_classes()];
-            write_npy(&random_path, &NpyArray::f32(shape, logits)?)?;
+            write_npy(random_path, &NpyArray::f32(shape, logits)?)?;
         }
-        let grad_path = folder.join(format!("{prefix}{GRADIENT_NORMS_FILE}"));
+        let grad_path = &files.gradient_norms;
         if request.gradient_norms && !grad_path.exists() {
             let frozen = hyga::for_gradients(model, &device);
             let mut norms = Vec::with_capacity(spec.queries.len() * queried.len());
@@ -114,7 +116,7 @@ pub fn defense_signals(
                 Ok(())
             })?;
             let shape = vec![spec.queries.len(), queried.len()];
-            write_npy(&grad_path, &NpyArray::f32(shape, norms)?)?;
+            write_npy(grad_path, &NpyArray::f32(shape, norms)?)?;
         }
     }
     progress(models.len(), models.len());

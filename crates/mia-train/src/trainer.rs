@@ -4,14 +4,16 @@
 //! never stopped.
 
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
+use mia_core::layout::{Checkpoints, Generation, RunLayout, Signals};
 use mia_core::npy::NpyArray;
+use mia_core::rng::mix;
 use mia_core::{Model, ModelConfig, Query, posterior};
 use mia_data::{Dataset, Samples, Split};
 use rand::SeedableRng;
@@ -20,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::defense::TrainingDefense;
-use crate::run::{RunPaths, read_json, write_atomic, write_json, write_npy};
+use crate::run::{read_json, write_atomic, write_json, write_npy};
 use crate::{TrainConfig, TrainError, augment};
 
 /// Metrics of one epoch.
@@ -123,10 +125,72 @@ pub(crate) struct LoopState {
     pub metrics: Vec<EpochMetrics>,
 }
 
-pub(crate) fn mix(seed: u64, epoch: usize) -> u64 {
-    let mut z = seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z ^ (z >> 31)
+/// Refuses to start over an existing run, to resume where there is none, or to resume with
+/// another configuration (the device may change).
+fn check_resume(config: &TrainConfig, paths: &RunLayout, resume: bool) -> Result<(), TrainError> {
+    let refuse =
+        |reason: &str| Err(TrainError::Resume { path: paths.root.clone(), reason: reason.into() });
+    let has_run = paths.config().exists();
+    if resume && !has_run {
+        return refuse("there is no run to resume there");
+    }
+    if !resume && has_run {
+        return refuse("a run already exists there (pass --resume to continue it)");
+    }
+    if resume {
+        let saved: TrainConfig = read_json(&paths.config())?;
+        if (TrainConfig { device: config.device, ..saved.clone() }) != *config {
+            return refuse("the configuration differs from the saved one");
+        }
+    }
+    Ok(())
+}
+
+/// The run's split: the saved one when resuming (on the same dataset), else a new draw,
+/// saved with the configuration.
+fn run_split(
+    config: &TrainConfig,
+    paths: &RunLayout,
+    ds: &Dataset,
+    resume: bool,
+) -> Result<Split, TrainError> {
+    if resume {
+        let s = Split::load(&paths.split())?;
+        if s.pool_size != ds.len() || s.dataset != ds.name {
+            return Err(TrainError::Resume {
+                path: paths.root.clone(),
+                reason: "the dataset changed since the run started".into(),
+            });
+        }
+        return Ok(s);
+    }
+    // Draw first, so a split that cannot be drawn leaves nothing behind.
+    let s = Split::draw(&ds.name, ds.len(), config.split, config.seed)?;
+    create_dirs(paths)?;
+    s.save(&paths.split())?;
+    write_json(&paths.config(), config)?;
+    Ok(s)
+}
+
+/// The attack signals: the target's logits on its members, then its non-members, with their
+/// pool indices, labels and membership.
+fn write_signals(
+    model: &Model,
+    ds: &Dataset,
+    split: &Split,
+    sig: &Signals,
+    device: &Device,
+) -> Result<(), TrainError> {
+    let indices: Vec<usize> = split.members.iter().chain(&split.non_members).copied().collect();
+    let logits = predict(model, ds, &indices, device)?;
+    let n = indices.len();
+    let index_values = indices.iter().map(|&i| i as i64).collect();
+    write_npy(&sig.indices(), &NpyArray::i64(vec![n], index_values)?)?;
+    write_npy(&sig.logits(), &NpyArray::f32(vec![n, ds.num_classes()], logits)?)?;
+    let labels = indices.iter().map(|&i| i64::from(ds.labels[i])).collect();
+    write_npy(&sig.labels(), &NpyArray::i64(vec![n], labels)?)?;
+    let membership = (0..n).map(|k| k < split.members.len()).collect();
+    write_npy(&sig.is_member(), &NpyArray::bool(vec![n], membership)?)
 }
 
 /// Builds a normalised input tensor and label tensor for `indices`.
@@ -258,8 +322,8 @@ fn load_record(model: Model, path: &Path) -> Result<Model, TrainError> {
     model.try_load_record(record).map_err(|e| TrainError::io(path, e))
 }
 
-fn create_dirs(paths: &RunPaths) -> Result<(), TrainError> {
-    for dir in [paths.checkpoint(), paths.signals()] {
+fn create_dirs(paths: &RunLayout) -> Result<(), TrainError> {
+    for dir in [paths.checkpoint().dir, paths.signals().dir] {
         std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
     }
     Ok(())
@@ -321,60 +385,33 @@ fn backend_rng_seed(device: &Device, seed: u64) {
     device.seed(seed);
 }
 
-/// Checkpoint generation of the state after `epoch` epochs: `DIR/eNNNN/` holding `model.bpk`,
-/// `optim.bpk` and `state.json`, each written atomically and `state.json` last, so a folder
-/// with `state.json` is complete. The newest two generations are kept: when the newest turns
-/// out unreadable, `--resume` falls back to the one before and, training being deterministic
-/// per epoch, reaches the same weights. (`best.bpk` for early stopping sits beside them: a
-/// replayed epoch rewrites it with the same weights.)
-fn generation_dir(dir: &Path, epoch: usize) -> PathBuf {
-    dir.join(format!("e{epoch:04}"))
-}
-
-/// Complete checkpoint folders in `dir`, newest first; a checkpoint of the older flat layout
-/// (`DIR/state.json`) counts as the oldest.
-fn generations(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let epoch = e.file_name().to_str()?.strip_prefix('e')?.parse::<usize>().ok()?;
-            Some((epoch, e.path()))
-        })
-        .filter(|(_, p)| p.join("state.json").exists())
-        .collect();
-    found.sort_by_key(|g| std::cmp::Reverse(g.0));
-    let mut out: Vec<PathBuf> = found.into_iter().map(|(_, p)| p).collect();
-    if dir.join("state.json").exists() {
-        out.push(dir.to_path_buf());
-    }
-    out
-}
-
+/// Checkpoint generations of the state after each epoch ([`Checkpoints`]): `eNNNN/` holding
+/// `model.bpk`, `optim.bpk` and `state.json`, each written atomically and `state.json` last,
+/// so a folder with `state.json` is complete. The newest two generations are kept: when the
+/// newest turns out unreadable, `--resume` falls back to the one before and, training being
+/// deterministic per epoch, reaches the same weights. (`best.bpk` for early stopping sits
+/// beside them: a replayed epoch rewrites it with the same weights.)
 fn save_checkpoint(
     dir: &Path,
     model: &Model,
     optim: &ModuleOptimizer,
     state: &LoopState,
 ) -> Result<(), TrainError> {
-    let generation = generation_dir(dir, state.next_epoch);
-    std::fs::create_dir_all(&generation).map_err(|e| TrainError::io(&generation, e))?;
-    save_record(model, &generation.join("model.bpk"))?;
-    let optim_path = generation.join("optim.bpk");
+    let checkpoints = Checkpoints { dir: dir.to_path_buf() };
+    let generation = checkpoints.generation(state.next_epoch);
+    std::fs::create_dir_all(&generation.dir).map_err(|e| TrainError::io(&generation.dir, e))?;
+    save_record(model, &generation.weights())?;
+    let optim_path = generation.optimizer();
     let bytes = optim.into_bytes().map_err(|e| TrainError::io(&optim_path, e))?;
     write_atomic(&optim_path, &bytes)?;
-    write_json(&generation.join("state.json"), state)?;
-    for old in generations(dir).into_iter().skip(2) {
-        let removed = if old == dir {
-            // The flat layout's files.
-            ["state.json", "model.bpk", "optim.bpk"]
-                .iter()
-                .try_for_each(|f| std::fs::remove_file(dir.join(f)))
+    write_json(&generation.state(), state)?;
+    for old in checkpoints.complete().into_iter().skip(2) {
+        let removed = if checkpoints.is_flat(&old) {
+            old.files().iter().try_for_each(std::fs::remove_file)
         } else {
-            std::fs::remove_dir_all(&old)
+            std::fs::remove_dir_all(&old.dir)
         };
-        removed.map_err(|e| TrainError::io(&old, e))?;
+        removed.map_err(|e| TrainError::io(&old.dir, e))?;
     }
     Ok(())
 }
@@ -387,13 +424,13 @@ struct Restored {
 }
 
 fn read_generation(
-    generation: &Path,
+    generation: &Generation,
     model: &Model,
     config: &TrainConfig,
 ) -> Result<Restored, TrainError> {
-    let state: LoopState = read_json(&generation.join("state.json"))?;
-    let model = load_record(model.clone(), &generation.join("model.bpk"))?;
-    let optim_path = generation.join("optim.bpk");
+    let state: LoopState = read_json(&generation.state())?;
+    let model = load_record(model.clone(), &generation.weights())?;
+    let optim_path = generation.optimizer();
     let bytes = std::fs::read(&optim_path).map_err(|e| TrainError::io(&optim_path, e))?;
     let optim = config
         .optimizer
@@ -413,7 +450,7 @@ fn restore_checkpoint(
     observer: &mut dyn Observer,
 ) -> Result<Option<Restored>, TrainError> {
     let mut first_error = None;
-    for generation in generations(dir) {
+    for generation in (Checkpoints { dir: dir.to_path_buf() }).complete() {
         match read_generation(&generation, model, config) {
             Ok(restored) => return Ok(Some(restored)),
             Err(e) => {
@@ -440,7 +477,7 @@ pub(crate) fn fit(
     resume: bool,
     observer: &mut dyn Observer,
 ) -> Result<Fitted, TrainError> {
-    let (config, ds) = (job.config, job.ds);
+    let config = job.config;
     let device = base.clone().autodiff();
     let mut model = {
         let _rng = backend_rng();
@@ -456,76 +493,31 @@ pub(crate) fn fit(
     if resume && let Some(restored) = restore_checkpoint(job.dir, &model, config, observer)? {
         (state, model, optim) = (restored.state, restored.model, restored.optim);
     }
+    let checkpoints = Checkpoints { dir: job.dir.to_path_buf() };
 
     let steps = job.train.len().div_ceil(config.batch_size);
     observer.on_start(state.next_epoch, config.epochs, steps);
     while state.next_epoch < config.epochs && !state.stopped {
         let epoch = state.next_epoch;
         let lr = config.schedule.lr(config.optimizer.lr, epoch, config.epochs);
-        backend_rng_seed(&device, mix(job.seed, epoch));
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(job.seed, epoch));
-        let mut order = job.train.to_vec();
-        order.shuffle(&mut rng);
-        let started = Instant::now();
-        let mut objective = 0f64;
-        for chunk in order.chunks(config.batch_size) {
-            let (x, y) = batch(ds, chunk, config.augment.then_some(&mut rng), &device)?;
-            let loss = defense.loss(model.forward(x), y, epoch); // [1]
-            let value = loss
-                .clone()
-                .try_into_data()
-                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
-                .try_to_vec::<f32>()
-                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
-                .first()
-                .copied()
-                .unwrap_or(f32::NAN);
-            if !value.is_finite() {
-                return Err(TrainError::Diverged { epoch: epoch + 1, loss: value });
-            }
-            objective += f64::from(value) * chunk.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-            observer.on_step(chunk.len(), value);
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        state.train_seconds += seconds;
-        state.images += order.len() as u64;
-
-        let eval = model.valid();
-        let ((train_acc, train_loss), (test_acc, test_loss)) = if job.eval_each_epoch {
-            (evaluate(&eval, ds, job.train, base)?, evaluate(&eval, ds, job.test, base)?)
-        } else {
-            ((f32::NAN, f32::NAN), (f32::NAN, f32::NAN))
-        };
-        let val_loss = if job.validation.is_empty() {
-            None
-        } else {
-            Some(evaluate(&eval, ds, job.validation, base)?.1)
-        };
-        let metrics = EpochMetrics {
-            epoch: epoch + 1,
-            lr,
-            train_objective: (objective / order.len().max(1) as f64) as f32,
-            train_acc,
-            train_loss,
-            test_acc,
-            test_loss,
-            val_loss,
-            train_seconds: seconds,
-            images_per_s: order.len() as f64 / seconds.max(1e-9),
-        };
-        if let (Some(patience), Some(v)) = (config.early_stopping, val_loss) {
+        let pass;
+        (model, pass) =
+            train_epoch(job, model, &mut optim, defense.as_ref(), &device, (epoch, lr), observer)?;
+        state.train_seconds += pass.seconds;
+        state.images += job.train.len() as u64;
+        let metrics = epoch_metrics(job, &model, base, epoch, lr, &pass)?;
+        if let (Some(patience), Some(v)) = (config.early_stopping, metrics.val_loss) {
             if state.best_val.is_none_or(|b| v < b) {
                 state.best_val = Some(v);
                 state.best_epoch = epoch + 1;
                 state.bad_epochs = 0;
-                save_record(&model, &job.dir.join("best.bpk"))?;
+                save_record(&model, &checkpoints.best())?;
             } else {
                 state.bad_epochs += 1;
                 state.stopped = state.bad_epochs >= patience;
             }
         }
+        let (train_acc, test_acc, seconds) = (metrics.train_acc, metrics.test_acc, pass.seconds);
         tracing::info!(epoch = epoch + 1, train_acc, test_acc, seconds, "epoch done");
         state.metrics.push(metrics.clone());
         state.next_epoch = epoch + 1;
@@ -543,10 +535,96 @@ pub(crate) fn fit(
 
     let mut kept_epoch = state.next_epoch;
     if config.early_stopping.is_some() && state.best_epoch > 0 {
-        model = load_record(model, &job.dir.join("best.bpk"))?;
+        model = load_record(model, &checkpoints.best())?;
         kept_epoch = state.best_epoch;
     }
     Ok(Fitted { model: model.valid(), state, kept_epoch })
+}
+
+/// One epoch's optimisation pass: the mean objective and the seconds it took.
+struct EpochPass {
+    objective: f64,
+    seconds: f64,
+}
+
+/// One pass over the training examples in epoch `epoch`'s seeded order, in batches, at
+/// learning rate `lr`.
+fn train_epoch(
+    job: &Job<'_>,
+    mut model: Model,
+    optim: &mut ModuleOptimizer,
+    defense: &dyn TrainingDefense,
+    device: &Device,
+    (epoch, lr): (usize, f64),
+    observer: &mut dyn Observer,
+) -> Result<(Model, EpochPass), TrainError> {
+    let (config, ds) = (job.config, job.ds);
+    backend_rng_seed(device, mix(job.seed, epoch as u64));
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(job.seed, epoch as u64));
+    let mut order = job.train.to_vec();
+    order.shuffle(&mut rng);
+    let started = Instant::now();
+    let mut objective = 0f64;
+    for chunk in order.chunks(config.batch_size) {
+        let (x, y) = batch(ds, chunk, config.augment.then_some(&mut rng), device)?;
+        let loss = defense.loss(model.forward(x), y, epoch); // [1]
+        let value = loss
+            .clone()
+            .try_into_data()
+            .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+            .try_to_vec::<f32>()
+            .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+            .first()
+            .copied()
+            .unwrap_or(f32::NAN);
+        if !value.is_finite() {
+            return Err(TrainError::Diverged { epoch: epoch + 1, loss: value });
+        }
+        objective += f64::from(value) * chunk.len() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+        observer.on_step(chunk.len(), value);
+    }
+    let pass = EpochPass {
+        objective: objective / order.len().max(1) as f64,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((model, pass))
+}
+
+/// The epoch's metrics: accuracy and loss on the members and the test set (when the job
+/// evaluates every epoch) and the validation loss (when there is a validation set).
+fn epoch_metrics(
+    job: &Job<'_>,
+    model: &Model,
+    base: &Device,
+    epoch: usize,
+    lr: f64,
+    pass: &EpochPass,
+) -> Result<EpochMetrics, TrainError> {
+    let (ds, eval) = (job.ds, model.valid());
+    let ((train_acc, train_loss), (test_acc, test_loss)) = if job.eval_each_epoch {
+        (evaluate(&eval, ds, job.train, base)?, evaluate(&eval, ds, job.test, base)?)
+    } else {
+        ((f32::NAN, f32::NAN), (f32::NAN, f32::NAN))
+    };
+    let val_loss = if job.validation.is_empty() {
+        None
+    } else {
+        Some(evaluate(&eval, ds, job.validation, base)?.1)
+    };
+    Ok(EpochMetrics {
+        epoch: epoch + 1,
+        lr,
+        train_objective: pass.objective as f32,
+        train_acc,
+        train_loss,
+        test_acc,
+        test_loss,
+        val_loss,
+        train_seconds: pass.seconds,
+        images_per_s: job.train.len() as f64 / pass.seconds.max(1e-9),
+    })
 }
 
 /// Trains the target model described by `config` into the run directory `out`.
@@ -559,47 +637,10 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<Summary, TrainError> {
     config.validate()?;
-    let paths = RunPaths::new(out);
-    let has_run = paths.config().exists();
-    if resume && !has_run {
-        return Err(TrainError::Resume {
-            path: out.into(),
-            reason: "there is no run to resume there".into(),
-        });
-    }
-    if !resume && has_run {
-        return Err(TrainError::Resume {
-            path: out.into(),
-            reason: "a run already exists there (pass --resume to continue it)".into(),
-        });
-    }
-    if resume {
-        let saved: TrainConfig = read_json(&paths.config())?;
-        if (TrainConfig { device: config.device, ..saved.clone() }) != *config {
-            return Err(TrainError::Resume {
-                path: out.into(),
-                reason: "the configuration differs from the saved one".into(),
-            });
-        }
-    }
+    let paths = RunLayout::new(out);
+    check_resume(config, &paths, resume)?;
     let ds = config.dataset.load(&config.data_dir, &config.load)?;
-    let split = if resume {
-        let s = Split::load(&paths.split())?;
-        if s.pool_size != ds.len() || s.dataset != ds.name {
-            return Err(TrainError::Resume {
-                path: out.into(),
-                reason: "the dataset changed since the run started".into(),
-            });
-        }
-        s
-    } else {
-        // Draw first, so a split that cannot be drawn leaves nothing behind.
-        let s = Split::draw(&ds.name, ds.len(), config.split, config.seed)?;
-        create_dirs(&paths)?;
-        s.save(&paths.split())?;
-        write_json(&paths.config(), config)?;
-        s
-    };
+    let split = run_split(config, &paths, &ds, resume)?;
     let model_config =
         ModelConfig::new(config.model, ds.input, ds.num_classes()).with_dropout(config.dropout);
     write_json(&paths.model_config(), &model_config)?;
@@ -612,31 +653,14 @@ pub fn train(
         train: &split.members,
         validation: &split.validation,
         test: &split.test,
-        dir: &paths.checkpoint(),
+        dir: &paths.checkpoint().dir,
         metrics: &paths.metrics(),
         seed: config.seed,
         eval_each_epoch: true,
     };
     let Fitted { model, state, kept_epoch } = fit(&job, &base, resume, observer)?;
     save_record(&model, &paths.weights())?;
-    let eval = model;
-
-    // Attack signals: target logits on members then non-members.
-    let indices: Vec<usize> = split.members.iter().chain(&split.non_members).copied().collect();
-    let logits = predict(&eval, &ds, &indices, &base)?;
-    let n = indices.len();
-    let sig = paths.signals();
-    write_npy(
-        &sig.join("indices.npy"),
-        &NpyArray::i64(vec![n], indices.iter().map(|&i| i as i64).collect())?,
-    )?;
-    write_npy(&sig.join("logits.npy"), &NpyArray::f32(vec![n, ds.num_classes()], logits.clone())?)?;
-    write_npy(
-        &sig.join("labels.npy"),
-        &NpyArray::i64(vec![n], indices.iter().map(|&i| i64::from(ds.labels[i])).collect())?,
-    )?;
-    let membership = (0..n).map(|k| k < split.members.len()).collect();
-    write_npy(&sig.join("is_member.npy"), &NpyArray::bool(vec![n], membership)?)?;
+    write_signals(&model, &ds, &split, &paths.signals(), &base)?;
 
     // The kept epoch was evaluated on exactly these weights; no need to run the test set again.
     let kept = state

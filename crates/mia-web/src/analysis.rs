@@ -4,65 +4,26 @@
 //! `mia-core`, so the numbers are the trainer's and are tested natively.
 
 use mia_core::CoreError;
-use mia_core::bundle::{LiraStats, ShadowOutputs};
+use mia_core::bundle::{BrowserAttack, LiraStats, ShadowOutputs};
 use mia_core::inference::{Chain, ModelContext, Row, Surrogate, released_logits};
 use mia_core::lira;
-use mia_core::metrics::{Roc, roc};
-use mia_core::posterior::softmax;
-use mia_core::scores::{ScoreKind, calibrate};
+use mia_core::metrics::{Confusion, Roc, roc};
+use mia_core::posterior::{argmax, softmax};
 
-/// The attacks the lab runs live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttackId {
-    /// p_y, as log-odds.
-    Confidence,
-    /// −CE.
-    Loss,
-    /// −Mentr (Song & Mittal).
-    ModifiedEntropy,
-    /// Online LiRA with the shipped (or re-fitted) per-example Gaussians.
-    Lira,
-}
-
-impl AttackId {
-    /// All, in display order.
-    pub const ALL: [AttackId; 4] =
-        [Self::Confidence, Self::Loss, Self::ModifiedEntropy, Self::Lira];
-
-    /// The name used by `mia attack` and the manifest.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Confidence => "confidence",
-            Self::Loss => "loss",
-            Self::ModifiedEntropy => "modified-entropy",
-            Self::Lira => "lira-online-fixed",
+/// One plain-language sentence on what `id` measures, for its chart.
+pub fn explain(id: BrowserAttack) -> &'static str {
+    match id {
+        BrowserAttack::Confidence => {
+            "How sure the model is of the true class, shown as log-odds log(p / (1 − p)) so that 99 % and 99.99 % stay apart. Models are usually surer on images they were trained on, so high confidence hints \"member\"."
         }
-    }
-
-    /// One plain-language sentence for the chart.
-    pub fn explain(self) -> &'static str {
-        match self {
-            Self::Confidence => {
-                "How sure the model is of the true class, shown as log-odds log(p / (1 − p)) so that 99 % and 99.99 % stay apart. Models are usually surer on images they were trained on, so high confidence hints \"member\"."
-            }
-            Self::Loss => {
-                "The training loss on the image (shown negated: higher = lower loss). Training drives the loss of members down."
-            }
-            Self::ModifiedEntropy => {
-                "Song & Mittal's modified entropy: low uncertainty concentrated on the true class. A sharper version of the confidence test."
-            }
-            Self::Lira => {
-                "LiRA compares the model's confidence with how shadow models behave when they did and did not train on this very image: a likelihood ratio, the strongest test here."
-            }
+        BrowserAttack::Loss => {
+            "The training loss on the image (shown negated: higher = lower loss). Training drives the loss of members down."
         }
-    }
-
-    fn score(self) -> Option<ScoreKind> {
-        match self {
-            Self::Confidence => Some(ScoreKind::Confidence),
-            Self::Loss => Some(ScoreKind::Loss),
-            Self::ModifiedEntropy => Some(ScoreKind::ModifiedEntropy),
-            Self::Lira => None,
+        BrowserAttack::ModifiedEntropy => {
+            "Song & Mittal's modified entropy: low uncertainty concentrated on the true class. A sharper version of the confidence test."
+        }
+        BrowserAttack::Lira => {
+            "LiRA compares the model's confidence with how shadow models behave when they did and did not train on this very image: a likelihood ratio, the strongest test here."
         }
     }
 }
@@ -80,7 +41,7 @@ pub enum Attacker {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttackView {
     /// Which attack.
-    pub id: AttackId,
+    pub id: BrowserAttack,
     /// Scores of the reference examples (higher = member).
     pub scores: Vec<f32>,
     /// ROC on the reference sample.
@@ -94,17 +55,8 @@ pub struct AttackView {
 impl AttackView {
     /// (TPR, FPR) of "member iff score ≥ t" on the reference sample.
     pub fn rates(&self, is_member: &[bool], t: f32) -> (f64, f64) {
-        let (mut tp, mut fp, mut p, mut n) = (0usize, 0usize, 0usize, 0usize);
-        for (s, m) in self.scores.iter().zip(is_member) {
-            if *m {
-                p += 1;
-                tp += usize::from(*s >= t);
-            } else {
-                n += 1;
-                fp += usize::from(*s >= t);
-            }
-        }
-        (tp as f64 / p.max(1) as f64, fp as f64 / n.max(1) as f64)
+        let c = Confusion::at(&self.scores, is_member, t);
+        (c.tpr(), c.fpr())
     }
 }
 
@@ -191,18 +143,14 @@ pub fn attacks(
         _ => None,
     };
     let mut out = Vec::new();
-    for id in AttackId::ALL {
-        let (scores, threshold) = match id.score() {
+    for id in BrowserAttack::ALL {
+        let (scores, threshold) = match id.score_kind() {
             Some(kind) => {
                 let scores: Vec<f32> =
                     released.chunks(c).zip(m.labels).map(|(z, &y)| kind.score(z, y)).collect();
                 let threshold = match (&defended, m.shadows) {
                     (Some(d), Some(sh)) => {
-                        let pooled: Vec<f32> = d
-                            .iter()
-                            .flat_map(|l| l.chunks(c).zip(m.labels).map(|(z, &y)| kind.score(z, y)))
-                            .collect();
-                        calibrate(&pooled, &sh.keep)?
+                        id.shadow_threshold(d.iter().map(Vec::as_slice), c, m.labels, &sh.keep)?
                     }
                     _ => {
                         m.thresholds.iter().find(|(k, _)| k == id.name()).map_or(f32::NAN, |t| t.1)
@@ -230,6 +178,57 @@ pub fn attacks(
     Ok(out)
 }
 
+/// One attack's verdict on an upload: its score against the attack's threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The attack.
+    pub attack: BrowserAttack,
+    /// The upload's score (higher = member).
+    pub score: f32,
+    /// The attacker's threshold (calibrated, or dragged by the student).
+    pub threshold: f32,
+    /// `score >= threshold`.
+    pub member: bool,
+}
+
+/// What the page says about one uploaded image on the current model.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UploadAnalysis {
+    /// The three likeliest classes and their released probabilities, likeliest first.
+    pub top: Vec<(usize, f32)>,
+    /// Every attack with a threshold, in display order.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// Upload number `index`'s view: its `logits` through `chain` (the defenses' noise seeded per
+/// upload from `seed`), its top three classes, and each attack's score at the label the
+/// attacker assumes (the prediction) against `threshold(attack)`; attacks without a
+/// threshold get no verdict.
+pub fn upload_analysis(
+    chain: &Chain,
+    logits: &[f32],
+    ctx: &ModelContext,
+    seed: u64,
+    index: usize,
+    lira: Option<&LiraStats>,
+    threshold: impl Fn(BrowserAttack) -> Option<f32>,
+) -> Result<UploadAnalysis, CoreError> {
+    let released = release(chain, logits, logits.len(), ctx, seed ^ (1 << 40) ^ index as u64)?;
+    let p = softmax(&released);
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    let top = order.iter().take(3).map(|&k| (k, p[k])).collect();
+    let label = argmax(&released);
+    let verdicts = upload_scores(&released, label, lira)
+        .into_iter()
+        .filter_map(|(attack, score)| {
+            let threshold = threshold(attack)?;
+            Some(Verdict { attack, score, threshold, member: score >= threshold })
+        })
+        .collect();
+    Ok(UploadAnalysis { top, verdicts })
+}
+
 /// Scores of one uploaded image for every attack, given its released logits and the label
 /// the attacker assumes (the prediction). LiRA uses the reference sample's average IN/OUT
 /// Gaussians, since an upload has no shadow statistics of its own.
@@ -237,10 +236,10 @@ pub fn upload_scores(
     released: &[f32],
     label: usize,
     lira: Option<&LiraStats>,
-) -> Vec<(AttackId, f32)> {
-    AttackId::ALL
+) -> Vec<(BrowserAttack, f32)> {
+    BrowserAttack::ALL
         .iter()
-        .filter_map(|&id| match id.score() {
+        .filter_map(|&id| match id.score_kind() {
             Some(kind) => Some((id, kind.score(released, label))),
             None => {
                 let stats = lira?;
@@ -258,6 +257,8 @@ pub fn upload_scores(
 
 #[cfg(test)]
 mod tests {
+    use mia_core::scores::ScoreKind;
+
     use super::*;
 
     /// Members have a larger true-class logit; 4 paired shadows behave alike.
@@ -306,7 +307,7 @@ mod tests {
         };
         let none = Chain::default();
         let views = attacks(&m, &none, &target, Attacker::Adaptive, 0).unwrap();
-        let lira = views.iter().find(|v| v.id == AttackId::Lira).unwrap();
+        let lira = views.iter().find(|v| v.id == BrowserAttack::Lira).unwrap();
         assert!(lira.auc > 0.9, "{}", lira.auc);
         let chain = Chain::parse("temperature:t=20").unwrap();
         let ctx = context(&chain, &target, 3, &member, &[], 0);
@@ -320,5 +321,25 @@ mod tests {
         assert!(tpr - fpr > 0.3, "the adaptive threshold still separates: {tpr} {fpr}");
         let up = upload_scores(&released[..3], 0, None);
         assert_eq!(up.len(), 3, "no LiRA without statistics");
+    }
+
+    #[test]
+    fn an_upload_gets_its_top_classes_and_a_verdict_per_attack_with_a_threshold() {
+        let logits = [0.0f32, 3.0, 1.0, -2.0];
+        let none = Chain::default();
+        let ctx = ModelContext::default();
+        let only_loss = |a: BrowserAttack| (a == BrowserAttack::Loss).then_some(-0.5);
+        let up = upload_analysis(&none, &logits, &ctx, 7, 0, None, only_loss).unwrap();
+        let classes: Vec<usize> = up.top.iter().map(|t| t.0).collect();
+        assert_eq!(classes, vec![1, 2, 0]);
+        assert_eq!(up.verdicts.len(), 1);
+        let v = &up.verdicts[0];
+        // Scored at the predicted class 1: log p_1 of softmax([0, 3, 1, −2]) ≈ −0.17 ≥ −0.5.
+        assert_eq!(v.attack, BrowserAttack::Loss);
+        assert!((v.score - ScoreKind::Loss.score(&logits, 1)).abs() < 1e-6);
+        assert!(v.member, "{v:?}");
+        let strict = upload_analysis(&none, &logits, &ctx, 7, 0, None, |_| Some(100.0)).unwrap();
+        assert_eq!(strict.verdicts.len(), 3, "no LiRA without statistics");
+        assert!(strict.verdicts.iter().all(|v| !v.member), "no score reaches 100: {strict:?}");
     }
 }

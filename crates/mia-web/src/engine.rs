@@ -231,7 +231,7 @@ pub fn noise_images(manifest: &Manifest) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     (0..RANDOM_INPUTS * manifest.input.numel())
         .map(|_| {
-            state = mia_core::inference::mix(state, 1);
+            state = mia_core::rng::mix(state, 1);
             (state >> 56) as u8
         })
         .collect()

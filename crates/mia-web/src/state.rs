@@ -7,7 +7,9 @@ use std::rc::Rc;
 use mia_core::inference::{Chain, Defense};
 use yew::Reducible;
 
-use crate::analysis::{AttackId, Attacker};
+use mia_core::bundle::BrowserAttack;
+
+use crate::analysis::Attacker;
 use crate::engine::{Backend, SharedBundle};
 
 /// One toggleable inference-time defense and its parameters.
@@ -195,7 +197,7 @@ pub enum Action {
     /// Naive or adaptive attacker.
     SetAttacker(Attacker),
     /// Drag a threshold (None resets to the attacker's).
-    SetThreshold(AttackId, Option<f32>),
+    SetThreshold(BrowserAttack, Option<f32>),
     /// An upload is decoded.
     Uploaded(UploadEntry),
     /// An upload's logits on a model.

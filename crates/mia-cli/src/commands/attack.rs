@@ -11,11 +11,12 @@ use mia_attack::{
     AttackInput, AttackKind, AttackOptions, AttackReport, InferenceInfo, QueryChoice, QueryInfo,
 };
 use mia_core::inference::Chain;
+use mia_core::layout::{ATTACKERS, ATTACKS, RunLayout};
 use mia_core::lira::{Center, OfflineForm};
-use mia_train::SignalRequest;
+use mia_train::{SignalRequest, Summary};
 
-use super::hinted;
 use super::train::Progress;
+use super::{decimal, hinted};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum CenterArg {
@@ -147,15 +148,9 @@ pub fn run(args: AttackArgs) -> Result<()> {
     let options = attack_options(&args)?;
     let (input, query_note) = select_queries(&args, input)?;
 
-    // Run metadata, when the run directory has it.
-    let summary: Option<serde_json::Value> = args
-        .run
-        .as_ref()
-        .and_then(|r| std::fs::read_to_string(r.join("summary.json")).ok())
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let field = |k: &str| summary.as_ref().and_then(|s| s.get(k).cloned());
-    let text = |k: &str| field(k).and_then(|v| v.as_str().map(str::to_string));
-    let number = |k: &str| field(k).and_then(|v| v.as_f64());
+    let summary = run_summary(args.run.as_deref())?;
+    let text = |f: fn(&Summary) -> &String| summary.as_ref().map(|s| f(s).clone());
+    let number = |f: fn(&Summary) -> f32| summary.as_ref().map(|s| decimal(f(s)));
 
     let template = AttackReport {
         version: 1,
@@ -164,11 +159,11 @@ pub fn run(args: AttackArgs) -> Result<()> {
             .label
             .clone()
             .unwrap_or_else(|| folder_name(args.run.as_deref().unwrap_or(&out))),
-        dataset: text("dataset"),
-        model: text("model"),
-        defense: text("defense"),
-        test_acc: number("test_acc"),
-        train_acc: number("train_acc"),
+        dataset: text(|s| &s.dataset),
+        model: text(|s| &s.model),
+        defense: text(|s| &s.defense),
+        test_acc: number(|s| s.test_acc),
+        train_acc: number(|s| s.train_acc),
         candidates: input.candidates(),
         members: input.is_member.iter().filter(|m| **m).count(),
         shadows: input.shadows.len(),
@@ -193,7 +188,7 @@ pub fn run(args: AttackArgs) -> Result<()> {
     println!("queries: {query_note}");
     let base = attack_set(&input, &kinds, all, &options, template.clone())?;
     base.write(&out, &input.is_member)?;
-    println!("wrote {}", out.join("attacks.json").display());
+    println!("wrote {}", out.join(ATTACKS).display());
 
     for chain in &chains {
         attack_through(
@@ -242,8 +237,8 @@ fn attack_through(
         .iter()
         .map(|a| (a.name.clone(), a.evaluation.auc, a.evaluation.advantage))
         .collect();
-    let folder = plan.out.join("inference").join(slug(&spec));
-    for (attacker, view) in [("naive", &d.naive), ("adaptive", &d.adaptive)] {
+    let (layout, chain_slug) = (RunLayout::new(plan.out), slug(&spec));
+    for (attacker, view) in ATTACKERS.into_iter().zip([&d.naive, &d.adaptive]) {
         println!("{attacker} attacker");
         let mut t = template.clone();
         t.label = format!("{} + {spec} ({attacker})", template.label);
@@ -262,11 +257,29 @@ fn attack_through(
             set.extend(AttackKind::fixed_thresholds());
         }
         let report = attack_set(view, &set, plan.all, plan.options, t)?;
-        let dir = folder.join(attacker);
+        let dir = layout.defended(&chain_slug, attacker);
         report.write(&dir, &input.is_member)?;
-        println!("wrote {}", dir.join("attacks.json").display());
+        println!("wrote {}", dir.join(ATTACKS).display());
     }
     Ok(())
+}
+
+/// The run's `summary.json` (`None` for plain `.npy` input); a summary that exists but does
+/// not parse is an error, not missing metadata.
+fn run_summary(run: Option<&Path>) -> Result<Option<Summary>> {
+    let Some(run) = run else { return Ok(None) };
+    let path = RunLayout::new(run).summary();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        hinted(
+            format!("{} does not parse: {e}", path.display()),
+            "it was written by another version of mia, or damaged: retrain the run with `mia train`",
+        )
+    })
 }
 
 /// The attack settings from the flags, range-checked.
@@ -328,8 +341,9 @@ fn defense_signals(args: &AttackArgs, chain: &Chain, shadows: usize) -> Result<D
             "HAMP and HyGA-ANI query the model (random inputs, input gradients): use --run",
         ));
     };
-    let dir = args.shadow_dir.clone().unwrap_or_else(|| run.join("shadows"));
-    if !dir.join("pool.json").exists() {
+    let pool = RunLayout::new(run).shadows(args.shadow_dir.as_deref());
+    let dir = pool.root.clone();
+    if !pool.spec().exists() {
         return Err(hinted(
             format!("no shadow folder at {}", dir.display()),
             "train shadow models first: `mia shadows --run RUN --count 16`",

@@ -317,8 +317,8 @@ fn attacks(args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let keep: Vec<bool> = (0..m * n).map(|_| rng.random_bool(0.5)).collect();
     let phi: Vec<f32> =
-        keep.iter().map(|&k| standard_normal(&mut rng) + if k { 1.0 } else { 0.0 }).collect();
-    let target: Vec<f32> = (0..n).map(|_| standard_normal(&mut rng)).collect();
+        keep.iter().map(|&k| mia_core::rng::normal(&mut rng) + if k { 1.0 } else { 0.0 }).collect();
+    let target: Vec<f32> = (0..n).map(|_| mia_core::rng::normal(&mut rng)).collect();
     let probs: Vec<f32> = (0..m * n).map(|_| rng.random::<f32>()).collect();
     let target_p: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
     let shape = SignalShape { models: m, examples: n, queries: 1 };
@@ -469,13 +469,6 @@ fn browser_fixture(bundle: &Path, out: &Path) -> Result<()> {
         out.display()
     );
     Ok(())
-}
-
-/// A standard normal draw (Box–Muller).
-fn standard_normal(rng: &mut impl Rng) -> f32 {
-    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-    let u2: f64 = rng.random();
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
 
 fn table(rows: &[Row]) -> String {

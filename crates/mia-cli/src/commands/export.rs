@@ -11,16 +11,16 @@ use clap::Args;
 use mia_attack::{AttackInput, AttackReport};
 use mia_core::ModelConfig;
 use mia_core::bundle::{
-    AttackSummary, FORMAT_VERSION, FileRef, LiraStats, Manifest, ModelEntry, ReferenceEntry,
-    ReferenceSample, ShadowOutputs,
+    AttackSummary, BrowserAttack, FORMAT_VERSION, FileRef, LiraStats, Manifest, ModelEntry,
+    ReferenceEntry, ReferenceSample, ShadowOutputs,
 };
+use mia_core::layout::RunLayout;
 use mia_core::lira;
 use mia_core::metrics;
-use mia_core::scores::{ScoreKind, calibrate};
 use mia_data::Split;
-use mia_train::{DeviceChoice, TrainConfig};
+use mia_train::{DeviceChoice, Summary, TrainConfig};
 
-use super::hinted;
+use super::{decimal, hinted};
 
 /// Arguments of `mia export`.
 #[derive(Args)]
@@ -43,14 +43,6 @@ pub struct ExportArgs {
     provenance: String,
 }
 
-/// The attacks the browser recomputes, with the score it uses.
-pub const BROWSER_ATTACKS: [(&str, Option<ScoreKind>); 4] = [
-    ("confidence", Some(ScoreKind::Confidence)),
-    ("loss", Some(ScoreKind::Loss)),
-    ("modified-entropy", Some(ScoreKind::ModifiedEntropy)),
-    ("lira-online-fixed", None),
-];
-
 fn json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -68,7 +60,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         return Err(hinted("--reference must be an even number ≥ 2", "e.g. --reference 1000"));
     }
     let first = &args.runs[0];
-    let split = Split::load(&first.join("split.json"))?;
+    let split = Split::load(&RunLayout::new(first).split())?;
     let half = args.reference / 2;
     if split.members.len() < half || split.non_members.len() < half {
         return Err(hinted(
@@ -80,7 +72,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
             "lower --reference",
         ));
     }
-    let mut config: TrainConfig = json(&first.join("config.json"))?;
+    let mut config: TrainConfig = json(&RunLayout::new(first).config())?;
     if let Some(d) = &args.data_dir {
         config.data_dir = d.clone();
     }
@@ -115,7 +107,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "model".into());
-        let other = Split::load(&run.join("split.json"))?;
+        let other = Split::load(&RunLayout::new(run).split())?;
         if other.sha256 != split.sha256 {
             return Err(hinted(
                 format!("{} has another split than {}", run.display(), first.display()),
@@ -156,18 +148,18 @@ pub fn run(args: ExportArgs) -> Result<()> {
 }
 
 fn export_model(run: &Path, id: &str, rows: &[usize], out: &Path) -> Result<ModelEntry> {
-    let config: TrainConfig = json(&run.join("config.json"))?;
-    let model_config: ModelConfig = json(&run.join("model.json"))?;
-    let summary: serde_json::Value = json(&run.join("summary.json"))?;
-    let report_path = run.join("attacks.json");
-    if !report_path.exists() {
+    let layout = RunLayout::new(run);
+    let config: TrainConfig = json(&layout.config())?;
+    let model_config: ModelConfig = json(&layout.model_config())?;
+    let summary: Summary = json(&layout.summary())?;
+    if !layout.attacks().exists() {
         return Err(hinted(
             format!("{} has no attack results", run.display()),
             format!("run `mia shadows --run {0}` and `mia attack --run {0}` first", run.display()),
         ));
     }
     let (report, _) = AttackReport::read(run)?;
-    let weights = std::fs::read(run.join("model.bpk"))?;
+    let weights = std::fs::read(layout.weights())?;
     // The weights must decode into the architecture before they are shipped.
     model_config.load_bytes(weights.clone(), &DeviceChoice::Flex.device()?)?;
     let weights_name = format!("{id}.bpk");
@@ -176,83 +168,111 @@ fn export_model(run: &Path, id: &str, rows: &[usize], out: &Path) -> Result<Mode
     // Reference-sample scores from the target's own logits (identity query), and the shadows
     // for thresholds and LiRA statistics.
     let input = AttackInput::from_run(run, None)?;
-    let labels: Vec<usize> = rows.iter().map(|&r| input.labels[r]).collect();
-    let member: Vec<bool> = rows.iter().map(|&r| input.is_member[r]).collect();
-    let n = input.candidates();
-    let s = input.shadows.len();
-    let mut lira_file = None;
-    let mut lira_scores = None;
-    let mut shadow_file = None;
-    if s > 0 {
-        let outputs = ShadowOutputs {
-            shadows: s,
-            examples: rows.len(),
-            classes: input.target.classes,
-            keep: input.shadows.iter().flat_map(|sh| rows.iter().map(|&r| sh.keep[r])).collect(),
-            logits: input
-                .shadows
-                .iter()
-                .flat_map(|sh| rows.iter().flat_map(|&r| sh.logits.row(0, r).to_vec()))
-                .collect(),
-        };
-        let bytes = outputs.encode();
-        let name = format!("{id}.shadows.bin");
-        write(&out.join(&name), &bytes)?;
-        shadow_file = Some(FileRef::describe(&name, &bytes));
+    let shadow_outputs = shadow_outputs(&input, rows, id, out)?;
+    let lira = lira_statistics(&input, rows, id, out)?;
+    let reference = Reference {
+        input: &input,
+        rows,
+        member: rows.iter().map(|&r| input.is_member[r]).collect(),
+        lira_scores: lira.as_ref().map(|l| l.1.clone()),
+    };
+    let attacks =
+        report.attacks.iter().map(|a| reference.summary(a)).collect::<Result<Vec<_>>>()?;
+    let defense = serde_json::to_value(&config.defense)?;
+    let mut label = defense.get("name").and_then(|v| v.as_str()).unwrap_or("erm").to_string();
+    if config.dropout > 0.0 {
+        label = format!("{label} + dropout {}", config.dropout);
     }
-    if s >= 2 {
-        let mut phi = Vec::with_capacity(s * rows.len());
-        let mut keep = Vec::with_capacity(s * rows.len());
-        for sh in &input.shadows {
-            for &r in rows {
-                phi.push(lira::logit_confidence(sh.logits.row(0, r), input.labels[r]));
-                keep.push(sh.keep[r]);
-            }
-        }
-        let stats = LiraStats::fit(&phi, &keep, s, rows.len())?;
-        let target: Vec<f32> = rows
+    Ok(ModelEntry {
+        id: id.into(),
+        label,
+        config: model_config,
+        training_defense: serde_json::json!({ "loss": defense, "dropout": config.dropout }),
+        train_acc: decimal(summary.train_acc),
+        test_acc: decimal(summary.test_acc),
+        attacks,
+        weights: FileRef::describe(&weights_name, &weights),
+        lira: lira.map(|l| l.0),
+        shadow_outputs,
+        shadows: input.shadows.len(),
+    })
+}
+
+/// Writes `<id>.shadows.bin`: every shadow's identity-query logits on the reference rows and
+/// whether it trained on each (the page's adaptive attacker). `None` without shadows.
+fn shadow_outputs(
+    input: &AttackInput,
+    rows: &[usize],
+    id: &str,
+    out: &Path,
+) -> Result<Option<FileRef>> {
+    if input.shadows.is_empty() {
+        return Ok(None);
+    }
+    let outputs = ShadowOutputs {
+        shadows: input.shadows.len(),
+        examples: rows.len(),
+        classes: input.target.classes,
+        keep: input.shadows.iter().flat_map(|sh| rows.iter().map(|&r| sh.keep[r])).collect(),
+        logits: input
+            .shadows
             .iter()
-            .map(|&r| lira::logit_confidence(input.target.row(0, r), input.labels[r]))
-            .collect();
-        lira_scores = Some((0..rows.len()).map(|i| stats.online(i, target[i])).collect::<Vec<_>>());
-        let bytes = stats.encode();
-        let name = format!("{id}.lira.bin");
-        write(&out.join(&name), &bytes)?;
-        lira_file = Some(FileRef::describe(&name, &bytes));
+            .flat_map(|sh| rows.iter().flat_map(|&r| sh.logits.row(0, r).to_vec()))
+            .collect(),
+    };
+    let bytes = outputs.encode();
+    let name = format!("{id}.shadows.bin");
+    write(&out.join(&name), &bytes)?;
+    Ok(Some(FileRef::describe(&name, &bytes)))
+}
+
+/// Writes `<id>.lira.bin` (the page's LiRA statistics, fitted on the shadows) and returns it
+/// with the target's online LiRA scores on the reference rows. `None` under two shadows.
+fn lira_statistics(
+    input: &AttackInput,
+    rows: &[usize],
+    id: &str,
+    out: &Path,
+) -> Result<Option<(FileRef, Vec<f32>)>> {
+    let s = input.shadows.len();
+    if s < 2 {
+        return Ok(None);
     }
-    let mut attacks = Vec::new();
-    for a in &report.attacks {
-        let browser = BROWSER_ATTACKS.iter().find(|(name, _)| *name == a.name);
-        let (reference_auc, threshold) = match browser {
-            Some((_, Some(kind))) => {
-                let scores: Vec<f32> = rows
-                    .iter()
-                    .zip(&labels)
-                    .map(|(&r, &y)| kind.score(input.target.row(0, r), y))
-                    .collect();
-                let auc = metrics::evaluate(&scores, &member)?.auc;
-                let threshold = if s > 0 {
-                    let (mut pooled, mut keep) = (Vec::new(), Vec::new());
-                    for sh in &input.shadows {
-                        for i in 0..n {
-                            pooled.push(kind.score(sh.logits.row(0, i), input.labels[i]));
-                            keep.push(sh.keep[i]);
-                        }
-                    }
-                    Some(calibrate(&pooled, &keep)?)
-                } else {
-                    None
-                };
-                (Some(auc), threshold)
-            }
-            // LiRA's likelihood ratio decides "member" above 0 (equal priors).
-            Some((_, None)) => match &lira_scores {
-                Some(scores) => (Some(metrics::evaluate(scores, &member)?.auc), Some(0.0)),
-                None => (None, None),
-            },
+    let phi_of =
+        |l: &mia_attack::Logits, r: usize| lira::logit_confidence(l.row(0, r), input.labels[r]);
+    let mut phi = Vec::with_capacity(s * rows.len());
+    let mut keep = Vec::with_capacity(s * rows.len());
+    for sh in &input.shadows {
+        phi.extend(rows.iter().map(|&r| phi_of(&sh.logits, r)));
+        keep.extend(rows.iter().map(|&r| sh.keep[r]));
+    }
+    let stats = LiraStats::fit(&phi, &keep, s, rows.len())?;
+    let scores =
+        rows.iter().enumerate().map(|(i, &r)| stats.online(i, phi_of(&input.target, r))).collect();
+    let bytes = stats.encode();
+    let name = format!("{id}.lira.bin");
+    write(&out.join(&name), &bytes)?;
+    Ok(Some((FileRef::describe(&name, &bytes), scores)))
+}
+
+/// The reference sample as the page sees it: which candidate rows, their membership, and the
+/// target's online LiRA scores on them (when there are statistics).
+struct Reference<'a> {
+    input: &'a AttackInput,
+    rows: &'a [usize],
+    member: Vec<bool>,
+    lira_scores: Option<Vec<f32>>,
+}
+
+impl Reference<'_> {
+    /// The manifest's entry for attack `a`: its native numbers and, for an attack the page
+    /// recomputes, its AUC on the reference sample and its threshold calibrated on shadows.
+    fn summary(&self, a: &mia_attack::AttackResult) -> Result<AttackSummary> {
+        let (reference_auc, threshold) = match BrowserAttack::parse(&a.name) {
+            Some(browser) => self.browser(browser)?,
             None => (None, None),
         };
-        attacks.push(AttackSummary {
+        Ok(AttackSummary {
             name: a.name.clone(),
             auc: a.evaluation.auc,
             advantage: a.evaluation.advantage,
@@ -264,25 +284,31 @@ fn export_model(run: &Path, id: &str, rows: &[usize], out: &Path) -> Result<Mode
                 .map_or(0.0, |t| t.tpr),
             reference_auc,
             threshold,
-        });
+        })
     }
-    let number = |k: &str| summary.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
-    let defense = serde_json::to_value(&config.defense)?;
-    let mut label = defense.get("name").and_then(|v| v.as_str()).unwrap_or("erm").to_string();
-    if config.dropout > 0.0 {
-        label = format!("{label} + dropout {}", config.dropout);
+
+    /// (reference-sample AUC, shadow-calibrated threshold) of a browser attack.
+    fn browser(&self, attack: BrowserAttack) -> Result<(Option<f64>, Option<f32>)> {
+        let input = self.input;
+        let scores = match attack.score_kind() {
+            Some(kind) => Some(
+                self.rows
+                    .iter()
+                    .map(|&r| kind.score(input.target.row(0, r), input.labels[r]))
+                    .collect::<Vec<f32>>(),
+            ),
+            None => self.lira_scores.clone(),
+        };
+        let Some(scores) = scores else { return Ok((None, None)) };
+        let threshold = if input.shadows.is_empty() {
+            None
+        } else {
+            let (n, c) = (input.candidates(), input.target.classes);
+            let shadows = input.shadows.iter().map(|sh| &sh.logits.data[..n * c]);
+            let keep: Vec<bool> =
+                input.shadows.iter().flat_map(|sh| sh.keep[..n].iter().copied()).collect();
+            Some(attack.shadow_threshold(shadows, c, &input.labels[..n], &keep)?)
+        };
+        Ok((Some(metrics::evaluate(&scores, &self.member)?.auc), threshold))
     }
-    Ok(ModelEntry {
-        id: id.into(),
-        label,
-        config: model_config,
-        training_defense: serde_json::json!({ "loss": defense, "dropout": config.dropout }),
-        train_acc: number("train_acc"),
-        test_acc: number("test_acc"),
-        attacks,
-        weights: FileRef::describe(&weights_name, &weights),
-        lira: lira_file,
-        shadow_outputs: shadow_file,
-        shadows: s,
-    })
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
+use mia_core::layout::RunLayout;
 use mia_report::{ReportOptions, RunResults};
 
 /// Arguments of `mia report`.
@@ -37,21 +38,7 @@ fn folders(dir: &Path, with_inference: bool) -> Vec<PathBuf> {
     if !with_inference {
         return out;
     }
-    let mut specs: Vec<PathBuf> = std::fs::read_dir(dir.join("inference"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    specs.sort();
-    for spec in specs {
-        for attacker in ["naive", "adaptive"] {
-            let d = spec.join(attacker);
-            if d.join("attacks.json").exists() {
-                out.push(d);
-            }
-        }
-    }
+    out.extend(RunLayout::new(dir).defended_outputs());
     out
 }
 

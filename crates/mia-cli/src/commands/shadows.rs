@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use mia_core::layout::RunLayout;
 use mia_train::shadows::ShadowSummary;
 use mia_train::{DefenseConfig, EpochMetrics, Observer, ShadowObserver, ShadowOptions, Shard};
 
@@ -81,8 +82,10 @@ impl ShadowObserver for ShadowProgress {
 
 /// Runs `mia shadows`.
 pub fn run(args: ShadowsArgs) -> Result<()> {
-    let dir =
-        args.dir.clone().or_else(|| args.undefended.then(|| args.run.join("shadows-undefended")));
+    let dir = args
+        .dir
+        .clone()
+        .or_else(|| args.undefended.then(|| RunLayout::new(&args.run).undefended_shadows().root));
     let options = ShadowOptions {
         count: args.count,
         shard: args.shard,

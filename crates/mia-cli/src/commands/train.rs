@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use mia_core::layout::RunLayout;
 use mia_train::config::{OptimizerKind, Schedule};
 use mia_train::defense::{RelaxVariant, SmoothingForm};
 use mia_train::{DefenseConfig, EpochMetrics, Observer, TrainConfig};
@@ -160,8 +161,10 @@ fn parse_kebab<T: serde::de::DeserializeOwned>(what: &str, value: &str) -> Resul
 }
 
 impl TrainArgs {
-    fn config(&self) -> Result<TrainConfig> {
-        let mut c = match &self.config {
+    /// The configuration the flags override: the `--config` file, the saved one when
+    /// resuming, else the defaults.
+    fn base_config(&self) -> Result<TrainConfig> {
+        Ok(match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     hinted(
@@ -172,9 +175,39 @@ impl TrainArgs {
                 TrainConfig::from_toml(&text)
                     .with_context(|| format!("in config file {}", path.display()))?
             }
-            None if self.resume => mia_train::run::read_json(&self.out.join("config.json"))?,
+            None if self.resume => mia_train::run::read_json(&RunLayout::new(&self.out).config())?,
             None => TrainConfig::default(),
-        };
+        })
+    }
+
+    /// The training-time defense `--defense` names, with its parameters' flags.
+    fn defense_config(&self, d: DefenseName) -> Result<DefenseConfig> {
+        Ok(match d {
+            DefenseName::Erm => DefenseConfig::Erm,
+            DefenseName::LabelSmoothing => DefenseConfig::LabelSmoothing {
+                epsilon: self.epsilon.unwrap_or(0.1),
+                form: match &self.smoothing_form {
+                    Some(f) => parse_kebab::<SmoothingForm>("smoothing form", f)?,
+                    None => SmoothingForm::Uniform,
+                },
+            },
+            DefenseName::ConfidencePenalty => {
+                DefenseConfig::ConfidencePenalty { beta: self.beta.unwrap_or(0.1) }
+            }
+            DefenseName::Relaxloss => DefenseConfig::Relaxloss {
+                alpha: self.alpha.unwrap_or(1.0),
+                variant: match &self.relax_variant {
+                    Some(v) => parse_kebab::<RelaxVariant>("relaxloss variant", v)?,
+                    None => RelaxVariant::Cifar,
+                },
+                upper: self.upper.unwrap_or(1.0),
+            },
+        })
+    }
+
+    /// The run's configuration: the base one with every flag given applied on top.
+    fn config(&self) -> Result<TrainConfig> {
+        let mut c = self.base_config()?;
         if let Some(d) = &self.dataset {
             c.dataset = d.parse()?;
         }
@@ -192,27 +225,7 @@ impl TrainArgs {
             c.model = m.parse()?;
         }
         if let Some(d) = self.defense {
-            c.defense = match d {
-                DefenseName::Erm => DefenseConfig::Erm,
-                DefenseName::LabelSmoothing => DefenseConfig::LabelSmoothing {
-                    epsilon: self.epsilon.unwrap_or(0.1),
-                    form: match &self.smoothing_form {
-                        Some(f) => parse_kebab::<SmoothingForm>("smoothing form", f)?,
-                        None => SmoothingForm::Uniform,
-                    },
-                },
-                DefenseName::ConfidencePenalty => {
-                    DefenseConfig::ConfidencePenalty { beta: self.beta.unwrap_or(0.1) }
-                }
-                DefenseName::Relaxloss => DefenseConfig::Relaxloss {
-                    alpha: self.alpha.unwrap_or(1.0),
-                    variant: match &self.relax_variant {
-                        Some(v) => parse_kebab::<RelaxVariant>("relaxloss variant", v)?,
-                        None => RelaxVariant::Cifar,
-                    },
-                    upper: self.upper.unwrap_or(1.0),
-                },
-            };
+            c.defense = self.defense_config(d)?;
         }
         set(&mut c.dropout, self.dropout);
         set(&mut c.optimizer.weight_decay, self.weight_decay);

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::models::Model;
 use crate::posterior::softmax;
 
-use super::normal;
+use crate::rng::normal;
 
 /// HyGA-ANI's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 use crate::posterior::{argmax, entropy, softmax};
+pub use crate::rng::{mix, normal};
 
 pub use memguard::Surrogate;
 
@@ -165,19 +166,71 @@ impl Carrier {
     }
 }
 
-/// SplitMix64 finaliser: decorrelates (seed, id, step) into one stream seed.
-pub fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// The k largest posteriors; the rest of the mass spread evenly over the other classes.
+fn top_k(p: &[f32], k: usize) -> Vec<f32> {
+    let order = ranking(p);
+    let k = k.min(p.len());
+    let kept: f32 = order[..k].iter().map(|&i| p[i]).sum();
+    let rest = if k < p.len() { (1.0 - kept).max(0.0) / (p.len() - k) as f32 } else { 0.0 };
+    let mut out = vec![rest; p.len()];
+    order[..k].iter().for_each(|&i| out[i] = p[i]);
+    out
 }
 
-/// A standard normal draw (Box–Muller; platform-independent given the stream).
-pub fn normal(rng: &mut ChaCha8Rng) -> f32 {
-    let u1 = rng.random::<f64>().max(1e-300);
-    let u2 = rng.random::<f64>();
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+/// Lee et al.'s reverse sigmoid: p − β(σ(γ·logit p) − ½), clipped and renormalised.
+fn reverse_sigmoid(p: &[f32], beta: f32, gamma: f32) -> Vec<f32> {
+    let mut out: Vec<f32> = p
+        .iter()
+        .map(|&v| {
+            let v = v.clamp(1e-9, 1.0 - 1e-9);
+            let logit = (v / (1.0 - v)).ln();
+            let r = beta * (1.0 / (1.0 + (-gamma * logit).exp()) - 0.5);
+            (v - r).clamp(0.0, 1.0)
+        })
+        .collect();
+    renormalise(&mut out);
+    out
+}
+
+/// DynaNoise: logit noise with variance σ₀²(1 + λR), R the risk 1 − H/log k, then a
+/// temperature-T softmax, averaged over `m` draws.
+fn dynanoise(
+    z: &[f32],
+    sigma2: f32,
+    lambda: f32,
+    t: f32,
+    m: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f32> {
+    let k = z.len() as f32;
+    let risk = 1.0 - entropy(&softmax(z)) / k.ln();
+    let sd = (sigma2 * (1.0 + lambda * risk)).max(0.0).sqrt();
+    let mut mean = vec![0f32; z.len()];
+    for _ in 0..m {
+        let noisy: Vec<f32> = z.iter().map(|v| (v + sd * normal(rng)) / t).collect();
+        softmax(&noisy).iter().zip(&mut mean).for_each(|(p, s)| *s += p / m as f32);
+    }
+    mean
+}
+
+/// HAMP's output modification: a random reference posterior, re-ordered to `p`'s ranking.
+fn hamp(p: &[f32], ctx: &ModelContext, rng: &mut ChaCha8Rng) -> Result<Vec<f32>, CoreError> {
+    if ctx.references.is_empty() {
+        return Err(CoreError::DefenseContext(
+            "hamp needs the model's posteriors on random inputs".into(),
+        ));
+    }
+    let r = &ctx.references[rng.random_range(0..ctx.references.len())];
+    if r.len() != p.len() {
+        return Err(CoreError::DefenseContext(format!(
+            "hamp reference has {} classes, the model {}",
+            r.len(),
+            p.len()
+        )));
+    }
+    let mut out = vec![0f32; p.len()];
+    ranking(p).iter().zip(r).for_each(|(&i, &v)| out[i] = v);
+    Ok(out)
 }
 
 fn renormalise(p: &mut [f32]) {
@@ -364,17 +417,7 @@ impl Defense {
         rng: &mut ChaCha8Rng,
     ) -> Result<Carrier, CoreError> {
         Ok(match *self {
-            Defense::TopK { k } => {
-                let p = x.probs();
-                let order = ranking(&p);
-                let k = k.min(p.len());
-                let kept: f32 = order[..k].iter().map(|&i| p[i]).sum();
-                let rest =
-                    if k < p.len() { (1.0 - kept).max(0.0) / (p.len() - k) as f32 } else { 0.0 };
-                let mut out = vec![rest; p.len()];
-                order[..k].iter().for_each(|&i| out[i] = p[i]);
-                Carrier::Probs(out)
-            }
+            Defense::TopK { k } => Carrier::Probs(top_k(&x.probs(), k)),
             Defense::Label => {
                 let p = x.probs();
                 let mut out = vec![0.0; p.len()];
@@ -401,50 +444,12 @@ impl Defense {
                 Carrier::Probs(p)
             }
             Defense::ReverseSigmoid { beta, gamma } => {
-                let mut p: Vec<f32> = x
-                    .probs()
-                    .iter()
-                    .map(|&v| {
-                        let v = v.clamp(1e-9, 1.0 - 1e-9);
-                        let logit = (v / (1.0 - v)).ln();
-                        let r = beta * (1.0 / (1.0 + (-gamma * logit).exp()) - 0.5);
-                        (v - r).clamp(0.0, 1.0)
-                    })
-                    .collect();
-                renormalise(&mut p);
-                Carrier::Probs(p)
+                Carrier::Probs(reverse_sigmoid(&x.probs(), beta, gamma))
             }
             Defense::DynaNoise { sigma2, lambda, t, m } => {
-                let z = x.logits();
-                let k = z.len() as f32;
-                let risk = 1.0 - entropy(&softmax(&z)) / k.ln();
-                let sd = (sigma2 * (1.0 + lambda * risk)).max(0.0).sqrt();
-                let mut mean = vec![0f32; z.len()];
-                for _ in 0..m {
-                    let noisy: Vec<f32> = z.iter().map(|v| (v + sd * normal(rng)) / t).collect();
-                    softmax(&noisy).iter().zip(&mut mean).for_each(|(p, s)| *s += p / m as f32);
-                }
-                Carrier::Probs(mean)
+                Carrier::Probs(dynanoise(&x.logits(), sigma2, lambda, t, m, rng))
             }
-            Defense::Hamp => {
-                if ctx.references.is_empty() {
-                    return Err(CoreError::DefenseContext(
-                        "hamp needs the model's posteriors on random inputs".into(),
-                    ));
-                }
-                let p = x.probs();
-                let r = &ctx.references[rng.random_range(0..ctx.references.len())];
-                if r.len() != p.len() {
-                    return Err(CoreError::DefenseContext(format!(
-                        "hamp reference has {} classes, the model {}",
-                        r.len(),
-                        p.len()
-                    )));
-                }
-                let mut out = vec![0f32; p.len()];
-                ranking(&p).iter().zip(r).for_each(|(&i, &v)| out[i] = v);
-                Carrier::Probs(out)
-            }
+            Defense::Hamp => Carrier::Probs(hamp(&x.probs(), ctx, rng)?),
             Defense::MemGuard { budget } => {
                 let s = ctx.surrogate.as_ref().ok_or_else(|| {
                     CoreError::DefenseContext("memguard needs a defender-trained surrogate".into())

@@ -51,7 +51,7 @@ pub fn attack_card(p: &AttackCardProps) -> Html {
     html! {
         <section class="card" data-testid={format!("attack-{name}")}>
             <h3>{ name }</h3>
-            <p class="explain">{ v.id.explain() }</p>
+            <p class="explain">{ crate::analysis::explain(v.id) }</p>
             <Histogram scores={v.scores.clone()} ghost={ghost_scores} member={p.member.clone()} threshold={p.threshold} range={r} marks={p.marks.clone()} />
             <div class="threshold">
                 <label>{ "threshold " }

@@ -4,6 +4,8 @@
 
 use yew::prelude::*;
 
+use crate::analysis::Verdict;
+
 /// What the lab says about one upload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UploadView {
@@ -13,8 +15,8 @@ pub struct UploadView {
     pub preview: String,
     /// Top predictions: class, probability (released).
     pub top: Vec<(String, f32)>,
-    /// Per attack: name, score, threshold, verdict "member".
-    pub verdicts: Vec<(String, f32, f32, bool)>,
+    /// Per attack: its score against its threshold.
+    pub verdicts: Vec<Verdict>,
 }
 
 /// A reference example offered as a thumbnail.
@@ -120,8 +122,8 @@ pub fn uploads(p: &UploadsProps) -> Html {
                         } else {
                             <p data-testid="prediction">{ u.top.iter().map(|(c, p)| format!("{c} {:.1}%", 100.0 * p)).collect::<Vec<_>>().join(" · ") }</p>
                             <ul>
-                                { for u.verdicts.iter().map(|(a, s, t, m)| html! {
-                                    <li>{ format!("{a}: score {s:.3} vs threshold {t:.3} → ") }<b>{ if *m { "member" } else { "non-member" } }</b></li>
+                                { for u.verdicts.iter().map(|v| html! {
+                                    <li>{ format!("{}: score {:.3} vs threshold {:.3} → ", v.attack.name(), v.score, v.threshold) }<b>{ if v.member { "member" } else { "non-member" } }</b></li>
                                 }) }
                             </ul>
                         }

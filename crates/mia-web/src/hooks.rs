@@ -1,0 +1,246 @@
+//! The lab's effects as custom hooks: loading the bundle, running the reference sample through
+//! the selected model, and running uploads that lack logits. Each dispatches [`Action`]s when
+//! its work is done; a WebGPU failure falls back to the CPU in one place
+//! ([`fall_back_to_cpu`]).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use burn::prelude::Device;
+use mia_core::Model;
+use mia_core::posterior::softmax;
+use wasm_bindgen_futures::spawn_local;
+use yew::prelude::*;
+
+use crate::engine::{self, Backend, SharedBundle};
+use crate::state::{Action, State, UploadEntry};
+
+/// Where the bundle is served from, relative to the page.
+const BUNDLE: &str = "pretrained";
+
+/// Built models by (backend generation, model id).
+type ModelCache = HashMap<(u32, String), Rc<Model>>;
+
+/// Devices and built models, cached across renders (a model per backend generation and id).
+#[derive(Clone, Default)]
+pub struct Engine {
+    devices: Rc<RefCell<HashMap<&'static str, Device>>>,
+    models: Rc<RefCell<ModelCache>>,
+}
+
+impl Engine {
+    /// The device of `backend`, initialised once.
+    async fn device(&self, backend: Backend) -> Result<Device, String> {
+        if let Some(d) = self.devices.borrow().get(backend.name()) {
+            return Ok(d.clone());
+        }
+        let d = engine::device(backend).await?;
+        self.devices.borrow_mut().insert(backend.name(), d.clone());
+        Ok(d)
+    }
+
+    /// Model `id` built on `device` for backend generation `epoch`, built once.
+    async fn model(
+        &self,
+        bundle: &SharedBundle,
+        id: &str,
+        epoch: u32,
+        device: &Device,
+    ) -> Result<Rc<Model>, String> {
+        let key = (epoch, id.to_string());
+        if let Some(m) = self.models.borrow().get(&key) {
+            return Ok(m.clone());
+        }
+        let weights = &bundle.models.get(id).ok_or_else(|| format!("no weights for {id}"))?.weights;
+        let m = Rc::new(engine::build(&bundle.manifest, id, weights, device)?);
+        self.models.borrow_mut().insert(key, m.clone());
+        Ok(m)
+    }
+}
+
+/// The engine caches of this page.
+#[hook]
+pub fn use_engine() -> Engine {
+    (*use_mut_ref(Engine::default)).borrow().clone()
+}
+
+/// The backend asked for in the URL (`?backend=flex|ndarray|webgpu`), else WebGPU where the
+/// browser exposes it, else the CPU.
+fn initial_backend() -> Backend {
+    let param = web_sys::window().and_then(|w| w.location().search().ok()).and_then(|q| {
+        q.split(['?', '&']).find_map(|kv| kv.strip_prefix("backend=").map(str::to_string))
+    });
+    match param.as_deref().and_then(Backend::parse) {
+        Some(b) => b,
+        None if engine::webgpu_exposed() => Backend::WebGpu,
+        None => Backend::Flex,
+    }
+}
+
+/// Picks the first backend and loads the bundle, once.
+#[hook]
+pub fn use_bundle(state: UseReducerHandle<State>) {
+    use_effect_with((), move |_| {
+        state.dispatch(Action::UseBackend(initial_backend()));
+        spawn_local(async move {
+            match engine::load_bundle(BUNDLE).await {
+                Ok(b) => state.dispatch(Action::Loaded(Rc::new(b))),
+                Err(e) => state.dispatch(Action::Failed(format!("cannot load the bundle: {e}"))),
+            }
+        });
+    });
+}
+
+/// After a WebGPU failure (`what`: "is not available", "failed"), continues on the CPU and
+/// says why.
+fn fall_back_to_cpu(state: &UseReducerHandle<State>, what: &str, e: &str) {
+    state.dispatch(Action::BackendReady(
+        Backend::Flex,
+        Some(format!("WebGPU {what} ({e}); running on the CPU instead.")),
+    ));
+    state.dispatch(Action::UseBackend(Backend::Flex));
+}
+
+/// Runs the reference sample through the selected model whenever it has no logits on the
+/// current backend; `started` is the page's start (for the time to first distributions).
+#[hook]
+pub fn use_reference_logits(state: UseReducerHandle<State>, engine: Engine, started: f64) {
+    let have = state.logits.contains_key(&state.model);
+    let deps = (state.backend_epoch, state.model.clone(), state.bundle.is_some(), have);
+    use_effect_with(deps, move |(epoch, id, loaded, have)| {
+        if let (true, false, Some(bundle)) = (*loaded, *have, state.bundle.clone()) {
+            spawn_local(run_model(state.clone(), engine, bundle, *epoch, id.clone(), started));
+        }
+    });
+}
+
+/// Runs the reference sample (and HAMP's noise images) through model `id`.
+async fn run_model(
+    state: UseReducerHandle<State>,
+    engine: Engine,
+    bundle: SharedBundle,
+    epoch: u32,
+    id: String,
+    started: f64,
+) {
+    let backend = state.backend;
+    let device = match engine.device(backend).await {
+        Ok(d) => d,
+        Err(e) if backend == Backend::WebGpu => {
+            return fall_back_to_cpu(&state, "is not available", &e);
+        }
+        Err(e) => return state.dispatch(Action::Failed(e)),
+    };
+    let result = async {
+        let model = engine.model(&bundle, &id, epoch, &device).await?;
+        let r = &bundle.reference;
+        let chunk = if backend == Backend::WebGpu { 250 } else { 50 };
+        let t0 = engine::now_ms();
+        let logits =
+            engine::infer(&model, &device, &bundle.manifest, &r.pixels, r.len(), chunk).await?;
+        let ms = engine::now_ms() - t0;
+        let noise = engine::noise_images(&bundle.manifest);
+        let n = noise.len() / bundle.manifest.input.numel();
+        let z = engine::infer(&model, &device, &bundle.manifest, &noise, n, chunk).await?;
+        let c = bundle.manifest.class_names.len();
+        let random: Vec<Vec<f32>> = z
+            .chunks(c)
+            .map(|z| {
+                let mut p = softmax(z);
+                p.sort_by(|a, b| b.total_cmp(a));
+                p
+            })
+            .collect();
+        Ok::<_, String>((logits, random, ms))
+    }
+    .await;
+    match result {
+        Ok((logits, random, ms)) => state.dispatch(Action::Logits {
+            epoch,
+            model: id,
+            logits: Rc::new(logits),
+            random: Rc::new(random),
+            ms,
+            at: engine::now_ms() - started,
+        }),
+        Err(e) if backend == Backend::WebGpu => fall_back_to_cpu(&state, "failed", &e),
+        Err(e) => state.dispatch(Action::Failed(e)),
+    }
+}
+
+/// Runs every upload without logits on the current model, once the reference sample ran.
+#[hook]
+pub fn use_upload_logits(state: UseReducerHandle<State>, engine: Engine) {
+    let missing: Vec<usize> = state
+        .uploads
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| !u.logits.contains_key(&state.model))
+        .map(|(i, _)| i)
+        .collect();
+    let ready = state.logits.contains_key(&state.model);
+    let deps = (missing, state.model.clone(), state.backend_epoch, ready);
+    use_effect_with(deps, move |(missing, id, epoch, ready)| {
+        let (true, Some(bundle)) = (*ready, state.bundle.clone()) else { return };
+        for &i in missing {
+            let pixels = state.uploads[i].pixels.clone();
+            let (state, engine, bundle, id, epoch) =
+                (state.clone(), engine.clone(), bundle.clone(), id.clone(), *epoch);
+            spawn_local(async move {
+                let result = async {
+                    let device = engine.device(state.backend).await?;
+                    let model = engine.model(&bundle, &id, epoch, &device).await?;
+                    engine::infer(&model, &device, &bundle.manifest, &pixels, 1, 1).await
+                }
+                .await;
+                match result {
+                    Ok(l) => state.dispatch(Action::UploadLogits(i, id, Rc::new(l))),
+                    Err(e) => {
+                        state.dispatch(Action::Message(format!("could not run the upload: {e}")))
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Decodes the files a student dropped or picked and adds each as an upload.
+pub fn upload_files(state: &UseReducerHandle<State>, files: Vec<web_sys::File>) {
+    let Some(bundle) = state.bundle.clone() else {
+        state.dispatch(Action::Message("the model is still loading; try again in a moment".into()));
+        return;
+    };
+    for f in files {
+        let (state, bundle) = (state.clone(), bundle.clone());
+        spawn_local(async move {
+            match engine::decode_upload(&f, &bundle.manifest).await {
+                Ok(u) => state.dispatch(Action::Uploaded(UploadEntry {
+                    name: u.name,
+                    pixels: Rc::new(u.pixels),
+                    preview: u.preview,
+                    logits: HashMap::new(),
+                })),
+                Err(e) => state.dispatch(Action::Message(e)),
+            }
+        });
+    }
+}
+
+/// Adds reference example `i` as an upload (its membership is known).
+pub fn upload_reference(state: &UseReducerHandle<State>, i: usize) {
+    let Some(b) = state.bundle.clone() else { return };
+    let r = &b.reference;
+    if i >= r.len() {
+        return;
+    }
+    let preview =
+        engine::preview(r.image(i), r.input.channels, r.input.width as u32).unwrap_or_default();
+    let kind = if r.is_member[i] { "member" } else { "non-member" };
+    state.dispatch(Action::Uploaded(UploadEntry {
+        name: format!("reference #{i} ({kind})"),
+        pixels: Rc::new(r.image(i).to_vec()),
+        preview,
+        logits: HashMap::new(),
+    }));
+}
