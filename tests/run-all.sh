@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check and test of MIA Lab: formatting, clippy (native and wasm32, -D warnings),
-# the wasm32 build of mia-core, the whole test suite, and the real-browser test of the lab.
+# Runs every check and test of MIA Lab: formatting, clippy (native and wasm32, -D warnings,
+# while the tests compile), the whole test suite, the shared fixture in wasm32 under Node, and
+# the real-browser test of the lab.
 # Integration tests that need the real datasets read them from $MIA_SHARED_DATA (they skip,
 # saying so, when it is unset).
 set -euo pipefail
@@ -34,12 +35,17 @@ trap summary EXIT
 
 step "rustfmt"
 cargo fmt --all --check
-step "clippy (native)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-step "clippy (wasm32: mia-core, mia-web)"
-cargo clippy -p mia-core -p mia-web --target wasm32-unknown-unknown --locked -- -D warnings
-step "tests"
-cargo test --workspace --locked
+
+# Clippy (-D warnings) lints while the tests compile: cargo's RUSTC_WORKSPACE_WRAPPER puts
+# clippy-driver in front of rustc for the workspace's own crates, exactly as `cargo clippy`
+# does, so every dependency compiles once (for the tests) instead of once more, checked only,
+# for clippy. Every target `cargo clippy --all-targets` lints is built here (libraries, bins,
+# unit and integration tests), natively and, below, the wasm32 library, test and page.
+RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)"
+CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
+step "clippy + tests (native)"
+cargo test --workspace --all-targets --locked
 
 # The inference-defense fixture must give the same outputs in wasm32 as natively: run it under
 # Node with wasm-bindgen's test runner (installed from crates.io at the lockfile's version).
@@ -47,7 +53,7 @@ step "install wasm-bindgen-cli (when missing)"
 bash web/ensure-wasm-bindgen.sh
 # With -p mia-web, burn and the other dependencies compile with the page's features, so the
 # browser test's page build (web/build.sh --dev) reuses them instead of compiling them again.
-step "tests (wasm32 under Node: mia-core inference fixture)"
+step "clippy + tests (wasm32 under Node: mia-core inference fixture)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test -p mia-core -p mia-web --target wasm32-unknown-unknown --locked --test inference_fixture
 

@@ -1,6 +1,6 @@
 //! Per-model signals that some inference-time defenses need besides the cached logits,
 //! computed once for the target and every finished shadow of a shadow folder and cached next
-//! to their logits (see [`mia_core::inference`] for the file names):
+//! to their logits (see [`mia_core::layout::DefenseSignalFiles`] for the file names):
 //!
 //! - logits on [`RANDOM_INPUTS`] uniform-noise images (HAMP's output modification draws the
 //!   released confidence values from these);
@@ -12,6 +12,7 @@ use std::path::Path;
 use burn::prelude::*;
 use mia_core::ModelConfig;
 use mia_core::inference::{RANDOM_INPUTS, hyga};
+use mia_core::layout::{DefenseSignalFiles, RunLayout, ShadowLayout};
 use mia_core::npy::NpyArray;
 use mia_core::rng::mix;
 use mia_data::Split;
@@ -22,7 +23,6 @@ use crate::run::{read_json, write_npy};
 use crate::shadows::PoolSpec;
 use crate::trainer::{for_each_query_batch, read_f32};
 use crate::{DeviceChoice, TrainConfig, TrainError};
-use mia_core::layout::{DefenseSignalFiles, RunLayout, ShadowLayout};
 
 /// Which signals to make.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -4,10 +4,9 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use mia_core::bundle::BrowserAttack;
 use mia_core::inference::{Chain, Defense};
 use yew::Reducible;
-
-use mia_core::bundle::BrowserAttack;
 
 use crate::analysis::Attacker;
 use crate::engine::{Backend, SharedBundle};
