@@ -171,6 +171,21 @@ fn shadows_refuse_other_options_for_an_existing_pool() {
 }
 
 #[test]
+fn shadows_refuse_to_continue_a_folder_of_another_format_version() {
+    // Version-1 folders drew their keep-masks with another seed mixer: mixing the two would
+    // split complementary pairs.
+    let p = pipeline();
+    let old = p.scratch("old-pool");
+    std::fs::create_dir_all(&old).unwrap();
+    let mut spec = json(&p.run_dir().join("shadows/pool.json"));
+    assert_eq!(spec["version"], mia_train::shadows::POOL_VERSION);
+    spec["version"] = 1.into();
+    std::fs::write(old.join("pool.json"), spec.to_string()).unwrap();
+    let err = fails(&shadow_args(&p.run, &["--dir", old.to_str().unwrap()]));
+    assert!(err.contains("another version of mia") && err.contains("hint:"), "{err}");
+}
+
+#[test]
 fn shadows_with_dropout_never_train_side_by_side() {
     // Dropout draws from burn's process-wide RNG.
     let p = pipeline();

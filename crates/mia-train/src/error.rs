@@ -44,7 +44,7 @@ pub enum TrainError {
     },
     /// A shadow folder holds shadows made with other options.
     #[error(
-        "the shadows in {path} were made with other options (queries, population, defense or target split)"
+        "the shadows in {path} were made with other options (queries, population, defense or target split) or by another version of mia"
     )]
     ShadowMismatch {
         /// The shadow folder.

@@ -99,6 +99,12 @@ pub struct ShadowOptions {
     pub dir: Option<PathBuf>,
 }
 
+/// The shadow-folder format [`PoolSpec::version`] this code writes. Version 2: keep-masks and
+/// seeds come from [`mia_core::rng::mix`]; version 1's came from the trainer's own mixing
+/// function, so a folder of either version is only ever continued by the same version
+/// (otherwise complementary pairs could be split across two draws).
+pub const POOL_VERSION: u32 = 2;
+
 /// What all shadows of one folder share; a later call must ask for the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolSpec {
@@ -265,7 +271,7 @@ pub fn shadows(
     let n = candidates.len();
     let in_size = split.members.len();
     let spec = PoolSpec {
-        version: 1,
+        version: POOL_VERSION,
         split_sha256: split.sha256.clone(),
         candidates: n,
         in_size,
