@@ -7,10 +7,12 @@ pub mod plots;
 pub mod png;
 mod render;
 pub mod report;
+pub mod runs;
 mod sections;
 pub mod svg;
 
-pub use report::{ReportOptions, RunResults, write};
+pub use report::write;
+pub use runs::{ReportOptions, RunResults};
 
 use std::path::PathBuf;
 

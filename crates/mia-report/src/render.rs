@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use mia_core::metrics::{privacy_score_fixed, privacy_score_published};
 
-use crate::report::RunResults;
+use crate::runs::RunResults;
 use crate::sections::{Block, midput_base, tpr};
 use crate::svg::escape;
 

@@ -9,7 +9,7 @@ use mia_core::metrics::{
 };
 
 use crate::plots;
-use crate::report::{ReportOptions, RunResults};
+use crate::runs::{ReportOptions, RunResults};
 use crate::svg::Scale;
 
 /// A document block, rendered to both Markdown and HTML.
