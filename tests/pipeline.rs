@@ -233,6 +233,20 @@ fn npy_audits_check_shapes_and_need_a_run_for_model_queries() {
 }
 
 #[test]
+fn attack_refuses_a_summary_it_cannot_parse() {
+    // The run's signals without shadows, and a damaged summary.json beside them.
+    let p = pipeline();
+    let run = p.scratch("bad-summary");
+    std::fs::create_dir_all(run.join("signals")).unwrap();
+    for f in ["logits.npy", "labels.npy", "is_member.npy", "indices.npy"] {
+        std::fs::copy(p.run_dir().join("signals").join(f), run.join("signals").join(f)).unwrap();
+    }
+    std::fs::write(run.join("summary.json"), "{\"dataset\": ").unwrap();
+    let err = fails(&["attack", "--run", run.to_str().unwrap(), "--attacks", "loss"]);
+    assert!(err.contains("does not parse") && err.contains("hint:"), "{err}");
+}
+
+#[test]
 fn attack_options_are_range_checked_before_any_work() {
     let p = pipeline();
     assert!(fails(&["attack", "--run", &p.run, "--attacks", "nope"]).contains("unknown attack"));

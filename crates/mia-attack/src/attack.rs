@@ -755,6 +755,14 @@ mod tests {
     }
 
     #[test]
+    fn feature_names_are_the_serde_names() {
+        for f in [Features::Top3, Features::Posterior, Features::PosteriorLabel] {
+            let serde = serde_json::to_value(f).unwrap();
+            assert_eq!(serde.as_str(), Some(f.name()));
+        }
+    }
+
+    #[test]
     fn every_attack_finds_the_planted_membership_signal() {
         let input = world(400, 16, 0.5, 1);
         for kind in AttackKind::all() {

@@ -345,9 +345,8 @@ pub(crate) fn inference_section(runs: &[RunResults], doc: &mut Doc) {
     if groups.is_empty() {
         return;
     }
-    doc.blocks
-        .push(Block::Heading(2, "Inference-time defenses: naive vs adaptive attacker".into()));
-    doc.blocks.push(Block::Para(
+    doc.push(Block::Heading(2, "Inference-time defenses: naive vs adaptive attacker".into()));
+    doc.push(Block::Para(
         "The **naive** attacker calibrates thresholds, attack models and LiRA/RMIA reference distributions on shadows whose outputs were *not* defended (and also tries DynaNoise's fixed thresholds 0.9 and 0.5 on the top-1 posterior); the **adaptive** attacker passes its shadows' outputs through the same defense. Accuracy is that of the released outputs on the target's held-out rows (non-member candidates and population samples). A defense is only as strong as the stronger of the two columns: usually the adaptive one, not always."
  .into(),
     ));
@@ -377,19 +376,17 @@ pub(crate) fn inference_section(runs: &[RunResults], doc: &mut Doc) {
             cell(g.adaptive),
         ]);
     }
-    doc.blocks.push(Block::Table(
-        [
+    doc.table(
+        &[
             "defense",
             "keeps label",
             "held-out acc",
             "naive fixed 0.9 / 0.5 (advantage)",
             "naive: strongest AUC / TPR@0.1%FPR",
             "adaptive: strongest AUC / TPR@0.1%FPR",
-        ]
-        .map(String::from)
-        .to_vec(),
+        ],
         rows,
-    ));
+    );
     for g in &groups {
         if let (Some(naive), Some(adaptive)) = (g.naive, g.adaptive) {
             defended_detail(&g.key, naive, adaptive, doc);
@@ -399,7 +396,7 @@ pub(crate) fn inference_section(runs: &[RunResults], doc: &mut Doc) {
 
 /// One defense's table: every attack, naive and adaptive side by side.
 fn defended_detail(key: &str, naive: &RunResults, adaptive: &RunResults, doc: &mut Doc) {
-    doc.blocks.push(Block::Heading(3, format!("`{key}`")));
+    doc.push(Block::Heading(3, format!("`{key}`")));
     let mut rows = Vec::new();
     for a in &adaptive.report.attacks {
         let n = naive.report.attacks.iter().find(|x| x.name == a.name);
@@ -420,8 +417,8 @@ fn defended_detail(key: &str, naive: &RunResults, adaptive: &RunResults, doc: &m
             }),
         ]);
     }
-    doc.blocks.push(Block::Table(
-        [
+    doc.table(
+        &[
             "attack",
             "naive AUC",
             "adaptive AUC",
@@ -430,14 +427,12 @@ fn defended_detail(key: &str, naive: &RunResults, adaptive: &RunResults, doc: &m
             "naive calibrated bal. acc",
             "adaptive calibrated bal. acc",
             "adaptive MIDPUT (published / advantage)",
-        ]
-        .map(String::from)
-        .to_vec(),
+        ],
         rows,
-    ));
+    );
     let best = |r: &RunResults| strongest(r).map_or(0.5, |b| b.evaluation.auc);
     let (nb, ab) = (best(naive), best(adaptive));
-    doc.blocks.push(Block::Para(format!(
+    doc.push(Block::Para(format!(
         "Read: against this defense the naive attacker's best AUC is {nb:.3} and the adaptive attacker's {ab:.3}; {}",
         if ab > nb + 0.01 {
             "judged by the naive attacker alone, the defense would look stronger than it is."

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use mia_core::layout::Checkpoints;
 use mia_core::{InputSpec, ModelConfig, Normalization};
 use mia_data::{Dataset, Samples};
 use rand::{Rng, SeedableRng};
@@ -81,6 +82,7 @@ fn run_epoch(
 ) -> Result<f64, TrainError> {
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     let metrics = dir.join("metrics.jsonl");
+    let checkpoints = Checkpoints { dir: dir.to_path_buf() };
     let job = Job {
         config,
         model_config,
@@ -88,7 +90,7 @@ fn run_epoch(
         train,
         validation: &[],
         test: &[],
-        dir,
+        checkpoints: &checkpoints,
         metrics: &metrics,
         seed,
         eval_each_epoch: false,

@@ -435,8 +435,8 @@ impl ShadowJob<'_> {
         let (ds, split, n) = (self.ds, self.split, self.candidates.len());
         let classes = ds.num_classes();
         let files = self.pool.shadow(index);
-        let ckpt = files.checkpoint().dir;
-        std::fs::create_dir_all(&ckpt).map_err(|e| io(&ckpt, e))?;
+        let checkpoints = files.checkpoint();
+        std::fs::create_dir_all(&checkpoints.dir).map_err(|e| io(&checkpoints.dir, e))?;
         let keep = keep_mask(self.seed, index, n, self.in_size, self.paired);
         let train: Vec<usize> =
             self.candidates.iter().zip(&keep).filter(|(_, k)| **k).map(|(&i, _)| i).collect();
@@ -447,7 +447,7 @@ impl ShadowJob<'_> {
             train: &train,
             validation: &split.validation,
             test: &split.test,
-            dir: &ckpt,
+            checkpoints: &checkpoints,
             metrics: &files.metrics(),
             seed: mix(self.seed ^ 0x5AD0_0000, index as u64),
             eval_each_epoch: false,
@@ -488,8 +488,10 @@ impl ShadowJob<'_> {
         write_json(&files.summary(), &summary)?;
         // Another process finishing the same shadow (same seed, so the same bytes) may have
         // removed it first.
-        match std::fs::remove_dir_all(&ckpt) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&ckpt, e)),
+        match std::fs::remove_dir_all(&checkpoints.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(&checkpoints.dir, e));
+            }
             _ => {}
         }
         Ok(summary)

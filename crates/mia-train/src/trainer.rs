@@ -344,7 +344,7 @@ pub(crate) struct Job<'a> {
     /// Utility examples.
     pub test: &'a [usize],
     /// Checkpoint folder: generations `eNNNN/` (weights, optimiser, state) and `best.bpk`.
-    pub dir: &'a Path,
+    pub checkpoints: &'a Checkpoints,
     /// Where `metrics.jsonl` goes.
     pub metrics: &'a Path,
     /// Seed of initialisation, order, augmentation and dropout.
@@ -392,12 +392,11 @@ fn backend_rng_seed(device: &Device, seed: u64) {
 /// deterministic per epoch, reaches the same weights. (`best.bpk` for early stopping sits
 /// beside them: a replayed epoch rewrites it with the same weights.)
 fn save_checkpoint(
-    dir: &Path,
+    checkpoints: &Checkpoints,
     model: &Model,
     optim: &ModuleOptimizer,
     state: &LoopState,
 ) -> Result<(), TrainError> {
-    let checkpoints = Checkpoints { dir: dir.to_path_buf() };
     let generation = checkpoints.generation(state.next_epoch);
     std::fs::create_dir_all(&generation.dir).map_err(|e| TrainError::io(&generation.dir, e))?;
     save_record(model, &generation.weights())?;
@@ -440,17 +439,17 @@ fn read_generation(
     Ok(Restored { state, model, optim })
 }
 
-/// The newest readable checkpoint in `dir` (`None` when there is none). An unreadable one is
+/// The newest readable checkpoint (`None` when there is none). An unreadable one is
 /// reported to the observer, naming the file, and the previous one is tried; when every
 /// checkpoint is unreadable the error names the newest's problem.
 fn restore_checkpoint(
-    dir: &Path,
+    checkpoints: &Checkpoints,
     model: &Model,
     config: &TrainConfig,
     observer: &mut dyn Observer,
 ) -> Result<Option<Restored>, TrainError> {
     let mut first_error = None;
-    for generation in (Checkpoints { dir: dir.to_path_buf() }).complete() {
+    for generation in checkpoints.complete() {
         match read_generation(&generation, model, config) {
             Ok(restored) => return Ok(Some(restored)),
             Err(e) => {
@@ -464,13 +463,13 @@ fn restore_checkpoint(
     match first_error {
         None => Ok(None),
         Some(e) => Err(TrainError::Resume {
-            path: dir.into(),
+            path: checkpoints.dir.clone(),
             reason: format!("no readable checkpoint ({e})"),
         }),
     }
 }
 
-/// Runs (or, with `resume` and a checkpoint in `job.dir`, continues) the epoch loop.
+/// Runs (or, with `resume` and a checkpoint in `job.checkpoints`, continues) the epoch loop.
 pub(crate) fn fit(
     job: &Job<'_>,
     base: &Device,
@@ -490,10 +489,11 @@ pub(crate) fn fit(
     let mut optim: ModuleOptimizer = config.optimizer.build();
     let defense: Box<dyn TrainingDefense> = config.defense.build()?;
     let mut state = LoopState::default();
-    if resume && let Some(restored) = restore_checkpoint(job.dir, &model, config, observer)? {
+    if resume && let Some(restored) = restore_checkpoint(job.checkpoints, &model, config, observer)?
+    {
         (state, model, optim) = (restored.state, restored.model, restored.optim);
     }
-    let checkpoints = Checkpoints { dir: job.dir.to_path_buf() };
+    let checkpoints = job.checkpoints;
 
     let steps = job.train.len().div_ceil(config.batch_size);
     observer.on_start(state.next_epoch, config.epochs, steps);
@@ -521,7 +521,7 @@ pub(crate) fn fit(
         tracing::info!(epoch = epoch + 1, train_acc, test_acc, seconds, "epoch done");
         state.metrics.push(metrics.clone());
         state.next_epoch = epoch + 1;
-        save_checkpoint(job.dir, &model, &optim, &state)?;
+        save_checkpoint(checkpoints, &model, &optim, &state)?;
         let lines: Vec<String> =
             state.metrics.iter().filter_map(|m| serde_json::to_string(m).ok()).collect();
         write_atomic(job.metrics, (lines.join("\n") + "\n").as_bytes())?;
@@ -653,7 +653,7 @@ pub fn train(
         train: &split.members,
         validation: &split.validation,
         test: &split.test,
-        dir: &paths.checkpoint().dir,
+        checkpoints: &paths.checkpoint(),
         metrics: &paths.metrics(),
         seed: config.seed,
         eval_each_epoch: true,

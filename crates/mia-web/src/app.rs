@@ -67,12 +67,12 @@ fn views(
     Views { current, ghost }
 }
 
-/// The attack views of the current model and defenses, recomputed when they change.
+/// The attack views of the current model and defense chain, recomputed when they change.
 #[hook]
-fn use_views(state: &State) -> Rc<Option<Views>> {
+fn use_views(state: &State, spec_chain: &Result<Chain, String>) -> Rc<Option<Views>> {
     let deps = (
         state.model.clone(),
-        chain(&state.toggles),
+        spec_chain.clone(),
         state.attacker == Attacker::Adaptive,
         state.logits.get(&state.model).cloned(),
         state.random.get(&state.model).cloned(),
@@ -119,19 +119,19 @@ fn effective_threshold(state: &State, v: &AttackView) -> f32 {
     state.thresholds.get(v.id.name()).copied().unwrap_or(v.threshold)
 }
 
-/// Every upload's predictions and verdicts on the current model.
+/// Every upload's predictions and verdicts on the current model, released through `chain_now`.
 fn upload_views(
     state: &State,
     bundle: &SharedBundle,
-    current: Option<&Vec<AttackView>>,
+    chain_now: &Chain,
+    current: Option<&[AttackView]>,
 ) -> Vec<UploadView> {
     let manifest = &bundle.manifest;
-    let chain_now = chain(&state.toggles).unwrap_or_default();
     let lira = bundle.models.get(&state.model).and_then(|m| m.lira.as_ref());
     let c = manifest.class_names.len();
     let ctx = match (state.logits.get(&state.model), state.random.get(&state.model)) {
         (Some(l), Some(r)) => {
-            analysis::context(&chain_now, l, c, &bundle.reference.is_member, r, SEED)
+            analysis::context(chain_now, l, c, &bundle.reference.is_member, r, SEED)
         }
         _ => Default::default(),
     };
@@ -151,8 +151,7 @@ fn upload_views(
                 verdicts: Vec::new(),
             };
             let Some(z) = u.logits.get(&state.model) else { return view };
-            if let Ok(a) = analysis::upload_analysis(&chain_now, z, &ctx, SEED, i, lira, threshold)
-            {
+            if let Ok(a) = analysis::upload_analysis(chain_now, z, &ctx, SEED, i, lira, threshold) {
                 let class = |k: usize| manifest.class_names.get(k).cloned().unwrap_or_default();
                 view.top = a.top.into_iter().map(|(k, p)| (class(k), p)).collect();
                 view.verdicts = a.verdicts;
@@ -203,7 +202,8 @@ pub fn app() -> Html {
     use_bundle(state.clone());
     use_reference_logits(state.clone(), engine.clone(), started);
     use_upload_logits(state.clone(), engine);
-    let computed = use_views(&state);
+    let spec_chain = chain(&state.toggles);
+    let computed = use_views(&state, &spec_chain);
     let thumbs = use_thumbs(state.bundle.clone());
 
     let on_backend = dispatch(&state, Action::UseBackend);
@@ -217,8 +217,9 @@ pub fn app() -> Html {
     let Some(bundle) = state.bundle.clone() else { return header };
     let manifest = &bundle.manifest;
     let adaptive_available = bundle.models.get(&state.model).is_some_and(|m| m.shadows.is_some());
-    let current = computed.as_ref().as_ref().and_then(|v| v.current.as_ref().ok());
-    let uploads = upload_views(&state, &bundle, current);
+    let current = computed.as_ref().as_ref().and_then(|v| v.current.as_deref().ok());
+    let chain_now = spec_chain.clone().unwrap_or_default();
+    let uploads = upload_views(&state, &bundle, &chain_now, current);
     let cards = attack_cards(&state, &bundle, computed.as_ref().as_ref(), &uploads);
     let on_files = {
         let state = state.clone();
@@ -231,7 +232,7 @@ pub fn app() -> Html {
     html! {
         <>
             { header }
-            if let Err(e) = &chain(&state.toggles) {
+            if let Err(e) = &spec_chain {
                 <p class="messages">{ e.clone() }</p>
             }
             <main>

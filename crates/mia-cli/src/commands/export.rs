@@ -60,7 +60,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
         return Err(hinted("--reference must be an even number ≥ 2", "e.g. --reference 1000"));
     }
     let first = &args.runs[0];
-    let split = Split::load(&RunLayout::new(first).split())?;
+    let first_layout = RunLayout::new(first);
+    let split = Split::load(&first_layout.split())?;
     let half = args.reference / 2;
     if split.members.len() < half || split.non_members.len() < half {
         return Err(hinted(
@@ -72,7 +73,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
             "lower --reference",
         ));
     }
-    let mut config: TrainConfig = json(&RunLayout::new(first).config())?;
+    let mut config: TrainConfig = json(&first_layout.config())?;
     if let Some(d) = &args.data_dir {
         config.data_dir = d.clone();
     }

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 use crate::posterior::{argmax, entropy, softmax};
-pub use crate::rng::{mix, normal};
+use crate::rng::{mix, normal};
 
 pub use memguard::Surrogate;
 
