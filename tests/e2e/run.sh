@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the web app (web/build.sh, dev profile: the dependencies the wasm32 tests compiled
-# already), serves it on 127.0.0.1 and runs the real-browser test on the
-# CPU path and on the WebGPU path (SwiftShader's software adapter in headless Chromium), then
-# checks both show the same AUCs. Screenshots and results go to tests/e2e/out/.
+# already), serves it on 127.0.0.1 and runs the real-browser tests: teach.mjs (what a new
+# student meets: default backend, honest upload verdicts, toggle latency, phone layout, tour,
+# a corrupt model beside working ones) and lab.mjs on the CPU path and on the WebGPU path
+# (SwiftShader's software adapter in headless Chromium), then checks both show the same AUCs.
+# Screenshots and results go to tests/e2e/out/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=tests/e2e/out
@@ -18,6 +20,22 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break; sleep 0.1; done
 
+# The same page with one model's weights corrupted (one byte flipped), for the test that a
+# broken model leaves the others working.
+BROKEN="$OUT/site-broken"
+rm -rf "$BROKEN" && cp -r "$SITE" "$BROKEN"
+python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[5000] ^= 0xFF; open(p, "wb").write(b)' \
+  "$BROKEN/pretrained/relaxloss.bpk"
+BROKEN_PORT=$((PORT + 1))
+python3 -m http.server "$BROKEN_PORT" --bind 127.0.0.1 --directory "$BROKEN" >"$OUT/server-broken.log" 2>&1 &
+BROKEN_SERVER=$!
+trap 'kill $SERVER $BROKEN_SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  curl -sf "http://127.0.0.1:$PORT/" >/dev/null && curl -sf "http://127.0.0.1:$BROKEN_PORT/" >/dev/null && break
+  sleep 0.1
+done
+
+node tests/e2e/teach.mjs "http://127.0.0.1:$PORT" "http://127.0.0.1:$BROKEN_PORT" "$OUT/teach" | tee "$OUT/teach.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" flex | tee "$OUT/flex.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" webgpu | tee "$OUT/webgpu.json"
 node -e '

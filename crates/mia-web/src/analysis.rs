@@ -17,10 +17,10 @@ pub fn explain(id: BrowserAttack) -> &'static str {
             "How sure the model is of the true class, shown as log-odds log(p / (1 − p)) so that 99 % and 99.99 % stay apart. Models are usually surer on images they were trained on, so high confidence hints \"member\"."
         }
         BrowserAttack::Loss => {
-            "The training loss on the image (shown negated: higher = lower loss). Training drives the loss of members down."
+            "The training loss (cross-entropy) on the image, shown as −log10(loss): 2 means a loss of 0.01, 4 a loss of 0.0001. Training drives the loss of members down, so they sit to the right."
         }
         BrowserAttack::ModifiedEntropy => {
-            "Song & Mittal's modified entropy: low uncertainty concentrated on the true class. A sharper version of the confidence test."
+            "Song & Mittal's modified entropy: the model's uncertainty, counting confidence in a wrong class against it; shown as −log10(entropy), so further right = more certain of the true class. A sharper version of the confidence test."
         }
         BrowserAttack::Lira => {
             "LiRA compares the model's confidence with how shadow models behave when they did and did not train on this very image: a likelihood ratio, the strongest test here."
@@ -42,14 +42,21 @@ pub enum Attacker {
 pub struct AttackView {
     /// Which attack.
     pub id: BrowserAttack,
-    /// Scores of the reference examples (higher = member).
+    /// Scores of the reference examples on the display scale (higher = member).
     pub scores: Vec<f32>,
     /// ROC on the reference sample.
     pub roc: Roc,
     /// AUC on the reference sample.
     pub auc: f64,
-    /// The attacker's threshold (calibrated on shadows).
+    /// The attacker's threshold (calibrated on shadows), on the display scale.
     pub threshold: f32,
+    /// The reference examples scored the way an upload is: `[0]` at the true label, `[1]` at
+    /// the predicted label, LiRA with [`Self::pooled`] statistics. An upload verdict's
+    /// false-positive rate is measured on these, so it is the rate of the procedure it used.
+    pub as_upload: [Vec<f32>; 2],
+    /// LiRA's Gaussians averaged over the reference sample: all an image without shadow
+    /// models of its own can be scored with.
+    pub pooled: Option<LiraStats>,
 }
 
 impl AttackView {
@@ -57,6 +64,26 @@ impl AttackView {
     pub fn rates(&self, is_member: &[bool], t: f32) -> (f64, f64) {
         let c = Confusion::at(&self.scores, is_member, t);
         (c.tpr(), c.fpr())
+    }
+
+    /// The score of released logits `z` at `label`, as for an upload.
+    pub fn upload_score(&self, z: &[f32], label: usize) -> Option<f32> {
+        match self.id.score_kind() {
+            Some(kind) => Some(display(self.id, kind.score(z, label))),
+            None => Some(self.pooled.as_ref()?.online(0, lira::logit_confidence(z, label))),
+        }
+    }
+}
+
+/// The scale the page shows `id`'s raw score on, monotone so that every ROC is unchanged:
+/// the loss as −log10(loss) and the modified entropy as −log10(entropy), so that members
+/// whose loss is 10⁻⁴ and 10⁻⁸ do not share one bin at 0.
+pub fn display(id: BrowserAttack, raw: f32) -> f32 {
+    let neg_log10 = |v: f32| -(f64::from(v).max(1e-45)).log10() as f32;
+    match id {
+        BrowserAttack::Loss | BrowserAttack::ModifiedEntropy if raw.is_nan() => raw,
+        BrowserAttack::Loss | BrowserAttack::ModifiedEntropy => neg_log10(-raw),
+        BrowserAttack::Confidence | BrowserAttack::Lira => raw,
     }
 }
 
@@ -142,12 +169,16 @@ pub fn attacks(
         ),
         _ => None,
     };
+    let predicted: Vec<usize> = released.chunks(c).map(argmax).collect();
     let mut out = Vec::new();
     for id in BrowserAttack::ALL {
-        let (scores, threshold) = match id.score_kind() {
+        let (scores, threshold, pooled) = match id.score_kind() {
             Some(kind) => {
-                let scores: Vec<f32> =
-                    released.chunks(c).zip(m.labels).map(|(z, &y)| kind.score(z, y)).collect();
+                let scores: Vec<f32> = released
+                    .chunks(c)
+                    .zip(m.labels)
+                    .map(|(z, &y)| display(id, kind.score(z, y)))
+                    .collect();
                 let threshold = match (&defended, m.shadows) {
                     (Some(d), Some(sh)) => {
                         id.shadow_threshold(d.iter().map(Vec::as_slice), c, m.labels, &sh.keep)?
@@ -156,7 +187,7 @@ pub fn attacks(
                         m.thresholds.iter().find(|(k, _)| k == id.name()).map_or(f32::NAN, |t| t.1)
                     }
                 };
-                (scores, threshold)
+                (scores, display(id, threshold), None)
             }
             None => {
                 let target = phi_rows(released, c, m.labels);
@@ -169,16 +200,78 @@ pub fn attacks(
                     _ => m.lira.cloned(),
                 };
                 let Some(stats) = stats else { continue };
-                ((0..n).map(|i| stats.online(i, target[i])).collect(), 0.0)
+                let scores = (0..n).map(|i| stats.online(i, target[i])).collect();
+                (scores, 0.0, Some(pool(&stats)))
             }
         };
         let curve = roc(&scores, m.is_member)?;
-        out.push(AttackView { id, auc: curve.auc(), roc: curve, scores, threshold });
+        let mut view = AttackView {
+            id,
+            auc: curve.auc(),
+            roc: curve,
+            scores,
+            threshold,
+            as_upload: [Vec::new(), Vec::new()],
+            pooled,
+        };
+        let rows = released.chunks(c);
+        let score = |z: &[f32], y: usize| view.upload_score(z, y).unwrap_or(f32::NAN);
+        let at_true = rows.clone().zip(m.labels).map(|(z, &y)| score(z, y)).collect();
+        let at_predicted = rows.zip(&predicted).map(|(z, &y)| score(z, y)).collect();
+        view.as_upload = [at_true, at_predicted];
+        out.push(view);
     }
     Ok(out)
 }
 
-/// One attack's verdict on an upload: its score against the attack's threshold.
+/// LiRA's per-example Gaussians averaged into one row.
+fn pool(stats: &LiraStats) -> LiraStats {
+    let n = stats.rows.len().max(1) as f32;
+    let mut mean = [0f32; 4];
+    for r in &stats.rows {
+        mean.iter_mut().zip(r).for_each(|(m, v)| *m += v / n);
+    }
+    LiraStats { rows: vec![mean] }
+}
+
+/// Where an upload came from, which decides what the page may claim about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The student's own file: the model never trained on it.
+    File,
+    /// A reference example: its membership and true label are known.
+    Reference {
+        /// Its index in the reference sample.
+        index: usize,
+        /// Its true label.
+        label: usize,
+        /// Whether the target trained on it.
+        member: bool,
+    },
+}
+
+/// The label an upload is scored at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelUsed {
+    /// The model's prediction (the student gave no label).
+    Predicted(usize),
+    /// The class the student picked.
+    Chosen(usize),
+    /// A reference example's true label.
+    True(usize),
+}
+
+impl LabelUsed {
+    /// The class.
+    pub fn class(self) -> usize {
+        match self {
+            Self::Predicted(k) | Self::Chosen(k) | Self::True(k) => k,
+        }
+    }
+}
+
+/// One attack's verdict on an upload: its score against the threshold, and how often the same
+/// procedure flags images the model never saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     /// The attack.
@@ -188,77 +281,107 @@ pub struct Verdict {
     /// The attacker's threshold (calibrated, or dragged by the student).
     pub threshold: f32,
     /// `score >= threshold`.
-    pub member: bool,
+    pub flagged: bool,
+    /// Fraction of the reference non-members the same procedure flags at this threshold.
+    pub fpr: f64,
+    /// Fraction of the reference members it flags.
+    pub tpr: f64,
+    /// Non-members that rate rests on.
+    pub non_members: usize,
+    /// LiRA scored with statistics averaged over the reference sample.
+    pub pooled: bool,
 }
 
 /// What the page says about one uploaded image on the current model.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UploadAnalysis {
     /// The three likeliest classes and their released probabilities, likeliest first.
     pub top: Vec<(usize, f32)>,
+    /// The label the attacks scored.
+    pub label: LabelUsed,
     /// Every attack with a threshold, in display order.
     pub verdicts: Vec<Verdict>,
 }
 
-/// Upload number `index`'s view: its `logits` through `chain` (the defenses' noise seeded per
-/// upload from `seed`), its top three classes, and each attack's score at the label the
-/// attacker assumes (the prediction) against `threshold(attack)`; attacks without a
-/// threshold get no verdict.
+/// The verdict of `view` on `score` at `threshold`, with the rates of the same procedure on
+/// the reference sample (`calibration[i]` is example `i` scored that way).
+fn verdict(
+    view: &AttackView,
+    score: f32,
+    threshold: f32,
+    calibration: &[f32],
+    is_member: &[bool],
+    pooled: bool,
+) -> Verdict {
+    let c = Confusion::at(calibration, is_member, threshold);
+    Verdict {
+        attack: view.id,
+        score,
+        threshold,
+        flagged: score >= threshold,
+        fpr: c.fpr(),
+        tpr: c.tpr(),
+        non_members: is_member.iter().filter(|m| !**m).count(),
+        pooled,
+    }
+}
+
+/// Upload number `index`'s view on the current model. A file's `logits` go through `chain`
+/// (noise seeded per upload from `seed`) and are scored at the `chosen` class, else at the
+/// prediction; its verdict's rates are those of that procedure on the reference sample. A
+/// reference example gets exactly the card's score, so its verdict is the card's. `views` are
+/// the current attack views; `threshold` gives each attack's threshold in use.
+#[allow(clippy::too_many_arguments)]
 pub fn upload_analysis(
     chain: &Chain,
     logits: &[f32],
     ctx: &ModelContext,
-    seed: u64,
-    index: usize,
-    lira: Option<&LiraStats>,
-    threshold: impl Fn(BrowserAttack) -> Option<f32>,
+    (seed, index): (u64, usize),
+    origin: Origin,
+    chosen: Option<usize>,
+    views: &[AttackView],
+    is_member: &[bool],
+    threshold: impl Fn(&AttackView) -> f32,
 ) -> Result<UploadAnalysis, CoreError> {
     let released = release(chain, logits, logits.len(), ctx, seed ^ (1 << 40) ^ index as u64)?;
     let p = softmax(&released);
     let mut order: Vec<usize> = (0..p.len()).collect();
     order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
     let top = order.iter().take(3).map(|&k| (k, p[k])).collect();
-    let label = argmax(&released);
-    let verdicts = upload_scores(&released, label, lira)
-        .into_iter()
-        .filter_map(|(attack, score)| {
-            let threshold = threshold(attack)?;
-            Some(Verdict { attack, score, threshold, member: score >= threshold })
-        })
-        .collect();
-    Ok(UploadAnalysis { top, verdicts })
-}
-
-/// Scores of one uploaded image for every attack, given its released logits and the label
-/// the attacker assumes (the prediction). LiRA uses the reference sample's average IN/OUT
-/// Gaussians, since an upload has no shadow statistics of its own.
-pub fn upload_scores(
-    released: &[f32],
-    label: usize,
-    lira: Option<&LiraStats>,
-) -> Vec<(BrowserAttack, f32)> {
-    BrowserAttack::ALL
-        .iter()
-        .filter_map(|&id| match id.score_kind() {
-            Some(kind) => Some((id, kind.score(released, label))),
-            None => {
-                let stats = lira?;
-                let n = stats.rows.len().max(1) as f32;
-                let mut mean = [0f32; 4];
-                for r in &stats.rows {
-                    mean.iter_mut().zip(r).for_each(|(m, v)| *m += v / n);
-                }
-                let avg = LiraStats { rows: vec![mean] };
-                Some((id, avg.online(0, lira::logit_confidence(released, label))))
-            }
-        })
-        .collect()
+    let (label, verdicts) = match origin {
+        Origin::Reference { index: i, label, .. } => {
+            let verdicts = views
+                .iter()
+                .filter_map(|v| {
+                    let t = threshold(v);
+                    let s = *v.scores.get(i)?;
+                    Some(verdict(v, s, t, &v.scores, is_member, false))
+                })
+                .collect();
+            (LabelUsed::True(label), verdicts)
+        }
+        Origin::File => {
+            let label = match chosen {
+                Some(k) if k < p.len() => LabelUsed::Chosen(k),
+                _ => LabelUsed::Predicted(argmax(&released)),
+            };
+            let calibration = usize::from(matches!(label, LabelUsed::Predicted(_)));
+            let verdicts = views
+                .iter()
+                .filter_map(|v| {
+                    let s = v.upload_score(&released, label.class())?;
+                    let pooled = v.pooled.is_some();
+                    Some(verdict(v, s, threshold(v), &v.as_upload[calibration], is_member, pooled))
+                })
+                .collect();
+            (label, verdicts)
+        }
+    };
+    Ok(UploadAnalysis { top, label, verdicts })
 }
 
 #[cfg(test)]
 mod tests {
-    use mia_core::scores::ScoreKind;
-
     use super::*;
 
     /// Members have a larger true-class logit; 4 paired shadows behave alike.
@@ -319,27 +442,108 @@ mod tests {
         let adaptive = attacks(&m, &chain, &released, Attacker::Adaptive, 0).unwrap();
         let (tpr, fpr) = adaptive[0].rates(&member, adaptive[0].threshold);
         assert!(tpr - fpr > 0.3, "the adaptive threshold still separates: {tpr} {fpr}");
-        let up = upload_scores(&released[..3], 0, None);
-        assert_eq!(up.len(), 3, "no LiRA without statistics");
+        let lira = adaptive.iter().find(|v| v.id == BrowserAttack::Lira).unwrap();
+        assert!(lira.pooled.is_some(), "LiRA carries pooled statistics for uploads");
+        assert_eq!(adaptive[0].as_upload[0], adaptive[0].scores, "true label = the card's");
     }
 
     #[test]
-    fn an_upload_gets_its_top_classes_and_a_verdict_per_attack_with_a_threshold() {
-        let logits = [0.0f32, 3.0, 1.0, -2.0];
+    fn loss_and_entropy_are_shown_on_a_log_scale_that_keeps_the_tails_apart() {
+        let loss = |ce: f64| display(BrowserAttack::Loss, (-ce) as f32);
+        assert!((loss(0.01) - 2.0).abs() < 1e-5);
+        assert!(loss(1e-8) > loss(1e-4) + 3.9, "{} {}", loss(1e-8), loss(1e-4));
+        assert!(loss(0.0).is_finite(), "a zero loss stays on the chart");
+        assert!(loss(5.0) < loss(0.5), "monotone: a larger loss is less member-like");
+        let m = display(BrowserAttack::ModifiedEntropy, -1e-3);
+        assert!((m - 3.0).abs() < 1e-5);
+        assert_eq!(display(BrowserAttack::Confidence, 1.25), 1.25);
+    }
+
+    fn views_of(target: &[f32], member: &[bool], labels: &[usize]) -> Vec<AttackView> {
+        let (.., shadows) = world();
+        let m = ModelData {
+            classes: 3,
+            labels,
+            is_member: member,
+            lira: None,
+            shadows: Some(&shadows),
+            thresholds: &[],
+            references: &[],
+        };
+        // As the page does: the card scores the released logits, like an upload.
         let none = Chain::default();
+        let released = release(&none, target, 3, &ModelContext::default(), 0).unwrap();
+        attacks(&m, &none, &released, Attacker::Adaptive, 0).unwrap()
+    }
+
+    /// Uploads every reference example as a file (no label given) and counts how many
+    /// non-members each attack flags.
+    fn flagged_as_files(target: &[f32], member: &[bool], views: &[AttackView]) -> Vec<f64> {
         let ctx = ModelContext::default();
-        let only_loss = |a: BrowserAttack| (a == BrowserAttack::Loss).then_some(-0.5);
-        let up = upload_analysis(&none, &logits, &ctx, 7, 0, None, only_loss).unwrap();
-        let classes: Vec<usize> = up.top.iter().map(|t| t.0).collect();
-        assert_eq!(classes, vec![1, 2, 0]);
-        assert_eq!(up.verdicts.len(), 1);
-        let v = &up.verdicts[0];
-        // Scored at the predicted class 1: log p_1 of softmax([0, 3, 1, −2]) ≈ −0.17 ≥ −0.5.
-        assert_eq!(v.attack, BrowserAttack::Loss);
-        assert!((v.score - ScoreKind::Loss.score(&logits, 1)).abs() < 1e-6);
-        assert!(v.member, "{v:?}");
-        let strict = upload_analysis(&none, &logits, &ctx, 7, 0, None, |_| Some(100.0)).unwrap();
-        assert_eq!(strict.verdicts.len(), 3, "no LiRA without statistics");
-        assert!(strict.verdicts.iter().all(|v| !v.member), "no score reaches 100: {strict:?}");
+        let none = Chain::default();
+        let non_members = member.iter().filter(|m| !**m).count() as f64;
+        let mut flagged = vec![0f64; views.len()];
+        for (i, z) in target.chunks(3).enumerate().filter(|(i, _)| !member[*i]) {
+            let up =
+                upload_analysis(&none, z, &ctx, (7, i), Origin::File, None, views, member, |v| {
+                    v.threshold
+                })
+                .unwrap();
+            assert!(matches!(up.label, LabelUsed::Predicted(_)));
+            for (f, v) in flagged.iter_mut().zip(&up.verdicts) {
+                *f += f64::from(u8::from(v.flagged)) / non_members;
+            }
+        }
+        flagged
+    }
+
+    #[test]
+    fn a_file_verdict_states_the_false_positive_rate_its_own_procedure_has() {
+        let (target, labels, member, _) = world();
+        let views = views_of(&target, &member, &labels);
+        let flagged = flagged_as_files(&target, &member, &views);
+        let z = &target[..3];
+        let up = upload_analysis(
+            &Chain::default(),
+            z,
+            &ModelContext::default(),
+            (7, 0),
+            Origin::File,
+            None,
+            &views,
+            &member,
+            |v| v.threshold,
+        )
+        .unwrap();
+        assert_eq!(up.verdicts.len(), views.len());
+        for (v, f) in up.verdicts.iter().zip(&flagged) {
+            assert!((v.fpr - f).abs() < 1e-9, "{:?}: stated {} measured {f}", v.attack, v.fpr);
+        }
+        let lira = up.verdicts.iter().find(|v| v.attack == BrowserAttack::Lira).unwrap();
+        assert!(lira.pooled, "an upload's LiRA has no shadow models of its own");
+    }
+
+    #[test]
+    fn a_chosen_label_scores_like_the_card_and_a_reference_example_gets_the_cards_verdict() {
+        let (target, labels, member, _) = world();
+        let views = views_of(&target, &member, &labels);
+        let (ctx, none) = (ModelContext::default(), Chain::default());
+        let i = 150; // a non-member
+        let z = &target[3 * i..3 * i + 3];
+        let chosen = Some(labels[i]);
+        let t = |v: &AttackView| v.threshold;
+        let up = upload_analysis(&none, z, &ctx, (7, 0), Origin::File, chosen, &views, &member, t)
+            .unwrap();
+        assert_eq!(up.label, LabelUsed::Chosen(labels[i]));
+        let card = &views[0];
+        assert_eq!(up.verdicts[0].score, card.scores[i]);
+        assert_eq!(up.verdicts[0].fpr, card.rates(&member, card.threshold).1);
+        let origin = Origin::Reference { index: i, label: labels[i], member: member[i] };
+        let r = upload_analysis(&none, z, &ctx, (7, 0), origin, None, &views, &member, t).unwrap();
+        for (v, card) in r.verdicts.iter().zip(&views) {
+            assert_eq!(v.score, card.scores[i]);
+            let (tpr, fpr) = card.rates(&member, card.threshold);
+            assert_eq!((v.tpr, v.fpr, v.pooled), (tpr, fpr, false), "{:?}", v.attack);
+        }
     }
 }

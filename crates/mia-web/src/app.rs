@@ -8,13 +8,18 @@ use yew::prelude::*;
 
 use crate::analysis::{self, AttackView, Attacker, ModelData};
 use crate::components::attack_card::AttackCard;
+use crate::components::charts::Mark;
 use crate::components::defense_panel::DefensePanel;
+use crate::components::glossary::Glossary;
 use crate::components::header::Header;
 use crate::components::messages::Messages;
 use crate::components::model_select::ModelSelect;
+use crate::components::tour::Tour;
 use crate::components::uploads::{Thumb, UploadView, Uploads};
-use crate::engine::{self, SharedBundle};
-use crate::hooks::{self, use_bundle, use_engine, use_reference_logits, use_upload_logits};
+use crate::engine::{self, LoadedModel, SharedBundle};
+use crate::hooks::{
+    self, use_bundle, use_engine, use_model_files, use_reference_logits, use_upload_logits,
+};
 use crate::state::{Action, State, Status, chain};
 
 /// Seed of the defenses' randomness in the lab.
@@ -29,7 +34,7 @@ struct Views {
 
 fn views(
     bundle: &SharedBundle,
-    id: &str,
+    (id, files): (&str, &LoadedModel),
     logits: &[f32],
     random: &[Vec<f32>],
     chain: &Chain,
@@ -38,7 +43,7 @@ fn views(
     let r = &bundle.reference;
     let c = bundle.manifest.class_names.len();
     let labels: Vec<usize> = r.labels.iter().map(|&l| usize::from(l)).collect();
-    let files = bundle.models.get(id);
+    let files = Some(files);
     let thresholds: Vec<(String, f32)> = bundle
         .manifest
         .model(id)
@@ -76,14 +81,16 @@ fn use_views(state: &State, spec_chain: &Result<Chain, String>) -> Rc<Option<Vie
         state.attacker == Attacker::Adaptive,
         state.logits.get(&state.model).cloned(),
         state.random.get(&state.model).cloned(),
+        state.models.get(&state.model).cloned(),
     );
     let bundle = state.bundle.clone();
-    use_memo(deps, move |(id, ch, adaptive, logits, random)| {
-        let (Some(b), Ok(ch), Some(l), Some(r)) = (bundle, ch, logits, random) else {
+    use_memo(deps, move |(id, ch, adaptive, logits, random, files)| {
+        let (Some(b), Ok(ch), Some(l), Some(r), Some(f)) = (bundle, ch, logits, random, files)
+        else {
             return None;
         };
         let attacker = if *adaptive { Attacker::Adaptive } else { Attacker::Naive };
-        Some(views(&b, id, l, r, ch, attacker))
+        Some(views(&b, (id, f), l, r, ch, attacker))
     })
 }
 
@@ -127,33 +134,38 @@ fn upload_views(
     current: Option<&[AttackView]>,
 ) -> Vec<UploadView> {
     let manifest = &bundle.manifest;
-    let lira = bundle.models.get(&state.model).and_then(|m| m.lira.as_ref());
     let c = manifest.class_names.len();
+    let is_member = &bundle.reference.is_member;
     let ctx = match (state.logits.get(&state.model), state.random.get(&state.model)) {
-        (Some(l), Some(r)) => {
-            analysis::context(chain_now, l, c, &bundle.reference.is_member, r, SEED)
-        }
+        (Some(l), Some(r)) => analysis::context(chain_now, l, c, is_member, r, SEED),
         _ => Default::default(),
     };
-    let threshold = |a| {
-        let v = current?.iter().find(|v| v.id == a)?;
-        Some(effective_threshold(state, v))
-    };
+    let class = |k: usize| manifest.class_names.get(k).cloned().unwrap_or_default();
     state
         .uploads
         .iter()
-        .enumerate()
-        .map(|(i, u)| {
+        .map(|u| {
             let mut view = UploadView {
+                id: u.id,
                 name: u.name.clone(),
                 preview: u.preview.clone(),
+                origin: u.origin,
+                chosen: u.label,
                 top: Vec::new(),
+                label: None,
                 verdicts: Vec::new(),
             };
-            let Some(z) = u.logits.get(&state.model) else { return view };
-            if let Ok(a) = analysis::upload_analysis(chain_now, z, &ctx, SEED, i, lira, threshold) {
-                let class = |k: usize| manifest.class_names.get(k).cloned().unwrap_or_default();
+            let (Some(z), Some(current)) = (u.logits.get(&state.model), current) else {
+                return view;
+            };
+            let threshold = |v: &AttackView| effective_threshold(state, v);
+            let at = (SEED, u.id as usize);
+            let a = analysis::upload_analysis(
+                chain_now, z, &ctx, at, u.origin, u.label, current, is_member, threshold,
+            );
+            if let Ok(a) = a {
                 view.top = a.top.into_iter().map(|(k, p)| (class(k), p)).collect();
+                view.label = Some((a.label, class(a.label.class())));
                 view.verdicts = a.verdicts;
             }
             view
@@ -161,7 +173,7 @@ fn upload_views(
         .collect()
 }
 
-/// One card per attack, with its undefended ghost and the uploads' marks.
+/// One card per attack, with its undefended ghost and the uploads' numbered marks.
 fn attack_cards(
     state: &UseReducerHandle<State>,
     bundle: &SharedBundle,
@@ -169,58 +181,59 @@ fn attack_cards(
     uploads: &[UploadView],
 ) -> Html {
     let entry = bundle.manifest.model(&state.model);
+    if let Some(why) = state.broken.get(&state.model) {
+        return html! {
+            <p class="messages" data-testid="model-error">
+                { format!("This model cannot be shown: {why} The other models in the menu still work.") }
+            </p>
+        };
+    }
+    let adaptive_available = state.models.get(&state.model).is_some_and(|m| m.shadows.is_some());
     match computed {
         None => html! { <p class="muted">{ "running the reference sample…" }</p> },
         Some(Views { current: Err(e), .. }) => {
-            html! { <p class="messages" data-testid="error">{ format!("cannot compute the attacks: {e}") }</p> }
+            html! { <p class="messages" data-testid="error">{ format!("The attacks cannot be computed with these settings: {e}. Change a defense parameter or switch the defense off.") }</p> }
         }
         Some(Views { current: Ok(current), ghost }) => html! {
             { for current.iter().map(|v| {
                 let ghost = ghost.as_ref().and_then(|g| g.iter().find(|x| x.id == v.id).cloned());
                 let native = entry.and_then(|e| e.attacks.iter().find(|a| a.name == v.id.name())).and_then(|a| a.reference_auc);
                 let id = v.id;
-                let marks: Vec<(String, f32)> = uploads
+                let marks: Vec<Mark> = uploads
                     .iter()
-                    .filter_map(|u| u.verdicts.iter().find(|x| x.attack == id).map(|x| (u.name.clone(), x.score)))
+                    .enumerate()
+                    .filter_map(|(n, u)| {
+                        let x = u.verdicts.iter().find(|x| x.attack == id)?;
+                        Some(Mark { number: n + 1, name: u.name.clone(), score: x.score })
+                    })
                     .collect();
                 html! {
                     <AttackCard view={v.clone()} ghost={ghost} member={bundle.reference.is_member.clone()} native_auc={native}
-                        threshold={effective_threshold(state, v)} marks={marks}
-                        on_threshold={dispatch(state, move |t| Action::SetThreshold(id, t))} />
+                        threshold={effective_threshold(state, v)} marks={marks} attacker={state.attacker} {adaptive_available}
+                        on_threshold={dispatch(state, move |t| Action::SetThreshold(id, t))}
+                        on_adaptive={dispatch(state, |()| Action::SetAttacker(Attacker::Adaptive))} />
                 }
             }) }
         },
     }
 }
 
-/// The page.
-#[function_component(App)]
-pub fn app() -> Html {
-    let state = use_reducer(State::default);
-    let engine = use_engine();
-    let started = *use_memo((), |_| engine::now_ms());
-    use_bundle(state.clone());
-    use_reference_logits(state.clone(), engine.clone(), started);
-    use_upload_logits(state.clone(), engine);
-    let spec_chain = chain(&state.toggles);
-    let computed = use_views(&state, &spec_chain);
-    let thumbs = use_thumbs(state.bundle.clone());
+/// Whether the page was opened with `?tour` (a teacher's link to the guided first visit).
+fn tour_requested() -> bool {
+    web_sys::window().and_then(|w| w.location().search().ok()).is_some_and(|q| {
+        q.trim_start_matches('?').split('&').any(|kv| kv == "tour" || kv.starts_with("tour="))
+    })
+}
 
-    let on_backend = dispatch(&state, Action::UseBackend);
-    let on_dismiss = dispatch(&state, |()| Action::Dismiss);
-    let header = html! {
-        <>
-            <Header status={state.status.clone()} backend={state.backend} webgpu={engine::webgpu_exposed()} notice={state.notice.clone()} first_ms={state.first_ms} last={state.last_inference} on_backend={on_backend} />
-            <Messages messages={state.messages.clone()} on_dismiss={on_dismiss} />
-        </>
-    };
-    let Some(bundle) = state.bundle.clone() else { return header };
+/// The side panel: model, defenses and attacker, uploads.
+fn side(
+    state: &UseReducerHandle<State>,
+    bundle: &SharedBundle,
+    uploads: Vec<UploadView>,
+    thumbs: &[Thumb],
+) -> Html {
     let manifest = &bundle.manifest;
-    let adaptive_available = bundle.models.get(&state.model).is_some_and(|m| m.shadows.is_some());
-    let current = computed.as_ref().as_ref().and_then(|v| v.current.as_deref().ok());
-    let chain_now = spec_chain.clone().unwrap_or_default();
-    let uploads = upload_views(&state, &bundle, &chain_now, current);
-    let cards = attack_cards(&state, &bundle, computed.as_ref().as_ref(), &uploads);
+    let adaptive_available = state.models.get(&state.model).is_some_and(|m| m.shadows.is_some());
     let on_files = {
         let state = state.clone();
         Callback::from(move |files| hooks::upload_files(&state, files))
@@ -231,24 +244,83 @@ pub fn app() -> Html {
     };
     html! {
         <>
+            <ModelSelect models={manifest.models.clone()} selected={state.model.clone()} broken={state.broken.clone()} on_select={dispatch(state, Action::SelectModel)} />
+            <DefensePanel toggles={state.toggles.clone()} attacker={state.attacker} {adaptive_available}
+                on_toggle={dispatch(state, Action::Toggle)}
+                on_param={dispatch(state, |(i, j, v)| Action::SetParam(i, j, v))}
+                on_attacker={dispatch(state, Action::SetAttacker)} />
+            <Uploads uploads={uploads} thumbs={thumbs.to_vec()} classes={manifest.class_names.clone()} {on_files} {on_reference}
+                on_remove={dispatch(state, Action::RemoveUpload)}
+                on_clear={dispatch(state, |()| Action::ClearUploads)}
+                on_label={dispatch(state, |(id, l)| Action::SetUploadLabel(id, l))} />
+            <Glossary />
+        </>
+    }
+}
+
+/// The page.
+#[function_component(App)]
+pub fn app() -> Html {
+    let state = use_reducer(State::default);
+    let engine = use_engine();
+    let started = *use_memo((), |_| engine::now_ms());
+    use_bundle(state.clone());
+    use_model_files(state.clone());
+    use_reference_logits(state.clone(), engine.clone(), started);
+    use_upload_logits(state.clone(), engine);
+    {
+        let state = state.clone();
+        use_effect_with((), move |_| {
+            if tour_requested() {
+                state.dispatch(Action::Tour(Some(0)));
+            }
+        });
+    }
+    let controls_open = use_state(|| false);
+    let spec_chain = chain(&state.toggles);
+    let computed = use_views(&state, &spec_chain);
+    let thumbs = use_thumbs(state.bundle.clone());
+
+    let on_backend = dispatch(&state, Action::UseBackend);
+    let on_dismiss = dispatch(&state, |()| Action::Dismiss);
+    let on_tour = dispatch(&state, |()| Action::Tour(Some(0)));
+    let header = html! {
+        <>
+            <Header status={state.status.clone()} backend={state.backend} webgpu={engine::webgpu_exposed()} notice={state.notice.clone()} first_ms={state.first_ms} last={state.last_inference} progress={state.progress} {on_backend} {on_tour} />
+            <Messages messages={state.messages.clone()} on_dismiss={on_dismiss} />
+            <Tour step={state.tour} on_step={dispatch(&state, Action::Tour)} />
+        </>
+    };
+    let Some(bundle) = state.bundle.clone() else { return header };
+    let manifest = &bundle.manifest;
+    let current = computed.as_ref().as_ref().and_then(|v| v.current.as_deref().ok());
+    let chain_now = spec_chain.clone().unwrap_or_default();
+    let uploads = upload_views(&state, &bundle, &chain_now, current);
+    let cards = attack_cards(&state, &bundle, computed.as_ref().as_ref(), &uploads);
+    let toggle_controls = {
+        let open = controls_open.clone();
+        Callback::from(move |_| open.set(!*open))
+    };
+    // The tour's middle steps point into the side panel: unfold it on small screens.
+    let side_open = *controls_open || matches!(state.tour, Some(2..=5));
+    html! {
+        <>
             { header }
             if let Err(e) = &spec_chain {
                 <p class="messages">{ e.clone() }</p>
             }
             <main>
-                <div class="side">
-                    <ModelSelect models={manifest.models.clone()} selected={state.model.clone()} on_select={dispatch(&state, Action::SelectModel)} />
-                    <DefensePanel toggles={state.toggles.clone()} attacker={state.attacker} {adaptive_available}
-                        on_toggle={dispatch(&state, Action::Toggle)}
-                        on_param={dispatch(&state, |(i, j, v)| Action::SetParam(i, j, v))}
-                        on_attacker={dispatch(&state, Action::SetAttacker)} />
-                    <Uploads uploads={uploads} thumbs={(*thumbs).clone()} {on_files} {on_reference} />
-                </div>
                 <div class="attacks">
                     <p class="explain">{ format!("{} reference images: {} members of the training set and {} non-members. Each attack scores every image; a good attack puts members (blue) to the right of non-members (orange).", bundle.reference.len(), manifest.reference.members, manifest.reference.non_members) }</p>
                     { cards }
                 </div>
+                <div class={classes!("side", side_open.then_some("open"))} data-testid="side">
+                    { side(&state, &bundle, uploads, &thumbs) }
+                </div>
             </main>
+            <button class="controls-toggle" onclick={toggle_controls} data-testid="controls-toggle" aria-expanded={side_open.to_string()}>
+                { if side_open { "show the charts" } else { "defenses, models & uploads" } }
+            </button>
             if matches!(state.status, Status::Failed(_)) {
                 <p class="muted">{ "Reload the page to try again." }</p>
             }

@@ -4,7 +4,6 @@
 //! asynchronously, and turning uploaded files into model inputs through the browser's own
 //! image decoder. Weights are fetched at runtime from `pretrained/`, never embedded.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use burn::prelude::*;
@@ -53,7 +52,8 @@ impl Backend {
     }
 }
 
-/// One shipped model with its files.
+/// One shipped model's files, fetched and verified.
+#[derive(Debug, PartialEq)]
 pub struct LoadedModel {
     /// The raw weights (kept to rebuild the model on another backend).
     pub weights: Vec<u8>,
@@ -63,14 +63,15 @@ pub struct LoadedModel {
     pub shadows: Option<ShadowOutputs>,
 }
 
-/// The verified bundle.
+/// The verified manifest and reference sample; each model's files load on their own
+/// ([`load_model`]), so one broken model leaves the others usable.
 pub struct Bundle {
+    /// Where it is served from, relative to the page.
+    pub base: String,
     /// The manifest.
     pub manifest: Manifest,
     /// The reference sample.
     pub reference: ReferenceSample,
-    /// Files of each model, by id.
-    pub models: HashMap<String, LoadedModel>,
 }
 
 fn js_err(e: JsValue) -> String {
@@ -98,54 +99,135 @@ pub async fn yield_now() {
     let _ = JsFuture::from(promise).await;
 }
 
-/// GETs `url` as bytes.
-pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let resp = JsFuture::from(window()?.fetch_with_str(url)).await.map_err(js_err)?;
+/// Why a file of the bundle could not be fetched, worded for the student.
+fn http_problem(what: &str, status: u16) -> String {
+    let meaning = match status {
+        404 => "not found",
+        403 => "access denied",
+        500..=599 => "a server error",
+        _ => "an error",
+    };
+    format!(
+        "could not download {what}: the server answered {status} ({meaning}). If you host this page, check that the whole pretrained/ folder was copied next to it."
+    )
+}
+
+/// GETs `url` as bytes; `what` names the file for the student in any error.
+pub async fn fetch_bytes(url: &str, what: &str) -> Result<Vec<u8>, String> {
+    let offline = |e: JsValue| {
+        format!(
+            "could not download {what}: the connection failed ({}). Check the connection and reload the page.",
+            js_err(e)
+        )
+    };
+    let resp = JsFuture::from(window()?.fetch_with_str(url)).await.map_err(offline)?;
     let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
     if !resp.ok() {
-        return Err(format!("{url}: HTTP {}", resp.status()));
+        return Err(http_problem(what, resp.status()));
     }
-    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(js_err)?;
+    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(offline)?;
     Ok(Uint8Array::new(&buf).to_vec())
 }
 
-async fn fetch_checked(base: &str, f: &FileRef) -> Result<Vec<u8>, String> {
-    let bytes = fetch_bytes(&format!("{base}/{}", f.path)).await?;
-    f.verify(&bytes).map_err(|e| e.to_string())?;
+async fn fetch_checked(base: &str, f: &FileRef, what: &str) -> Result<Vec<u8>, String> {
+    let bytes = fetch_bytes(&format!("{base}/{}", f.path), what).await?;
+    f.verify(&bytes).map_err(|_| {
+        format!(
+            "{what} is damaged: its contents do not match the checksum in manifest.json (a partial or altered copy). Copy {} again from the project's pretrained/ folder.",
+            f.path
+        )
+    })?;
     Ok(bytes)
 }
 
-/// Fetches `base/manifest.json` and every file it names, checking version, sizes and hashes.
+/// Fetches `base/manifest.json` and the reference sample, checking version, sizes and hashes.
 pub async fn load_bundle(base: &str) -> Result<Bundle, String> {
-    let text = fetch_bytes(&format!("{base}/manifest.json")).await?;
-    let text = String::from_utf8(text).map_err(|_| "manifest.json is not UTF-8".to_string())?;
-    let manifest = Manifest::parse(&text).map_err(|e| e.to_string())?;
+    let text =
+        fetch_bytes(&format!("{base}/manifest.json"), "the list of models (manifest.json)").await?;
+    let text = String::from_utf8(text).map_err(|_| "manifest.json is not text".to_string())?;
+    let manifest = Manifest::parse(&text)
+        .map_err(|e| format!("manifest.json cannot be read by this version of the page ({e})"))?;
+    let what = "the reference images (reference.bin)";
     let reference = ReferenceSample::decode(
-        &fetch_checked(base, &manifest.reference.file).await?,
+        &fetch_checked(base, &manifest.reference.file, what).await?,
         manifest.input,
     )
-    .map_err(|e| e.to_string())?;
-    let n = reference.len();
-    let c = manifest.class_names.len();
-    let mut models = HashMap::new();
-    for m in &manifest.models {
-        let weights = fetch_checked(base, &m.weights).await?;
-        let lira = match &m.lira {
-            Some(f) => Some(
-                LiraStats::decode(&fetch_checked(base, f).await?, n).map_err(|e| e.to_string())?,
-            ),
-            None => None,
-        };
-        let shadows = match &m.shadow_outputs {
-            Some(f) => Some(
-                ShadowOutputs::decode(&fetch_checked(base, f).await?, n, c)
-                    .map_err(|e| e.to_string())?,
-            ),
-            None => None,
-        };
-        models.insert(m.id.clone(), LoadedModel { weights, lira, shadows });
+    .map_err(|e| format!("{what} cannot be read ({e})"))?;
+    Ok(Bundle { base: base.to_string(), manifest, reference })
+}
+
+/// Fetches and verifies model `id`'s weights, LiRA statistics and shadow outputs.
+pub async fn load_model(bundle: &Bundle, id: &str) -> Result<LoadedModel, String> {
+    let m = bundle.manifest.model(id).ok_or_else(|| format!("no model {id} in manifest.json"))?;
+    let (base, n, c) = (&bundle.base, bundle.reference.len(), bundle.manifest.class_names.len());
+    let label = &m.label;
+    let weights = fetch_checked(base, &m.weights, &format!("the {label} model's weights")).await?;
+    let lira = match &m.lira {
+        Some(f) => {
+            let what = format!("the {label} model's LiRA statistics");
+            let bytes = fetch_checked(base, f, &what).await?;
+            Some(LiraStats::decode(&bytes, n).map_err(|e| format!("{what} cannot be read ({e})"))?)
+        }
+        None => None,
+    };
+    let shadows = match &m.shadow_outputs {
+        Some(f) => {
+            let what = format!("the {label} model's shadow outputs");
+            let bytes = fetch_checked(base, f, &what).await?;
+            let decoded = ShadowOutputs::decode(&bytes, n, c);
+            Some(decoded.map_err(|e| format!("{what} cannot be read ({e})"))?)
+        }
+        None => None,
+    };
+    Ok(LoadedModel { weights, lira, shadows })
+}
+
+/// What the browser's WebGPU adapter is: `Ok(None)` for hardware, `Ok(Some(name))` for a
+/// software emulation (SwiftShader, llvmpipe: usually slower than the CPU path), `Err` when
+/// there is no adapter. Read from `GPUAdapterInfo`, which says so.
+pub async fn software_adapter() -> Result<Option<String>, String> {
+    let gpu = Reflect::get(&window()?.navigator(), &JsValue::from_str("gpu")).map_err(js_err)?;
+    let request = Reflect::get(&gpu, &JsValue::from_str("requestAdapter")).map_err(js_err)?;
+    let request: js_sys::Function = request.dyn_into().map_err(|_| "no requestAdapter")?;
+    let promise: Promise = request.call0(&gpu).map_err(js_err)?.dyn_into().map_err(js_err)?;
+    let adapter = JsFuture::from(promise).await.map_err(js_err)?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return Err("the browser offers no WebGPU adapter".into());
     }
-    Ok(Bundle { manifest, reference, models })
+    let field = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok();
+    let info = field(&adapter, "info").filter(|i| i.is_object());
+    let fallback = [
+        info.as_ref().and_then(|i| field(i, "isFallbackAdapter")),
+        field(&adapter, "isFallbackAdapter"),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|v| v.as_bool() == Some(true));
+    let arch = info
+        .as_ref()
+        .and_then(|i| {
+            Some(format!(
+                "{} {}",
+                field(i, "architecture")?.as_string()?,
+                field(i, "description")?.as_string().unwrap_or_default()
+            ))
+        })
+        .unwrap_or_default()
+        .to_lowercase();
+    let software = [
+        ("swiftshader", "SwiftShader"),
+        ("llvmpipe", "llvmpipe"),
+        ("lavapipe", "lavapipe"),
+        ("basic render", "Microsoft's Basic Render Driver"),
+        ("software", "a software renderer"),
+    ]
+    .into_iter()
+    .find(|s| arch.contains(s.0));
+    Ok(match (fallback, software) {
+        (_, Some((_, name))) => Some(name.to_string()),
+        (true, None) => Some("a fallback adapter".to_string()),
+        (false, None) => None,
+    })
 }
 
 /// Whether the page can ask for WebGPU at all (`navigator.gpu` exists: secure context, a
@@ -183,14 +265,15 @@ pub async fn device(backend: Backend) -> Result<Device, String> {
 }
 
 /// Logits of `model` on `n` images (`u8` CHW pixels), in chunks of `chunk` that yield to the
-/// page between them; tensors are read back asynchronously only.
+/// page between them (`progress` hears how many are done after each); tensors are read back
+/// asynchronously only.
 pub async fn infer(
     model: &Model,
     device: &Device,
     manifest: &Manifest,
-    pixels: &[u8],
-    n: usize,
+    (pixels, n): (&[u8], usize),
     chunk: usize,
+    progress: &dyn Fn(usize),
 ) -> Result<Vec<f32>, String> {
     let input = manifest.input;
     let per = input.numel();
@@ -210,6 +293,7 @@ pub async fn infer(
             model.forward(x).into_data_async().await.map_err(|e| format!("readback: {e:?}"))?;
         out.extend(data.try_to_vec::<f32>().map_err(|e| format!("readback: {e:?}"))?);
         start = end;
+        progress(end);
         yield_now().await;
     }
     Ok(out)

@@ -13,7 +13,8 @@ use mia_core::posterior::softmax;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
-use crate::engine::{self, Backend, SharedBundle};
+use crate::analysis::Origin;
+use crate::engine::{self, Backend, LoadedModel, SharedBundle};
 use crate::state::{Action, State, UploadEntry};
 
 /// Where the bundle is served from, relative to the page.
@@ -40,11 +41,11 @@ impl Engine {
         Ok(d)
     }
 
-    /// Model `id` built on `device` for backend generation `epoch`, built once.
+    /// Model `id` (its `files`) built on `device` for backend generation `epoch`, built once.
     async fn model(
         &self,
         bundle: &SharedBundle,
-        id: &str,
+        (id, files): (&str, &LoadedModel),
         epoch: u32,
         device: &Device,
     ) -> Result<Rc<Model>, String> {
@@ -52,8 +53,7 @@ impl Engine {
         if let Some(m) = self.models.borrow().get(&key) {
             return Ok(m.clone());
         }
-        let weights = &bundle.models.get(id).ok_or_else(|| format!("no weights for {id}"))?.weights;
-        let m = Rc::new(engine::build(&bundle.manifest, id, weights, device)?);
+        let m = Rc::new(engine::build(&bundle.manifest, id, &files.weights, device)?);
         self.models.borrow_mut().insert(key, m.clone());
         Ok(m)
     }
@@ -65,16 +65,29 @@ pub fn use_engine() -> Engine {
     (*use_mut_ref(Engine::default)).borrow().clone()
 }
 
-/// The backend asked for in the URL (`?backend=flex|ndarray|webgpu`), else WebGPU where the
-/// browser exposes it, else the CPU.
-fn initial_backend() -> Backend {
+/// The backend asked for in the URL (`?backend=flex|ndarray|webgpu`); else WebGPU where the
+/// browser has a hardware adapter; else the CPU, with the reason when WebGPU was passed over.
+async fn initial_backend() -> (Backend, Option<String>) {
     let param = web_sys::window().and_then(|w| w.location().search().ok()).and_then(|q| {
         q.split(['?', '&']).find_map(|kv| kv.strip_prefix("backend=").map(str::to_string))
     });
-    match param.as_deref().and_then(Backend::parse) {
-        Some(b) => b,
-        None if engine::webgpu_exposed() => Backend::WebGpu,
-        None => Backend::Flex,
+    if let Some(b) = param.as_deref().and_then(Backend::parse) {
+        return (b, None);
+    }
+    if !engine::webgpu_exposed() {
+        return (Backend::Flex, None);
+    }
+    match engine::software_adapter().await {
+        Ok(None) => (Backend::WebGpu, None),
+        Ok(Some(name)) => (
+            Backend::Flex,
+            Some(format!(
+                "This browser's WebGPU runs on {name}, a software emulation of a graphics card that is several times slower than the CPU path here, so the lab runs on the CPU. You can still pick WebGPU in the backend menu."
+            )),
+        ),
+        Err(e) => {
+            (Backend::Flex, Some(format!("WebGPU is not usable here ({e}); running on the CPU.")))
+        }
     }
 }
 
@@ -82,7 +95,14 @@ fn initial_backend() -> Backend {
 #[hook]
 pub fn use_bundle(state: UseReducerHandle<State>) {
     use_effect_with((), move |_| {
-        state.dispatch(Action::UseBackend(initial_backend()));
+        let s = state.clone();
+        spawn_local(async move {
+            let (backend, notice) = initial_backend().await;
+            s.dispatch(Action::UseBackend(backend));
+            if notice.is_some() {
+                s.dispatch(Action::BackendReady(backend, notice));
+            }
+        });
         spawn_local(async move {
             match engine::load_bundle(BUNDLE).await {
                 Ok(b) => state.dispatch(Action::Loaded(Rc::new(b))),
@@ -102,15 +122,39 @@ fn fall_back_to_cpu(state: &UseReducerHandle<State>, what: &str, e: &str) {
     state.dispatch(Action::UseBackend(Backend::Flex));
 }
 
+/// Fetches the selected model's files when it has none yet and is not known to be broken;
+/// a failure marks only that model broken.
+#[hook]
+pub fn use_model_files(state: UseReducerHandle<State>) {
+    let id = state.model.clone();
+    let wanted = state.bundle.is_some()
+        && !state.models.contains_key(&id)
+        && !state.broken.contains_key(&id);
+    use_effect_with((id, wanted), move |(id, wanted)| {
+        let (true, Some(bundle)) = (*wanted, state.bundle.clone()) else { return };
+        let id = id.clone();
+        spawn_local(async move {
+            match engine::load_model(&bundle, &id).await {
+                Ok(files) => state.dispatch(Action::ModelLoaded(id, Rc::new(files))),
+                Err(e) => state.dispatch(Action::ModelBroken(id, e)),
+            }
+        });
+    });
+}
+
 /// Runs the reference sample through the selected model whenever it has no logits on the
 /// current backend; `started` is the page's start (for the time to first distributions).
 #[hook]
 pub fn use_reference_logits(state: UseReducerHandle<State>, engine: Engine, started: f64) {
     let have = state.logits.contains_key(&state.model);
-    let deps = (state.backend_epoch, state.model.clone(), state.bundle.is_some(), have);
-    use_effect_with(deps, move |(epoch, id, loaded, have)| {
-        if let (true, false, Some(bundle)) = (*loaded, *have, state.bundle.clone()) {
-            spawn_local(run_model(state.clone(), engine, bundle, *epoch, id.clone(), started));
+    let files = state.models.get(&state.model).cloned();
+    let deps = (state.backend_epoch, state.model.clone(), state.bundle.is_some(), have, files);
+    use_effect_with(deps, move |(epoch, id, loaded, have, files)| {
+        if let (true, false, Some(bundle), Some(files)) =
+            (*loaded, *have, state.bundle.clone(), files.clone())
+        {
+            let job = (bundle, files, *epoch, id.clone());
+            spawn_local(run_model(state.clone(), engine, job, started));
         }
     });
 }
@@ -119,9 +163,7 @@ pub fn use_reference_logits(state: UseReducerHandle<State>, engine: Engine, star
 async fn run_model(
     state: UseReducerHandle<State>,
     engine: Engine,
-    bundle: SharedBundle,
-    epoch: u32,
-    id: String,
+    (bundle, files, epoch, id): (SharedBundle, Rc<LoadedModel>, u32, String),
     started: f64,
 ) {
     let backend = state.backend;
@@ -133,16 +175,20 @@ async fn run_model(
         Err(e) => return state.dispatch(Action::Failed(e)),
     };
     let result = async {
-        let model = engine.model(&bundle, &id, epoch, &device).await?;
+        let model = engine.model(&bundle, (&id, &files), epoch, &device).await?;
         let r = &bundle.reference;
         let chunk = if backend == Backend::WebGpu { 250 } else { 50 };
         let t0 = engine::now_ms();
+        let n = r.len();
+        let progress = |done| state.dispatch(Action::Progress(done, n));
+        let input = (r.pixels.as_slice(), n);
         let logits =
-            engine::infer(&model, &device, &bundle.manifest, &r.pixels, r.len(), chunk).await?;
+            engine::infer(&model, &device, &bundle.manifest, input, chunk, &progress).await?;
         let ms = engine::now_ms() - t0;
         let noise = engine::noise_images(&bundle.manifest);
-        let n = noise.len() / bundle.manifest.input.numel();
-        let z = engine::infer(&model, &device, &bundle.manifest, &noise, n, chunk).await?;
+        let k = noise.len() / bundle.manifest.input.numel();
+        let z =
+            engine::infer(&model, &device, &bundle.manifest, (&noise, k), chunk, &|_| ()).await?;
         let c = bundle.manifest.class_names.len();
         let random: Vec<Vec<f32>> = z
             .chunks(c)
@@ -172,30 +218,32 @@ async fn run_model(
 /// Runs every upload without logits on the current model, once the reference sample ran.
 #[hook]
 pub fn use_upload_logits(state: UseReducerHandle<State>, engine: Engine) {
-    let missing: Vec<usize> = state
+    let missing: Vec<(u64, Rc<Vec<u8>>)> = state
         .uploads
         .iter()
-        .enumerate()
-        .filter(|(_, u)| !u.logits.contains_key(&state.model))
-        .map(|(i, _)| i)
+        .filter(|u| !u.logits.contains_key(&state.model))
+        .map(|u| (u.id, u.pixels.clone()))
         .collect();
     let ready = state.logits.contains_key(&state.model);
-    let deps = (missing, state.model.clone(), state.backend_epoch, ready);
-    use_effect_with(deps, move |(missing, id, epoch, ready)| {
-        let (true, Some(bundle)) = (*ready, state.bundle.clone()) else { return };
-        for &i in missing {
-            let pixels = state.uploads[i].pixels.clone();
-            let (state, engine, bundle, id, epoch) =
-                (state.clone(), engine.clone(), bundle.clone(), id.clone(), *epoch);
+    let files = state.models.get(&state.model).cloned();
+    let deps = (missing, state.model.clone(), state.backend_epoch, ready, files);
+    use_effect_with(deps, move |(missing, id, epoch, ready, files)| {
+        let (true, Some(bundle), Some(files)) = (*ready, state.bundle.clone(), files.clone())
+        else {
+            return;
+        };
+        for (upload, pixels) in missing.clone() {
+            let (state, engine, bundle, files, id, epoch) =
+                (state.clone(), engine.clone(), bundle.clone(), files.clone(), id.clone(), *epoch);
             spawn_local(async move {
                 let result = async {
                     let device = engine.device(state.backend).await?;
-                    let model = engine.model(&bundle, &id, epoch, &device).await?;
-                    engine::infer(&model, &device, &bundle.manifest, &pixels, 1, 1).await
+                    let model = engine.model(&bundle, (&id, &files), epoch, &device).await?;
+                    engine::infer(&model, &device, &bundle.manifest, (&pixels, 1), 1, &|_| ()).await
                 }
                 .await;
                 match result {
-                    Ok(l) => state.dispatch(Action::UploadLogits(i, id, Rc::new(l))),
+                    Ok(l) => state.dispatch(Action::UploadLogits(upload, id, Rc::new(l))),
                     Err(e) => {
                         state.dispatch(Action::Message(format!("could not run the upload: {e}")))
                     }
@@ -216,6 +264,9 @@ pub fn upload_files(state: &UseReducerHandle<State>, files: Vec<web_sys::File>) 
         spawn_local(async move {
             match engine::decode_upload(&f, &bundle.manifest).await {
                 Ok(u) => state.dispatch(Action::Uploaded(UploadEntry {
+                    id: 0,
+                    origin: Origin::File,
+                    label: None,
                     name: u.name,
                     pixels: Rc::new(u.pixels),
                     preview: u.preview,
@@ -238,6 +289,13 @@ pub fn upload_reference(state: &UseReducerHandle<State>, i: usize) {
         engine::preview(r.image(i), r.input.channels, r.input.width as u32).unwrap_or_default();
     let kind = if r.is_member[i] { "member" } else { "non-member" };
     state.dispatch(Action::Uploaded(UploadEntry {
+        id: 0,
+        origin: Origin::Reference {
+            index: i,
+            label: usize::from(r.labels[i]),
+            member: r.is_member[i],
+        },
+        label: None,
         name: format!("reference #{i} ({kind})"),
         pixels: Rc::new(r.image(i).to_vec()),
         preview,

@@ -8,8 +8,8 @@ use mia_core::bundle::BrowserAttack;
 use mia_core::inference::{Chain, Defense};
 use yew::Reducible;
 
-use crate::analysis::Attacker;
-use crate::engine::{Backend, SharedBundle};
+use crate::analysis::{Attacker, Origin};
+use crate::engine::{Backend, LoadedModel, SharedBundle};
 
 /// One toggleable inference-time defense and its parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +78,12 @@ pub fn chain(toggles: &[Toggle]) -> Result<Chain, String> {
 /// An uploaded image, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UploadEntry {
+    /// Stable id (removal and late results find it by id, not position).
+    pub id: u64,
+    /// A file of the student's, or a reference example.
+    pub origin: Origin,
+    /// The class the student says it shows (None: the attacks use the prediction).
+    pub label: Option<usize>,
     /// File name.
     pub name: String,
     /// Pixels at model size, CHW.
@@ -126,6 +132,16 @@ pub struct State {
     pub thresholds: HashMap<&'static str, f32>,
     /// Uploads, newest last.
     pub uploads: Vec<UploadEntry>,
+    /// The next upload's id.
+    pub next_upload: u64,
+    /// Each model's files once fetched and verified, by id.
+    pub models: HashMap<String, Rc<LoadedModel>>,
+    /// Models whose files could not be used, with what the student should know.
+    pub broken: HashMap<String, String>,
+    /// Images of the reference sample run so far, and in all (while it runs).
+    pub progress: Option<(usize, usize)>,
+    /// The guided tour's step, when it is open.
+    pub tour: Option<usize>,
     /// Messages about bad input; the page keeps working.
     pub messages: Vec<String>,
     /// ms from start to the first distributions.
@@ -155,6 +171,11 @@ impl Default for State {
             attacker: Attacker::Naive,
             thresholds: HashMap::new(),
             uploads: Vec::new(),
+            next_upload: 0,
+            models: HashMap::new(),
+            broken: HashMap::new(),
+            progress: None,
+            tour: None,
             messages: Vec::new(),
             first_ms: None,
             last_inference: None,
@@ -197,10 +218,24 @@ pub enum Action {
     SetAttacker(Attacker),
     /// Drag a threshold (None resets to the attacker's).
     SetThreshold(BrowserAttack, Option<f32>),
-    /// An upload is decoded.
+    /// An upload is decoded (its id is assigned here).
     Uploaded(UploadEntry),
-    /// An upload's logits on a model.
-    UploadLogits(usize, String, Rc<Vec<f32>>),
+    /// An upload's logits on a model: upload id, model id, logits.
+    UploadLogits(u64, String, Rc<Vec<f32>>),
+    /// Remove one upload by id.
+    RemoveUpload(u64),
+    /// Remove every upload.
+    ClearUploads,
+    /// The class the student says upload `id` shows (None: use the prediction).
+    SetUploadLabel(u64, Option<usize>),
+    /// A model's files are fetched and verified.
+    ModelLoaded(String, Rc<LoadedModel>),
+    /// A model's files cannot be used; the others still can.
+    ModelBroken(String, String),
+    /// Reference images run so far, of how many.
+    Progress(usize, usize),
+    /// Open the tour at a step, or close it (None).
+    Tour(Option<usize>),
     /// Something the user gave could not be used.
     Message(String),
     /// Clear the messages.
@@ -242,6 +277,7 @@ impl Reducible for State {
                 s.random.insert(model, random);
                 s.last_inference = Some((ms, n));
                 s.first_ms.get_or_insert(at);
+                s.progress = None;
                 s.status = Status::Ready;
             }
             Action::SelectModel(id) => {
@@ -279,12 +315,35 @@ impl Reducible for State {
                     s.thresholds.remove(id.name());
                 }
             },
-            Action::Uploaded(u) => s.uploads.push(u),
-            Action::UploadLogits(i, model, logits) => {
-                if let Some(u) = s.uploads.get_mut(i) {
+            Action::Uploaded(mut u) => {
+                u.id = s.next_upload;
+                s.next_upload += 1;
+                s.uploads.push(u);
+            }
+            Action::UploadLogits(id, model, logits) => {
+                if let Some(u) = s.uploads.iter_mut().find(|u| u.id == id) {
                     u.logits.insert(model, logits);
                 }
             }
+            Action::RemoveUpload(id) => s.uploads.retain(|u| u.id != id),
+            Action::ClearUploads => s.uploads.clear(),
+            Action::SetUploadLabel(id, label) => {
+                if let Some(u) = s.uploads.iter_mut().find(|u| u.id == id) {
+                    u.label = label;
+                }
+            }
+            Action::ModelLoaded(id, files) => {
+                s.broken.remove(&id);
+                s.models.insert(id, files);
+            }
+            Action::ModelBroken(id, why) => {
+                if s.model == id && !s.logits.contains_key(&id) {
+                    s.status = Status::Ready;
+                }
+                s.broken.insert(id, why);
+            }
+            Action::Progress(done, total) => s.progress = Some((done, total)),
+            Action::Tour(step) => s.tour = step,
             Action::Message(m) => s.messages.push(m),
             Action::Dismiss => s.messages.clear(),
         }

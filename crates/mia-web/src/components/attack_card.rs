@@ -1,11 +1,14 @@
 //! One attack: histograms with the undefended ghost, a draggable threshold with live
 //! TPR/FPR/advantage, AUC against the natively measured one, ROC on linear and log-log axes,
-//! and a sentence saying what the attack looks at.
+//! a sentence saying what the attack looks at, and a warning when a naive threshold flags
+//! nothing (a miscalibrated attacker, not a protected model).
 
+use mia_core::bundle::BrowserAttack;
 use yew::prelude::*;
 
-use super::charts::{Histogram, RocChart, range};
-use crate::analysis::AttackView;
+use super::charts::{Histogram, Mark, RocChart, range};
+use super::glossary::Term;
+use crate::analysis::{AttackView, Attacker};
 
 /// Props.
 #[derive(Properties, PartialEq)]
@@ -21,9 +24,42 @@ pub struct AttackCardProps {
     /// The threshold in use (dragged or the attacker's).
     pub threshold: f32,
     /// Upload markers.
-    pub marks: Vec<(String, f32)>,
+    pub marks: Vec<Mark>,
+    /// The attacker in use.
+    pub attacker: Attacker,
+    /// Whether the adaptive attacker can be chosen.
+    pub adaptive_available: bool,
     /// Threshold dragged (None = reset).
     pub on_threshold: Callback<Option<f32>>,
+    /// Switch to the adaptive attacker.
+    pub on_adaptive: Callback<()>,
+}
+
+/// What the histogram's x axis shows for `id`.
+pub fn axis(id: BrowserAttack) -> &'static str {
+    match id {
+        BrowserAttack::Confidence => "log-odds of the true class's probability →  member",
+        BrowserAttack::Loss => "−log10(loss) →  member",
+        BrowserAttack::ModifiedEntropy => "−log10(modified entropy) →  member",
+        BrowserAttack::Lira => "log likelihood ratio (in vs out) →  member",
+    }
+}
+
+/// The warning shown when a naive threshold, after a defense, flags no image at all.
+fn naive_warning(p: &AttackCardProps, tpr: f64, fpr: f64) -> Html {
+    let silent = tpr == 0.0 && fpr == 0.0;
+    if !(silent && p.ghost.is_some() && p.attacker == Attacker::Naive) {
+        return html! {};
+    }
+    let cb = p.on_adaptive.clone();
+    html! {
+        <p class="warning" data-testid="naive-warning">
+            { "The naive attacker's threshold, calibrated on undefended shadow models, now lies beyond every score, so it flags nothing. That is an attacker who does not know about the defense, not protection: the AUC above still says how far apart members and non-members are. " }
+            if p.adaptive_available {
+                <button onclick={Callback::from(move |_| cb.emit(()))}>{ "use the adaptive attacker" }</button>
+            }
+        </p>
+    }
 }
 
 /// The card.
@@ -33,6 +69,7 @@ pub fn attack_card(p: &AttackCardProps) -> Html {
     let ghost_scores = p.ghost.as_ref().map(|g| g.scores.clone());
     let r = range(&[&v.scores, ghost_scores.as_deref().unwrap_or(&[])]);
     let (tpr, fpr) = v.rates(&p.member, p.threshold);
+    let non_members = p.member.iter().filter(|m| !**m).count().max(1);
     let name = v.id.name();
     let on_input = {
         let cb = p.on_threshold.clone();
@@ -52,26 +89,28 @@ pub fn attack_card(p: &AttackCardProps) -> Html {
         <section class="card" data-testid={format!("attack-{name}")}>
             <h3>{ name }</h3>
             <p class="explain">{ crate::analysis::explain(v.id) }</p>
-            <Histogram scores={v.scores.clone()} ghost={ghost_scores} member={p.member.clone()} threshold={p.threshold} range={r} marks={p.marks.clone()} />
+            <Histogram scores={v.scores.clone()} ghost={ghost_scores} member={p.member.clone()} threshold={p.threshold} range={r} marks={p.marks.clone()} axis={axis(v.id)} />
             <div class="threshold">
-                <label>{ "threshold " }
+                <label><Term name="threshold" />{ " " }
                     <input type="range" min={r.0.to_string()} max={r.1.to_string()} step={step.to_string()}
                         value={p.threshold.clamp(r.0, r.1).to_string()} oninput={on_input} data-testid={format!("threshold-{name}")} />
                 </label>
-                <button onclick={reset}>{ "attacker's" }</button>
+                <button onclick={reset} title="back to the threshold the attacker calibrated on its shadow models">{ "attacker's" }</button>
             </div>
             <p class="readout">
-                <span>{ "AUC " }<b data-testid={format!("auc-{name}")}>{ format!("{:.3}", v.auc) }</b></span>
-                { p.native_auc.map(|a| html! { <span class="muted">{ format!(" (native {a:.3})") }</span> }).unwrap_or_default() }
-                { p.ghost.as_ref().map(|g| html! { <span class="muted">{ format!(" · undefended {:.3}", g.auc) }</span> }).unwrap_or_default() }
+                <span><Term name="AUC" />{ " " }<b data-testid={format!("auc-{name}")}>{ format!("{:.3}", v.auc) }</b></span>
+                { p.native_auc.map(|a| html! { <span class="muted">{ format!(" (measured natively {a:.3})") }</span> }).unwrap_or_default() }
+                { p.ghost.as_ref().map(|g| html! { <span class="muted">{ format!(" · without the defense {:.3}", g.auc) }</span> }).unwrap_or_default() }
                 <br />
-                { format!("at threshold {:.3}: TPR {:.1}% · FPR {:.1}% · advantage {:.3}", p.threshold, 100.0 * tpr, 100.0 * fpr, tpr - fpr) }
+                { format!("at threshold {:.2}: ", p.threshold) }<Term name="TPR" />{ format!(" {:.1}% · ", 100.0 * tpr) }<Term name="FPR" />{ format!(" {:.1}% · ", 100.0 * fpr) }<Term name="advantage" />{ format!(" {:.3}", tpr - fpr) }
+                <br />
+                <span class="muted">{ format!("{} non-members: FPR moves in steps of {:.2}%, so rates below that cannot be resolved here.", non_members, 100.0 / non_members as f64) }</span>
             </p>
+            { naive_warning(p, tpr, fpr) }
             <div class="rocs">
                 <RocChart roc={v.roc.clone()} ghost={p.ghost.as_ref().map(|g| g.roc.clone())} log={false} />
                 <RocChart roc={v.roc.clone()} ghost={p.ghost.as_ref().map(|g| g.roc.clone())} log={true} />
             </div>
-            <p class="explain">{ "Blue: members (trained on), orange: non-members. Dashed outlines: before the inference defense. The further apart the colours, the more the model leaks; the ROC's log-log view shows what an attacker finds when it may almost never be wrong." }</p>
         </section>
     }
 }

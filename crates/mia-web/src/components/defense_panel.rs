@@ -2,6 +2,7 @@
 
 use yew::prelude::*;
 
+use super::glossary::Term;
 use crate::analysis::Attacker;
 use crate::state::Toggle;
 
@@ -25,7 +26,7 @@ pub struct DefensePanelProps {
 /// The panel.
 #[function_component(DefensePanel)]
 pub fn defense_panel(p: &DefensePanelProps) -> Html {
-    let attacker = |a: Attacker, label: &'static str, id: &'static str| {
+    let attacker = |a: Attacker, label: Html, id: &'static str| {
         let cb = p.on_attacker.clone();
         let disabled = a == Attacker::Adaptive && !p.adaptive_available;
         html! {
@@ -37,8 +38,8 @@ pub fn defense_panel(p: &DefensePanelProps) -> Html {
         }
     };
     html! {
-        <section class="panel defenses">
-            <h2>{ "Inference-time defenses" }</h2>
+        <section class="panel defenses" id="defenses">
+            <h2><Term name="inference-time defense" text="Inference-time defenses" /></h2>
             <p class="explain">{ "Each changes what the model releases, not how it was trained. Toggle them and watch the distributions move; the dashed outlines stay where they were." }</p>
             { for p.toggles.iter().enumerate().map(|(i, t)| {
                 let on_toggle = p.on_toggle.clone();
@@ -64,9 +65,11 @@ pub fn defense_panel(p: &DefensePanelProps) -> Html {
                     </div>
                 }
             }) }
-            <h3>{ "Attacker" }</h3>
-            { attacker(Attacker::Naive, "naive (calibrated on undefended shadows)", "attacker-naive") }
-            { attacker(Attacker::Adaptive, "adaptive (its shadows go through the same defense)", "attacker-adaptive") }
+            <div id="attacker">
+                <h3>{ "Attacker" }</h3>
+                { attacker(Attacker::Naive, html! { <><Term name="naive attacker" text="naive" />{ " (calibrated on undefended shadow models)" }</> }, "attacker-naive") }
+                { attacker(Attacker::Adaptive, html! { <><Term name="adaptive attacker" text="adaptive" />{ " (its shadow models go through the same defense)" }</> }, "attacker-adaptive") }
+            </div>
             if !p.adaptive_available {
                 <p class="muted">{ "This model ships no shadow outputs: only the naive attacker." }</p>
             }

@@ -21,8 +21,12 @@ pub struct HeaderProps {
     pub first_ms: Option<f64>,
     /// Last inference: ms and images.
     pub last: Option<(f64, usize)>,
+    /// Reference images run so far, of how many (while it runs).
+    pub progress: Option<(usize, usize)>,
     /// Backend picked.
     pub on_backend: Callback<Backend>,
+    /// Start the guided tour.
+    pub on_tour: Callback<()>,
 }
 
 /// The header.
@@ -42,12 +46,16 @@ pub fn header(p: &HeaderProps) -> Html {
             <option {value} selected={p.backend == b} disabled={!enabled}>{ b.name() }</option>
         }
     };
+    let tour = {
+        let cb = p.on_tour.clone();
+        Callback::from(move |_| cb.emit(()))
+    };
     html! {
         <header>
             <h1>{ "MIA Lab" }</h1>
             <p class="tagline">{ "How much does a model give away about the images it was trained on? Everything below runs in your browser; no image leaves this device." }</p>
             <div class="bar">
-                <label>{ "backend " }
+                <label title="where the models run: your graphics card through WebGPU, or the processor">{ "backend " }
                     <select onchange={on_change} data-testid="backend-select">
                         { option(Backend::WebGpu, "webgpu", p.webgpu) }
                         { option(Backend::Flex, "flex", true) }
@@ -60,6 +68,11 @@ pub fn header(p: &HeaderProps) -> Html {
                     Status::Ready => "ready".to_string(),
                     Status::Failed(e) => format!("error: {e}"),
                 } }</span>
+                if let (Status::Loading(_), Some((done, total))) = (&p.status, p.progress) {
+                    <progress max={total.to_string()} value={done.to_string()} data-testid="progress" aria-label="reference images run" />
+                    <span class="muted">{ format!("{done} of {total} images") }</span>
+                }
+                <button onclick={tour} data-testid="tour-start">{ "take the tour" }</button>
                 { p.first_ms.map(|ms| html! { <span data-testid="first-ms">{ format!("first distributions after {:.0} ms", ms) }</span> }).unwrap_or_default() }
                 { p.last.map(|(ms, n)| html! { <span data-testid="inference-ms">{ format!("{n} images in {ms:.0} ms ({:.2} ms/image)", ms / n.max(1) as f64) }</span> }).unwrap_or_default() }
             </div>

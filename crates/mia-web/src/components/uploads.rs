@@ -1,20 +1,31 @@
 //! Uploads: a file picker and a drop zone for any images the browser decodes, reference
-//! thumbnails (members and non-members) to drag in, and for each image its top predictions,
-//! its membership score per attack and the attacker's verdict.
+//! thumbnails (members and non-members) to add, and for each image its top predictions, the
+//! label the attacks used (the student may pick the true one) and each attack's verdict with
+//! the false-positive rate of that very procedure. A file the student brings was never
+//! trained on, and the page says so instead of calling it a member. Uploads can be removed.
 
 use yew::prelude::*;
 
-use crate::analysis::Verdict;
+use crate::analysis::{LabelUsed, Origin, Verdict};
+use crate::components::glossary::Term;
 
 /// What the lab says about one upload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UploadView {
+    /// Upload id.
+    pub id: u64,
     /// File name (or the reference example it came from).
     pub name: String,
     /// Preview data URL.
     pub preview: String,
+    /// A file or a reference example.
+    pub origin: Origin,
+    /// The class the student picked, if any.
+    pub chosen: Option<usize>,
     /// Top predictions: class, probability (released).
     pub top: Vec<(String, f32)>,
+    /// The label the attacks scored, and its class name.
+    pub label: Option<(LabelUsed, String)>,
     /// Per attack: its score against its threshold.
     pub verdicts: Vec<Verdict>,
 }
@@ -37,15 +48,143 @@ pub struct UploadsProps {
     pub uploads: Vec<UploadView>,
     /// Thumbnails.
     pub thumbs: Vec<Thumb>,
+    /// The model's class names (for the label picker).
+    pub classes: Vec<String>,
     /// Files chosen or dropped.
     pub on_files: Callback<Vec<web_sys::File>>,
     /// A reference thumbnail dropped or clicked.
     pub on_reference: Callback<usize>,
+    /// Remove one upload.
+    pub on_remove: Callback<u64>,
+    /// Remove all.
+    pub on_clear: Callback<()>,
+    /// The student's label for an upload (None: the prediction).
+    pub on_label: Callback<(u64, Option<usize>)>,
 }
 
 fn files(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
     let Some(list) = list else { return Vec::new() };
     (0..list.length()).filter_map(|i| list.get(i)).collect()
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.1} %", 100.0 * v)
+}
+
+/// One attack's verdict in words: what it did, how often it is wrong that way, and what is
+/// known about this image.
+fn verdict_line(v: &Verdict, origin: Origin) -> Html {
+    let (sign, did) = if v.flagged { ("≥", "flagged") } else { ("<", "not flagged") };
+    let rates = format!(
+        "At this threshold the attack flags {} of the {} images the model never saw (its false-positive rate) and {} of its members.",
+        pct(v.fpr),
+        v.non_members,
+        pct(v.tpr)
+    );
+    let truth = match (origin, v.flagged) {
+        (Origin::File, true) => {
+            " The model never trained on your image, so this flag is a false positive."
+        }
+        (Origin::Reference { member: true, .. }, true) => " Right: it was in the training set.",
+        (Origin::Reference { member: false, .. }, true) => {
+            " Wrong (a false positive): it was not in the training set."
+        }
+        (Origin::Reference { member: true, .. }, false) => " Missed: it was in the training set.",
+        (_, false) => "",
+    };
+    let pooled = if v.pooled {
+        " (LiRA here uses shadow statistics averaged over the reference images: your image has no shadow models of its own.)"
+    } else {
+        ""
+    };
+    html! {
+        <li data-testid="verdict">
+            <b>{ v.attack.name() }</b>{ format!(": score {:.2} {sign} threshold {:.2} → {did}. ", v.score, v.threshold) }
+            <span data-testid="verdict-fpr">{ rates }</span>{ truth }{ pooled }
+        </li>
+    }
+}
+
+/// The one-line summary of an upload's verdicts.
+fn summary(u: &UploadView) -> String {
+    let k = u.verdicts.iter().filter(|v| v.flagged).count();
+    let m = u.verdicts.len();
+    match u.origin {
+        Origin::File if k == 0 => {
+            format!("flagged by none of {m} attacks (correct: the model never saw it)")
+        }
+        Origin::File => {
+            format!("flagged by {k} of {m} attacks: false positives, the model never saw it")
+        }
+        Origin::Reference { index, member, .. } => {
+            let right = if member { k } else { m - k };
+            format!("reference #{index}: {k} of {m} attacks flag it; {right} of {m} are right")
+        }
+    }
+}
+
+/// Which label the attacks used, why, and a picker for the true class.
+fn label_line(
+    u: &UploadView,
+    classes: &[String],
+    on_label: &Callback<(u64, Option<usize>)>,
+) -> Html {
+    let Some((label, name)) = &u.label else { return html! {} };
+    let why = match label {
+        LabelUsed::Predicted(_) => format!(
+            "Scored as “{name}”, the model's prediction: the attacks need the image's true class and you gave none. Know it? "
+        ),
+        LabelUsed::Chosen(_) => format!("Scored as “{name}”, the class you picked. "),
+        LabelUsed::True(_) => {
+            return html! { <p class="muted">{ format!("Scored as “{name}”, its true label (a reference image).") }</p> };
+        }
+    };
+    let (id, cb) = (u.id, on_label.clone());
+    let on_change = Callback::from(move |e: Event| {
+        let select: web_sys::HtmlSelectElement = e.target_unchecked_into();
+        cb.emit((id, select.value().parse::<usize>().ok()));
+    });
+    html! {
+        <p class="muted">{ why }
+            <select onchange={on_change} data-testid="upload-label" aria-label="the image's true class">
+                <option value="" selected={u.chosen.is_none()}>{ "use the prediction" }</option>
+                { for classes.iter().enumerate().map(|(k, c)| html! {
+                    <option value={k.to_string()} selected={u.chosen == Some(k)}>{ c.clone() }</option>
+                }) }
+            </select>
+        </p>
+    }
+}
+
+/// One upload, compact: number, preview, prediction, summary; details fold out.
+fn upload_row(n: usize, u: &UploadView, p: &UploadsProps) -> Html {
+    let remove = {
+        let (cb, id) = (p.on_remove.clone(), u.id);
+        Callback::from(move |_| cb.emit(id))
+    };
+    html! {
+        <div class="upload" data-testid="upload-result" key={u.id.to_string()}>
+            <span class="mark-number">{ n }</span>
+            <img src={u.preview.clone()} class="preview" alt={u.name.clone()} />
+            <div class="upload-body">
+                <div class="upload-head">
+                    <b class="upload-name" title={u.name.clone()}>{ u.name.clone() }</b>
+                    <button class="remove" onclick={remove} title="remove this image" aria-label={format!("remove {}", u.name)} data-testid="upload-remove">{ "×" }</button>
+                </div>
+                if u.top.is_empty() {
+                    <p class="muted">{ "running…" }</p>
+                } else {
+                    <p data-testid="prediction">{ u.top.iter().map(|(c, p)| format!("{c} {:.1}%", 100.0 * p)).collect::<Vec<_>>().join(" · ") }</p>
+                    <p data-testid="upload-summary">{ summary(u) }</p>
+                    <details>
+                        <summary>{ "why: score, threshold and " }<Term name="FPR" /></summary>
+                        { label_line(u, &p.classes, &p.on_label) }
+                        <ul>{ for u.verdicts.iter().map(|v| verdict_line(v, u.origin)) }</ul>
+                    </details>
+                }
+            </div>
+        </div>
+    }
 }
 
 /// The uploads panel.
@@ -89,10 +228,14 @@ pub fn uploads(p: &UploadsProps) -> Html {
         let dragging = dragging.clone();
         Callback::from(move |_: DragEvent| dragging.set(false))
     };
+    let clear = {
+        let cb = p.on_clear.clone();
+        Callback::from(move |_| cb.emit(()))
+    };
     html! {
-        <section class="panel uploads">
+        <section class="panel uploads" id="uploads">
             <h2>{ "Your images" }</h2>
-            <p class="explain">{ "Pick or drop images (any format your browser opens; they are cropped to a square and resized). They never leave this device. Or drag one of these training (member) and unseen (non-member) examples in:" }</p>
+            <p class="explain">{ "Pick or drop images (any format your browser opens; they are cropped to a square and resized). They never leave this device. The shipped model never trained on your images, so any attack that flags one is wrong: a way to see false positives. Or add one of these training (" }<Term name="member" />{ ", blue) and unseen (orange) examples by clicking or dragging it:" }</p>
             <div class="thumbs">
                 { for p.thumbs.iter().map(|t| {
                     let i = t.index;
@@ -100,6 +243,7 @@ pub fn uploads(p: &UploadsProps) -> Html {
                     html! {
                         <img src={t.url.clone()} class={if t.member { "thumb member" } else { "thumb nonmember" }}
                             title={if t.member { "member (in the training set)" } else { "non-member" }}
+                            alt={if t.member { "a member image" } else { "a non-member image" }}
                             draggable="true" data-testid={format!("thumb-{i}")}
                             ondragstart={Callback::from(move |e: DragEvent| {
                                 if let Some(dt) = e.data_transfer() { let _ = dt.set_data("text/plain", &format!("ref:{i}")); }
@@ -112,24 +256,15 @@ pub fn uploads(p: &UploadsProps) -> Html {
                 <input type="file" accept="image/*" multiple=true onchange={on_change} data-testid="upload-input" />
                 <span>{ " or drop images here" }</span>
             </div>
-            { for p.uploads.iter().map(|u| html! {
-                <div class="upload" data-testid="upload-result">
-                    <img src={u.preview.clone()} class="preview" />
-                    <div>
-                        <b>{ u.name.clone() }</b>
-                        if u.top.is_empty() {
-                            <p class="muted">{ "running…" }</p>
-                        } else {
-                            <p data-testid="prediction">{ u.top.iter().map(|(c, p)| format!("{c} {:.1}%", 100.0 * p)).collect::<Vec<_>>().join(" · ") }</p>
-                            <ul>
-                                { for u.verdicts.iter().map(|v| html! {
-                                    <li>{ format!("{}: score {:.3} vs threshold {:.3} → ", v.attack.name(), v.score, v.threshold) }<b>{ if v.member { "member" } else { "non-member" } }</b></li>
-                                }) }
-                            </ul>
-                        }
-                    </div>
+            if !p.uploads.is_empty() {
+                <div class="upload-tools">
+                    <span class="muted">{ format!("{} image{}; numbers match the marks ▲ on the charts", p.uploads.len(), if p.uploads.len() == 1 { "" } else { "s" }) }</span>
+                    <button onclick={clear} data-testid="uploads-clear">{ "remove all" }</button>
                 </div>
-            }) }
+            }
+            <div class="upload-list">
+                { for p.uploads.iter().enumerate().map(|(n, u)| upload_row(n + 1, u, p)) }
+            </div>
         </section>
     }
 }

@@ -1,0 +1,97 @@
+//! The guided first visit: a few short steps (what a membership attack is, the colours, a
+//! defense, the adaptive attacker, an upload, the words), each scrolling to and outlining the
+//! part of the page it talks about. Opened by the header's button or by `?tour` in the URL,
+//! so a teacher can link to it as the start of a lab session.
+
+use wasm_bindgen::JsCast;
+use yew::prelude::*;
+
+/// Each step: the element it points at (a CSS selector), its title and its text.
+pub const STEPS: &[(&str, &str, &str)] = &[
+    (
+        "header",
+        "What is a membership attack?",
+        "A model is trained on some images (its members) and never sees others. A membership inference attack looks only at the model's answers and guesses which images were in the training set. If it guesses well, the model leaks its training data: a privacy problem when that data is medical records or your photos.",
+    ),
+    (
+        "[data-testid=attack-confidence]",
+        "Read a chart",
+        "Every reference image gets a score. Blue bars are members, orange bars non-members; the red line is the attacker's threshold: images to its right are called members. The further apart blue and orange sit, the more the model leaks. AUC sums that up: 0.5 is guessing, 1 is perfect.",
+    ),
+    (
+        "#defenses",
+        "Try a defense",
+        "Inference-time defenses change only what the model releases. Switch one on (Temperature, say) and watch the bars move; the dashed outlines stay where they were without the defense.",
+    ),
+    (
+        "#attacker",
+        "Try the adaptive attacker",
+        "The naive attacker does not know about the defense, so its threshold can end up where no image reaches it: it then flags nothing, which looks like safety but is not. The adaptive attacker recalibrates on shadow models behind the same defense. Switch to it and see what the defense really hides.",
+    ),
+    (
+        "#uploads",
+        "Bring an image",
+        "Drop a photo of your own. The model never trained on it, so every attack that flags it is wrong, and the page tells you how often that happens to unseen images at that threshold. Add a blue thumbnail to see a real member.",
+    ),
+    (
+        "#glossary",
+        "The words",
+        "Hover over an underlined word anywhere on the page for its meaning, or open the glossary here. That is the tour: explore freely.",
+    ),
+];
+
+/// Props.
+#[derive(Properties, PartialEq)]
+pub struct TourProps {
+    /// The open step, or None.
+    pub step: Option<usize>,
+    /// Go to a step (None closes the tour).
+    pub on_step: Callback<Option<usize>>,
+}
+
+/// Outlines and scrolls to the element `selector` names, clearing the previous outline.
+fn point_at(selector: Option<&str>) {
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+    if let Ok(old) = doc.query_selector_all(".tour-target") {
+        for i in 0..old.length() {
+            if let Some(e) = old.item(i).and_then(|n| n.dyn_into::<web_sys::Element>().ok()) {
+                let _ = e.class_list().remove_1("tour-target");
+            }
+        }
+    }
+    let Some(el) = selector.and_then(|s| doc.query_selector(s).ok().flatten()) else { return };
+    let _ = el.class_list().add_1("tour-target");
+    let opts = web_sys::ScrollIntoViewOptions::new();
+    opts.set_behavior(web_sys::ScrollBehavior::Smooth);
+    opts.set_block(web_sys::ScrollLogicalPosition::Center);
+    el.scroll_into_view_with_scroll_into_view_options(&opts);
+}
+
+/// The tour's card.
+#[function_component(Tour)]
+pub fn tour(p: &TourProps) -> Html {
+    use_effect_with(p.step, |step| point_at(step.and_then(|s| STEPS.get(s)).map(|s| s.0)));
+    let Some(step) = p.step.filter(|&s| s < STEPS.len()) else { return html! {} };
+    let (_, title, text) = STEPS[step];
+    let go = |to: Option<usize>| {
+        let cb = p.on_step.clone();
+        Callback::from(move |_| cb.emit(to))
+    };
+    let last = step + 1 == STEPS.len();
+    html! {
+        <aside class="tour" role="dialog" aria-label="guided tour" data-testid="tour">
+            <p class="tour-count">{ format!("{} of {}", step + 1, STEPS.len()) }</p>
+            <h2>{ title }</h2>
+            <p>{ text }</p>
+            <div class="tour-buttons">
+                if step > 0 { <button onclick={go(Some(step - 1))}>{ "back" }</button> }
+                if last {
+                    <button onclick={go(None)} data-testid="tour-next">{ "done" }</button>
+                } else {
+                    <button onclick={go(Some(step + 1))} data-testid="tour-next">{ "next" }</button>
+                    <button onclick={go(None)} class="link">{ "close" }</button>
+                }
+            </div>
+        </aside>
+    }
+}
