@@ -3,15 +3,18 @@
 //! It owns the model architectures ([`models`]), the single preprocessing path
 //! ([`preprocess`]), posterior math ([`posterior`]) and the `.npy` array format used for
 //! attack signals ([`npy`]), metrics and attack math ([`metrics`], [`scores`], [`lira`],
-//! [`rmia`]), the attack models ([`classifier`]) and the inference-time defenses
-//! ([`inference`]). Nothing here touches the network; the file system only through
+//! [`rmia`]), the attack models ([`classifier`]), the training-time defense losses
+//! ([`defense`]), the inference-time defenses ([`inference`]), the DP accountant
+//! ([`privacy`]) and lab mode's head training and audit ([`lab`]). Nothing here touches the network; the file system only through
 //! [`files`], the one atomic writer every crate uses natively.
 
 pub mod bundle;
 pub mod classifier;
+pub mod defense;
 pub mod error;
 pub mod files;
 pub mod inference;
+pub mod lab;
 pub mod layout;
 pub mod lira;
 pub mod metrics;
@@ -19,6 +22,7 @@ pub mod models;
 pub mod npy;
 pub mod posterior;
 pub mod preprocess;
+pub mod privacy;
 pub mod rmia;
 pub mod rng;
 pub mod scores;

@@ -21,6 +21,29 @@ pub fn normal(rng: &mut impl Rng) -> f32 {
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
 
+/// burn's backends keep one process-wide RNG. Whoever seeds it and draws from it (initial
+/// weights: the native trainer's shadows on threads, the lab's heads) takes this lock, so no
+/// thread's draws interleave with another's and every model is the same as when built alone.
+/// (Dropout in the native trainer draws from it during training too, which is why
+/// `mia shadows` trains dropout models one at a time; the lab's heads draw their dropout masks
+/// from their own seeded generator instead.)
+static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds burn's process-wide RNG (see [`BACKEND_RNG`]).
+pub fn backend_lock() -> std::sync::MutexGuard<'static, ()> {
+    BACKEND_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Touches every parameter so its lazy initialiser runs (burn draws initial weights on first
+/// use: under [`backend_lock`], they must be drawn before the lock is released).
+pub struct Materialize;
+
+impl burn::module::ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;

@@ -11,84 +11,8 @@ use mia_data::dataset::LoadOptions;
 use mia_data::{DatasetKind, SplitSizes};
 use serde::{Deserialize, Serialize};
 
-use crate::defense::{
-    ConfidencePenalty, Erm, LabelSmoothing, RelaxLoss, RelaxVariant, SmoothingForm, TrainingDefense,
-};
 use crate::{DeviceChoice, TrainError};
-
-/// A training-time defense and its parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum DefenseConfig {
-    /// Plain cross-entropy.
-    Erm,
-    /// Label smoothing with ε.
-    LabelSmoothing {
-        /// ε in (0, 1).
-        epsilon: f32,
-        /// `uniform` (ε/C) or `other` (ε/(C−1)).
-        #[serde(default)]
-        form: SmoothingForm,
-    },
-    /// Confidence penalty with β.
-    ConfidencePenalty {
-        /// β ≥ 0.
-        beta: f32,
-    },
-    /// RelaxLoss with target loss α.
-    Relaxloss {
-        /// α > 0.
-        alpha: f32,
-        /// `cifar` (default) or `tabular`.
-        #[serde(default)]
-        variant: RelaxVariant,
-        /// Clamp of the kept true-class confidence (default 1.0).
-        #[serde(default = "one")]
-        upper: f32,
-    },
-}
-
-fn one() -> f32 {
-    1.0
-}
-
-impl DefenseConfig {
-    /// The defense's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Erm => "erm",
-            Self::LabelSmoothing { .. } => "label-smoothing",
-            Self::ConfidencePenalty { .. } => "confidence-penalty",
-            Self::Relaxloss { .. } => "relaxloss",
-        }
-    }
-
-    /// Checks parameter ranges and builds the loss.
-    pub fn build(&self) -> Result<Box<dyn TrainingDefense>, TrainError> {
-        let bad = |m: &str| Err(TrainError::Config(m.to_string()));
-        Ok(match *self {
-            Self::Erm => Box::new(Erm),
-            Self::LabelSmoothing { epsilon, form } => {
-                if !(epsilon > 0.0 && epsilon < 1.0) {
-                    return bad("label smoothing needs 0 < epsilon < 1");
-                }
-                Box::new(LabelSmoothing { epsilon, form })
-            }
-            Self::ConfidencePenalty { beta } => {
-                if !(beta >= 0.0 && beta.is_finite()) {
-                    return bad("confidence penalty needs beta >= 0");
-                }
-                Box::new(ConfidencePenalty { beta })
-            }
-            Self::Relaxloss { alpha, variant, upper } => {
-                if !(alpha > 0.0 && alpha.is_finite() && upper > 0.0 && upper <= 1.0) {
-                    return bad("relaxloss needs alpha > 0 and 0 < upper <= 1");
-                }
-                Box::new(RelaxLoss { alpha, upper, variant })
-            }
-        })
-    }
-}
+pub use mia_core::defense::DefenseConfig;
 
 /// Optimiser family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,7 +184,8 @@ impl TrainConfig {
         if self.augment && self.dataset == DatasetKind::Csv {
             return bad("augmentation applies to images, not tabular data".into());
         }
-        self.defense.build().map(|_| ())
+        self.defense.build()?;
+        Ok(())
     }
 }
 
@@ -285,6 +210,7 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mia_core::defense::{RelaxVariant, SmoothingForm};
 
     #[test]
     fn toml_overrides_defaults_and_rejects_unknown_keys() {

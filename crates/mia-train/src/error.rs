@@ -71,6 +71,10 @@ impl TrainError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             Self::Data(e) => return e.hint(),
+            Self::Core(mia_core::CoreError::Parameter(_)) => {
+                "see `mia train --help` and the README's defense table for each parameter's range"
+                    .into()
+            }
             Self::Core(_) => "check --model against the dataset's input shape".into(),
             Self::Config(_) => "see `mia train --help` and the README's config file example".into(),
             Self::Device { device, .. } if device == "cuda" => {

@@ -5,7 +5,7 @@
 pub mod augment;
 pub mod bench;
 pub mod config;
-pub mod defense;
+pub use mia_core::defense;
 pub mod device;
 pub mod error;
 pub mod run;

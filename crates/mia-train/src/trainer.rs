@@ -361,23 +361,8 @@ pub(crate) struct Fitted {
     pub kept_epoch: usize,
 }
 
-/// burn's backends keep one process-wide RNG. Shadows trained side by side on threads take
-/// this lock to seed it and draw their initial weights, so no thread's draws interleave with
-/// another's and every model is the same as when trained alone. (Dropout draws from it during
-/// training too, which is why `mia shadows` trains dropout models one at a time.)
-static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn backend_rng() -> std::sync::MutexGuard<'static, ()> {
-    BACKEND_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Touches every parameter so its lazy initialiser runs.
-struct Materialize;
-
-impl burn::module::ModuleVisitor for Materialize {
-    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-        let _ = param.val();
-    }
+    mia_core::rng::backend_lock()
 }
 
 fn backend_rng_seed(device: &Device, seed: u64) {
@@ -483,7 +468,7 @@ pub(crate) fn fit(
         device.seed(job.seed);
         let model = job.model_config.init(&device)?;
         // burn initialises parameters lazily, on first use: draw them now, under the lock.
-        model.visit(&mut Materialize);
+        model.visit(&mut mia_core::rng::Materialize);
         model
     };
     let mut optim: ModuleOptimizer = config.optimizer.build();

@@ -191,6 +191,17 @@ impl Model {
     }
 }
 
+impl Model {
+    /// `[batch, c, h, w]` → `[batch, d]`: the input of the last layer (the features lab mode
+    /// trains a new head on), for the architectures that expose them (the small CNN: 128).
+    pub fn features(&self, x: Tensor<4>) -> Option<Tensor<2>> {
+        match self {
+            Model::SmallCnn(m) => Some(m.features(x)),
+            _ => None,
+        }
+    }
+}
+
 /// `[b, c, h, w]` → `[b, c*h*w]`.
 pub(crate) fn flatten(x: Tensor<4>) -> Tensor<2> {
     let [b, c, h, w] = x.dims();

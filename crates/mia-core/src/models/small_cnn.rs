@@ -41,9 +41,13 @@ impl SmallCnn {
 
     /// `[b, c, h, w]` → `[b, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.fc2.forward(self.dropout.forward(self.features(x))) // [b, classes]
+    }
+
+    /// `[b, c, h, w]` → `[b, 128]`: the activations the classifier layer reads.
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.pool.forward(self.relu.forward(self.conv1.forward(x))); // [b, 16, h/2, w/2]
         let x = self.pool.forward(self.relu.forward(self.conv2.forward(x))); // [b, 32, h/4, w/4]
-        let x = self.relu.forward(self.fc1.forward(flatten(x))); // [b, 128]
-        self.fc2.forward(self.dropout.forward(x)) // [b, classes]
+        self.relu.forward(self.fc1.forward(flatten(x))) // [b, 128]
     }
 }

@@ -1,7 +1,8 @@
 //! Training-time defenses. Each is a loss: `loss(logits, labels, epoch) -> scalar`, the same
 //! interface as MLS-Bench, so a new defense is one file implementing [`TrainingDefense`].
 //! Defenses that are not losses (dropout, weight decay, early stopping) are training options
-//! in [`crate::TrainConfig`].
+//! of the native trainer (`mia_train::TrainConfig`) and of the lab's head
+//! ([`crate::lab::HeadConfig`]). This module is wasm-safe: the page trains with the same losses.
 //!
 //! - ERM: plain cross-entropy.
 //! - Label smoothing (Szegedy et al., CVPR 2016): targets `(1-ε)·onehot + ε/C` ("uniform"
@@ -19,6 +20,9 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
 
 /// A training-time defense expressed as a loss.
 pub trait TrainingDefense: Send + Sync {
@@ -167,10 +171,84 @@ impl TrainingDefense for RelaxLoss {
     }
 }
 
+/// A training-time defense and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DefenseConfig {
+    /// Plain cross-entropy.
+    Erm,
+    /// Label smoothing with ε.
+    LabelSmoothing {
+        /// ε in (0, 1).
+        epsilon: f32,
+        /// `uniform` (ε/C) or `other` (ε/(C−1)).
+        #[serde(default)]
+        form: SmoothingForm,
+    },
+    /// Confidence penalty with β.
+    ConfidencePenalty {
+        /// β ≥ 0.
+        beta: f32,
+    },
+    /// RelaxLoss with target loss α.
+    Relaxloss {
+        /// α > 0.
+        alpha: f32,
+        /// `cifar` (default) or `tabular`.
+        #[serde(default)]
+        variant: RelaxVariant,
+        /// Clamp of the kept true-class confidence (default 1.0).
+        #[serde(default = "one")]
+        upper: f32,
+    },
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+impl DefenseConfig {
+    /// The defense's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Erm => "erm",
+            Self::LabelSmoothing { .. } => "label-smoothing",
+            Self::ConfidencePenalty { .. } => "confidence-penalty",
+            Self::Relaxloss { .. } => "relaxloss",
+        }
+    }
+
+    /// Checks parameter ranges and builds the loss.
+    pub fn build(&self) -> Result<Box<dyn TrainingDefense>, CoreError> {
+        let bad = |m: &str| Err(CoreError::Parameter(m.to_string()));
+        Ok(match *self {
+            Self::Erm => Box::new(Erm),
+            Self::LabelSmoothing { epsilon, form } => {
+                if !(epsilon > 0.0 && epsilon < 1.0) {
+                    return bad("label smoothing needs 0 < epsilon < 1");
+                }
+                Box::new(LabelSmoothing { epsilon, form })
+            }
+            Self::ConfidencePenalty { beta } => {
+                if !(beta >= 0.0 && beta.is_finite()) {
+                    return bad("confidence penalty needs beta >= 0");
+                }
+                Box::new(ConfidencePenalty { beta })
+            }
+            Self::Relaxloss { alpha, variant, upper } => {
+                if !(alpha > 0.0 && alpha.is_finite() && upper > 0.0 && upper <= 1.0) {
+                    return bad("relaxloss needs alpha > 0 and 0 < upper <= 1");
+                }
+                Box::new(RelaxLoss { alpha, upper, variant })
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mia_core::posterior;
+    use crate::posterior;
 
     fn dev() -> Device {
         Device::flex().autodiff()

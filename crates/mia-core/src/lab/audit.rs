@@ -1,0 +1,235 @@
+//! The lab's attacks on the student's images: who is a member, which images each shadow head
+//! trains on, and the scores of every attack from the target's and the shadows' logits.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+use crate::lira::{self, Estimator, OfflineForm, SignalShape};
+use crate::metrics::roc;
+use crate::posterior::softmax;
+use crate::rng::mix;
+use crate::scores::ScoreKind;
+
+/// Which images are members, by class: within each class, a seeded random `fraction`
+/// (rounded) of its images. Re-drawing with another seed gives another split.
+pub fn split_members(labels: &[usize], fraction: f64, seed: u64) -> Result<Vec<bool>, CoreError> {
+    if !(0.0..=1.0).contains(&fraction) {
+        return Err(CoreError::Parameter(format!("member fraction {fraction} is not in [0, 1]")));
+    }
+    let mut member = vec![false; labels.len()];
+    let classes = labels.iter().copied().max().map_or(0, |m| m + 1);
+    for c in 0..classes {
+        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == c).collect();
+        idx.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed, c as u64)));
+        let k = (idx.len() as f64 * fraction).round() as usize;
+        idx.iter().take(k).for_each(|&i| member[i] = true);
+    }
+    Ok(member)
+}
+
+/// Which images shadow `s` of `shadows` trains on (`keep[s*n + i]`): complementary pairs of
+/// random halves, so with an even count every image is IN for exactly half of the shadows.
+pub fn shadow_keep(n: usize, shadows: usize, seed: u64) -> Vec<bool> {
+    let mut keep = vec![false; shadows * n];
+    for pair in 0..shadows.div_ceil(2) {
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed, 0x5AD0 + pair as u64)));
+        for (rank, &i) in idx.iter().enumerate() {
+            let first = rank < n / 2;
+            keep[2 * pair * n + i] = first;
+            if 2 * pair + 1 < shadows {
+                keep[(2 * pair + 1) * n + i] = !first;
+            }
+        }
+    }
+    keep
+}
+
+/// An attack the lab runs on the student's images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabAttack {
+    /// Cross-entropy on the true class (negated).
+    Loss,
+    /// Log-odds of the true class's probability.
+    Confidence,
+    /// Song & Mittal's modified entropy (negated).
+    ModifiedEntropy,
+    /// Online LiRA (IN and OUT shadows, fixed variance).
+    LiraOnline,
+    /// Offline LiRA (OUT shadows only, one-sided).
+    LiraOffline,
+    /// Online RMIA (γ = 1, the other images as the population).
+    RmiaOnline,
+}
+
+impl LabAttack {
+    /// Every attack, in display order.
+    pub const ALL: [Self; 6] = [
+        Self::Loss,
+        Self::Confidence,
+        Self::ModifiedEntropy,
+        Self::LiraOnline,
+        Self::LiraOffline,
+        Self::RmiaOnline,
+    ];
+
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Loss => "loss",
+            Self::Confidence => "confidence",
+            Self::ModifiedEntropy => "modified-entropy",
+            Self::LiraOnline => "lira-online",
+            Self::LiraOffline => "lira-offline",
+            Self::RmiaOnline => "rmia-online",
+        }
+    }
+}
+
+/// The logits an audit needs: the target's and every shadow's on all `n` images.
+pub struct Split<'a> {
+    /// Labels of the images.
+    pub labels: &'a [usize],
+    /// Classes C.
+    pub classes: usize,
+    /// `[n × C]` target logits.
+    pub target: &'a [f32],
+    /// `[S × n × C]` shadow logits.
+    pub shadows: &'a [f32],
+    /// `[S × n]`: whether shadow `s` trained on image `i`.
+    pub keep: &'a [bool],
+}
+
+/// Every attack's scores on the student's images (higher = member).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabScores {
+    /// (attack, scores of the `n` images).
+    pub scores: Vec<(LabAttack, Vec<f32>)>,
+}
+
+impl LabScores {
+    /// Scores `split` with every attack.
+    pub fn compute(split: &Split<'_>) -> Result<Self, CoreError> {
+        let (n, c) = (split.labels.len(), split.classes);
+        let s = split.shadows.len().checked_div(n * c).unwrap_or(0);
+        if c < 2
+            || split.target.len() != n * c
+            || split.shadows.len() != s * n * c
+            || split.keep.len() != s * n
+            || s < 2
+            || split.labels.iter().any(|&y| y >= c)
+        {
+            return Err(CoreError::Shape(format!(
+                "a lab audit needs [n × C] target logits, [S × n × C] shadow logits and [S × n] keep flags with S ≥ 2 (n = {n}, C = {c}, {} shadow values, {} keep flags)",
+                split.shadows.len(),
+                split.keep.len()
+            )));
+        }
+        let rows = |l: &[f32]| -> Vec<f32> {
+            l.chunks(c).zip(split.labels).map(|(z, &y)| lira::logit_confidence(z, y)).collect()
+        };
+        let kind = |k: ScoreKind| -> Vec<f32> {
+            split.target.chunks(c).zip(split.labels).map(|(z, &y)| k.score(z, y)).collect()
+        };
+        let phi_t = rows(split.target);
+        let phi_s: Vec<f32> = split.shadows.chunks(n * c).flat_map(rows).collect();
+        let shape = SignalShape { models: s, examples: n, queries: 1 };
+        let est = Estimator::default();
+        let (gin, gout) = lira::fit_online(&phi_s, split.keep, shape, est)?;
+        let gout_offline = lira::fit(&phi_s, split.keep, shape, false, est)?;
+        Ok(Self {
+            scores: vec![
+                (LabAttack::Loss, kind(ScoreKind::Loss)),
+                (LabAttack::Confidence, kind(ScoreKind::Confidence)),
+                (LabAttack::ModifiedEntropy, kind(ScoreKind::ModifiedEntropy)),
+                (LabAttack::LiraOnline, lira::online(&phi_t, &gin, &gout)?),
+                (
+                    LabAttack::LiraOffline,
+                    lira::offline(&phi_t, &gout_offline, OfflineForm::OneSidedCdf)?,
+                ),
+                (LabAttack::RmiaOnline, rmia_online(split, n, c, s)?),
+            ],
+        })
+    }
+
+    /// Each attack's AUC against `member`.
+    pub fn aucs(&self, member: &[bool]) -> Result<Vec<(LabAttack, f64)>, CoreError> {
+        self.scores.iter().map(|(a, s)| Ok((*a, roc(s, member)?.auc()))).collect()
+    }
+}
+
+/// Online RMIA with γ = 1: the share of the *other* images z whose likelihood ratio x beats.
+fn rmia_online(split: &Split<'_>, n: usize, c: usize, s: usize) -> Result<Vec<f32>, CoreError> {
+    let true_p = |l: &[f32], i: usize| softmax(&l[i * c..(i + 1) * c])[split.labels[i]];
+    let target: Vec<f32> = (0..n).map(|i| true_p(split.target, i)).collect();
+    let prior: Vec<f32> = (0..n)
+        .map(|i| {
+            (0..s).map(|m| true_p(&split.shadows[m * n * c..(m + 1) * n * c], i)).sum::<f32>()
+                / s as f32
+        })
+        .collect();
+    let all = crate::rmia::scores(&target, &prior, &target, &prior, 1.0)?;
+    // With γ = 1 every image counts itself as one of the z it beats: take it out.
+    let others = (n.max(2) - 1) as f32;
+    Ok(all.iter().map(|&f| ((f * n as f32 - 1.0) / others).max(0.0)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_a_seeded_share_of_each_class() {
+        let labels = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
+        let m = split_members(&labels, 0.5, 3).unwrap();
+        assert_eq!(m[..4].iter().filter(|x| **x).count(), 2);
+        assert_eq!(m[4..].iter().filter(|x| **x).count(), 3);
+        assert_eq!(m, split_members(&labels, 0.5, 3).unwrap(), "seeded");
+        assert_ne!(m, split_members(&labels, 0.5, 4).unwrap(), "re-drawable");
+        assert!(split_members(&labels, 1.5, 0).is_err());
+    }
+
+    #[test]
+    fn shadow_pairs_are_complementary_halves() {
+        let (n, s) = (9, 4);
+        let keep = shadow_keep(n, s, 1);
+        for i in 0..n {
+            let ins = (0..s).filter(|&m| keep[m * n + i]).count();
+            assert_eq!(ins, 2, "image {i} is IN for half of the shadows");
+            assert_ne!(keep[i], keep[n + i]);
+        }
+        assert_eq!(keep[..n].iter().filter(|k| **k).count(), n / 2);
+    }
+
+    #[test]
+    fn scores_rank_a_memorised_image_above_an_unseen_one() {
+        // 2 classes, 4 images; shadows and target are surer of the images they trained on.
+        let (n, c, s) = (4usize, 2usize, 4usize);
+        let labels = [0, 1, 0, 1];
+        let member = [true, true, false, false];
+        let logit = |y: usize, sure: f32| if y == 0 { [sure, 0.0] } else { [0.0, sure] };
+        let target: Vec<f32> =
+            (0..n).flat_map(|i| logit(labels[i], if member[i] { 4.0 } else { 1.0 })).collect();
+        let keep = shadow_keep(n, s, 0);
+        let shadows: Vec<f32> = (0..s * n)
+            .flat_map(|j| {
+                logit(
+                    labels[j % n],
+                    if keep[j] { 4.0 + 0.1 * (j % 3) as f32 } else { 1.0 + 0.1 * (j % 2) as f32 },
+                )
+            })
+            .collect();
+        let split =
+            Split { labels: &labels, classes: c, target: &target, shadows: &shadows, keep: &keep };
+        let scores = LabScores::compute(&split).unwrap();
+        for (attack, auc) in scores.aucs(&member).unwrap() {
+            assert_eq!(auc, 1.0, "{attack:?}");
+        }
+        let bad = Split { keep: &keep[..4], ..split };
+        assert!(LabScores::compute(&bad).is_err());
+    }
+}
