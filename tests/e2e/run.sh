@@ -2,7 +2,8 @@
 # Builds the web app (web/build.sh, dev profile: the dependencies the wasm32 tests compiled
 # already), serves it on 127.0.0.1 and runs the real-browser tests: teach.mjs (what a new
 # student meets: default backend, honest upload verdicts, toggle latency, phone layout, tour,
-# a corrupt model beside working ones) and lab.mjs on the CPU path and on the WebGPU path
+# a corrupt model beside working ones), labmode.mjs (training on a student's images in the
+# page, on both paths) and lab.mjs on the CPU path and on the WebGPU path
 # (SwiftShader's software adapter in headless Chromium), then checks both show the same AUCs.
 # Screenshots and results go to tests/e2e/out/.
 set -euo pipefail
@@ -36,6 +37,8 @@ for _ in $(seq 50); do
 done
 
 node tests/e2e/teach.mjs "http://127.0.0.1:$PORT" "http://127.0.0.1:$BROKEN_PORT" "$OUT/teach" | tee "$OUT/teach.json"
+node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" flex | tee "$OUT/labmode-flex.json"
+node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" webgpu | tee "$OUT/labmode-webgpu.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" flex | tee "$OUT/flex.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" webgpu | tee "$OUT/webgpu.json"
 node -e '

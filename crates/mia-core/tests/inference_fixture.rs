@@ -2,6 +2,9 @@
 //! wasm32 (`wasm-bindgen-test-runner` under Node, see `tests/run-all.sh`): the same logits,
 //! seeds and per-model context must give the same released posteriors on both, and the
 //! input-gradient norms HyGA-ANI needs (burn autodiff on the flex CPU backend) must agree too.
+//! Lab mode's head training is checked the same way: the same seed must give the same trained
+//! heads (ERM, and label smoothing with a hidden layer, dropout and DP-SGD) natively and in
+//! the browser.
 //! Regenerate natively with `UPDATE_FIXTURE=1 cargo test -p mia-core --test inference_fixture`.
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +18,7 @@ use serde_json::{Value, json};
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 const FIXTURE: &str = include_str!("fixtures/inference.json");
+const LAB_FIXTURE: &str = include_str!("fixtures/lab_heads.json");
 const WEIGHTS: &[u8] = include_bytes!("fixtures/tiny_cnn.bpk");
 
 const SPECS: [&str; 13] = [
@@ -106,6 +110,41 @@ fn close(a: &Value, b: &Value, tol: f64, path: &str) {
     }
 }
 
+/// Logits of heads trained on a fixed toy set of 24 examples (6 features, 3 classes).
+fn lab_heads() -> Value {
+    use mia_core::defense::{DefenseConfig, SmoothingForm};
+    use mia_core::lab::{DpSgd, HeadConfig, HeadTrainer, TrainSet, head_logits};
+    let x: Vec<f32> = (0..24 * 6).map(|i| (((i * 7) % 11) as f32 - 5.0) / 4.0).collect();
+    let labels: Vec<usize> = (0..24).map(|i| i % 3).collect();
+    let configs = [
+        HeadConfig { epochs: 5, batch_size: 8, seed: 3, ..HeadConfig::default() },
+        HeadConfig {
+            hidden: 8,
+            epochs: 4,
+            batch_size: 8,
+            dropout: 0.25,
+            defense: DefenseConfig::LabelSmoothing { epsilon: 0.1, form: SmoothingForm::Uniform },
+            dp: Some(DpSgd { clip: 1.0, noise_multiplier: 1.0, delta: 1e-5 }),
+            seed: 4,
+            ..HeadConfig::default()
+        },
+    ];
+    let device = Device::flex();
+    let out: Vec<Vec<f32>> = configs
+        .into_iter()
+        .map(|cfg| {
+            let data = TrainSet { features: &x, dim: 6, labels: &labels, classes: 3 };
+            let mut t = HeadTrainer::new(cfg, data, &device).unwrap();
+            while !t.finished() {
+                t.epoch().unwrap();
+            }
+            let head = t.finish();
+            head_logits(&head, &x, 6, &device).unwrap().into_data().try_to_vec().unwrap()
+        })
+        .collect();
+    json!(out)
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 fn update_if_asked() -> bool {
     if std::env::var_os("UPDATE_FIXTURE").is_none() {
@@ -120,6 +159,8 @@ fn update_if_asked() -> bool {
     let fixture = json!({ "released": released(), "gradient_norms": gradient_norms(weights) });
     std::fs::write(dir.join("inference.json"), serde_json::to_string_pretty(&fixture).unwrap())
         .unwrap();
+    let lab = serde_json::to_string_pretty(&lab_heads()).unwrap();
+    std::fs::write(dir.join("lab_heads.json"), lab).unwrap();
     true
 }
 
@@ -147,4 +188,13 @@ fn input_gradient_norms_match_the_shared_fixture() {
     let norms = json!(gradient_norms(WEIGHTS.to_vec()));
     close(&norms, &fixture["gradient_norms"], 1e-4, "gradient_norms");
     assert!(norms.as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn lab_heads_match_the_shared_fixture() {
+    if cfg!(not(target_arch = "wasm32")) && std::env::var_os("UPDATE_FIXTURE").is_some() {
+        return; // written by the first test
+    }
+    let fixture: Value = serde_json::from_str(LAB_FIXTURE).unwrap();
+    close(&lab_heads(), &fixture, 1e-4, "lab_heads");
 }

@@ -79,12 +79,16 @@ impl AttackView {
 /// the loss as −log10(loss) and the modified entropy as −log10(entropy), so that members
 /// whose loss is 10⁻⁴ and 10⁻⁸ do not share one bin at 0.
 pub fn display(id: BrowserAttack, raw: f32) -> f32 {
-    let neg_log10 = |v: f32| -(f64::from(v).max(1e-45)).log10() as f32;
     match id {
-        BrowserAttack::Loss | BrowserAttack::ModifiedEntropy if raw.is_nan() => raw,
-        BrowserAttack::Loss | BrowserAttack::ModifiedEntropy => neg_log10(-raw),
+        BrowserAttack::Loss | BrowserAttack::ModifiedEntropy => neg_log10_of_neg(raw),
         BrowserAttack::Confidence | BrowserAttack::Lira => raw,
     }
+}
+
+/// −log10(−raw) for a score that is a negated non-negative quantity (loss, entropy); NaN
+/// stays NaN and a zero stays finite (45).
+pub fn neg_log10_of_neg(raw: f32) -> f32 {
+    if raw.is_nan() { raw } else { -(f64::from(-raw).max(1e-45)).log10() as f32 }
 }
 
 /// Everything fixed for one model: reference labels and membership, shipped calibration.

@@ -12,6 +12,7 @@ use crate::components::charts::Mark;
 use crate::components::defense_panel::DefensePanel;
 use crate::components::glossary::Glossary;
 use crate::components::header::Header;
+use crate::components::lab::Lab;
 use crate::components::messages::Messages;
 use crate::components::model_select::ModelSelect;
 use crate::components::tour::Tour;
@@ -218,6 +219,23 @@ fn attack_cards(
     }
 }
 
+/// Whether the page was opened on the lab (`?view=lab`).
+fn lab_requested() -> bool {
+    web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .is_some_and(|q| q.trim_start_matches('?').split('&').any(|kv| kv == "view=lab"))
+}
+
+/// The two views, as links (each a URL a teacher can share).
+fn nav(lab: bool) -> Html {
+    html! {
+        <nav class="views">
+            <a href="?" class={classes!((!lab).then_some("current"))} data-testid="nav-explore">{ "Explore the shipped models" }</a>
+            <a href="?view=lab" class={classes!(lab.then_some("current"))} data-testid="nav-lab">{ "Lab: train on your own images" }</a>
+        </nav>
+    }
+}
+
 /// Whether the page was opened with `?tour` (a teacher's link to the guided first visit).
 fn tour_requested() -> bool {
     web_sys::window().and_then(|w| w.location().search().ok()).is_some_and(|q| {
@@ -266,8 +284,9 @@ pub fn app() -> Html {
     let started = *use_memo((), |_| engine::now_ms());
     use_bundle(state.clone());
     use_model_files(state.clone());
+    let lab_view = *use_memo((), |_| lab_requested());
     use_reference_logits(state.clone(), engine.clone(), started);
-    use_upload_logits(state.clone(), engine);
+    use_upload_logits(state.clone(), engine.clone());
     {
         let state = state.clone();
         use_effect_with((), move |_| {
@@ -289,9 +308,13 @@ pub fn app() -> Html {
             <Header status={state.status.clone()} backend={state.backend} webgpu={engine::webgpu_exposed()} notice={state.notice.clone()} first_ms={state.first_ms} last={state.last_inference} progress={state.progress} {on_backend} {on_tour} />
             <Messages messages={state.messages.clone()} on_dismiss={on_dismiss} />
             <Tour step={state.tour} on_step={dispatch(&state, Action::Tour)} />
+            { nav(lab_view) }
         </>
     };
     let Some(bundle) = state.bundle.clone() else { return header };
+    if lab_view {
+        return html! { <>{ header }<Lab main={state.clone()} engine={engine.clone()} /></> };
+    }
     let manifest = &bundle.manifest;
     let current = computed.as_ref().as_ref().and_then(|v| v.current.as_deref().ok());
     let chain_now = spec_chain.clone().unwrap_or_default();

@@ -271,16 +271,45 @@ pub async fn infer(
     model: &Model,
     device: &Device,
     manifest: &Manifest,
+    input: (&[u8], usize),
+    chunk: usize,
+    progress: &dyn Fn(usize),
+) -> Result<Vec<f32>, String> {
+    let forward = |m: &Model, x| Ok(m.forward(x));
+    infer_with(model, device, manifest, input, chunk, progress, &forward).await
+}
+
+/// `[n × d]` features of `n` images: the activations the model's last layer reads (lab mode
+/// trains its heads on them), computed like [`infer`].
+pub async fn features(
+    model: &Model,
+    device: &Device,
+    manifest: &Manifest,
+    input: (&[u8], usize),
+    progress: &dyn Fn(usize),
+) -> Result<Vec<f32>, String> {
+    let features = |m: &Model, x| {
+        m.features(x).ok_or_else(|| "this model's architecture exposes no features".to_string())
+    };
+    infer_with(model, device, manifest, input, 50, progress, &features).await
+}
+
+/// Outputs `f(model, batch)` of `n` images in chunks of `chunk`, yielding between chunks.
+async fn infer_with(
+    model: &Model,
+    device: &Device,
+    manifest: &Manifest,
     (pixels, n): (&[u8], usize),
     chunk: usize,
     progress: &dyn Fn(usize),
+    f: &dyn Fn(&Model, Tensor<4>) -> Result<Tensor<2>, String>,
 ) -> Result<Vec<f32>, String> {
     let input = manifest.input;
     let per = input.numel();
     if pixels.len() != n * per {
         return Err(format!("{} pixel values for {n} images of {input}", pixels.len()));
     }
-    let mut out = Vec::with_capacity(n * manifest.class_names.len());
+    let mut out = Vec::new();
     let mut start = 0;
     while start < n {
         let end = (start + chunk).min(n);
@@ -289,8 +318,7 @@ pub async fn infer(
             manifest.normalization.push_u8(&pixels[i * per..(i + 1) * per], input, &mut values);
         }
         let x = batch_tensor(values, end - start, input, device).map_err(|e| e.to_string())?;
-        let data =
-            model.forward(x).into_data_async().await.map_err(|e| format!("readback: {e:?}"))?;
+        let data = f(model, x)?.into_data_async().await.map_err(|e| format!("readback: {e:?}"))?;
         out.extend(data.try_to_vec::<f32>().map_err(|e| format!("readback: {e:?}"))?);
         start = end;
         progress(end);

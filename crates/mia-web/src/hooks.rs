@@ -32,7 +32,7 @@ pub struct Engine {
 
 impl Engine {
     /// The device of `backend`, initialised once.
-    async fn device(&self, backend: Backend) -> Result<Device, String> {
+    pub(crate) async fn device(&self, backend: Backend) -> Result<Device, String> {
         if let Some(d) = self.devices.borrow().get(backend.name()) {
             return Ok(d.clone());
         }
@@ -42,7 +42,7 @@ impl Engine {
     }
 
     /// Model `id` (its `files`) built on `device` for backend generation `epoch`, built once.
-    async fn model(
+    pub(crate) async fn model(
         &self,
         bundle: &SharedBundle,
         (id, files): (&str, &LoadedModel),
@@ -56,6 +56,12 @@ impl Engine {
         let m = Rc::new(engine::build(&bundle.manifest, id, &files.weights, device)?);
         self.models.borrow_mut().insert(key, m.clone());
         Ok(m)
+    }
+}
+
+impl PartialEq for Engine {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.devices, &other.devices) && Rc::ptr_eq(&self.models, &other.models)
     }
 }
 

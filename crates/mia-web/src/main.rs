@@ -8,6 +8,9 @@ mod app;
 mod components;
 mod engine;
 mod hooks;
+mod lab_files;
+mod lab_run;
+mod lab_state;
 mod state;
 
 #[cfg(target_arch = "wasm32")]

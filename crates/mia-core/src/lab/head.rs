@@ -404,6 +404,22 @@ impl<'a> HeadTrainer<'a> {
     }
 }
 
+/// Scales every feature vector (rows of `[n × dim]`) to length √dim, so that its entries are
+/// about 1 whatever the trunk's activation scale; each image on its own (no statistics shared
+/// across images, so held-out images tell the head nothing). All-zero rows stay zero.
+pub fn normalize_features(features: &mut [f32], dim: usize) {
+    if dim == 0 {
+        return;
+    }
+    let target = (dim as f32).sqrt();
+    for row in features.chunks_mut(dim) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|v| *v *= target / norm);
+        }
+    }
+}
+
 /// `[n × classes]` logits of `head` on `[n × dim]` features (row-major).
 pub fn head_logits(
     head: &Head,
@@ -527,6 +543,14 @@ mod tests {
         let right =
             z.chunks(2).zip(&labels).filter(|(z, y)| usize::from(z[1] > z[0]) == **y).count();
         assert!(right >= 32, "{right}/40 right");
+    }
+
+    #[test]
+    fn features_are_scaled_per_image_to_root_dim() {
+        let mut f = vec![3.0, 4.0, 0.0, 0.0];
+        normalize_features(&mut f, 2);
+        assert!((f[0] - 0.6 * 2f32.sqrt()).abs() < 1e-6 && (f[1] - 0.8 * 2f32.sqrt()).abs() < 1e-6);
+        assert_eq!(&f[2..], &[0.0, 0.0]);
     }
 
     #[test]

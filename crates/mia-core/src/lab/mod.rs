@@ -8,4 +8,4 @@ mod audit;
 mod head;
 
 pub use audit::{LabAttack, LabScores, Split, shadow_keep, split_members};
-pub use head::{DpSgd, Head, HeadConfig, HeadTrainer, TrainSet, head_logits};
+pub use head::{DpSgd, Head, HeadConfig, HeadTrainer, TrainSet, head_logits, normalize_features};

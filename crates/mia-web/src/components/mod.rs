@@ -5,6 +5,8 @@ pub mod charts;
 pub mod defense_panel;
 pub mod glossary;
 pub mod header;
+pub mod lab;
+pub mod lab_card;
 pub mod messages;
 pub mod model_select;
 pub mod tour;

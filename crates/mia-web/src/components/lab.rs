@@ -1,0 +1,403 @@
+//! Lab mode's page: the student's classes and images (file picker, drop, or CIFAR-10 images
+//! shipped with the page), each image's role shown and flippable, the training recipe with its
+//! defense (and ε for DP-SGD), a run with progress, ETA and Cancel, and then every attack on
+//! the student's own members against their held-out images, with a verdict on each thumbnail.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use mia_core::lab::LabAttack;
+use wasm_bindgen_futures::spawn_local;
+use yew::prelude::*;
+
+use super::glossary::Term;
+use super::lab_card::LabCard;
+use crate::engine::{self, SharedBundle};
+use crate::hooks::Engine;
+use crate::lab_files;
+use crate::lab_run::{self, RunInputs};
+use crate::lab_state::{LabAction, LabDefense, LabImage, LabResult, LabSettings, LabState, Run};
+use crate::state::State;
+
+/// Props.
+#[derive(Properties, PartialEq)]
+pub struct LabProps {
+    /// The explore view's state (bundle, model files, backend).
+    pub main: UseReducerHandle<State>,
+    /// The engine's caches.
+    pub engine: Engine,
+}
+
+/// The verdict attack on thumbnails: online LiRA, calling "member" when the likelihood ratio
+/// favours IN (score > 0).
+const VERDICT: LabAttack = LabAttack::LiraOnline;
+
+/// CIFAR-10 classes the "try it" button fills, from the reference sample's non-members (the
+/// shipped trunk never trained on them).
+const SAMPLE: [(&str, usize); 3] = [("cat", 3), ("ship", 8), ("frog", 6)];
+/// Images per class the "try it" button adds.
+const SAMPLE_PER_CLASS: usize = 20;
+
+fn number(e: &Event) -> Option<f64> {
+    let input: web_sys::HtmlInputElement = e.target_unchecked_into();
+    input.value().parse().ok()
+}
+
+/// Adds `files` to class `class`, decoded like uploads.
+fn add_files(
+    lab: &UseReducerHandle<LabState>,
+    bundle: &SharedBundle,
+    class: usize,
+    files: Vec<web_sys::File>,
+    main: &UseReducerHandle<State>,
+) {
+    let (lab, bundle, main) = (lab.clone(), bundle.clone(), main.clone());
+    spawn_local(async move {
+        let mut decoded = Vec::new();
+        for f in files {
+            match engine::decode_upload(&f, &bundle.manifest).await {
+                Ok(u) => decoded.push((u.pixels, u.preview)),
+                Err(e) => main.dispatch(crate::state::Action::Message(e)),
+            }
+        }
+        lab.dispatch(LabAction::AddImages(class, decoded));
+    });
+}
+
+/// Fills three classes with reference non-members of CIFAR-10 classes.
+fn add_sample(lab: &UseReducerHandle<LabState>, bundle: &SharedBundle) {
+    let r = &bundle.reference;
+    for (k, (name, class)) in SAMPLE.iter().enumerate() {
+        while lab.classes.len() <= k {
+            lab.dispatch(LabAction::AddClass);
+        }
+        lab.dispatch(LabAction::Rename(k, (*name).to_string()));
+        let images: Vec<(Vec<u8>, String)> = (0..r.len())
+            .filter(|&i| !r.is_member[i] && usize::from(r.labels[i]) == *class)
+            .take(SAMPLE_PER_CLASS)
+            .map(|i| {
+                let preview = engine::preview(r.image(i), r.input.channels, r.input.width as u32)
+                    .unwrap_or_default();
+                (r.image(i).to_vec(), preview)
+            })
+            .collect();
+        lab.dispatch(LabAction::AddImages(k, images));
+    }
+}
+
+fn class_panel(
+    lab: &UseReducerHandle<LabState>,
+    k: usize,
+    on_files: Callback<(usize, Vec<web_sys::File>)>,
+    verdicts: &Option<Rc<LabResult>>,
+) -> Html {
+    let name = lab.classes[k].clone();
+    let images: Vec<&LabImage> = lab.images.iter().filter(|im| im.class == k).collect();
+    let rename = {
+        let lab = lab.clone();
+        Callback::from(move |e: InputEvent| {
+            let i: web_sys::HtmlInputElement = e.target_unchecked_into();
+            lab.dispatch(LabAction::Rename(k, i.value()));
+        })
+    };
+    let remove = {
+        let lab = lab.clone();
+        Callback::from(move |_| lab.dispatch(LabAction::RemoveClass(k)))
+    };
+    let pick = {
+        let cb = on_files.clone();
+        Callback::from(move |e: Event| {
+            let input: web_sys::HtmlInputElement = e.target_unchecked_into();
+            let list = input.files();
+            let files = list
+                .map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect())
+                .unwrap_or_default();
+            cb.emit((k, files));
+            input.set_value("");
+        })
+    };
+    let drop = {
+        let cb = on_files.clone();
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            let files = e
+                .data_transfer()
+                .and_then(|d| d.files())
+                .map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect())
+                .unwrap_or_default();
+            cb.emit((k, files));
+        })
+    };
+    let over = Callback::from(|e: DragEvent| e.prevent_default());
+    let members = images.iter().filter(|im| im.member).count();
+    html! {
+        <div class="lab-class" data-testid={format!("lab-class-{k}")} ondrop={drop} ondragover={over}>
+            <div class="lab-class-head">
+                <input type="text" value={name} oninput={rename} aria-label="class name" data-testid={format!("lab-class-name-{k}")} />
+                <span class="muted">{ format!("{} images: {members} members, {} held out", images.len(), images.len() - members) }</span>
+                if lab.classes.len() > 2 { <button onclick={remove} title="remove this class and its images">{ "×" }</button> }
+            </div>
+            <input type="file" accept="image/*" multiple=true onchange={pick} data-testid={format!("lab-files-{k}")} />
+            <span class="muted">{ " or drop images here" }</span>
+            <div class="lab-thumbs">
+                { for images.iter().map(|im| thumb(lab, im, verdicts)) }
+            </div>
+        </div>
+    }
+}
+
+fn thumb(lab: &UseReducerHandle<LabState>, im: &LabImage, result: &Option<Rc<LabResult>>) -> Html {
+    let id = im.id;
+    let flip = {
+        let lab = lab.clone();
+        Callback::from(move |_| lab.dispatch(LabAction::Flip(id)))
+    };
+    let verdict = result.as_ref().and_then(|r| {
+        let j = r.ids.iter().position(|&x| x == id)?;
+        let (_, scores, _) = r.attacks.iter().find(|a| a.0 == VERDICT)?;
+        Some((scores[j] > 0.0, r.member[j]))
+    });
+    let role = if im.member { "member" } else { "held out" };
+    let (mark, title) = match verdict {
+        Some((true, true)) => ("✔", "LiRA flags it as a member: right"),
+        Some((true, false)) => ("✘", "LiRA flags it as a member: wrong (it was held out)"),
+        Some((false, true)) => ("·", "LiRA misses it: it was a member"),
+        Some((false, false)) => ("", "LiRA does not flag it: right"),
+        None => ("", ""),
+    };
+    html! {
+        <button class={classes!("lab-thumb", if im.member { "member" } else { "nonmember" })} onclick={flip}
+            title={format!("{role} (click to flip). {title}")} data-testid="lab-thumb" data-member={im.member.to_string()}>
+            <img src={im.preview.clone()} alt={role} />
+            if !mark.is_empty() { <span class="lab-verdict" data-testid="lab-verdict">{ mark }</span> }
+        </button>
+    }
+}
+
+fn settings_panel(lab: &UseReducerHandle<LabState>) -> Html {
+    let s = lab.settings.clone();
+    let set = |f: fn(&mut LabSettings, f64)| {
+        let (lab, s) = (lab.clone(), s.clone());
+        Callback::from(move |e: Event| {
+            if let Some(v) = number(&e).filter(|v| v.is_finite()) {
+                let mut next = s.clone();
+                f(&mut next, v);
+                lab.dispatch(LabAction::Settings(next));
+            }
+        })
+    };
+    let on_defense = {
+        let (lab, s) = (lab.clone(), s.clone());
+        Callback::from(move |e: Event| {
+            let sel: web_sys::HtmlSelectElement = e.target_unchecked_into();
+            if let Some(d) = LabDefense::parse(&sel.value()) {
+                let strength = d.strength().map_or(0.0, |x| x.0);
+                lab.dispatch(LabAction::Settings(LabSettings {
+                    defense: d,
+                    strength,
+                    ..s.clone()
+                }));
+            }
+        })
+    };
+    let members = lab.images.iter().filter(|im| im.member).count().max(1);
+    let epsilon = (s.defense == LabDefense::DpSgd)
+        .then(|| {
+            let q = (16.0 / members as f64).min(1.0);
+            let steps = (1.0 / q).round().max(1.0) as u64 * s.epochs as u64;
+            mia_core::privacy::epsilon(q, f64::from(s.strength), steps, s.delta).ok()
+        })
+        .flatten();
+    let field = |label: &'static str,
+                 value: String,
+                 min: &'static str,
+                 max: &'static str,
+                 step: &'static str,
+                 cb: Callback<Event>,
+                 id: &'static str| {
+        html! {
+            <label class="param">{ label }{ " " }<input type="number" {value} {min} {max} {step} onchange={cb} data-testid={id} /></label>
+        }
+    };
+    html! {
+        <section class="panel" id="lab-settings">
+            <h2>{ "Training recipe" }</h2>
+            <p class="explain">{ "A new head is trained on the shipped CIFAR-10 model's features of your members; the shadow models follow the same recipe on random halves of all your images." }</p>
+            <label>{ "defense " }
+                <select onchange={on_defense} data-testid="lab-defense">
+                    { for LabDefense::ALL.iter().map(|d| html! { <option value={d.value()} selected={*d == s.defense}>{ d.title() }</option> }) }
+                </select>
+            </label>
+            if let Some((_, lo, hi, step)) = s.defense.strength() {
+                <label class="param">{ " strength " }<input type="number" value={s.strength.to_string()} min={lo.to_string()} max={hi.to_string()} step={step.to_string()} onchange={set(|s, v| s.strength = v as f32)} data-testid="lab-strength" /></label>
+            }
+            if let Some(e) = epsilon {
+                <p data-testid="lab-epsilon">{ format!("DP-SGD with σ = {} over {} epochs: ε = {:.2} at δ = {:.0e} (RDP accountant, Poisson sampling).", s.strength, s.epochs, e, s.delta) }</p>
+            }
+            <div class="lab-fields">
+                { field("epochs", s.epochs.to_string(), "1", "500", "1", set(|s, v| s.epochs = v.clamp(1.0, 500.0) as usize), "lab-epochs") }
+                { field("learning rate", s.lr.to_string(), "0.001", "2", "0.01", set(|s, v| s.lr = v.clamp(0.001, 2.0)), "lab-lr") }
+                { field("hidden units (0 = linear)", s.hidden.to_string(), "0", "512", "16", set(|s, v| s.hidden = v.clamp(0.0, 512.0) as usize), "lab-hidden") }
+                { field("dropout", s.dropout.to_string(), "0", "0.9", "0.05", set(|s, v| s.dropout = v.clamp(0.0, 0.9)), "lab-dropout") }
+                { field("weight decay", s.weight_decay.to_string(), "0", "0.1", "0.0005", set(|s, v| s.weight_decay = v.clamp(0.0, 0.1) as f32), "lab-wd") }
+                { field("shadow models", s.shadows.to_string(), "2", "64", "2", set(|s, v| s.shadows = (v.clamp(2.0, 64.0) as usize) & !1), "lab-shadows") }
+            </div>
+        </section>
+    }
+}
+
+fn results(
+    lab: &UseReducerHandle<LabState>,
+    r: &Rc<LabResult>,
+    thresholds: &UseStateHandle<Vec<Option<f32>>>,
+) -> Html {
+    let eps = r.epsilon.map(|e| format!(" · ε = {e:.2}")).unwrap_or_default();
+    let csv = {
+        let (r, lab) = (r.clone(), lab.clone());
+        Callback::from(move |_| {
+            lab_files::download("mia-lab-scores.csv", "text/csv", &lab_files::scores_csv(&lab, &r))
+        })
+    };
+    html! {
+        <section class="lab-results" data-testid="lab-results">
+            <h2>{ "Attacks on your images" }</h2>
+            if lab.stale { <p class="warning">{ "You changed images or roles since this run: train again to update." }</p> }
+            <p data-testid="lab-summary">{ format!("Your model is right on {:.0}% of its members and {:.0}% of the held-out images; {} shadow models; {:.1} s{eps}.", 100.0 * r.accuracy.0, 100.0 * r.accuracy.1, r.shadows, r.ms / 1000.0) }
+                <button onclick={csv} data-testid="lab-csv">{ "download scores (CSV)" }</button></p>
+            <p class="explain">{ "Blue: your members, orange: your held-out images. Thumbnails above now carry LiRA's verdict: ✔ a member caught, ✘ a held-out image wrongly flagged, · a member missed." }</p>
+            <div class="attacks lab-cards">
+                { for r.attacks.iter().enumerate().map(|(k, (a, scores, auc))| {
+                    let t = thresholds.get(k).copied().flatten().unwrap_or(if a.name().starts_with("lira") { 0.0 } else { median(scores) });
+                    let on = { let th = thresholds.clone(); let n = r.attacks.len(); Callback::from(move |v: f32| { let mut next = (*th).clone(); next.resize(n, None); next[k] = Some(v); th.set(next); }) };
+                    html! { <LabCard name={a.name()} scores={scores.clone()} member={r.member.clone()} auc={*auc} threshold={t} on_threshold={on} /> }
+                }) }
+            </div>
+        </section>
+    }
+}
+
+fn median(v: &[f32]) -> f32 {
+    let mut s: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    s.sort_by(f32::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The lab page.
+#[function_component(Lab)]
+pub fn lab(p: &LabProps) -> Html {
+    let lab = use_reducer(LabState::default);
+    let cancel = use_mut_ref(|| Rc::new(Cell::new(false)));
+    let thresholds = use_state(Vec::new);
+    let main = &p.main;
+    let Some(bundle) = main.bundle.clone() else {
+        return html! { <p class="muted">{ "loading…" }</p> };
+    };
+    let model_id = bundle.manifest.models.first().map(|m| m.id.clone()).unwrap_or_default();
+    let files = main.models.get(&model_id).cloned();
+    let running = matches!(lab.run, Run::Running(..));
+    let on_files = {
+        let (lab, bundle, main) = (lab.clone(), bundle.clone(), main.clone());
+        Callback::from(move |(k, f)| add_files(&lab, &bundle, k, f, &main))
+    };
+    let sample = {
+        let (lab, bundle) = (lab.clone(), bundle.clone());
+        Callback::from(move |_| add_sample(&lab, &bundle))
+    };
+    let train = {
+        let (lab, bundle, main, engine, cancel, files, thresholds) = (
+            lab.clone(),
+            bundle.clone(),
+            main.clone(),
+            p.engine.clone(),
+            cancel.clone(),
+            files.clone(),
+            thresholds.clone(),
+        );
+        let model_id = model_id.clone();
+        Callback::from(move |_| {
+            let Some(files) = files.clone() else { return };
+            let flag = Rc::new(Cell::new(false));
+            *cancel.borrow_mut() = flag.clone();
+            thresholds.set(Vec::new());
+            let inputs = RunInputs {
+                bundle: bundle.clone(),
+                model: (model_id.clone(), files),
+                backend: (main.backend, main.backend_epoch),
+                engine: engine.clone(),
+                cancel: flag,
+            };
+            spawn_local(lab_run::run(lab.clone(), Rc::new((*lab).clone()), inputs));
+        })
+    };
+    let stop = {
+        let cancel = cancel.clone();
+        Callback::from(move |_| cancel.borrow().set(true))
+    };
+    let redraw = {
+        let lab = lab.clone();
+        Callback::from(move |_| lab.dispatch(LabAction::Redraw))
+    };
+    let clear = {
+        let lab = lab.clone();
+        Callback::from(move |_| lab.dispatch(LabAction::ClearImages))
+    };
+    let add_class = {
+        let lab = lab.clone();
+        Callback::from(move |_| lab.dispatch(LabAction::AddClass))
+    };
+    let export = {
+        let lab = lab.clone();
+        Callback::from(move |_| {
+            lab_files::download("mia-lab.json", "application/json", &lab_files::export(&lab))
+        })
+    };
+    let import = {
+        let (lab, main) = (lab.clone(), main.clone());
+        Callback::from(move |e: Event| {
+            let input: web_sys::HtmlInputElement = e.target_unchecked_into();
+            if let Some(f) = input.files().and_then(|l| l.get(0)) {
+                lab_files::import(lab.clone(), main.clone(), f);
+            }
+            input.set_value("");
+        })
+    };
+    let result = match &lab.run {
+        Run::Done(r) => Some(r.clone()),
+        _ => None,
+    };
+    let not_ready = lab
+        .not_ready()
+        .or_else(|| files.is_none().then(|| "The shipped model is still loading.".to_string()));
+    html! {
+        <div class="lab" data-testid="lab">
+            <section class="panel">
+                <h2>{ "Lab: attack a model trained on your own images" }</h2>
+                <p class="explain">{ "Make 2–10 classes and give each some images. Half of each class become " }<Term name="member" text="members" />{ " (the model trains on them), half stay held out; click a thumbnail to flip its role. Then train: the page trains your model and " }<Term name="shadow model" text="shadow models" />{ " right here and runs every attack on your images. Your images never leave this browser." }</p>
+                <div class="lab-tools">
+                    <button onclick={sample} data-testid="lab-sample">{ "try it with CIFAR-10 images" }</button>
+                    <button onclick={add_class} data-testid="lab-add-class">{ "add a class" }</button>
+                    <button onclick={redraw} data-testid="lab-redraw">{ "re-draw members" }</button>
+                    <button onclick={clear}>{ "remove all images" }</button>
+                    <button onclick={export} data-testid="lab-export">{ "export the lab" }</button>
+                    <label class="import">{ "import a lab " }<input type="file" accept=".json,application/json" onchange={import} data-testid="lab-import" /></label>
+                </div>
+                <p class="muted"><span class="swatch member"></span>{ " member (trained on) " }<span class="swatch nonmember"></span>{ " held out" }</p>
+                { for (0..lab.classes.len()).map(|k| class_panel(&lab, k, on_files.clone(), &result)) }
+            </section>
+            { settings_panel(&lab) }
+            <section class="panel lab-run">
+                <button class="primary" onclick={train} disabled={running || not_ready.is_some()} data-testid="lab-train">{ "train and attack" }</button>
+                if running { <button onclick={stop} data-testid="lab-cancel">{ "cancel" }</button> }
+                { match &lab.run {
+                    Run::Running(what, done, total, ms) => {
+                        let eta = if *done > 0 { format!(" · about {:.0} s left", ms / *done as f64 * (*total - *done) as f64 / 1000.0) } else { String::new() };
+                        html! { <span><progress max={total.to_string()} value={done.to_string()} data-testid="lab-progress" />{ format!(" {what} ({done}/{total}){eta}") }</span> }
+                    }
+                    Run::Failed(e) => html! { <span class="messages" data-testid="lab-error">{ format!("The run stopped: {e}.") }</span> },
+                    _ => not_ready.map(|m| html! { <span class="muted">{ m }</span> }).unwrap_or_default(),
+                } }
+            </section>
+            { result.map(|r| results(&lab, &r, &thresholds)).unwrap_or_default() }
+        </div>
+    }
+}

@@ -1,0 +1,63 @@
+//! One attack on the student's own images: member and held-out histograms with a draggable
+//! threshold, AUC, TPR at the lowest FPR the lab can resolve (stated), and the ROC.
+
+use mia_core::metrics::{Confusion, roc};
+use yew::prelude::*;
+
+use super::charts::{Histogram, RocChart, range};
+use super::glossary::Term;
+
+/// Props.
+#[derive(Properties, PartialEq)]
+pub struct LabCardProps {
+    /// Attack name.
+    pub name: AttrValue,
+    /// Scores of the images (higher = member).
+    pub scores: Vec<f32>,
+    /// Membership.
+    pub member: Vec<bool>,
+    /// AUC.
+    pub auc: f64,
+    /// Threshold in use.
+    pub threshold: f32,
+    /// Threshold dragged.
+    pub on_threshold: Callback<f32>,
+}
+
+/// The card.
+#[function_component(LabCard)]
+pub fn lab_card(p: &LabCardProps) -> Html {
+    let r = range(&[&p.scores]);
+    let c = Confusion::at(&p.scores, &p.member, p.threshold);
+    let held_out = p.member.iter().filter(|m| !**m).count().max(1);
+    let step_fpr = 1.0 / held_out as f64;
+    let curve = roc(&p.scores, &p.member).ok();
+    let low = curve.as_ref().map_or(0.0, |c| c.tpr_at_fpr(step_fpr));
+    let on_input = {
+        let cb = p.on_threshold.clone();
+        Callback::from(move |e: InputEvent| {
+            let input: web_sys::HtmlInputElement = e.target_unchecked_into();
+            if let Ok(t) = input.value().parse::<f32>() {
+                cb.emit(t);
+            }
+        })
+    };
+    html! {
+        <section class="card" data-testid={format!("lab-attack-{}", p.name)}>
+            <h3>{ p.name.clone() }</h3>
+            <Histogram scores={p.scores.clone()} ghost={None::<Vec<f32>>} member={p.member.clone()} threshold={p.threshold} range={r} marks={Vec::new()} axis={"score →  member"} />
+            <div class="threshold">
+                <label><Term name="threshold" />{ " " }
+                    <input type="range" min={r.0.to_string()} max={r.1.to_string()} step={((r.1 - r.0) / 200.0).to_string()} value={p.threshold.clamp(r.0, r.1).to_string()} oninput={on_input} />
+                </label>
+            </div>
+            <p class="readout">
+                <Term name="AUC" />{ " " }<b data-testid={format!("lab-auc-{}", p.name)}>{ format!("{:.3}", p.auc) }</b>
+                { format!(" · at threshold {:.2}: ", p.threshold) }<Term name="TPR" />{ format!(" {:.0}% · ", 100.0 * c.tpr()) }<Term name="FPR" />{ format!(" {:.0}%", 100.0 * c.fpr()) }
+                <br />
+                <span class="muted">{ format!("TPR {:.0}% at FPR ≤ {:.1}%: with {held_out} held-out images that is the smallest non-zero FPR this lab can measure.", 100.0 * low, 100.0 * step_fpr) }</span>
+            </p>
+            { curve.map(|c| html! { <div class="rocs"><RocChart roc={c.clone()} ghost={None::<mia_core::metrics::Roc>} log={false} /><RocChart roc={c} ghost={None::<mia_core::metrics::Roc>} log={true} /></div> }).unwrap_or_default() }
+        </section>
+    }
+}

@@ -1,0 +1,229 @@
+//! Keeping and sharing a lab: one JSON file with the classes, every image at the model's
+//! input size, its role and the recipe (imported back as it was), and a CSV of every image's
+//! score under every attack. Files are made and read in the page; nothing is uploaded.
+
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{JsFuture, spawn_local};
+use yew::UseReducerHandle;
+
+use crate::engine::{self, SharedBundle};
+use crate::lab_state::{
+    LabAction, LabDefense, LabImage, LabResult, LabSettings, LabState, MAX_CLASSES, MAX_IMAGES, Run,
+};
+use crate::state::{Action, State};
+
+/// The file's format tag and version.
+const FORMAT: &str = "mia-lab";
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct FileImage {
+    class: usize,
+    member: bool,
+    /// CHW bytes as hex.
+    pixels: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileSettings {
+    defense: String,
+    strength: f32,
+    hidden: usize,
+    epochs: usize,
+    lr: f64,
+    weight_decay: f32,
+    dropout: f64,
+    shadows: usize,
+    delta: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LabFile {
+    format: String,
+    version: u32,
+    /// [channels, height, width] of every image.
+    input: [usize; 3],
+    classes: Vec<String>,
+    split_seed: u64,
+    settings: FileSettings,
+    images: Vec<FileImage>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The lab as a JSON file's text.
+pub fn export(lab: &LabState) -> String {
+    let s = &lab.settings;
+    let size = lab.images.first().map_or(0, |im| im.pixels.len());
+    let file = LabFile {
+        format: FORMAT.into(),
+        version: VERSION,
+        input: [if size == 1024 { 1 } else { 3 }, 32, 32],
+        classes: lab.classes.clone(),
+        split_seed: lab.split_seed,
+        settings: FileSettings {
+            defense: s.defense.value().into(),
+            strength: s.strength,
+            hidden: s.hidden,
+            epochs: s.epochs,
+            lr: s.lr,
+            weight_decay: s.weight_decay,
+            dropout: s.dropout,
+            shadows: s.shadows,
+            delta: s.delta,
+        },
+        images: lab
+            .images
+            .iter()
+            .map(|im| FileImage { class: im.class, member: im.member, pixels: hex(&im.pixels) })
+            .collect(),
+    };
+    serde_json::to_string(&file).unwrap_or_default()
+}
+
+/// A lab from a file's text, checked against the bundle's input size.
+fn parse(text: &str, bundle: &SharedBundle) -> Result<LabState, String> {
+    let f: LabFile =
+        serde_json::from_str(text).map_err(|e| format!("this is not a lab file ({e})"))?;
+    if f.format != FORMAT || f.version != VERSION {
+        return Err(format!(
+            "this is a {} file of version {}, not a MIA Lab lab file of version {VERSION}",
+            f.format, f.version
+        ));
+    }
+    let input = bundle.manifest.input;
+    if f.input != [input.channels, input.height, input.width] {
+        return Err(format!("its images are {:?}, this page's model takes {input}", f.input));
+    }
+    if f.classes.len() < 2 || f.classes.len() > MAX_CLASSES || f.images.len() > MAX_IMAGES {
+        return Err(format!("a lab holds 2–{MAX_CLASSES} classes and at most {MAX_IMAGES} images"));
+    }
+    let mut images = Vec::new();
+    for (id, im) in f.images.into_iter().enumerate() {
+        let pixels = unhex(&im.pixels)
+            .filter(|p| p.len() == input.numel())
+            .ok_or("an image's pixels are damaged")?;
+        if im.class >= f.classes.len() {
+            return Err("an image belongs to a class the file does not have".into());
+        }
+        let preview =
+            engine::preview(&pixels, input.channels, input.width as u32).unwrap_or_default();
+        images.push(LabImage {
+            id: id as u64,
+            class: im.class,
+            pixels: Rc::new(pixels),
+            preview,
+            member: im.member,
+        });
+    }
+    let s = f.settings;
+    let defense = LabDefense::parse(&s.defense).ok_or("an unknown defense")?;
+    let settings = LabSettings {
+        defense,
+        strength: s.strength,
+        hidden: s.hidden.min(512),
+        epochs: s.epochs.clamp(1, 500),
+        lr: s.lr,
+        weight_decay: s.weight_decay,
+        dropout: s.dropout,
+        shadows: s.shadows.clamp(2, 64),
+        delta: s.delta,
+    };
+    settings.head(0).validate().map_err(|e| format!("its recipe is out of range: {e}"))?;
+    Ok(LabState {
+        classes: f.classes.into_iter().map(|c| c.chars().take(40).collect()).collect(),
+        next_id: images.len() as u64,
+        images,
+        split_seed: f.split_seed,
+        settings,
+        run: Run::Idle,
+        stale: false,
+    })
+}
+
+/// Reads a lab file the student picked; a bad file gives a message and changes nothing.
+pub fn import(lab: UseReducerHandle<LabState>, main: UseReducerHandle<State>, file: web_sys::File) {
+    spawn_local(async move {
+        let Some(bundle) = main.bundle.clone() else { return };
+        let text = match JsFuture::from(file.text()).await {
+            Ok(t) => t.as_string().unwrap_or_default(),
+            Err(_) => {
+                return main
+                    .dispatch(Action::Message(format!("{}: could not be read", file.name())));
+            }
+        };
+        match parse(&text, &bundle) {
+            Ok(state) => lab.dispatch(LabAction::Replace(Box::new(state))),
+            Err(e) => main.dispatch(Action::Message(format!("{}: {e}", file.name()))),
+        }
+    });
+}
+
+/// Every image's class, role and score under every attack, as CSV.
+pub fn scores_csv(lab: &LabState, r: &LabResult) -> String {
+    let mut out = String::from("image,class,member");
+    for (a, ..) in &r.attacks {
+        out.push(',');
+        out.push_str(a.name());
+    }
+    out.push('\n');
+    for (j, id) in r.ids.iter().enumerate() {
+        let class = lab
+            .images
+            .iter()
+            .find(|im| im.id == *id)
+            .and_then(|im| lab.classes.get(im.class))
+            .cloned()
+            .unwrap_or_default();
+        out.push_str(&format!("{id},\"{}\",{}", class.replace('"', "'"), r.member[j]));
+        for (_, scores, _) in &r.attacks {
+            out.push_str(&format!(",{}", scores[j]));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Offers `text` as a download named `name`.
+pub fn download(name: &str, mime: &str, text: &str) {
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts) else { return };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
+    if let Some(a) =
+        doc.create_element("a").ok().and_then(|a| a.dyn_into::<web_sys::HtmlAnchorElement>().ok())
+    {
+        a.set_href(&url);
+        a.set_download(name);
+        a.click();
+    }
+    let _ = web_sys::Url::revoke_object_url(&url);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_rejects_damage() {
+        let b = vec![0u8, 15, 16, 255];
+        assert_eq!(hex(&b), "000f10ff");
+        assert_eq!(unhex(&hex(&b)), Some(b));
+        assert_eq!(unhex("0"), None);
+        assert_eq!(unhex("zz"), None);
+    }
+}

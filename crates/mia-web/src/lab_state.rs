@@ -1,0 +1,417 @@
+//! Lab mode's state and its reducer: the student's classes and images, each image's role
+//! (member: trained on; held-out: never trained on), the training recipe, and where a run
+//! stands. The run itself is an effect ([`crate::lab_run`]) that dispatches progress and the
+//! result.
+
+use std::rc::Rc;
+
+use mia_core::defense::{DefenseConfig, RelaxVariant, SmoothingForm};
+use mia_core::lab::{DpSgd, HeadConfig, LabAttack};
+use yew::Reducible;
+
+/// Most classes a lab holds.
+pub const MAX_CLASSES: usize = 10;
+/// Most images a lab holds.
+pub const MAX_IMAGES: usize = 400;
+
+/// One of the student's images, at the model's input size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabImage {
+    /// Stable id.
+    pub id: u64,
+    /// Class index.
+    pub class: usize,
+    /// CHW pixels.
+    pub pixels: Rc<Vec<u8>>,
+    /// Data URL thumbnail.
+    pub preview: String,
+    /// Trained on (true) or held out.
+    pub member: bool,
+}
+
+/// The training-time defense of the lab's heads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabDefense {
+    /// Plain cross-entropy.
+    Erm,
+    /// Label smoothing.
+    LabelSmoothing,
+    /// Confidence penalty.
+    ConfidencePenalty,
+    /// RelaxLoss.
+    RelaxLoss,
+    /// DP-SGD (cross-entropy with clipping and noise).
+    DpSgd,
+}
+
+impl LabDefense {
+    /// Every choice, in menu order.
+    pub const ALL: [Self; 5] =
+        [Self::Erm, Self::LabelSmoothing, Self::ConfidencePenalty, Self::RelaxLoss, Self::DpSgd];
+
+    /// Menu value.
+    pub fn value(self) -> &'static str {
+        match self {
+            Self::Erm => "erm",
+            Self::LabelSmoothing => "label-smoothing",
+            Self::ConfidencePenalty => "confidence-penalty",
+            Self::RelaxLoss => "relaxloss",
+            Self::DpSgd => "dp-sgd",
+        }
+    }
+
+    /// What the student reads, with the parameter the strength slider sets.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Erm => "none (ERM: plain cross-entropy)",
+            Self::LabelSmoothing => "label smoothing (ε)",
+            Self::ConfidencePenalty => "confidence penalty (β)",
+            Self::RelaxLoss => "RelaxLoss (target loss α)",
+            Self::DpSgd => "DP-SGD (noise multiplier σ, clip 1)",
+        }
+    }
+
+    /// Parses a menu value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.value() == s)
+    }
+
+    /// (default, min, max, step) of the strength parameter.
+    pub fn strength(self) -> Option<(f32, f32, f32, f32)> {
+        match self {
+            Self::Erm => None,
+            Self::LabelSmoothing => Some((0.1, 0.01, 0.9, 0.01)),
+            Self::ConfidencePenalty => Some((0.5, 0.0, 4.0, 0.1)),
+            Self::RelaxLoss => Some((0.5, 0.05, 2.0, 0.05)),
+            Self::DpSgd => Some((1.0, 0.1, 20.0, 0.1)),
+        }
+    }
+}
+
+/// The recipe the target and every shadow head follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabSettings {
+    /// Defense.
+    pub defense: LabDefense,
+    /// Its strength parameter.
+    pub strength: f32,
+    /// Hidden units (0 = linear head).
+    pub hidden: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Weight decay.
+    pub weight_decay: f32,
+    /// Dropout (hidden heads).
+    pub dropout: f64,
+    /// Shadow heads.
+    pub shadows: usize,
+    /// δ for DP-SGD's ε.
+    pub delta: f64,
+}
+
+impl Default for LabSettings {
+    fn default() -> Self {
+        Self {
+            defense: LabDefense::Erm,
+            strength: 0.0,
+            hidden: 0,
+            epochs: 60,
+            lr: 0.1,
+            weight_decay: 0.0,
+            dropout: 0.0,
+            shadows: 32,
+            delta: 1e-5,
+        }
+    }
+}
+
+impl LabSettings {
+    /// The head recipe with seed `seed`.
+    pub fn head(&self, seed: u64) -> HeadConfig {
+        let s = self.strength;
+        let defense = match self.defense {
+            LabDefense::Erm | LabDefense::DpSgd => DefenseConfig::Erm,
+            LabDefense::LabelSmoothing => {
+                DefenseConfig::LabelSmoothing { epsilon: s, form: SmoothingForm::Uniform }
+            }
+            LabDefense::ConfidencePenalty => DefenseConfig::ConfidencePenalty { beta: s },
+            LabDefense::RelaxLoss => {
+                DefenseConfig::Relaxloss { alpha: s, variant: RelaxVariant::Cifar, upper: 1.0 }
+            }
+        };
+        let dp = (self.defense == LabDefense::DpSgd).then_some(DpSgd {
+            clip: 1.0,
+            noise_multiplier: s,
+            delta: self.delta,
+        });
+        HeadConfig {
+            hidden: self.hidden,
+            epochs: self.epochs,
+            batch_size: 16,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            dropout: self.dropout,
+            defense,
+            dp,
+            seed,
+        }
+    }
+}
+
+/// What a finished run shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabResult {
+    /// Image ids in the order of the scores.
+    pub ids: Vec<u64>,
+    /// Membership of those images.
+    pub member: Vec<bool>,
+    /// Each attack's scores and AUC.
+    pub attacks: Vec<(LabAttack, Vec<f32>, f64)>,
+    /// ε at δ (DP-SGD).
+    pub epsilon: Option<f64>,
+    /// Accuracy of the target head on its members and on the held-out images.
+    pub accuracy: (f64, f64),
+    /// Wall time of the whole run, ms.
+    pub ms: f64,
+    /// Shadow heads trained.
+    pub shadows: usize,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Run {
+    /// Nothing run yet (or the images changed since).
+    Idle,
+    /// Working: what, models done, of how many, ms since start.
+    Running(String, usize, usize, f64),
+    /// Done.
+    Done(Rc<LabResult>),
+    /// Failed, with why.
+    Failed(String),
+}
+
+/// The lab.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabState {
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Images, oldest first.
+    pub images: Vec<LabImage>,
+    /// Next image id.
+    pub next_id: u64,
+    /// Seed of the member/held-out split.
+    pub split_seed: u64,
+    /// The recipe.
+    pub settings: LabSettings,
+    /// The run.
+    pub run: Run,
+    /// A result whose images or roles changed afterwards is kept but marked stale.
+    pub stale: bool,
+}
+
+impl Default for LabState {
+    fn default() -> Self {
+        Self {
+            classes: vec!["class 1".into(), "class 2".into()],
+            images: Vec::new(),
+            next_id: 0,
+            split_seed: 1,
+            settings: LabSettings::default(),
+            run: Run::Idle,
+            stale: false,
+        }
+    }
+}
+
+/// Everything that changes the lab.
+pub enum LabAction {
+    /// Add a class.
+    AddClass,
+    /// Rename class `i`.
+    Rename(usize, String),
+    /// Remove class `i` and its images.
+    RemoveClass(usize),
+    /// Add images to a class: (class, pixels, preview).
+    AddImages(usize, Vec<(Vec<u8>, String)>),
+    /// Remove every image.
+    ClearImages,
+    /// Flip one image's role.
+    Flip(u64),
+    /// Draw a new half-and-half split of every class.
+    Redraw,
+    /// Change the recipe.
+    Settings(LabSettings),
+    /// The run moved on.
+    Progress(String, usize, usize, f64),
+    /// The run finished.
+    Finished(Rc<LabResult>),
+    /// The run failed or was cancelled.
+    Failed(String),
+    /// Replace the whole lab (an imported file).
+    Replace(Box<LabState>),
+}
+
+impl LabState {
+    /// Re-draws every class's half-and-half member split from `split_seed`.
+    fn assign_roles(&mut self) {
+        let labels: Vec<usize> = self.images.iter().map(|im| im.class).collect();
+        if let Ok(member) = mia_core::lab::split_members(&labels, 0.5, self.split_seed) {
+            self.images.iter_mut().zip(member).for_each(|(im, m)| im.member = m);
+        }
+    }
+
+    fn touched(&mut self) {
+        if matches!(self.run, Run::Done(_)) {
+            self.stale = true;
+        }
+    }
+
+    /// Images per class.
+    pub fn counts(&self) -> Vec<usize> {
+        (0..self.classes.len())
+            .map(|c| self.images.iter().filter(|im| im.class == c).count())
+            .collect()
+    }
+
+    /// Why the lab cannot train yet, if it cannot.
+    pub fn not_ready(&self) -> Option<String> {
+        let counts = self.counts();
+        if counts.iter().filter(|&&k| k > 0).count() < 2 {
+            return Some("Add images to at least two classes.".into());
+        }
+        if counts.iter().any(|&k| k > 0 && k < 4) {
+            return Some("Give every class with images at least 4 (2 members, 2 held out).".into());
+        }
+        None
+    }
+}
+
+impl Reducible for LabState {
+    type Action = LabAction;
+
+    fn reduce(self: Rc<Self>, action: LabAction) -> Rc<Self> {
+        let mut s = (*self).clone();
+        match action {
+            LabAction::AddClass if s.classes.len() < MAX_CLASSES => {
+                s.classes.push(format!("class {}", s.classes.len() + 1));
+            }
+            LabAction::AddClass => {}
+            LabAction::Rename(i, name) => {
+                if let Some(c) = s.classes.get_mut(i) {
+                    *c = name.chars().take(40).collect();
+                }
+            }
+            LabAction::RemoveClass(i) if i < s.classes.len() && s.classes.len() > 2 => {
+                s.classes.remove(i);
+                let before = s.images.len();
+                s.images.retain(|im| im.class != i);
+                s.images.iter_mut().filter(|im| im.class > i).for_each(|im| im.class -= 1);
+                if s.images.len() != before {
+                    s.touched();
+                }
+            }
+            LabAction::RemoveClass(_) => {}
+            LabAction::AddImages(class, images) if class < s.classes.len() => {
+                let room = MAX_IMAGES.saturating_sub(s.images.len());
+                for (pixels, preview) in images.into_iter().take(room) {
+                    let id = s.next_id;
+                    s.next_id += 1;
+                    s.images.push(LabImage {
+                        id,
+                        class,
+                        pixels: Rc::new(pixels),
+                        preview,
+                        member: false,
+                    });
+                }
+                s.assign_roles();
+                s.touched();
+            }
+            LabAction::AddImages(..) => {}
+            LabAction::ClearImages => {
+                s.images.clear();
+                s.run = Run::Idle;
+                s.stale = false;
+            }
+            LabAction::Flip(id) => {
+                if let Some(im) = s.images.iter_mut().find(|im| im.id == id) {
+                    im.member = !im.member;
+                    s.touched();
+                }
+            }
+            LabAction::Redraw => {
+                s.split_seed += 1;
+                s.assign_roles();
+                s.touched();
+            }
+            LabAction::Settings(settings) => s.settings = settings,
+            LabAction::Progress(what, done, total, ms) => {
+                s.run = Run::Running(what, done, total, ms)
+            }
+            LabAction::Finished(r) => {
+                s.run = Run::Done(r);
+                s.stale = false;
+            }
+            LabAction::Failed(e) => s.run = Run::Failed(e),
+            LabAction::Replace(lab) => s = *lab,
+        }
+        Rc::new(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> (Vec<u8>, String) {
+        (vec![0u8; 12], String::new())
+    }
+
+    #[test]
+    fn images_get_half_and_half_roles_that_flip_and_redraw() {
+        let mut s = Rc::new(LabState::default());
+        s = s.reduce(LabAction::AddImages(0, (0..6).map(|_| image()).collect()));
+        s = s.reduce(LabAction::AddImages(1, (0..4).map(|_| image()).collect()));
+        let members =
+            |s: &LabState, c| s.images.iter().filter(|i| i.class == c && i.member).count();
+        assert_eq!((members(&s, 0), members(&s, 1)), (3, 2));
+        assert!(s.not_ready().is_none());
+        let first = s.images[0].member;
+        let id = s.images[0].id;
+        s = s.reduce(LabAction::Flip(id));
+        assert_ne!(s.images[0].member, first);
+        let before: Vec<bool> = s.images.iter().map(|i| i.member).collect();
+        s = s.reduce(LabAction::Redraw);
+        assert_eq!((members(&s, 0), members(&s, 1)), (3, 2), "a redraw keeps half and half");
+        assert_ne!(before, s.images.iter().map(|i| i.member).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn classes_are_bounded_and_removing_one_removes_its_images() {
+        let mut s = Rc::new(LabState::default());
+        for _ in 0..20 {
+            s = s.reduce(LabAction::AddClass);
+        }
+        assert_eq!(s.classes.len(), MAX_CLASSES);
+        s = s.reduce(LabAction::AddImages(3, vec![image()]));
+        s = s.reduce(LabAction::AddImages(4, vec![image()]));
+        s = s.reduce(LabAction::RemoveClass(3));
+        assert_eq!(s.images.len(), 1);
+        assert_eq!(s.images[0].class, 3, "later classes move down");
+        s = s.reduce(LabAction::AddImages(99, vec![image()]));
+        assert_eq!(s.images.len(), 1, "no class 99");
+        assert!(s.not_ready().is_some());
+    }
+
+    #[test]
+    fn every_defense_choice_gives_a_valid_head_recipe() {
+        for d in LabDefense::ALL {
+            let strength = d.strength().map_or(0.0, |s| s.0);
+            let settings = LabSettings { defense: d, strength, ..LabSettings::default() };
+            assert!(settings.head(0).validate().is_ok(), "{d:?}");
+            assert_eq!(LabDefense::parse(d.value()), Some(d));
+        }
+    }
+}

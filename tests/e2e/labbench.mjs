@@ -1,0 +1,63 @@
+// Lab-mode benchmark (issue 13): in headless Chromium, a lab of 2 classes × 50 CIFAR-10
+// images (the reference sample's non-members of `automobile` and `ship`, so the shipped trunk
+// never trained on them) is trained and attacked with the default recipe (linear head, 60
+// epochs, 32 shadow heads) under each defense, on the CPU path and the WebGPU path.
+//   node tests/e2e/labbench.mjs URL OUT.json   (from the repository root; URL serves a build of the page)
+// Prints a table of wall time (features + 33 heads + every attack) and the AUCs.
+import { chromium } from 'playwright-core';
+import { launchOptions } from './chromium.mjs';
+import { readReference, writeReferencePngs } from './refpng.mjs';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const [url, out] = process.argv.slice(2);
+const ref = 'pretrained/reference.bin';
+const r = readReference(ref);
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mia-lab-bench-'));
+const pick = (cls) => r.labels.flatMap((l, i) => (l === cls && !r.member[i] ? [i] : [])).slice(0, 50);
+const files = [1, 8].map((cls) => writeReferencePngs(ref, pick(cls), dir).map((f) => f.file));
+const runs = [
+  ['erm', null], ['label-smoothing', '0.1'], ['relaxloss', '0.5'], ['dp-sgd', '1'], ['dp-sgd', '4'],
+];
+const rows = [];
+const browser = await chromium.launch(launchOptions);
+for (const backend of ['flex', 'webgpu']) {
+  const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
+  await page.goto(`${url}/?view=lab&backend=${backend}`);
+  await page.waitForSelector('[data-testid="lab-files-0"]', { timeout: 120_000 });
+  await page.setInputFiles('[data-testid="lab-files-0"]', files[0]);
+  await page.setInputFiles('[data-testid="lab-files-1"]', files[1]);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="lab-thumb"]').length === 100);
+  for (const [defense, strength] of runs) {
+    await page.selectOption('[data-testid="lab-defense"]', defense);
+    if (strength) {
+      await page.fill('[data-testid="lab-strength"]', strength);
+      await page.dispatchEvent('[data-testid="lab-strength"]', 'change');
+    }
+    const epsilon = await page.textContent('[data-testid="lab-epsilon"]').catch(() => null);
+    await page.waitForFunction(() => !document.querySelector('[data-testid="lab-train"]').disabled, null, { timeout: 120_000 });
+    const t0 = Date.now();
+    await page.click('[data-testid="lab-train"]');
+    await page.waitForSelector('[data-testid="lab-progress"]', { state: 'detached', timeout: 900_000 });
+    await page.waitForSelector('[data-testid="lab-results"]', { timeout: 900_000 });
+    const wallMs = Date.now() - t0;
+    const summary = await page.textContent('[data-testid="lab-summary"]');
+    const aucs = Object.fromEntries(await page.$$eval('[data-testid^="lab-auc-"]', (els) =>
+      els.map((e) => [e.dataset.testid.replace('lab-auc-', ''), parseFloat(e.textContent)])));
+    const row = { backend, defense, strength, wallMs, summary, epsilon, aucs };
+    rows.push(row);
+    console.error(JSON.stringify(row));
+  }
+  await page.screenshot({ path: out.replace(/\.json$/, `-${backend}.png`), fullPage: true });
+  await page.close();
+}
+await browser.close();
+fs.writeFileSync(out, JSON.stringify(rows, null, 1));
+console.log('| path | defense | wall s | member / held-out acc. | ε | loss | LiRA on | LiRA off | RMIA |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+for (const x of rows) {
+  const acc = x.summary.match(/right on (\d+)% of its members and (\d+)%/);
+  const eps = x.summary.match(/ε = ([\d.]+)/);
+  console.log(`| ${x.backend} | ${x.defense}${x.strength ? ` ${x.strength}` : ''} | ${(x.wallMs / 1000).toFixed(1)} | ${acc[1]} % / ${acc[2]} % | ${eps ? eps[1] : '–'} | ${x.aucs.loss} | ${x.aucs['lira-online']} | ${x.aucs['lira-offline']} | ${x.aucs['rmia-online']} |`);
+}
