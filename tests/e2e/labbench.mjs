@@ -58,6 +58,6 @@ console.log('| path | defense | wall s | member / held-out acc. | ε | loss | Li
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const x of rows) {
   const acc = x.summary.match(/right on (\d+)% of its members and (\d+)%/);
-  const eps = x.summary.match(/ε = ([\d.]+)/);
+  const eps = x.summary.match(/ε = (\d+\.\d+)/);
   console.log(`| ${x.backend} | ${x.defense}${x.strength ? ` ${x.strength}` : ''} | ${(x.wallMs / 1000).toFixed(1)} | ${acc[1]} % / ${acc[2]} % | ${eps ? eps[1] : '–'} | ${x.aucs.loss} | ${x.aucs['lira-online']} | ${x.aucs['lira-offline']} | ${x.aucs['rmia-online']} |`);
 }

@@ -40,6 +40,16 @@ pub fn cross_entropy_per_example(logits: Tensor<2>, labels: Tensor<1, Int>) -> T
     logp.gather(1, labels.reshape([b, 1])).reshape([b]).neg() // [b]
 }
 
+/// One-hot `[batch, classes]` floats of `[batch]` labels, built on the device without
+/// reading the labels back (burn's `one_hot` checks them on the host, which the browser's
+/// WebGPU backend cannot do synchronously).
+pub fn one_hot(labels: Tensor<1, Int>, classes: usize) -> Tensor<2> {
+    let [b] = labels.dims();
+    let device = labels.device();
+    let ids = Tensor::<1, Int>::arange(0..classes as i64, &device).reshape([1, classes]);
+    labels.reshape([b, 1]).expand([b, classes]).equal(ids.expand([b, classes])).float()
+}
+
 /// Per-example cross-entropy against soft targets, `[batch]`.
 pub fn soft_cross_entropy_per_example(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
     let [b, _] = logits.dims();
@@ -83,7 +93,7 @@ impl TrainingDefense for LabelSmoothing {
     }
     fn loss(&self, logits: Tensor<2>, labels: Tensor<1, Int>, _epoch: usize) -> Tensor<1> {
         let [_, c] = logits.dims();
-        let onehot = labels.one_hot::<2>(c).float(); // [b, c]
+        let onehot = one_hot(labels, c); // [b, c]
         let targets = match self.form {
             SmoothingForm::Uniform => onehot * (1.0 - self.epsilon) + self.epsilon / c as f32,
             SmoothingForm::Other => {
@@ -141,28 +151,36 @@ impl TrainingDefense for RelaxLoss {
         "relaxloss"
     }
     fn loss(&self, logits: Tensor<2>, labels: Tensor<1, Int>, epoch: usize) -> Tensor<1> {
-        let [b, c] = logits.dims();
         let ce_each = cross_entropy_per_example(logits.clone(), labels.clone()); // [b]
         let ce = ce_each.clone().mean(); // [1]
-        let ce_value = ce
-            .clone()
-            .try_into_data()
-            .ok()
-            .and_then(|d| d.try_to_vec::<f32>().ok())
-            .and_then(|v| v.first().copied());
-        let below = ce_value.is_some_and(|v| v < self.alpha);
-        if !below {
-            return ce;
-        }
-        if self.variant == RelaxVariant::Tabular || epoch.is_multiple_of(2) {
+        // Which branch, as a constant 0/1 tensor rather than a value read back (the browser's
+        // WebGPU backend cannot read synchronously): 1 when the batch loss is below α.
+        let below = ce.clone().lower_elem(self.alpha).float().detach(); // [1]
+        let relaxed = if self.variant == RelaxVariant::Tabular || epoch.is_multiple_of(2) {
             // Gradient ascent towards α: |CE − α| = α − CE here.
-            return (ce - self.alpha).abs();
-        }
+            (ce.clone() - self.alpha).abs()
+        } else {
+            self.flattened(logits, labels, ce_each)
+        };
+        below.clone() * relaxed + (below.neg() + 1.0) * ce
+    }
+}
+
+impl RelaxLoss {
+    /// The flattening step's loss: soft cross-entropy against a target that keeps `p_y` and
+    /// spreads the rest evenly, on correctly classified examples; plain CE on the others.
+    fn flattened(
+        &self,
+        logits: Tensor<2>,
+        labels: Tensor<1, Int>,
+        ce_each: Tensor<1>,
+    ) -> Tensor<1> {
+        let [b, c] = logits.dims();
         // Posterior flattening with a constant (detached) soft target.
         let probs = softmax(logits.clone().detach(), 1); // [b, c]
         let p_y = probs.clone().gather(1, labels.clone().reshape([b, 1])).clamp(0.0, self.upper); // [b, 1]
         let p_else = (p_y.clone().neg() + 1.0) / (c as f32 - 1.0); // [b, 1]
-        let onehot = labels.clone().one_hot::<2>(c).float(); // [b, c]
+        let onehot = one_hot(labels.clone(), c); // [b, c]
         let targets =
             onehot.clone() * p_y.expand([b, c]) + (onehot.neg() + 1.0) * p_else.expand([b, c]);
         let soft = soft_cross_entropy_per_example(logits.clone(), targets); // [b]
@@ -249,6 +267,13 @@ impl DefenseConfig {
 mod tests {
     use super::*;
     use crate::posterior;
+
+    #[test]
+    fn one_hot_is_built_on_the_device() {
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &dev());
+        let v: Vec<f32> = one_hot(labels, 3).into_data().try_to_vec().unwrap();
+        assert_eq!(v, vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+    }
 
     fn dev() -> Device {
         Device::flex().autodiff()

@@ -138,7 +138,7 @@ fn parse(text: &str, bundle: &SharedBundle) -> Result<LabState, String> {
         lr: s.lr,
         weight_decay: s.weight_decay,
         dropout: s.dropout,
-        shadows: s.shadows.clamp(2, 64),
+        shadows: s.shadows.clamp(4, 64) & !1,
         delta: s.delta,
     };
     settings.head(0).validate().map_err(|e| format!("its recipe is out of range: {e}"))?;

@@ -240,7 +240,7 @@ fn settings_panel(lab: &UseReducerHandle<LabState>) -> Html {
                 { field("hidden units (0 = linear)", s.hidden.to_string(), "0", "512", "16", set(|s, v| s.hidden = v.clamp(0.0, 512.0) as usize), "lab-hidden") }
                 { field("dropout", s.dropout.to_string(), "0", "0.9", "0.05", set(|s, v| s.dropout = v.clamp(0.0, 0.9)), "lab-dropout") }
                 { field("weight decay", s.weight_decay.to_string(), "0", "0.1", "0.0005", set(|s, v| s.weight_decay = v.clamp(0.0, 0.1) as f32), "lab-wd") }
-                { field("shadow models", s.shadows.to_string(), "2", "64", "2", set(|s, v| s.shadows = (v.clamp(2.0, 64.0) as usize) & !1), "lab-shadows") }
+                { field("shadow models", s.shadows.to_string(), "4", "64", "2", set(|s, v| s.shadows = (v.clamp(4.0, 64.0) as usize) & !1), "lab-shadows") }
             </div>
         </section>
     }
