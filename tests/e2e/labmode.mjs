@@ -117,6 +117,14 @@ results.responsive = await responsiveness();
 if (results.responsive.clickMs > 500) await fail(`a click took ${results.responsive.clickMs} ms while training`, page);
 results.erm = await train('ERM');
 if (!(results.erm.aucs['lira-online'] > 0.6)) await fail(`ERM head: LiRA AUC ${results.erm.aucs['lira-online']} is not clearly above 0.5`, page);
+// An inference-time defense on top: label only leaves the attacks nothing but the label, and
+// the undefended scores stay as ghosts.
+await page.click('[data-testid="lab-toggle-label"]');
+await page.waitForFunction(() => /without the defenses/.test(document.querySelector('[data-testid="lab-attack-lira-online"]')?.textContent ?? ''), null, { timeout: 30_000 })
+  .catch(() => fail('no ghost after an inference-time defense', page));
+results.labelOnlyLira = parseFloat(await page.textContent('[data-testid="lab-auc-lira-online"]'));
+await page.screenshot({ path: path.join(outDir, `labmode-erm-label-only-${backend}.png`), fullPage: true });
+await page.click('[data-testid="lab-toggle-label"]');
 await page.screenshot({ path: path.join(outDir, `labmode-erm-${backend}.png`), fullPage: true });
 
 await page.selectOption('[data-testid="lab-defense"]', 'dp-sgd');

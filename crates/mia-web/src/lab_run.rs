@@ -15,9 +15,12 @@ use mia_core::lab::{
 use mia_core::posterior::argmax;
 use yew::UseReducerHandle;
 
+use mia_core::inference::Chain;
+
+use crate::analysis;
 use crate::engine::{self, Backend, LoadedModel, SharedBundle};
 use crate::hooks::Engine;
-use crate::lab_state::{LabAction, LabResult, LabState};
+use crate::lab_state::{LabAction, LabLogits, LabResult, LabState};
 
 /// Seed of the lab's heads (the split has its own).
 const SEED: u64 = 11;
@@ -128,22 +131,9 @@ async fn run_inner(
     progress("scoring every attack", total);
     let target = all_logits.remove(0);
     let shadows: Vec<f32> = all_logits.concat();
-    let split = Split { labels: &labels, classes, target: &target, shadows: &shadows, keep: &keep };
-    let scores = LabScores::compute(&split).map_err(|e| e.to_string())?;
-    let aucs = scores.aucs(&member).map_err(|e| e.to_string())?;
-    // Loss and entropy on the explore view's log scale, so members' tails stay apart.
-    let shown = |a: LabAttack, sc: Vec<f32>| match a {
-        LabAttack::Loss | LabAttack::ModifiedEntropy => {
-            sc.into_iter().map(crate::analysis::neg_log10_of_neg).collect()
-        }
-        _ => sc,
-    };
-    let attacks = scores
-        .scores
-        .into_iter()
-        .zip(aucs)
-        .map(|((a, sc), (_, auc))| (a, shown(a, sc), auc))
-        .collect();
+    let logits = LabLogits { labels: labels.clone(), classes, target, shadows, keep };
+    let attacks = score(&logits, &member)?;
+    let target = &logits.target;
     let right = |want: bool| {
         let rows: Vec<usize> = (0..n).filter(|&i| member[i] == want).collect();
         let ok = rows
@@ -160,8 +150,56 @@ async fn run_inner(
         epsilon,
         accuracy,
         ms: engine::now_ms() - started,
+        logits: Rc::new(logits),
         shadows: s,
     })
+}
+
+/// Every attack's scores (loss and entropy on the explore view's log scale, so members'
+/// tails stay apart) and AUC against `member`.
+pub fn score(
+    logits: &LabLogits,
+    member: &[bool],
+) -> Result<Vec<(LabAttack, Vec<f32>, f64)>, String> {
+    let split = Split {
+        labels: &logits.labels,
+        classes: logits.classes,
+        target: &logits.target,
+        shadows: &logits.shadows,
+        keep: &logits.keep,
+    };
+    let scores = LabScores::compute(&split).map_err(|e| e.to_string())?;
+    let aucs = scores.aucs(member).map_err(|e| e.to_string())?;
+    let shown = |a: LabAttack, sc: Vec<f32>| match a {
+        LabAttack::Loss | LabAttack::ModifiedEntropy => {
+            sc.into_iter().map(crate::analysis::neg_log10_of_neg).collect()
+        }
+        _ => sc,
+    };
+    Ok(scores
+        .scores
+        .into_iter()
+        .zip(aucs)
+        .map(|((a, sc), (_, auc))| (a, shown(a, sc), auc))
+        .collect())
+}
+
+/// The logits behind a lab result through an inference-time `chain`: the target's (MemGuard
+/// fitted on its own members) and, for the adaptive attacker, every shadow's through the same
+/// chain (each with its own members).
+pub fn released(logits: &LabLogits, member: &[bool], chain: &Chain) -> Result<LabLogits, String> {
+    let c = logits.classes;
+    let n = logits.labels.len();
+    let through = |l: &[f32], members: &[bool], seed: u64| {
+        let ctx = analysis::context(chain, l, c, members, &[], seed);
+        analysis::release(chain, l, c, &ctx, seed).map_err(|e| e.to_string())
+    };
+    let target = through(&logits.target, member, SEED)?;
+    let mut shadows = Vec::with_capacity(logits.shadows.len());
+    for (m, l) in logits.shadows.chunks(n * c).enumerate() {
+        shadows.extend(through(l, &logits.keep[m * n..(m + 1) * n], SEED + 1 + m as u64)?);
+    }
+    Ok(LabLogits { target, shadows, ..logits.clone() })
 }
 
 /// A head's logits on every image, read back asynchronously.
@@ -174,4 +212,41 @@ async fn logits_of(
     let t = head_logits(head, features, dim, device).map_err(|e| e.to_string())?;
     let data = t.into_data_async().await.map_err(|e| format!("readback: {e:?}"))?;
     data.try_to_vec::<f32>().map_err(|e| format!("readback: {e:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 4 images, 2 classes; the target and 4 shadows are surer of the images they trained on.
+    fn world() -> (LabLogits, Vec<bool>) {
+        let (n, s) = (4usize, 4usize);
+        let labels = vec![0, 1, 0, 1];
+        let member = vec![true, true, false, false];
+        let logit = |y: usize, sure: f32| if y == 0 { [sure, 0.0] } else { [0.0, sure] };
+        let target =
+            (0..n).flat_map(|i| logit(labels[i], if member[i] { 4.0 } else { 1.0 })).collect();
+        let keep = shadow_keep(n, s, 0);
+        let shadows = (0..s * n)
+            .flat_map(|j| {
+                logit(labels[j % n], if keep[j] { 4.0 + 0.1 * (j % 3) as f32 } else { 1.0 })
+            })
+            .collect();
+        (LabLogits { labels, classes: 2, target, shadows, keep }, member)
+    }
+
+    #[test]
+    fn defenses_on_top_pass_target_and_shadows_through_the_same_chain() {
+        let (logits, member) = world();
+        let plain = score(&logits, &member).unwrap();
+        assert!(plain.iter().all(|(_, _, auc)| *auc == 1.0));
+        let chain = Chain::parse("temperature:t=20").unwrap();
+        let hot = released(&logits, &member, &chain).unwrap();
+        assert_ne!(hot.target, logits.target);
+        assert_eq!(hot.shadows.len(), logits.shadows.len());
+        // A monotone temperature keeps every ranking: the adaptive attacks still see it all.
+        let after = score(&hot, &member).unwrap();
+        let lira = after.iter().find(|a| a.0 == LabAttack::LiraOnline).unwrap();
+        assert_eq!(lira.2, 1.0);
+    }
 }

@@ -177,6 +177,23 @@ pub struct LabResult {
     pub ms: f64,
     /// Shadow heads trained.
     pub shadows: usize,
+    /// The logits behind the scores (for inference-time defenses on top).
+    pub logits: Rc<LabLogits>,
+}
+
+/// The target's and the shadows' logits on the student's images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabLogits {
+    /// Labels.
+    pub labels: Vec<usize>,
+    /// Classes C.
+    pub classes: usize,
+    /// `[n × C]`.
+    pub target: Vec<f32>,
+    /// `[S × n × C]`.
+    pub shadows: Vec<f32>,
+    /// `[S × n]`.
+    pub keep: Vec<bool>,
 }
 
 /// Where a run stands.

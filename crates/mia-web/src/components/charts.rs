@@ -65,6 +65,9 @@ pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
 
 /// A tick label without needless digits.
 fn tick_label(v: f64) -> String {
+    if v.abs() >= 1e5 {
+        return format!("{v:.0e}");
+    }
     let s = if v.abs() >= 100.0 || v.fract().abs() < 1e-9 {
         format!("{v:.0}")
     } else if (v * 10.0).fract().abs() < 1e-9 {
@@ -285,6 +288,7 @@ mod tests {
         assert!(ticks(1.0, 1.0).is_empty());
         assert_eq!(tick_label(-0.0), "0");
         assert_eq!(tick_label(2.5), "2.5");
+        assert_eq!(tick_label(-8e9), "-8e9");
     }
 
     #[test]

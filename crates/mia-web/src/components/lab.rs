@@ -17,7 +17,7 @@ use crate::hooks::Engine;
 use crate::lab_files;
 use crate::lab_run::{self, RunInputs};
 use crate::lab_state::{LabAction, LabDefense, LabImage, LabResult, LabSettings, LabState, Run};
-use crate::state::State;
+use crate::state::{State, Toggle, chain, toggles};
 
 /// Props.
 #[derive(Properties, PartialEq)]
@@ -246,10 +246,46 @@ fn settings_panel(lab: &UseReducerHandle<LabState>) -> Html {
     }
 }
 
+/// The inference-time defenses offered on the lab's results (HAMP needs the head's outputs on
+/// random inputs, which the lab does not compute).
+fn lab_toggles() -> Vec<Toggle> {
+    toggles().into_iter().filter(|t| t.name != "hamp").collect()
+}
+
+/// Checkboxes for the inference-time defenses, at their default parameters.
+fn defense_toggles(toggles: &UseStateHandle<Vec<Toggle>>) -> Html {
+    html! {
+        <div class="lab-defenses" data-testid="lab-inference-defenses">
+            <b>{ "Inference-time defenses on your model's outputs: " }</b>
+            { for toggles.iter().enumerate().map(|(i, t)| {
+                let ts = toggles.clone();
+                let flip = Callback::from(move |_| { let mut next = (*ts).clone(); next[i].enabled = !next[i].enabled; ts.set(next); });
+                html! { <label class="toggle"><input type="checkbox" checked={t.enabled} onchange={flip} data-testid={format!("lab-toggle-{}", t.name)} />{ format!(" {} ", t.title) }</label> }
+            }) }
+            <p class="muted">{ "The shadow models' outputs go through the same defenses (the adaptive attacker); dashed outlines show the scores without them." }</p>
+        </div>
+    }
+}
+
+/// Scores after the chosen inference-time defenses (None when none is on).
+type Defended = Option<Vec<(LabAttack, Vec<f32>, f64)>>;
+
+/// Each attack's scores after the chosen inference-time defenses; an error when a defense
+/// cannot run.
+fn defended(r: &LabResult, toggles: &[Toggle]) -> Result<Defended, String> {
+    let chain = chain(toggles)?;
+    if chain.steps.is_empty() {
+        return Ok(None);
+    }
+    let logits = lab_run::released(&r.logits, &r.member, &chain)?;
+    lab_run::score(&logits, &r.member).map(Some)
+}
+
 fn results(
     lab: &UseReducerHandle<LabState>,
     r: &Rc<LabResult>,
     thresholds: &UseStateHandle<Vec<Option<f32>>>,
+    toggles: &UseStateHandle<Vec<Toggle>>,
 ) -> Html {
     let eps = r.epsilon.map(|e| format!(" · ε = {e:.2}")).unwrap_or_default();
     let csv = {
@@ -264,15 +300,31 @@ fn results(
             if lab.stale { <p class="warning">{ "You changed images or roles since this run: train again to update." }</p> }
             <p data-testid="lab-summary">{ format!("Your model is right on {:.0}% of its members and {:.0}% of the held-out images; {} shadow models; {:.1} s{eps}.", 100.0 * r.accuracy.0, 100.0 * r.accuracy.1, r.shadows, r.ms / 1000.0) }
                 <button onclick={csv} data-testid="lab-csv">{ "download scores (CSV)" }</button></p>
-            <p class="explain">{ "Blue: your members, orange: your held-out images. Thumbnails above now carry LiRA's verdict: ✔ a member caught, ✘ a held-out image wrongly flagged, · a member missed." }</p>
-            <div class="attacks lab-cards">
-                { for r.attacks.iter().enumerate().map(|(k, (a, scores, auc))| {
-                    let t = thresholds.get(k).copied().flatten().unwrap_or(if a.name().starts_with("lira") { 0.0 } else { median(scores) });
-                    let on = { let th = thresholds.clone(); let n = r.attacks.len(); Callback::from(move |v: f32| { let mut next = (*th).clone(); next.resize(n, None); next[k] = Some(v); th.set(next); }) };
-                    html! { <LabCard name={a.name()} scores={scores.clone()} member={r.member.clone()} auc={*auc} threshold={t} on_threshold={on} /> }
-                }) }
-            </div>
+            <p class="explain">{ "Blue: your members, orange: your held-out images. Thumbnails above carry LiRA's verdict without inference-time defenses: ✔ a member caught, ✘ a held-out image wrongly flagged, · a member missed." }</p>
+            { defense_toggles(toggles) }
+            { match defended(r, toggles) {
+                Err(e) => html! { <p class="messages" data-testid="lab-defense-error">{ format!("These defenses cannot run here: {e}.") }</p> },
+                Ok(now) => lab_cards(r, now, thresholds),
+            } }
         </section>
+    }
+}
+
+/// One card per attack; `now` holds the scores after inference-time defenses, if any, and the
+/// undefended scores become ghosts.
+fn lab_cards(r: &LabResult, now: Defended, thresholds: &UseStateHandle<Vec<Option<f32>>>) -> Html {
+    let ghosts: Vec<Option<Vec<f32>>> =
+        r.attacks.iter().map(|a| now.as_ref().map(|_| a.1.clone())).collect();
+    let shown = now.unwrap_or_else(|| r.attacks.clone());
+    let n = shown.len();
+    html! {
+        <div class="attacks lab-cards">
+            { for shown.iter().zip(ghosts).enumerate().map(|(k, ((a, scores, auc), ghost))| {
+                let t = thresholds.get(k).copied().flatten().unwrap_or(if a.name().starts_with("lira") { 0.0 } else { median(scores) });
+                let on = { let th = thresholds.clone(); Callback::from(move |v: f32| { let mut next = (*th).clone(); next.resize(n, None); next[k] = Some(v); th.set(next); }) };
+                html! { <LabCard name={a.name()} scores={scores.clone()} {ghost} member={r.member.clone()} auc={*auc} threshold={t} on_threshold={on} /> }
+            }) }
+        </div>
     }
 }
 
@@ -288,6 +340,7 @@ pub fn lab(p: &LabProps) -> Html {
     let lab = use_reducer(LabState::default);
     let cancel = use_mut_ref(|| Rc::new(Cell::new(false)));
     let thresholds = use_state(Vec::new);
+    let toggles = use_state(lab_toggles);
     let main = &p.main;
     let Some(bundle) = main.bundle.clone() else {
         return html! { <p class="muted">{ "loading…" }</p> };
@@ -397,7 +450,7 @@ pub fn lab(p: &LabProps) -> Html {
                     _ => not_ready.map(|m| html! { <span class="muted">{ m }</span> }).unwrap_or_default(),
                 } }
             </section>
-            { result.map(|r| results(&lab, &r, &thresholds)).unwrap_or_default() }
+            { result.map(|r| results(&lab, &r, &thresholds, &toggles)).unwrap_or_default() }
         </div>
     }
 }

@@ -18,6 +18,9 @@ pub struct LabCardProps {
     pub member: Vec<bool>,
     /// AUC.
     pub auc: f64,
+    /// Scores without the inference-time defenses (when some are on).
+    #[prop_or_default]
+    pub ghost: Option<Vec<f32>>,
     /// Threshold in use.
     pub threshold: f32,
     /// Threshold dragged.
@@ -27,7 +30,8 @@ pub struct LabCardProps {
 /// The card.
 #[function_component(LabCard)]
 pub fn lab_card(p: &LabCardProps) -> Html {
-    let r = range(&[&p.scores]);
+    let r = range(&[&p.scores, p.ghost.as_deref().unwrap_or(&[])]);
+    let ghost_roc = p.ghost.as_ref().and_then(|g| roc(g, &p.member).ok());
     let c = Confusion::at(&p.scores, &p.member, p.threshold);
     let held_out = p.member.iter().filter(|m| !**m).count().max(1);
     let step_fpr = 1.0 / held_out as f64;
@@ -45,7 +49,7 @@ pub fn lab_card(p: &LabCardProps) -> Html {
     html! {
         <section class="card" data-testid={format!("lab-attack-{}", p.name)}>
             <h3>{ p.name.clone() }</h3>
-            <Histogram scores={p.scores.clone()} ghost={None::<Vec<f32>>} member={p.member.clone()} threshold={p.threshold} range={r} marks={Vec::new()} axis={"score →  member"} />
+            <Histogram scores={p.scores.clone()} ghost={p.ghost.clone()} member={p.member.clone()} threshold={p.threshold} range={r} marks={Vec::new()} axis={"score →  member"} />
             <div class="threshold">
                 <label><Term name="threshold" />{ " " }
                     <input type="range" min={r.0.to_string()} max={r.1.to_string()} step={((r.1 - r.0) / 200.0).to_string()} value={p.threshold.clamp(r.0, r.1).to_string()} oninput={on_input} />
@@ -57,7 +61,8 @@ pub fn lab_card(p: &LabCardProps) -> Html {
                 <br />
                 <span class="muted">{ format!("TPR {:.0}% at FPR ≤ {:.1}%: with {held_out} held-out images that is the smallest non-zero FPR this lab can measure.", 100.0 * low, 100.0 * step_fpr) }</span>
             </p>
-            { curve.map(|c| html! { <div class="rocs"><RocChart roc={c.clone()} ghost={None::<mia_core::metrics::Roc>} log={false} /><RocChart roc={c} ghost={None::<mia_core::metrics::Roc>} log={true} /></div> }).unwrap_or_default() }
+            { ghost_roc.as_ref().map(|g| html! { <span class="muted">{ format!("without the defenses: AUC {:.3}", g.auc()) }</span> }).unwrap_or_default() }
+            { curve.map(|c| html! { <div class="rocs"><RocChart roc={c.clone()} ghost={ghost_roc.clone()} log={false} /><RocChart roc={c} ghost={ghost_roc.clone()} log={true} /></div> }).unwrap_or_default() }
         </section>
     }
 }
