@@ -112,21 +112,13 @@ async fn run_inner(
             format!("training shadow model {m} of {s}")
         };
         progress(&what, m);
-        let xs: Vec<f32> =
-            rows.iter().flat_map(|&i| features[i * dim..(i + 1) * dim].iter().copied()).collect();
-        let ys: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
-        let data = TrainSet { features: &xs, dim, labels: &ys, classes };
-        let mut trainer = HeadTrainer::new(settings.head(SEED + m as u64), data, &device)
-            .map_err(|e| e.to_string())?;
-        while !trainer.finished() {
-            trainer.epoch().map_err(|e| e.to_string())?;
-            pacer.tick().await?;
-        }
+        let all = Features { values: &features, dim, labels: &labels, classes };
+        let cfg = settings.head(SEED + m as u64);
+        let (logits, eps) = train_one(cfg, &all, &rows, &device, &mut pacer).await?;
         if m == 0 {
-            epsilon = trainer.epsilon();
+            epsilon = eps;
         }
-        all_logits.push(logits_of(&trainer.finish(), &features, dim, &device).await?);
-        pacer.tick().await?;
+        all_logits.push(logits);
     }
     progress("scoring every attack", total);
     let target = all_logits.remove(0);
@@ -153,6 +145,39 @@ async fn run_inner(
         logits: Rc::new(logits),
         shadows: s,
     })
+}
+
+/// Every image's features and labels.
+struct Features<'a> {
+    values: &'a [f32],
+    dim: usize,
+    labels: &'a [usize],
+    classes: usize,
+}
+
+/// Trains one head on images `rows` (yielding to the page between epochs) and returns its
+/// logits on every image and, under DP-SGD, the ε it spent.
+async fn train_one(
+    cfg: mia_core::lab::HeadConfig,
+    all: &Features<'_>,
+    rows: &[usize],
+    device: &Device,
+    pacer: &mut Pacer,
+) -> Result<(Vec<f32>, Option<f64>), String> {
+    let d = all.dim;
+    let xs: Vec<f32> =
+        rows.iter().flat_map(|&i| all.values[i * d..(i + 1) * d].iter().copied()).collect();
+    let ys: Vec<usize> = rows.iter().map(|&i| all.labels[i]).collect();
+    let data = TrainSet { features: &xs, dim: d, labels: &ys, classes: all.classes };
+    let mut trainer = HeadTrainer::new(cfg, data, device).map_err(|e| e.to_string())?;
+    while !trainer.finished() {
+        trainer.epoch().map_err(|e| e.to_string())?;
+        pacer.tick().await?;
+    }
+    let epsilon = trainer.epsilon();
+    let logits = logits_of(&trainer.finish(), all.values, d, device).await?;
+    pacer.tick().await?;
+    Ok((logits, epsilon))
 }
 
 /// Every attack's scores (loss and entropy on the explore view's log scale, so members'

@@ -334,6 +334,65 @@ fn median(v: &[f32]) -> f32 {
     s.get(s.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// The lab's buttons: the CIFAR-10 sample, classes, roles, images, export and import.
+fn toolbar(
+    lab: &UseReducerHandle<LabState>,
+    main: &UseReducerHandle<State>,
+    sample: Callback<MouseEvent>,
+) -> Html {
+    let send = |action: fn() -> LabAction| {
+        let lab = lab.clone();
+        Callback::from(move |_: MouseEvent| lab.dispatch(action()))
+    };
+    let export = {
+        let lab = lab.clone();
+        Callback::from(move |_| {
+            lab_files::download("mia-lab.json", "application/json", &lab_files::export(&lab))
+        })
+    };
+    let import = {
+        let (lab, main) = (lab.clone(), main.clone());
+        Callback::from(move |e: Event| {
+            let input: web_sys::HtmlInputElement = e.target_unchecked_into();
+            if let Some(f) = input.files().and_then(|l| l.get(0)) {
+                lab_files::import(lab.clone(), main.clone(), f);
+            }
+            input.set_value("");
+        })
+    };
+    html! {
+        <div class="lab-tools">
+            <button onclick={sample} data-testid="lab-sample">{ "try it with CIFAR-10 images" }</button>
+            <button onclick={send(|| LabAction::AddClass)} data-testid="lab-add-class">{ "add a class" }</button>
+            <button onclick={send(|| LabAction::Redraw)} data-testid="lab-redraw">{ "re-draw members" }</button>
+            <button onclick={send(|| LabAction::ClearImages)}>{ "remove all images" }</button>
+            <button onclick={export} data-testid="lab-export">{ "export the lab" }</button>
+            <label class="import">{ "import a lab " }<input type="file" accept=".json,application/json" onchange={import} data-testid="lab-import" /></label>
+        </div>
+    }
+}
+
+/// Where the run stands: progress with the time left, why it stopped, or what is missing.
+fn run_status(run: &Run, not_ready: Option<String>) -> Html {
+    match run {
+        Run::Running(what, done, total, ms) => {
+            let eta = if *done > 0 {
+                format!(
+                    " · about {:.0} s left",
+                    ms / *done as f64 * (*total - *done) as f64 / 1000.0
+                )
+            } else {
+                String::new()
+            };
+            html! { <span><progress max={total.to_string()} value={done.to_string()} data-testid="lab-progress" />{ format!(" {what} ({done}/{total}){eta}") }</span> }
+        }
+        Run::Failed(e) => {
+            html! { <span class="messages" data-testid="lab-error">{ format!("The run stopped: {e}.") }</span> }
+        }
+        _ => not_ready.map(|m| html! { <span class="muted">{ m }</span> }).unwrap_or_default(),
+    }
+}
+
 /// The lab page.
 #[function_component(Lab)]
 pub fn lab(p: &LabProps) -> Html {
@@ -386,34 +445,6 @@ pub fn lab(p: &LabProps) -> Html {
         let cancel = cancel.clone();
         Callback::from(move |_| cancel.borrow().set(true))
     };
-    let redraw = {
-        let lab = lab.clone();
-        Callback::from(move |_| lab.dispatch(LabAction::Redraw))
-    };
-    let clear = {
-        let lab = lab.clone();
-        Callback::from(move |_| lab.dispatch(LabAction::ClearImages))
-    };
-    let add_class = {
-        let lab = lab.clone();
-        Callback::from(move |_| lab.dispatch(LabAction::AddClass))
-    };
-    let export = {
-        let lab = lab.clone();
-        Callback::from(move |_| {
-            lab_files::download("mia-lab.json", "application/json", &lab_files::export(&lab))
-        })
-    };
-    let import = {
-        let (lab, main) = (lab.clone(), main.clone());
-        Callback::from(move |e: Event| {
-            let input: web_sys::HtmlInputElement = e.target_unchecked_into();
-            if let Some(f) = input.files().and_then(|l| l.get(0)) {
-                lab_files::import(lab.clone(), main.clone(), f);
-            }
-            input.set_value("");
-        })
-    };
     let result = match &lab.run {
         Run::Done(r) => Some(r.clone()),
         _ => None,
@@ -426,14 +457,7 @@ pub fn lab(p: &LabProps) -> Html {
             <section class="panel">
                 <h2>{ "Lab: attack a model trained on your own images" }</h2>
                 <p class="explain">{ "Make 2–10 classes and give each some images. Half of each class become " }<Term name="member" text="members" />{ " (the model trains on them), half stay held out; click a thumbnail to flip its role. Then train: the page trains your model and " }<Term name="shadow model" text="shadow models" />{ " right here and runs every attack on your images. Your images never leave this browser." }</p>
-                <div class="lab-tools">
-                    <button onclick={sample} data-testid="lab-sample">{ "try it with CIFAR-10 images" }</button>
-                    <button onclick={add_class} data-testid="lab-add-class">{ "add a class" }</button>
-                    <button onclick={redraw} data-testid="lab-redraw">{ "re-draw members" }</button>
-                    <button onclick={clear}>{ "remove all images" }</button>
-                    <button onclick={export} data-testid="lab-export">{ "export the lab" }</button>
-                    <label class="import">{ "import a lab " }<input type="file" accept=".json,application/json" onchange={import} data-testid="lab-import" /></label>
-                </div>
+                { toolbar(&lab, main, sample) }
                 <p class="muted"><span class="swatch member"></span>{ " member (trained on) " }<span class="swatch nonmember"></span>{ " held out" }</p>
                 { for (0..lab.classes.len()).map(|k| class_panel(&lab, k, on_files.clone(), &result)) }
             </section>
@@ -441,14 +465,7 @@ pub fn lab(p: &LabProps) -> Html {
             <section class="panel lab-run">
                 <button class="primary" onclick={train} disabled={running || not_ready.is_some()} data-testid="lab-train">{ "train and attack" }</button>
                 if running { <button onclick={stop} data-testid="lab-cancel">{ "cancel" }</button> }
-                { match &lab.run {
-                    Run::Running(what, done, total, ms) => {
-                        let eta = if *done > 0 { format!(" · about {:.0} s left", ms / *done as f64 * (*total - *done) as f64 / 1000.0) } else { String::new() };
-                        html! { <span><progress max={total.to_string()} value={done.to_string()} data-testid="lab-progress" />{ format!(" {what} ({done}/{total}){eta}") }</span> }
-                    }
-                    Run::Failed(e) => html! { <span class="messages" data-testid="lab-error">{ format!("The run stopped: {e}.") }</span> },
-                    _ => not_ready.map(|m| html! { <span class="muted">{ m }</span> }).unwrap_or_default(),
-                } }
+                { run_status(&lab.run, not_ready) }
             </section>
             { result.map(|r| results(&lab, &r, &thresholds, &toggles)).unwrap_or_default() }
         </div>
