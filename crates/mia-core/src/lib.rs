@@ -26,6 +26,7 @@ pub mod privacy;
 pub mod rmia;
 pub mod rng;
 pub mod scores;
+pub mod shadows;
 
 pub use error::CoreError;
 pub use models::{Architecture, Model, ModelConfig};

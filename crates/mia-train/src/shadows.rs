@@ -38,14 +38,12 @@ use mia_core::npy::NpyArray;
 use mia_core::rng::mix;
 use mia_core::{ModelConfig, Query};
 use mia_data::{Dataset, Split};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::run::{read_json, write_json, write_npy};
 use crate::trainer::{Fitted, Job, accuracy_and_loss, fit, predict, predict_queries, save_record};
 use crate::{DefenseConfig, DeviceChoice, Observer, TrainConfig, TrainError};
+pub use mia_core::shadows::keep_mask;
 
 /// Which part of a job array this process is: it trains the shadows `i` with `i % of == index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,22 +164,6 @@ pub trait ShadowObserver: Observer {
     fn on_shadow(&mut self, _index: usize, _position: usize, _total: usize) {}
     /// Shadow `index` is done.
     fn on_shadow_done(&mut self, _summary: &ShadowSummary) {}
-}
-
-/// The keep-mask of shadow `index`: `in_size` of `n` candidates, drawn from `(seed, index)`,
-/// or the complement of its partner's when `paired` and `index` is odd.
-pub fn keep_mask(seed: u64, index: usize, n: usize, in_size: usize, paired: bool) -> Vec<bool> {
-    let draw = if paired { index / 2 } else { index };
-    let mut perm: Vec<usize> = (0..n).collect();
-    perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed ^ 0x5AD0_5AD0, draw as u64)));
-    let mut keep = vec![false; n];
-    for &i in perm.iter().take(in_size) {
-        keep[i] = true;
-    }
-    if paired && index % 2 == 1 {
-        keep.iter_mut().for_each(|k| *k = !*k);
-    }
-    keep
 }
 
 /// The target's recipe with the shadow options' overrides (data folder, device, defense),

@@ -145,6 +145,28 @@ pub fn release(
     Ok(out)
 }
 
+/// The adaptive attacker's shadows through `chain`: each shadow's `[n × C]` logits (from
+/// `shadows`, `[S × n × C]`) released with its own members (`keep`, `[S × n]`) as the
+/// defenses' context, seeded per shadow. Shared by the shipped models' view and lab mode.
+pub fn release_shadows(
+    chain: &Chain,
+    shadows: &[f32],
+    keep: &[bool],
+    (n, c): (usize, usize),
+    references: &[Vec<f32>],
+    seed: u64,
+) -> Result<Vec<Vec<f32>>, CoreError> {
+    shadows
+        .chunks(n * c)
+        .zip(keep.chunks(n))
+        .enumerate()
+        .map(|(s, (logits, keep))| {
+            let ctx = context(chain, logits, c, keep, references, seed ^ (s as u64 + 1));
+            release(chain, logits, c, &ctx, seed.wrapping_add(1 + s as u64))
+        })
+        .collect()
+}
+
 fn phi_rows(logits: &[f32], classes: usize, labels: &[usize]) -> Vec<f32> {
     logits.chunks(classes).zip(labels).map(|(z, &y)| lira::logit_confidence(z, y)).collect()
 }
@@ -161,16 +183,9 @@ pub fn attacks(
     let n = m.labels.len();
     // The adaptive attacker's shadows: every shadow's outputs through the same defense.
     let defended: Option<Vec<Vec<f32>>> = match (attacker, m.shadows) {
-        (Attacker::Adaptive, Some(sh)) => Some(
-            (0..sh.shadows)
-                .map(|s| {
-                    let logits: Vec<f32> = (0..n).flat_map(|i| sh.row(s, i).to_vec()).collect();
-                    let keep = &sh.keep[s * n..(s + 1) * n];
-                    let ctx = context(chain, &logits, c, keep, m.references, seed ^ (s as u64 + 1));
-                    release(chain, &logits, c, &ctx, seed.wrapping_add(1 + s as u64))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+        (Attacker::Adaptive, Some(sh)) => {
+            Some(release_shadows(chain, &sh.logits, &sh.keep, (n, c), m.references, seed)?)
+        }
         _ => None,
     };
     let predicted: Vec<usize> = released.chunks(c).map(argmax).collect();

@@ -9,7 +9,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 use yew::UseReducerHandle;
 
-use crate::engine::{self, SharedBundle};
+use mia_core::InputSpec;
+
+use crate::engine;
 use crate::lab_state::{
     LabAction, LabDefense, LabImage, LabResult, LabSettings, LabState, MAX_CLASSES, MAX_IMAGES, Run,
 };
@@ -64,13 +66,12 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// The lab as a JSON file's text.
-pub fn export(lab: &LabState) -> String {
+pub fn export(lab: &LabState, input: InputSpec) -> String {
     let s = &lab.settings;
-    let size = lab.images.first().map_or(0, |im| im.pixels.len());
     let file = LabFile {
         format: FORMAT.into(),
         version: VERSION,
-        input: [if size == 1024 { 1 } else { 3 }, 32, 32],
+        input: [input.channels, input.height, input.width],
         classes: lab.classes.clone(),
         split_seed: lab.split_seed,
         settings: FileSettings {
@@ -93,8 +94,9 @@ pub fn export(lab: &LabState) -> String {
     serde_json::to_string(&file).unwrap_or_default()
 }
 
-/// A lab from a file's text, checked against the bundle's input size.
-fn parse(text: &str, bundle: &SharedBundle) -> Result<LabState, String> {
+/// A lab from a file's text, checked against the model's input size (thumbnails are drawn
+/// by the caller, in the browser).
+fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
     let f: LabFile =
         serde_json::from_str(text).map_err(|e| format!("this is not a lab file ({e})"))?;
     if f.format != FORMAT || f.version != VERSION {
@@ -103,7 +105,6 @@ fn parse(text: &str, bundle: &SharedBundle) -> Result<LabState, String> {
             f.format, f.version
         ));
     }
-    let input = bundle.manifest.input;
     if f.input != [input.channels, input.height, input.width] {
         return Err(format!("its images are {:?}, this page's model takes {input}", f.input));
     }
@@ -118,13 +119,11 @@ fn parse(text: &str, bundle: &SharedBundle) -> Result<LabState, String> {
         if im.class >= f.classes.len() {
             return Err("an image belongs to a class the file does not have".into());
         }
-        let preview =
-            engine::preview(&pixels, input.channels, input.width as u32).unwrap_or_default();
         images.push(LabImage {
             id: id as u64,
             class: im.class,
             pixels: Rc::new(pixels),
-            preview,
+            preview: String::new(),
             member: im.member,
         });
     }
@@ -164,8 +163,16 @@ pub fn import(lab: UseReducerHandle<LabState>, main: UseReducerHandle<State>, fi
                     .dispatch(Action::Message(format!("{}: could not be read", file.name())));
             }
         };
-        match parse(&text, &bundle) {
-            Ok(state) => lab.dispatch(LabAction::Replace(Box::new(state))),
+        match parse(&text, bundle.manifest.input) {
+            Ok(mut state) => {
+                let input = bundle.manifest.input;
+                for im in &mut state.images {
+                    let size = input.width as u32;
+                    im.preview =
+                        engine::preview(&im.pixels, input.channels, size).unwrap_or_default();
+                }
+                lab.dispatch(LabAction::Replace(Box::new(state)))
+            }
             Err(e) => main.dispatch(Action::Message(format!("{}: {e}", file.name()))),
         }
     });
@@ -217,6 +224,32 @@ pub fn download(name: &str, mime: &str, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exported_lab_imports_back_as_it_was_and_a_bad_file_is_refused() {
+        let input = InputSpec::new(1, 2, 2);
+        let mut lab = Rc::new(LabState::default());
+        lab = yew::Reducible::reduce(
+            lab,
+            LabAction::AddImages(0, vec![(vec![1, 2, 3, 4], String::new())]),
+        );
+        lab = yew::Reducible::reduce(
+            lab,
+            LabAction::AddImages(1, vec![(vec![5, 6, 7, 8], String::new())]),
+        );
+        lab = yew::Reducible::reduce(lab, LabAction::Rename(1, "ships".into()));
+        let text = export(&lab, input);
+        let back = parse(&text, input).unwrap();
+        assert_eq!(back.classes, lab.classes);
+        assert_eq!(back.settings, lab.settings);
+        let strip = |s: &LabState| -> Vec<(usize, bool, Vec<u8>)> {
+            s.images.iter().map(|im| (im.class, im.member, im.pixels.to_vec())).collect()
+        };
+        assert_eq!(strip(&back), strip(&lab));
+        assert!(parse(&text, InputSpec::new(3, 2, 2)).is_err(), "another input size");
+        assert!(parse("{}", input).is_err());
+        assert!(parse(&text.replace("01020304", "0102"), input).is_err(), "damaged pixels");
+    }
 
     #[test]
     fn hex_round_trips_and_rejects_damage() {

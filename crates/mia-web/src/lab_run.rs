@@ -213,18 +213,14 @@ pub fn score(
 /// fitted on its own members) and, for the adaptive attacker, every shadow's through the same
 /// chain (each with its own members).
 pub fn released(logits: &LabLogits, member: &[bool], chain: &Chain) -> Result<LabLogits, String> {
-    let c = logits.classes;
-    let n = logits.labels.len();
-    let through = |l: &[f32], members: &[bool], seed: u64| {
-        let ctx = analysis::context(chain, l, c, members, &[], seed);
-        analysis::release(chain, l, c, &ctx, seed).map_err(|e| e.to_string())
-    };
-    let target = through(&logits.target, member, SEED)?;
-    let mut shadows = Vec::with_capacity(logits.shadows.len());
-    for (m, l) in logits.shadows.chunks(n * c).enumerate() {
-        shadows.extend(through(l, &logits.keep[m * n..(m + 1) * n], SEED + 1 + m as u64)?);
-    }
-    Ok(LabLogits { target, shadows, ..logits.clone() })
+    let (c, n) = (logits.classes, logits.labels.len());
+    let ctx = analysis::context(chain, &logits.target, c, member, &[], SEED);
+    let target = analysis::release(chain, &logits.target, c, &ctx, SEED);
+    let shadows =
+        analysis::release_shadows(chain, &logits.shadows, &logits.keep, (n, c), &[], SEED);
+    let (target, shadows) =
+        (target.map_err(|e| e.to_string())?, shadows.map_err(|e| e.to_string())?);
+    Ok(LabLogits { target, shadows: shadows.concat(), ..logits.clone() })
 }
 
 /// A head's logits on every image, read back asynchronously.

@@ -12,6 +12,7 @@ use crate::metrics::roc;
 use crate::posterior::softmax;
 use crate::rng::mix;
 use crate::scores::ScoreKind;
+use crate::shadows::keep_mask;
 
 /// Which images are members, by class: within each class, a seeded random `fraction`
 /// (rounded) of its images. Re-drawing with another seed gives another split.
@@ -31,21 +32,10 @@ pub fn split_members(labels: &[usize], fraction: f64, seed: u64) -> Result<Vec<b
 }
 
 /// Which images shadow `s` of `shadows` trains on (`keep[s*n + i]`): complementary pairs of
-/// random halves, so with an even count every image is IN for exactly half of the shadows.
+/// random halves ([`crate::shadows::keep_mask`], the draw `mia shadows` uses), so with an even
+/// count every image is IN for exactly half of the shadows.
 pub fn shadow_keep(n: usize, shadows: usize, seed: u64) -> Vec<bool> {
-    let mut keep = vec![false; shadows * n];
-    for pair in 0..shadows.div_ceil(2) {
-        let mut idx: Vec<usize> = (0..n).collect();
-        idx.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed, 0x5AD0 + pair as u64)));
-        for (rank, &i) in idx.iter().enumerate() {
-            let first = rank < n / 2;
-            keep[2 * pair * n + i] = first;
-            if 2 * pair + 1 < shadows {
-                keep[(2 * pair + 1) * n + i] = !first;
-            }
-        }
-    }
-    keep
+    (0..shadows).flat_map(|s| keep_mask(seed, s, n, n / 2, true)).collect()
 }
 
 /// An attack the lab runs on the student's images.

@@ -344,10 +344,12 @@ fn toolbar(
         let lab = lab.clone();
         Callback::from(move |_: MouseEvent| lab.dispatch(action()))
     };
+    let input = main.bundle.as_ref().map(|b| b.manifest.input);
     let export = {
         let lab = lab.clone();
         Callback::from(move |_| {
-            lab_files::download("mia-lab.json", "application/json", &lab_files::export(&lab))
+            let Some(input) = input else { return };
+            lab_files::download("mia-lab.json", "application/json", &lab_files::export(&lab, input))
         })
     };
     let import = {
