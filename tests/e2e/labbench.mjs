@@ -1,8 +1,11 @@
 // Lab-mode benchmark (issue 13): in headless Chromium, a lab of 2 classes × 50 CIFAR-10
 // images (the reference sample's non-members of `automobile` and `ship`, so the shipped trunk
 // never trained on them) is trained and attacked with the default recipe (linear head, 60
-// epochs, 32 shadow heads) under each defense, on the CPU path and the WebGPU path.
-//   node tests/e2e/labbench.mjs URL OUT.json   (from the repository root; URL serves a build of the page)
+// epochs, 32 shadow heads) under each defense, then with early stopping (patience 5) and
+// with the whole network fine-tuned (the page's fine-tuning defaults: 10 epochs, learning
+// rate 0.01; 32 shadows as the other rows), on the CPU path and the WebGPU path.
+//   node tests/e2e/labbench.mjs URL OUT.json [BACKENDS]   (from the repository root; URL serves
+//   a build of the page; BACKENDS defaults to flex,webgpu)
 // Prints a table of wall time (features + 33 heads + every attack) and the AUCs.
 import { chromium } from 'playwright-core';
 import { launchOptions } from './chromium.mjs';
@@ -11,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const [url, out] = process.argv.slice(2);
+const [url, out, backends = 'flex,webgpu'] = process.argv.slice(2);
 const ref = 'pretrained/reference.bin';
 const r = readReference(ref);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mia-lab-bench-'));
@@ -19,17 +22,24 @@ const pick = (cls) => r.labels.flatMap((l, i) => (l === cls && !r.member[i] ? [i
 const files = [1, 8].map((cls) => writeReferencePngs(ref, pick(cls), dir).map((f) => f.file));
 const runs = [
   ['erm', null], ['label-smoothing', '0.1'], ['relaxloss', '0.5'], ['dp-sgd', '1'], ['dp-sgd', '4'],
+  ['erm', null, 'early'], ['erm', null, 'fine-tune'],
 ];
 const rows = [];
 const browser = await chromium.launch(launchOptions);
-for (const backend of ['flex', 'webgpu']) {
+for (const backend of backends.split(',')) {
   const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
   await page.goto(`${url}/?view=lab&backend=${backend}`);
   await page.waitForSelector('[data-testid="lab-files-0"]', { timeout: 120_000 });
   await page.setInputFiles('[data-testid="lab-files-0"]', files[0]);
   await page.setInputFiles('[data-testid="lab-files-1"]', files[1]);
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="lab-thumb"]').length === 100);
-  for (const [defense, strength] of runs) {
+  for (const [defense, strength, option] of runs) {
+    await page.setChecked('[data-testid="lab-early"]', option === 'early');
+    await page.setChecked('[data-testid="lab-fine-tune"]', option === 'fine-tune');
+    if (option === 'fine-tune') {
+      await page.fill('[data-testid="lab-shadows"]', '32');
+      await page.dispatchEvent('[data-testid="lab-shadows"]', 'change');
+    }
     await page.selectOption('[data-testid="lab-defense"]', defense);
     if (strength) {
       await page.fill('[data-testid="lab-strength"]', strength);
@@ -45,7 +55,7 @@ for (const backend of ['flex', 'webgpu']) {
     const summary = await page.textContent('[data-testid="lab-summary"]');
     const aucs = Object.fromEntries(await page.$$eval('[data-testid^="lab-auc-"]', (els) =>
       els.map((e) => [e.dataset.testid.replace('lab-auc-', ''), parseFloat(e.textContent)])));
-    const row = { backend, defense, strength, wallMs, summary, epsilon, aucs };
+    const row = { backend, defense: option ? `${defense} + ${option}` : defense, strength, wallMs, summary, epsilon, aucs };
     rows.push(row);
     console.error(JSON.stringify(row));
   }

@@ -113,7 +113,7 @@ fn close(a: &Value, b: &Value, tol: f64, path: &str) {
 /// Logits of heads trained on a fixed toy set of 24 examples (6 features, 3 classes).
 fn lab_heads() -> Value {
     use mia_core::defense::{DefenseConfig, SmoothingForm};
-    use mia_core::lab::{DpSgd, HeadConfig, HeadTrainer, TrainSet, head_logits};
+    use mia_core::lab::{DpSgd, HeadConfig, HeadTrainer, TrainSet, lab_logits};
     let x: Vec<f32> = (0..24 * 6).map(|i| (((i * 7) % 11) as f32 - 5.0) / 4.0).collect();
     let labels: Vec<usize> = (0..24).map(|i| i % 3).collect();
     let configs = [
@@ -130,17 +130,29 @@ fn lab_heads() -> Value {
         },
     ];
     let device = Device::flex();
-    let out: Vec<Vec<f32>> = configs
-        .into_iter()
-        .map(|cfg| {
-            let data = TrainSet { features: &x, dim: 6, labels: &labels, classes: 3 };
-            let mut t = HeadTrainer::new(cfg, data, &device).unwrap();
-            while !t.finished() {
-                t.epoch().unwrap();
-            }
-            let head = t.finish();
-            head_logits(&head, &x, 6, &device).unwrap().into_data().try_to_vec().unwrap()
-        })
+    let train = |cfg: HeadConfig| {
+        let data = TrainSet { features: &x, dim: 6, labels: &labels, classes: 3 };
+        let mut t = HeadTrainer::new(cfg, data, &device).unwrap();
+        while !t.finished() {
+            t.epoch().unwrap();
+        }
+        t.finish()
+    };
+    let mut nets: Vec<_> = configs.into_iter().map(train).collect();
+    // Early stopping: 16 examples trained on, 8 validated on, the loss read back each epoch.
+    let cfg = HeadConfig { epochs: 40, early_stopping: Some(2), seed: 5, ..HeadConfig::default() };
+    let fit = TrainSet { features: &x[..16 * 6], dim: 6, labels: &labels[..16], classes: 3 };
+    let val = TrainSet { features: &x[16 * 6..], dim: 6, labels: &labels[16..], classes: 3 };
+    let mut t = HeadTrainer::new(cfg, fit, &device).unwrap().with_validation(val).unwrap();
+    while !t.finished() {
+        t.epoch().unwrap();
+        let loss = t.validation_loss().unwrap().into_data().try_to_vec::<f32>().unwrap()[0];
+        t.observe_validation(f64::from(loss));
+    }
+    nets.push(t.finish());
+    let out: Vec<Vec<f32>> = nets
+        .iter()
+        .map(|net| lab_logits(net, &x, 6, &device).unwrap().into_data().try_to_vec().unwrap())
         .collect();
     json!(out)
 }

@@ -8,10 +8,10 @@ use std::rc::Rc;
 
 use burn::prelude::*;
 use js_sys::{Promise, Reflect, Uint8Array};
-use mia_core::Model;
 use mia_core::bundle::{FileRef, LiraStats, Manifest, ReferenceSample, ShadowOutputs};
 use mia_core::inference::RANDOM_INPUTS;
 use mia_core::preprocess::batch_tensor;
+use mia_core::{InputSpec, Model};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -447,27 +447,81 @@ pub async fn decode_upload(file: &web_sys::File, manifest: &Manifest) -> Result<
     if u64::from(w) * u64::from(h) > u64::from(MAX_UPLOAD_PIXELS) {
         return Err(format!("{name}: {w}×{h} is too large (limit {MAX_UPLOAD_PIXELS} pixels)"));
     }
-    let input = manifest.input;
+    let drawn = square(manifest.input, (w, h), |ctx, (sx, sy, side), size| {
+        ctx.draw_image_with_image_bitmap_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
+            &bitmap, sx, sy, side, side, 0.0, 0.0, size, size,
+        )
+    });
+    bitmap.close();
+    let (pixels, preview) = drawn?;
+    Ok(Upload { name, pixels, preview })
+}
+
+/// Draws a `w × h` picture centre-cropped square and resized to the model's input (`draw`
+/// gets the crop `(x, y, side)` and the target size) and reads back its CHW pixels and a
+/// preview.
+fn square(
+    input: InputSpec,
+    (w, h): (u32, u32),
+    draw: impl FnOnce(&web_sys::CanvasRenderingContext2d, (f64, f64, f64), f64) -> Result<(), JsValue>,
+) -> Result<(Vec<u8>, String), String> {
     let size = input.width as u32;
     let (canvas_el, ctx) = canvas(size)?;
     let side = w.min(h);
     let (sx, sy) = ((w - side) / 2, (h - side) / 2);
-    ctx.draw_image_with_image_bitmap_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
-        &bitmap,
-        f64::from(sx),
-        f64::from(sy),
-        f64::from(side),
-        f64::from(side),
-        0.0,
-        0.0,
-        f64::from(size),
-        f64::from(size),
-    )
-    .map_err(js_err)?;
-    bitmap.close();
+    draw(&ctx, (f64::from(sx), f64::from(sy), f64::from(side)), f64::from(size)).map_err(js_err)?;
     let data = ctx.get_image_data(0.0, 0.0, f64::from(size), f64::from(size)).map_err(js_err)?;
     let pixels = to_chw(&data.data(), input.channels);
-    Ok(Upload { name, pixels, preview: canvas_el.to_data_url().map_err(js_err)? })
+    Ok((pixels, canvas_el.to_data_url().map_err(js_err)?))
+}
+
+/// Opens the camera (the browser asks the student first). Errors say why in plain words.
+pub async fn open_camera() -> Result<web_sys::MediaStream, String> {
+    let devices = window()?.navigator().media_devices().map_err(|_| {
+        "this browser offers no camera to this page (cameras need https or localhost)".to_string()
+    })?;
+    let constraints = web_sys::MediaStreamConstraints::new();
+    constraints.set_video(&JsValue::TRUE);
+    let promise = devices.get_user_media_with_constraints(&constraints).map_err(js_err)?;
+    let stream = JsFuture::from(promise).await.map_err(|e| {
+        let name = Reflect::get(&e, &JsValue::from_str("name"))
+            .ok()
+            .and_then(|n| n.as_string())
+            .unwrap_or_default();
+        match name.as_str() {
+            "NotAllowedError" => "the camera was not allowed (check the browser's permission)",
+            "NotFoundError" | "OverconstrainedError" => "no camera was found",
+            "NotReadableError" => "the camera is busy in another program",
+            _ => "the camera could not be opened",
+        }
+        .to_string()
+    })?;
+    stream.dyn_into().map_err(js_err)
+}
+
+/// Stops every track of a camera stream (the browser's camera light goes off).
+pub fn close_camera(stream: &web_sys::MediaStream) {
+    for track in stream.get_tracks().iter() {
+        if let Ok(t) = track.dyn_into::<web_sys::MediaStreamTrack>() {
+            t.stop();
+        }
+    }
+}
+
+/// The camera's current frame, centre-cropped and resized like an upload.
+pub fn snap(
+    video: &web_sys::HtmlVideoElement,
+    input: InputSpec,
+) -> Result<(Vec<u8>, String), String> {
+    let (w, h) = (video.video_width(), video.video_height());
+    if w == 0 || h == 0 {
+        return Err("the camera has not shown a picture yet".into());
+    }
+    square(input, (w, h), |ctx, (sx, sy, side), size| {
+        ctx.draw_image_with_html_video_element_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
+            video, sx, sy, side, side, 0.0, 0.0, size, size,
+        )
+    })
 }
 
 /// Shared handle to the bundle.

@@ -1,6 +1,8 @@
 //! Keeping and sharing a lab: one JSON file with the classes, every image at the model's
-//! input size, its role and the recipe (imported back as it was), and a CSV of every image's
-//! score under every attack. Files are made and read in the page; nothing is uploaded.
+//! input size, its role, the recipe and the trained network's weights (imported back as it
+//! was: the page rebuilds the network and shows how it does on the images), and a CSV of
+//! every image's score under every attack. Files are made and read in the page; nothing is
+//! uploaded.
 
 use std::rc::Rc;
 
@@ -10,16 +12,20 @@ use wasm_bindgen_futures::{JsFuture, spawn_local};
 use yew::UseReducerHandle;
 
 use mia_core::InputSpec;
+use mia_core::lab::NetShape;
 
 use crate::engine;
 use crate::lab_state::{
-    LabAction, LabDefense, LabImage, LabResult, LabSettings, LabState, MAX_CLASSES, MAX_IMAGES, Run,
+    ImportedNet, LabAction, LabDefense, LabImage, LabResult, LabSettings, LabState, MAX_CLASSES,
+    MAX_IMAGES, Run,
 };
 use crate::state::{Action, State};
 
 /// The file's format tag and version.
 const FORMAT: &str = "mia-lab";
-const VERSION: u32 = 1;
+/// Version 2 adds the network and the recipe's batch size, clip norm, early stopping and
+/// fine-tuning; version 1 files still import.
+const VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct FileImage {
@@ -40,6 +46,29 @@ struct FileSettings {
     dropout: f64,
     shadows: usize,
     delta: f64,
+    #[serde(default = "default_clip")]
+    clip: f32,
+    #[serde(default = "default_batch")]
+    batch_size: usize,
+    #[serde(default)]
+    early_stopping: Option<usize>,
+    #[serde(default)]
+    fine_tune: bool,
+}
+
+fn default_clip() -> f32 {
+    LabSettings::default().clip
+}
+
+fn default_batch() -> usize {
+    LabSettings::default().batch_size
+}
+
+/// The trained target network: its shape and burnpack weights as hex.
+#[derive(Serialize, Deserialize)]
+struct FileNet {
+    shape: NetShape,
+    weights: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,6 +81,8 @@ struct LabFile {
     split_seed: u64,
     settings: FileSettings,
     images: Vec<FileImage>,
+    #[serde(default)]
+    network: Option<FileNet>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -63,6 +94,16 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The network to keep with the lab: the latest run's target, else an imported one.
+fn network(lab: &LabState) -> Option<FileNet> {
+    let (shape, bytes) = match (&lab.run, &lab.imported) {
+        (Run::Done(r), _) => (r.net.0.shape(), r.net.0.to_bytes().ok()?),
+        (_, Some(net)) => (net.shape, net.bytes.to_vec()),
+        _ => return None,
+    };
+    Some(FileNet { shape, weights: hex(&bytes) })
 }
 
 /// The lab as a JSON file's text.
@@ -84,12 +125,17 @@ pub fn export(lab: &LabState, input: InputSpec) -> String {
             dropout: s.dropout,
             shadows: s.shadows,
             delta: s.delta,
+            clip: s.clip,
+            batch_size: s.batch_size,
+            early_stopping: s.early_stopping,
+            fine_tune: s.fine_tune,
         },
         images: lab
             .images
             .iter()
             .map(|im| FileImage { class: im.class, member: im.member, pixels: hex(&im.pixels) })
             .collect(),
+        network: network(lab),
     };
     serde_json::to_string(&file).unwrap_or_default()
 }
@@ -99,7 +145,7 @@ pub fn export(lab: &LabState, input: InputSpec) -> String {
 fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
     let f: LabFile =
         serde_json::from_str(text).map_err(|e| format!("this is not a lab file ({e})"))?;
-    if f.format != FORMAT || f.version != VERSION {
+    if f.format != FORMAT || !(1..=VERSION).contains(&f.version) {
         return Err(format!(
             "this is a {} file of version {}, not a MIA Lab lab file of version {VERSION}",
             f.format, f.version
@@ -139,8 +185,22 @@ fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
         dropout: s.dropout,
         shadows: s.shadows.clamp(4, 64) & !1,
         delta: s.delta,
+        clip: s.clip,
+        batch_size: s.batch_size,
+        early_stopping: s.early_stopping,
+        fine_tune: s.fine_tune,
     };
-    settings.head(0).validate().map_err(|e| format!("its recipe is out of range: {e}"))?;
+    if let Some(why) = settings.refused() {
+        return Err(format!("its recipe is out of range: {why}"));
+    }
+    let imported = match f.network {
+        None => None,
+        Some(n) => Some(ImportedNet {
+            shape: n.shape,
+            bytes: Rc::new(unhex(&n.weights).ok_or("its network's weights are damaged")?),
+            check: None,
+        }),
+    };
     Ok(LabState {
         classes: f.classes.into_iter().map(|c| c.chars().take(40).collect()).collect(),
         next_id: images.len() as u64,
@@ -149,6 +209,7 @@ fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
         settings,
         run: Run::Idle,
         stale: false,
+        imported,
     })
 }
 
@@ -249,6 +310,36 @@ mod tests {
         assert!(parse(&text, InputSpec::new(3, 2, 2)).is_err(), "another input size");
         assert!(parse("{}", input).is_err());
         assert!(parse(&text.replace("01020304", "0102"), input).is_err(), "damaged pixels");
+        assert!(back.imported.is_none(), "no network before a run");
+    }
+
+    #[test]
+    fn the_network_travels_in_the_file_and_version_1_files_still_import() {
+        use mia_core::lab::{Head, HeadConfig, LabNet};
+        let input = InputSpec::new(1, 2, 2);
+        let device = burn::prelude::Device::flex();
+        let cfg = HeadConfig { hidden: 3, ..HeadConfig::default() };
+        let net = LabNet::head(Head::new(4, 2, &cfg, &device));
+        let bytes = net.to_bytes().unwrap();
+        let mut lab = LabState::default();
+        lab.settings.early_stopping = Some(4);
+        lab.settings.batch_size = 8;
+        lab.imported =
+            Some(ImportedNet { shape: net.shape(), bytes: Rc::new(bytes.clone()), check: None });
+        let text = export(&lab, input);
+        let back = parse(&text, input).unwrap();
+        assert_eq!(back.settings, lab.settings);
+        let imported = back.imported.unwrap();
+        assert_eq!((imported.shape, imported.bytes.to_vec()), (net.shape(), bytes.clone()));
+        let damaged = text.replace(&hex(&bytes[..8]), "zz");
+        assert!(parse(&damaged, input).is_err(), "damaged weights");
+        // A version-1 file: no network, none of the newer recipe fields.
+        let v1 = r#"{"format":"mia-lab","version":1,"input":[1,2,2],"classes":["a","b"],
+            "split_seed":3,"settings":{"defense":"erm","strength":0.0,"hidden":0,"epochs":60,
+            "lr":0.1,"weight_decay":0.0,"dropout":0.0,"shadows":32,"delta":1e-5},"images":[]}"#;
+        let old = parse(v1, input).unwrap();
+        assert_eq!(old.settings, LabSettings::default());
+        assert!(old.imported.is_none());
     }
 
     #[test]

@@ -8,11 +8,15 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use burn::prelude::Device;
+use mia_core::InputSpec;
+use mia_core::bundle::Manifest;
 use mia_core::lab::{
-    HeadTrainer, LabAttack, LabScores, Split, TrainSet, head_logits, normalize_features,
-    shadow_keep,
+    HeadTrainer, LabAttack, LabNet, LabScores, Split, TrainSet, lab_logits, normalize_features,
+    shadow_keep, validation_split,
 };
+use mia_core::models::Model;
 use mia_core::posterior::argmax;
+use mia_core::rng::mix;
 use yew::UseReducerHandle;
 
 use mia_core::inference::Chain;
@@ -20,7 +24,7 @@ use mia_core::inference::Chain;
 use crate::analysis;
 use crate::engine::{self, Backend, LoadedModel, SharedBundle};
 use crate::hooks::Engine;
-use crate::lab_state::{LabAction, LabLogits, LabResult, LabState};
+use crate::lab_state::{LabAction, LabImage, LabLogits, LabResult, LabState, TargetNet};
 
 /// Seed of the lab's heads (the split has its own).
 const SEED: u64 = 11;
@@ -75,6 +79,9 @@ async fn run_inner(
     let images = &snap.images;
     let n = images.len();
     let settings = &snap.settings;
+    if let Some(why) = settings.refused() {
+        return Err(why);
+    }
     let s = settings.shadows;
     let total = s + 1;
     let progress = |what: &str, done: usize| {
@@ -82,102 +89,210 @@ async fn run_inner(
     };
     progress("computing the features of your images", 0);
     let mut pacer = Pacer { slice_start: engine::now_ms(), cancel: inputs.cancel.clone() };
-    let (backend, generation) = inputs.backend;
-    let device = inputs.engine.device(backend).await?;
-    let bundle = &inputs.bundle;
-    let (id, files) = (&inputs.model.0, &inputs.model.1);
-    let model =
-        inputs.engine.model(bundle, (id.as_str(), files.as_ref()), generation, &device).await?;
-    let pixels: Vec<u8> = images.iter().flat_map(|im| im.pixels.iter().copied()).collect();
-    let mut features =
-        engine::features(&model, &device, &bundle.manifest, (&pixels, n), &|_| ()).await?;
-    let dim = features.len() / n.max(1);
-    normalize_features(&mut features, dim);
+    let (device, model) = device_and_model(inputs).await?;
+    let manifest = &inputs.bundle.manifest;
+    let (values, dim) = model_inputs(&model, &device, manifest, images, settings.fine_tune).await?;
     let labels: Vec<usize> = images.iter().map(|im| im.class).collect();
-    let member: Vec<bool> = images.iter().map(|im| im.member).collect();
+    let chosen: Vec<bool> = images.iter().map(|im| im.member).collect();
     let classes = snap.classes.len();
-    let keep = shadow_keep(n, s, snap.split_seed);
-
-    let mut all_logits = Vec::with_capacity(total);
-    let mut epsilon = None;
+    let all = Inputs { values: &values, dim, labels: &labels, classes };
+    let trunk = settings.fine_tune.then_some((model.as_ref(), manifest.input));
+    // Which images each model trains on: the members for the target, random halves for the
+    // shadows, less the fifth each validates on under early stopping (OUT for that model).
+    let mut keep = shadow_keep(n, s, snap.split_seed);
+    let mut member = chosen.clone();
+    let mut validation = Vec::new();
+    let mut trained = Vec::with_capacity(total);
     for m in 0..total {
-        let rows: Vec<usize> = if m == 0 {
-            (0..n).filter(|&i| member[i]).collect()
-        } else {
-            (0..n).filter(|&i| keep[(m - 1) * n + i]).collect()
+        let flags = if m == 0 { &mut member[..] } else { &mut keep[(m - 1) * n..m * n] };
+        let rows: Vec<usize> = (0..n).filter(|&i| flags[i]).collect();
+        let (rows, val) = match settings.early_stopping {
+            Some(_) => validation_split(&rows, mix(snap.split_seed, m as u64)),
+            None => (rows, Vec::new()),
         };
+        val.iter().for_each(|&i| flags[i] = false);
+        if m == 0 {
+            validation = val.iter().map(|&i| images[i].id).collect();
+        }
         let what = if m == 0 {
             "training your model on the members".to_string()
         } else {
             format!("training shadow model {m} of {s}")
         };
         progress(&what, m);
-        let all = Features { values: &features, dim, labels: &labels, classes };
         let cfg = settings.head(SEED + m as u64);
-        let (logits, eps) = train_one(cfg, &all, &rows, &device, &mut pacer).await?;
-        if m == 0 {
-            epsilon = eps;
-        }
-        all_logits.push(logits);
+        trained.push(train_one(cfg, &all, (&rows, &val), trunk, &device, &mut pacer).await?);
     }
     progress("scoring every attack", total);
-    let target = all_logits.remove(0);
-    let shadows: Vec<f32> = all_logits.concat();
-    let logits = LabLogits { labels: labels.clone(), classes, target, shadows, keep };
+    let target = trained.remove(0);
+    let shadows: Vec<f32> = trained.iter().flat_map(|t| t.logits.iter().copied()).collect();
+    let logits =
+        LabLogits { labels: labels.clone(), classes, target: target.logits, shadows, keep };
     let attacks = score(&logits, &member)?;
-    let target = &logits.target;
+    let accuracy = accuracy(&logits.target, &labels, classes, &member);
+    Ok(LabResult {
+        ids: images.iter().map(|im| im.id).collect(),
+        member,
+        attacks,
+        epsilon: target.epsilon,
+        accuracy,
+        ms: engine::now_ms() - started,
+        logits: Rc::new(logits),
+        shadows: s,
+        validation,
+        kept_epoch: (target.kept_epoch, settings.epochs),
+        net: Rc::new(TargetNet(target.net)),
+    })
+}
+
+/// The page's device and the shipped model whose trunk the lab builds on.
+async fn device_and_model(inputs: &RunInputs) -> Result<(Device, Rc<Model>), String> {
+    let (backend, generation) = inputs.backend;
+    let device = inputs.engine.device(backend).await?;
+    let (id, files) = (&inputs.model.0, &inputs.model.1);
+    let model = inputs
+        .engine
+        .model(&inputs.bundle, (id.as_str(), files.as_ref()), generation, &device)
+        .await?;
+    Ok((device, model))
+}
+
+/// What the lab's networks read, as `[n × dim]` rows: the trunk's features of every image,
+/// scaled per image, or (fine-tuning) the normalised pixels themselves.
+pub async fn model_inputs(
+    model: &Model,
+    device: &Device,
+    manifest: &Manifest,
+    images: &[LabImage],
+    fine_tune: bool,
+) -> Result<(Vec<f32>, usize), String> {
+    let n = images.len();
+    let pixels: Vec<u8> = images.iter().flat_map(|im| im.pixels.iter().copied()).collect();
+    if fine_tune {
+        let mut values = Vec::with_capacity(pixels.len() * 4);
+        for im in images {
+            manifest.normalization.push_u8(&im.pixels, manifest.input, &mut values);
+        }
+        return Ok((values, manifest.input.numel()));
+    }
+    let mut features = engine::features(model, device, manifest, (&pixels, n), &|_| ()).await?;
+    let dim = features.len() / n.max(1);
+    normalize_features(&mut features, dim);
+    Ok((features, dim))
+}
+
+/// Shares of the members and of the held-out images the target classifies right.
+pub fn accuracy(target: &[f32], labels: &[usize], classes: usize, member: &[bool]) -> (f64, f64) {
     let right = |want: bool| {
-        let rows: Vec<usize> = (0..n).filter(|&i| member[i] == want).collect();
+        let rows: Vec<usize> = (0..labels.len()).filter(|&i| member[i] == want).collect();
         let ok = rows
             .iter()
             .filter(|&&i| argmax(&target[i * classes..(i + 1) * classes]) == labels[i])
             .count();
         ok as f64 / rows.len().max(1) as f64
     };
-    let accuracy = (right(true), right(false));
-    Ok(LabResult {
-        ids: images.iter().map(|im| im.id).collect(),
-        member,
-        attacks,
-        epsilon,
-        accuracy,
-        ms: engine::now_ms() - started,
-        logits: Rc::new(logits),
-        shadows: s,
-    })
+    (right(true), right(false))
 }
 
-/// Every image's features and labels.
-struct Features<'a> {
+/// Rebuilds the network of an imported lab file on the page's device and measures it on the
+/// lab's images: accuracy on the images marked member and on the held-out ones.
+pub async fn check_imported(snap: &LabState, inputs: &RunInputs) -> Result<(f64, f64), String> {
+    let net = snap.imported.as_ref().ok_or("no network was imported")?;
+    let (device, model) = device_and_model(inputs).await?;
+    let manifest = &inputs.bundle.manifest;
+    let shape = net.shape;
+    let trunk = shape.fine_tuned.then_some((model.as_ref(), manifest.input));
+    let rebuilt =
+        LabNet::from_bytes(net.bytes.to_vec(), shape, trunk, &device).map_err(|e| e.to_string())?;
+    let classes = snap.classes.len();
+    if shape.classes != classes {
+        return Err(format!("it has {} classes, the lab {classes}", shape.classes));
+    }
+    if snap.images.is_empty() {
+        return Ok((0.0, 0.0));
+    }
+    let (values, dim) =
+        model_inputs(&model, &device, manifest, &snap.images, shape.fine_tuned).await?;
+    if dim != shape.dim {
+        return Err(format!(
+            "it reads {} values per image, this page's model gives {dim}",
+            shape.dim
+        ));
+    }
+    let logits = logits_of(&rebuilt, &values, dim, &device).await?;
+    let labels: Vec<usize> = snap.images.iter().map(|im| im.class).collect();
+    let member: Vec<bool> = snap.images.iter().map(|im| im.member).collect();
+    Ok(accuracy(&logits, &labels, classes, &member))
+}
+
+/// Every image's network inputs and labels.
+struct Inputs<'a> {
     values: &'a [f32],
     dim: usize,
     labels: &'a [usize],
     classes: usize,
 }
 
-/// Trains one head on images `rows` (yielding to the page between epochs) and returns its
-/// logits on every image and, under DP-SGD, the ε it spent.
+impl Inputs<'_> {
+    fn rows(&self, rows: &[usize]) -> (Vec<f32>, Vec<usize>) {
+        let d = self.dim;
+        let xs = rows.iter().flat_map(|&i| self.values[i * d..(i + 1) * d].iter().copied());
+        (xs.collect(), rows.iter().map(|&i| self.labels[i]).collect())
+    }
+}
+
+/// One trained network: its logits on every image, the ε it spent (DP-SGD), the epoch it
+/// kept, and the network.
+struct Trained {
+    logits: Vec<f32>,
+    epsilon: Option<f64>,
+    kept_epoch: usize,
+    net: LabNet,
+}
+
+/// Trains one network on images `rows`, validating on `val` under early stopping (yielding
+/// to the page between epochs), and returns its logits on every image.
 async fn train_one(
     cfg: mia_core::lab::HeadConfig,
-    all: &Features<'_>,
-    rows: &[usize],
+    all: &Inputs<'_>,
+    (rows, val): (&[usize], &[usize]),
+    trunk: Option<(&Model, InputSpec)>,
     device: &Device,
     pacer: &mut Pacer,
-) -> Result<(Vec<f32>, Option<f64>), String> {
-    let d = all.dim;
-    let xs: Vec<f32> =
-        rows.iter().flat_map(|&i| all.values[i * d..(i + 1) * d].iter().copied()).collect();
-    let ys: Vec<usize> = rows.iter().map(|&i| all.labels[i]).collect();
-    let data = TrainSet { features: &xs, dim: d, labels: &ys, classes: all.classes };
-    let mut trainer = HeadTrainer::new(cfg, data, device).map_err(|e| e.to_string())?;
+) -> Result<Trained, String> {
+    let text = |e: mia_core::CoreError| e.to_string();
+    let (d, classes) = (all.dim, all.classes);
+    let (xs, ys) = all.rows(rows);
+    let (vx, vy) = all.rows(val);
+    let data = TrainSet { features: &xs, dim: d, labels: &ys, classes };
+    let early = cfg.early_stopping.is_some();
+    let mut trainer = match trunk {
+        None => HeadTrainer::new(cfg, data, device),
+        Some(t) => HeadTrainer::fine_tune(cfg, data, t, device),
+    }
+    .map_err(text)?;
+    if early {
+        let vdata = TrainSet { features: &vx, dim: d, labels: &vy, classes };
+        trainer = trainer.with_validation(vdata).map_err(text)?;
+    }
     while !trainer.finished() {
-        trainer.epoch().map_err(|e| e.to_string())?;
+        trainer.epoch().map_err(text)?;
+        if let Some(loss) = trainer.validation_loss() {
+            trainer.observe_validation(read_scalar(loss).await?);
+        }
         pacer.tick().await?;
     }
-    let epsilon = trainer.epsilon();
-    let logits = logits_of(&trainer.finish(), all.values, d, device).await?;
+    let (epsilon, kept_epoch) = (trainer.epsilon(), trainer.kept_epoch().0);
+    let net = trainer.finish();
+    let logits = logits_of(&net, all.values, d, device).await?;
     pacer.tick().await?;
-    Ok((logits, epsilon))
+    Ok(Trained { logits, epsilon, kept_epoch, net })
+}
+
+async fn read_scalar(t: burn::prelude::Tensor<1>) -> Result<f64, String> {
+    let data = t.into_data_async().await.map_err(|e| format!("readback: {e:?}"))?;
+    let v = data.try_to_vec::<f32>().map_err(|e| format!("readback: {e:?}"))?;
+    Ok(v.first().map_or(f64::NAN, |&x| f64::from(x)))
 }
 
 /// Every attack's scores (loss and entropy on the explore view's log scale, so members'
@@ -223,14 +338,28 @@ pub fn released(logits: &LabLogits, member: &[bool], chain: &Chain) -> Result<La
     Ok(LabLogits { target, shadows: shadows.concat(), ..logits.clone() })
 }
 
-/// A head's logits on every image, read back asynchronously.
-async fn logits_of(
-    head: &mia_core::lab::Head,
-    features: &[f32],
+/// A network's logits on every image, read back asynchronously (in chunks of 100 images, so
+/// a fine-tuned trunk never holds every image's activations at once).
+pub async fn logits_of(
+    net: &LabNet,
+    inputs: &[f32],
     dim: usize,
     device: &Device,
 ) -> Result<Vec<f32>, String> {
-    let t = head_logits(head, features, dim, device).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for chunk in inputs.chunks(100 * dim.max(1)) {
+        out.extend(logits_chunk(net, chunk, dim, device).await?);
+    }
+    Ok(out)
+}
+
+async fn logits_chunk(
+    net: &LabNet,
+    inputs: &[f32],
+    dim: usize,
+    device: &Device,
+) -> Result<Vec<f32>, String> {
+    let t = lab_logits(net, inputs, dim, device).map_err(|e| e.to_string())?;
     let data = t.into_data_async().await.map_err(|e| format!("readback: {e:?}"))?;
     data.try_to_vec::<f32>().map_err(|e| format!("readback: {e:?}"))
 }

@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use mia_core::defense::{DefenseConfig, RelaxVariant, SmoothingForm};
-use mia_core::lab::{DpSgd, HeadConfig, LabAttack};
+use mia_core::lab::{DpSgd, HeadConfig, LabAttack, LabNet, NetShape};
 use yew::Reducible;
 
 /// Most classes a lab holds.
@@ -67,7 +67,7 @@ impl LabDefense {
             Self::LabelSmoothing => "label smoothing (ε)",
             Self::ConfidencePenalty => "confidence penalty (β)",
             Self::RelaxLoss => "RelaxLoss (target loss α)",
-            Self::DpSgd => "DP-SGD (noise multiplier σ, clip 1)",
+            Self::DpSgd => "DP-SGD (noise multiplier σ)",
         }
     }
 
@@ -109,6 +109,14 @@ pub struct LabSettings {
     pub shadows: usize,
     /// δ for DP-SGD's ε.
     pub delta: f64,
+    /// DP-SGD's per-example clip norm C.
+    pub clip: f32,
+    /// Mini-batch size (expected size under DP-SGD).
+    pub batch_size: usize,
+    /// Early-stopping patience in epochs (a fifth of each model's training images validate).
+    pub early_stopping: Option<usize>,
+    /// Train the shipped trunk too instead of a head on frozen features.
+    pub fine_tune: bool,
 }
 
 impl Default for LabSettings {
@@ -123,6 +131,10 @@ impl Default for LabSettings {
             dropout: 0.0,
             shadows: 32,
             delta: 1e-5,
+            clip: 1.0,
+            batch_size: 16,
+            early_stopping: None,
+            fine_tune: false,
         }
     }
 }
@@ -142,21 +154,42 @@ impl LabSettings {
             }
         };
         let dp = (self.defense == LabDefense::DpSgd).then_some(DpSgd {
-            clip: 1.0,
+            clip: self.clip,
             noise_multiplier: s,
             delta: self.delta,
         });
         HeadConfig {
             hidden: self.hidden,
             epochs: self.epochs,
-            batch_size: 16,
+            batch_size: self.batch_size,
             lr: self.lr,
             weight_decay: self.weight_decay,
             dropout: self.dropout,
             defense,
             dp,
             seed,
+            early_stopping: self.early_stopping,
         }
+    }
+
+    /// Why this recipe cannot run, if it cannot (checked before a run starts).
+    pub fn refused(&self) -> Option<String> {
+        if self.fine_tune && self.defense == LabDefense::DpSgd {
+            return Some(
+                "DP-SGD clips the head's gradients only: turn off fine-tuning to use it".into(),
+            );
+        }
+        self.head(0).validate().err().map(|e| e.to_string())
+    }
+
+    /// The recipe with fine-tuning switched, with the epochs, learning rate and shadow count
+    /// of a fine-tuned run that finishes in seconds to a minute on the CPU path (each model
+    /// costs about 70 times a head: docs/benchmarks.md), or the head's defaults back.
+    pub fn with_fine_tune(&self, on: bool) -> Self {
+        let base = Self::default();
+        let (epochs, lr, shadows) =
+            if on { (10, 0.01, 16) } else { (base.epochs, base.lr, base.shadows) };
+        Self { fine_tune: on, epochs, lr, shadows, ..self.clone() }
     }
 }
 
@@ -179,6 +212,23 @@ pub struct LabResult {
     pub shadows: usize,
     /// The logits behind the scores (for inference-time defenses on top).
     pub logits: Rc<LabLogits>,
+    /// Members the target only validated on (early stopping): not trained on, so the attacks
+    /// count them as held out.
+    pub validation: Vec<u64>,
+    /// The epoch whose weights the target kept, of the planned epochs.
+    pub kept_epoch: (usize, usize),
+    /// The target network (for export).
+    pub net: Rc<TargetNet>,
+}
+
+/// The trained target network.
+#[derive(Debug)]
+pub struct TargetNet(pub LabNet);
+
+impl PartialEq for TargetNet {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
 }
 
 /// The target's and the shadows' logits on the student's images.
@@ -194,6 +244,19 @@ pub struct LabLogits {
     pub shadows: Vec<f32>,
     /// `[S × n]`.
     pub keep: Vec<bool>,
+}
+
+/// A network read from a lab file: its weights until the page rebuilds it, and how it does
+/// on the lab's members and held-out images once checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedNet {
+    /// Its shape.
+    pub shape: NetShape,
+    /// Burnpack bytes.
+    pub bytes: Rc<Vec<u8>>,
+    /// Accuracy on (members, held-out images), or why it could not be rebuilt; `None` until
+    /// checked (and again after the images or roles change).
+    pub check: Option<Result<(f64, f64), String>>,
 }
 
 /// Where a run stands.
@@ -226,6 +289,8 @@ pub struct LabState {
     pub run: Run,
     /// A result whose images or roles changed afterwards is kept but marked stale.
     pub stale: bool,
+    /// The network of an imported lab file (until a new run replaces it).
+    pub imported: Option<ImportedNet>,
 }
 
 impl Default for LabState {
@@ -238,6 +303,7 @@ impl Default for LabState {
             settings: LabSettings::default(),
             run: Run::Idle,
             stale: false,
+            imported: None,
         }
     }
 }
@@ -268,6 +334,8 @@ pub enum LabAction {
     Failed(String),
     /// Replace the whole lab (an imported file).
     Replace(Box<LabState>),
+    /// The imported network was rebuilt and checked.
+    Checked(Result<(f64, f64), String>),
 }
 
 impl LabState {
@@ -282,6 +350,9 @@ impl LabState {
     fn touched(&mut self) {
         if matches!(self.run, Run::Done(_)) {
             self.stale = true;
+        }
+        if let Some(net) = &mut self.imported {
+            net.check = None;
         }
     }
 
@@ -351,6 +422,7 @@ impl Reducible for LabState {
                 s.images.clear();
                 s.run = Run::Idle;
                 s.stale = false;
+                s.touched();
             }
             LabAction::Flip(id) => {
                 if let Some(im) = s.images.iter_mut().find(|im| im.id == id) {
@@ -370,9 +442,15 @@ impl Reducible for LabState {
             LabAction::Finished(r) => {
                 s.run = Run::Done(r);
                 s.stale = false;
+                s.imported = None;
             }
             LabAction::Failed(e) => s.run = Run::Failed(e),
             LabAction::Replace(lab) => s = *lab,
+            LabAction::Checked(check) => {
+                if let Some(net) = &mut s.imported {
+                    net.check = Some(check);
+                }
+            }
         }
         Rc::new(s)
     }

@@ -38,6 +38,26 @@ pub fn shadow_keep(n: usize, shadows: usize, seed: u64) -> Vec<bool> {
     (0..shadows).flat_map(|s| keep_mask(seed, s, n, n / 2, true)).collect()
 }
 
+/// Share of a head's training images early stopping sets aside to validate on.
+pub const VALIDATION_SHARE: f64 = 0.2;
+
+/// Splits a head's training images `rows` into those it trains on and, for early stopping,
+/// a seeded [`VALIDATION_SHARE`] it only validates on (at least one, and at least two left to
+/// train on; fewer than three images give no validation set).
+pub fn validation_split(rows: &[usize], seed: u64) -> (Vec<usize>, Vec<usize>) {
+    if rows.len() < 3 {
+        return (rows.to_vec(), Vec::new());
+    }
+    let k = ((rows.len() as f64 * VALIDATION_SHARE).round() as usize).clamp(1, rows.len() - 2);
+    let mut order = rows.to_vec();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed, 0x7A11)));
+    let val = order.split_off(order.len() - k);
+    order.sort_unstable();
+    let mut val = val;
+    val.sort_unstable();
+    (order, val)
+}
+
 /// An attack the lab runs on the student's images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -171,6 +191,18 @@ fn rmia_online(split: &Split<'_>, n: usize, c: usize, s: usize) -> Result<Vec<f3
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_stopping_sets_a_seeded_fifth_aside() {
+        let rows: Vec<usize> = (10..30).collect();
+        let (train, val) = validation_split(&rows, 4);
+        assert_eq!((train.len(), val.len()), (16, 4));
+        assert!(val.iter().all(|v| rows.contains(v) && !train.contains(v)));
+        assert_eq!(validation_split(&rows, 4), (train.clone(), val.clone()));
+        assert_ne!(validation_split(&rows, 5).1, val, "another seed, another draw");
+        assert_eq!(validation_split(&[1, 2, 3, 4], 0).1.len(), 1);
+        assert_eq!(validation_split(&[1, 2], 0), (vec![1, 2], vec![]));
+    }
 
     #[test]
     fn members_are_a_seeded_share_of_each_class() {

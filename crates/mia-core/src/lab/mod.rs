@@ -6,6 +6,12 @@
 
 mod audit;
 mod head;
+mod trainer;
 
-pub use audit::{LabAttack, LabScores, Split, shadow_keep, split_members};
-pub use head::{DpSgd, Head, HeadConfig, HeadTrainer, TrainSet, head_logits, normalize_features};
+pub use audit::{
+    LabAttack, LabScores, Split, VALIDATION_SHARE, shadow_keep, split_members, validation_split,
+};
+pub use head::{
+    DpSgd, Head, HeadConfig, LabNet, NetShape, TrainSet, lab_logits, normalize_features,
+};
+pub use trainer::HeadTrainer;

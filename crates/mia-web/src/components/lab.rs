@@ -10,13 +10,15 @@ use mia_core::lab::LabAttack;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
+use super::camera::Camera;
 use super::glossary::Term;
 use super::lab_card::LabCard;
+use super::lab_settings::LabSettingsPanel;
 use crate::engine::{self, SharedBundle};
 use crate::hooks::Engine;
 use crate::lab_files;
 use crate::lab_run::{self, RunInputs};
-use crate::lab_state::{LabAction, LabDefense, LabImage, LabResult, LabSettings, LabState, Run};
+use crate::lab_state::{ImportedNet, LabAction, LabImage, LabResult, LabState, Run};
 use crate::state::{State, Toggle, chain, toggles};
 
 /// Props.
@@ -37,11 +39,6 @@ const VERDICT: LabAttack = LabAttack::LiraOnline;
 const SAMPLE: [(&str, usize); 3] = [("cat", 3), ("ship", 8), ("frog", 6)];
 /// Images per class the "try it" button adds.
 const SAMPLE_PER_CLASS: usize = 20;
-
-fn number(e: &Event) -> Option<f64> {
-    let input: web_sys::HtmlInputElement = e.target_unchecked_into();
-    input.value().parse().ok()
-}
 
 /// Adds `files` to class `class`, decoded like uploads.
 fn add_files(
@@ -85,12 +82,22 @@ fn add_sample(lab: &UseReducerHandle<LabState>, bundle: &SharedBundle) {
     }
 }
 
+/// Where a class's images come from: files (picked or dropped) and camera frames.
+#[derive(Clone)]
+struct Sources {
+    files: Callback<(usize, Vec<web_sys::File>)>,
+    snap: Callback<(usize, (Vec<u8>, String))>,
+    input: mia_core::InputSpec,
+}
+
 fn class_panel(
     lab: &UseReducerHandle<LabState>,
     k: usize,
-    on_files: Callback<(usize, Vec<web_sys::File>)>,
+    sources: Sources,
     verdicts: &Option<Rc<LabResult>>,
 ) -> Html {
+    let on_files = sources.files.clone();
+    let on_snap = sources.snap.reform(move |frame| (k, frame));
     let name = lab.classes[k].clone();
     let images: Vec<&LabImage> = lab.images.iter().filter(|im| im.class == k).collect();
     let rename = {
@@ -138,7 +145,8 @@ fn class_panel(
                 if lab.classes.len() > 2 { <button onclick={remove} title="remove this class and its images">{ "×" }</button> }
             </div>
             <input type="file" accept="image/*" multiple=true onchange={pick} data-testid={format!("lab-files-{k}")} />
-            <span class="muted">{ " or drop images here" }</span>
+            <span class="muted">{ " or drop images here, or " }</span>
+            <Camera input={sources.input} {on_snap} class={k} />
             <div class="lab-thumbs">
                 { for images.iter().map(|im| thumb(lab, im, verdicts)) }
             </div>
@@ -157,7 +165,12 @@ fn thumb(lab: &UseReducerHandle<LabState>, im: &LabImage, result: &Option<Rc<Lab
         let (_, scores, _) = r.attacks.iter().find(|a| a.0 == VERDICT)?;
         Some((scores[j] > 0.0, r.member[j]))
     });
-    let role = if im.member { "member" } else { "held out" };
+    let validated = result.as_ref().is_some_and(|r| r.validation.contains(&id));
+    let role = match (im.member, validated) {
+        (true, true) => "member set aside for early stopping (not trained on: counted as held out)",
+        (true, false) => "member",
+        (false, _) => "held out",
+    };
     let (mark, title) = match verdict {
         Some((true, true)) => ("✔", "LiRA flags it as a member: right"),
         Some((true, false)) => ("✘", "LiRA flags it as a member: wrong (it was held out)"),
@@ -170,79 +183,8 @@ fn thumb(lab: &UseReducerHandle<LabState>, im: &LabImage, result: &Option<Rc<Lab
             title={format!("{role} (click to flip). {title}")} data-testid="lab-thumb" data-member={im.member.to_string()}>
             <img src={im.preview.clone()} alt={role} />
             if !mark.is_empty() { <span class="lab-verdict" data-testid="lab-verdict">{ mark }</span> }
+            if validated { <span class="lab-validation" data-testid="lab-validation">{ "V" }</span> }
         </button>
-    }
-}
-
-fn settings_panel(lab: &UseReducerHandle<LabState>) -> Html {
-    let s = lab.settings.clone();
-    let set = |f: fn(&mut LabSettings, f64)| {
-        let (lab, s) = (lab.clone(), s.clone());
-        Callback::from(move |e: Event| {
-            if let Some(v) = number(&e).filter(|v| v.is_finite()) {
-                let mut next = s.clone();
-                f(&mut next, v);
-                lab.dispatch(LabAction::Settings(next));
-            }
-        })
-    };
-    let on_defense = {
-        let (lab, s) = (lab.clone(), s.clone());
-        Callback::from(move |e: Event| {
-            let sel: web_sys::HtmlSelectElement = e.target_unchecked_into();
-            if let Some(d) = LabDefense::parse(&sel.value()) {
-                let strength = d.strength().map_or(0.0, |x| x.0);
-                lab.dispatch(LabAction::Settings(LabSettings {
-                    defense: d,
-                    strength,
-                    ..s.clone()
-                }));
-            }
-        })
-    };
-    let members = lab.images.iter().filter(|im| im.member).count().max(1);
-    let epsilon = (s.defense == LabDefense::DpSgd)
-        .then(|| {
-            let q = (16.0 / members as f64).min(1.0);
-            let steps = (1.0 / q).round().max(1.0) as u64 * s.epochs as u64;
-            mia_core::privacy::epsilon(q, f64::from(s.strength), steps, s.delta).ok()
-        })
-        .flatten();
-    let field = |label: &'static str,
-                 value: String,
-                 min: &'static str,
-                 max: &'static str,
-                 step: &'static str,
-                 cb: Callback<Event>,
-                 id: &'static str| {
-        html! {
-            <label class="param">{ label }{ " " }<input type="number" {value} {min} {max} {step} onchange={cb} data-testid={id} /></label>
-        }
-    };
-    html! {
-        <section class="panel" id="lab-settings">
-            <h2>{ "Training recipe" }</h2>
-            <p class="explain">{ "A new head is trained on the shipped CIFAR-10 model's features of your members; the shadow models follow the same recipe on random halves of all your images." }</p>
-            <label>{ "defense " }
-                <select onchange={on_defense} data-testid="lab-defense">
-                    { for LabDefense::ALL.iter().map(|d| html! { <option value={d.value()} selected={*d == s.defense}>{ d.title() }</option> }) }
-                </select>
-            </label>
-            if let Some((_, lo, hi, step)) = s.defense.strength() {
-                <label class="param">{ " strength " }<input type="number" value={s.strength.to_string()} min={lo.to_string()} max={hi.to_string()} step={step.to_string()} onchange={set(|s, v| s.strength = v as f32)} data-testid="lab-strength" /></label>
-            }
-            if let Some(e) = epsilon {
-                <p data-testid="lab-epsilon">{ format!("DP-SGD with σ = {} over {} epochs: ε = {:.2} at δ = {:.0e} (RDP accountant, Poisson sampling).", s.strength, s.epochs, e, s.delta) }</p>
-            }
-            <div class="lab-fields">
-                { field("epochs", s.epochs.to_string(), "1", "500", "1", set(|s, v| s.epochs = v.clamp(1.0, 500.0) as usize), "lab-epochs") }
-                { field("learning rate", s.lr.to_string(), "0.001", "2", "0.01", set(|s, v| s.lr = v.clamp(0.001, 2.0)), "lab-lr") }
-                { field("hidden units (0 = linear)", s.hidden.to_string(), "0", "512", "16", set(|s, v| s.hidden = v.clamp(0.0, 512.0) as usize), "lab-hidden") }
-                { field("dropout", s.dropout.to_string(), "0", "0.9", "0.05", set(|s, v| s.dropout = v.clamp(0.0, 0.9)), "lab-dropout") }
-                { field("weight decay", s.weight_decay.to_string(), "0", "0.1", "0.0005", set(|s, v| s.weight_decay = v.clamp(0.0, 0.1) as f32), "lab-wd") }
-                { field("shadow models", s.shadows.to_string(), "4", "64", "2", set(|s, v| s.shadows = (v.clamp(4.0, 64.0) as usize) & !1), "lab-shadows") }
-            </div>
-        </section>
     }
 }
 
@@ -288,6 +230,16 @@ fn results(
     toggles: &UseStateHandle<Vec<Toggle>>,
 ) -> Html {
     let eps = r.epsilon.map(|e| format!(" · ε = {e:.2}")).unwrap_or_default();
+    let kept = if r.validation.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Early stopping kept epoch {} of {}; {} members were only validated on.",
+            r.kept_epoch.0,
+            r.kept_epoch.1,
+            r.validation.len()
+        )
+    };
     let csv = {
         let (r, lab) = (r.clone(), lab.clone());
         Callback::from(move |_| {
@@ -298,7 +250,7 @@ fn results(
         <section class="lab-results" data-testid="lab-results">
             <h2>{ "Attacks on your images" }</h2>
             if lab.stale { <p class="warning">{ "You changed images or roles since this run: train again to update." }</p> }
-            <p data-testid="lab-summary">{ format!("Your model is right on {:.0}% of its members and {:.0}% of the held-out images; {} shadow models; {:.1} s{eps}.", 100.0 * r.accuracy.0, 100.0 * r.accuracy.1, r.shadows, r.ms / 1000.0) }
+            <p data-testid="lab-summary" data-ms={format!("{:.0}", r.ms)}>{ format!("Your model is right on {:.0}% of its members and {:.0}% of the held-out images; {} shadow models; {:.1} s{eps}.", 100.0 * r.accuracy.0, 100.0 * r.accuracy.1, r.shadows, r.ms / 1000.0) }{ kept }
                 <button onclick={csv} data-testid="lab-csv">{ "download scores (CSV)" }</button></p>
             <p class="explain">{ "Blue: your members, orange: your held-out images. Thumbnails above carry LiRA's verdict without inference-time defenses: ✔ a member caught, ✘ a held-out image wrongly flagged, · a member missed." }</p>
             { defense_toggles(toggles) }
@@ -395,6 +347,66 @@ fn run_status(run: &Run, not_ready: Option<String>) -> Html {
     }
 }
 
+/// What a run (or the check of an imported network) needs, once the shipped model's files
+/// have loaded.
+fn run_inputs(
+    main: &UseReducerHandle<State>,
+    engine: &Engine,
+    cancel: Rc<Cell<bool>>,
+) -> Option<RunInputs> {
+    let bundle = main.bundle.clone()?;
+    let id = bundle.manifest.models.first()?.id.clone();
+    let files = main.models.get(&id)?.clone();
+    Some(RunInputs {
+        bundle,
+        model: (id, files),
+        backend: (main.backend, main.backend_epoch),
+        engine: engine.clone(),
+        cancel,
+    })
+}
+
+/// Rebuilds a network read from a lab file and measures it on the lab's images, again after
+/// the images or roles change.
+#[hook]
+fn use_imported_check(
+    lab: &UseReducerHandle<LabState>,
+    main: &UseReducerHandle<State>,
+    engine: &Engine,
+) {
+    let ready = run_inputs(main, engine, Rc::default()).is_some();
+    let pending = ready && lab.imported.as_ref().is_some_and(|n| n.check.is_none());
+    let (lab, main, engine) = (lab.clone(), main.clone(), engine.clone());
+    use_effect_with(pending, move |&pending| {
+        if let Some(inputs) = run_inputs(&main, &engine, Rc::default()).filter(|_| pending) {
+            let snap = Rc::new((*lab).clone());
+            spawn_local(async move {
+                let check = lab_run::check_imported(&snap, &inputs).await;
+                lab.dispatch(LabAction::Checked(check));
+            });
+        }
+    });
+}
+
+/// What the network saved in an imported lab file does on the lab's images.
+fn imported(net: &ImportedNet) -> Html {
+    let what = match (net.shape.fine_tuned, net.shape.hidden) {
+        (true, _) => "a fine-tuned network".to_string(),
+        (false, 0) => "a linear head".to_string(),
+        (false, h) => format!("a head with {h} hidden units"),
+    };
+    let text = match &net.check {
+        None => format!("Checking the network saved in the file ({what})…"),
+        Some(Ok((m, h))) => format!(
+            "The network saved in the file ({what}) is right on {:.0}% of the images marked member and {:.0}% of the held-out ones. Train again to run the attacks.",
+            100.0 * m,
+            100.0 * h
+        ),
+        Some(Err(e)) => format!("The network saved in the file could not be used: {e}."),
+    };
+    html! { <p data-testid="lab-imported">{ text }</p> }
+}
+
 /// The lab page.
 #[function_component(Lab)]
 pub fn lab(p: &LabProps) -> Html {
@@ -403,43 +415,36 @@ pub fn lab(p: &LabProps) -> Html {
     let thresholds = use_state(Vec::new);
     let toggles = use_state(lab_toggles);
     let main = &p.main;
+    use_imported_check(&lab, main, &p.engine);
     let Some(bundle) = main.bundle.clone() else {
         return html! { <p class="muted">{ "loading…" }</p> };
     };
     let model_id = bundle.manifest.models.first().map(|m| m.id.clone()).unwrap_or_default();
     let files = main.models.get(&model_id).cloned();
     let running = matches!(lab.run, Run::Running(..));
-    let on_files = {
-        let (lab, bundle, main) = (lab.clone(), bundle.clone(), main.clone());
-        Callback::from(move |(k, f)| add_files(&lab, &bundle, k, f, &main))
+    let sources = Sources {
+        files: {
+            let (lab, bundle, main) = (lab.clone(), bundle.clone(), main.clone());
+            Callback::from(move |(k, f)| add_files(&lab, &bundle, k, f, &main))
+        },
+        snap: {
+            let lab = lab.clone();
+            Callback::from(move |(k, frame)| lab.dispatch(LabAction::AddImages(k, vec![frame])))
+        },
+        input: bundle.manifest.input,
     };
     let sample = {
         let (lab, bundle) = (lab.clone(), bundle.clone());
         Callback::from(move |_| add_sample(&lab, &bundle))
     };
     let train = {
-        let (lab, bundle, main, engine, cancel, files, thresholds) = (
-            lab.clone(),
-            bundle.clone(),
-            main.clone(),
-            p.engine.clone(),
-            cancel.clone(),
-            files.clone(),
-            thresholds.clone(),
-        );
-        let model_id = model_id.clone();
+        let (lab, main, engine, cancel, thresholds) =
+            (lab.clone(), main.clone(), p.engine.clone(), cancel.clone(), thresholds.clone());
         Callback::from(move |_| {
-            let Some(files) = files.clone() else { return };
             let flag = Rc::new(Cell::new(false));
-            *cancel.borrow_mut() = flag.clone();
+            let Some(inputs) = run_inputs(&main, &engine, flag.clone()) else { return };
+            *cancel.borrow_mut() = flag;
             thresholds.set(Vec::new());
-            let inputs = RunInputs {
-                bundle: bundle.clone(),
-                model: (model_id.clone(), files),
-                backend: (main.backend, main.backend_epoch),
-                engine: engine.clone(),
-                cancel: flag,
-            };
             spawn_local(lab_run::run(lab.clone(), Rc::new((*lab).clone()), inputs));
         })
     };
@@ -453,7 +458,8 @@ pub fn lab(p: &LabProps) -> Html {
     };
     let not_ready = lab
         .not_ready()
-        .or_else(|| files.is_none().then(|| "The shipped model is still loading.".to_string()));
+        .or_else(|| files.is_none().then(|| "The shipped model is still loading.".to_string()))
+        .or_else(|| lab.settings.refused());
     html! {
         <div class="lab" data-testid="lab">
             <section class="panel">
@@ -461,13 +467,14 @@ pub fn lab(p: &LabProps) -> Html {
                 <p class="explain">{ "Make 2–10 classes and give each some images. Half of each class become " }<Term name="member" text="members" />{ " (the model trains on them), half stay held out; click a thumbnail to flip its role. Then train: the page trains your model and " }<Term name="shadow model" text="shadow models" />{ " right here and runs every attack on your images. Your images never leave this browser." }</p>
                 { toolbar(&lab, main, sample) }
                 <p class="muted"><span class="swatch member"></span>{ " member (trained on) " }<span class="swatch nonmember"></span>{ " held out" }</p>
-                { for (0..lab.classes.len()).map(|k| class_panel(&lab, k, on_files.clone(), &result)) }
+                { for (0..lab.classes.len()).map(|k| class_panel(&lab, k, sources.clone(), &result)) }
             </section>
-            { settings_panel(&lab) }
+            <LabSettingsPanel lab={lab.clone()} />
             <section class="panel lab-run">
                 <button class="primary" onclick={train} disabled={running || not_ready.is_some()} data-testid="lab-train">{ "train and attack" }</button>
                 if running { <button onclick={stop} data-testid="lab-cancel">{ "cancel" }</button> }
                 { run_status(&lab.run, not_ready) }
+                if let Some(net) = &lab.imported { { imported(net) } }
             </section>
             { result.map(|r| results(&lab, &r, &thresholds, &toggles)).unwrap_or_default() }
         </div>
