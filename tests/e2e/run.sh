@@ -3,7 +3,8 @@
 # already), serves it on 127.0.0.1 and runs the real-browser tests: teach.mjs (what a new
 # student meets: default backend, honest upload verdicts, toggle latency, phone layout, tour,
 # a corrupt model beside working ones), labmode.mjs (training on a student's images in the
-# page, on both paths) and lab.mjs on the CPU path and on the WebGPU path
+# page, on both paths), labextras.mjs (camera, early stopping, export/import of the trained
+# network, fine-tuning) and lab.mjs on the CPU path and on the WebGPU path
 # (SwiftShader's software adapter in headless Chromium), then checks both show the same AUCs.
 # Screenshots and results go to tests/e2e/out/.
 set -euo pipefail
@@ -39,6 +40,9 @@ done
 node tests/e2e/teach.mjs "http://127.0.0.1:$PORT" "http://127.0.0.1:$BROKEN_PORT" "$OUT/teach" | tee "$OUT/teach.json"
 node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" flex | tee "$OUT/labmode-flex.json"
 node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" webgpu | tee "$OUT/labmode-webgpu.json"
+# Camera, early stopping, the network in the lab file, fine-tuning: the CPU path only (on
+# SwiftShader the fine-tuned run alone takes minutes; run it by hand with `webgpu`).
+node tests/e2e/labextras.mjs "http://127.0.0.1:$PORT" "$OUT/labextras" flex | tee "$OUT/labextras-flex.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" flex | tee "$OUT/flex.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" webgpu | tee "$OUT/webgpu.json"
 node -e '

@@ -27,17 +27,30 @@ type ModelCache = HashMap<(u32, String), Rc<Model>>;
 #[derive(Clone, Default)]
 pub struct Engine {
     devices: Rc<RefCell<HashMap<&'static str, Device>>>,
+    /// Backends whose device is being initialised (WebGPU refuses a second registration).
+    starting: Rc<RefCell<Vec<&'static str>>>,
     models: Rc<RefCell<ModelCache>>,
 }
 
 impl Engine {
-    /// The device of `backend`, initialised once.
+    /// The device of `backend`, initialised once: a caller that arrives while another is
+    /// initialising it waits for that one.
     pub(crate) async fn device(&self, backend: Backend) -> Result<Device, String> {
-        if let Some(d) = self.devices.borrow().get(backend.name()) {
-            return Ok(d.clone());
+        let name = backend.name();
+        loop {
+            if let Some(d) = self.devices.borrow().get(name) {
+                return Ok(d.clone());
+            }
+            if !self.starting.borrow().contains(&name) {
+                break;
+            }
+            engine::yield_now().await;
         }
-        let d = engine::device(backend).await?;
-        self.devices.borrow_mut().insert(backend.name(), d.clone());
+        self.starting.borrow_mut().push(name);
+        let d = engine::device(backend).await;
+        self.starting.borrow_mut().retain(|&n| n != name);
+        let d = d?;
+        self.devices.borrow_mut().insert(name, d.clone());
         Ok(d)
     }
 

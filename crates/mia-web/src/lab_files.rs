@@ -99,7 +99,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// The network to keep with the lab: the latest run's target, else an imported one.
 fn network(lab: &LabState) -> Option<FileNet> {
     let (shape, bytes) = match (&lab.run, &lab.imported) {
-        (Run::Done(r), _) => (r.net.0.shape(), r.net.0.to_bytes().ok()?),
+        (Run::Done(r), _) => (r.net.shape, r.net.bytes.to_vec()),
         (_, Some(net)) => (net.shape, net.bytes.to_vec()),
         _ => return None,
     };

@@ -24,7 +24,7 @@ use mia_core::inference::Chain;
 use crate::analysis;
 use crate::engine::{self, Backend, LoadedModel, SharedBundle};
 use crate::hooks::Engine;
-use crate::lab_state::{LabAction, LabImage, LabLogits, LabResult, LabState, TargetNet};
+use crate::lab_state::{LabAction, LabImage, LabLogits, LabResult, LabState, SavedNet};
 
 /// Seed of the lab's heads (the split has its own).
 const SEED: u64 = 11;
@@ -141,7 +141,7 @@ async fn run_inner(
         shadows: s,
         validation,
         kept_epoch: (target.kept_epoch, settings.epochs),
-        net: Rc::new(TargetNet(target.net)),
+        net: saved(&target.net).await?,
     })
 }
 
@@ -287,6 +287,19 @@ async fn train_one(
     let logits = logits_of(&net, all.values, d, device).await?;
     pacer.tick().await?;
     Ok(Trained { logits, epsilon, kept_epoch, net })
+}
+
+/// A network's weights as burnpack bytes, read back from the device without blocking (its
+/// parameters are read asynchronously and set on a CPU copy, which is then serialised).
+async fn saved(net: &LabNet) -> Result<SavedNet, String> {
+    let mut values = Vec::new();
+    for t in net.parameter_tensors() {
+        let data = t.into_data_async().await.map_err(|e| format!("readback: {e:?}"))?;
+        values.push(data.try_to_vec::<f32>().map_err(|e| format!("readback: {e:?}"))?);
+    }
+    let host = net.clone().with_values(values, &Device::flex()).map_err(|e| e.to_string())?;
+    let bytes = host.to_bytes().map_err(|e| e.to_string())?;
+    Ok(SavedNet { shape: net.shape(), bytes: Rc::new(bytes) })
 }
 
 async fn read_scalar(t: burn::prelude::Tensor<1>) -> Result<f64, String> {

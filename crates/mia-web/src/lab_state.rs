@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use mia_core::defense::{DefenseConfig, RelaxVariant, SmoothingForm};
-use mia_core::lab::{DpSgd, HeadConfig, LabAttack, LabNet, NetShape};
+use mia_core::lab::{DpSgd, HeadConfig, LabAttack, NetShape};
 use yew::Reducible;
 
 /// Most classes a lab holds.
@@ -217,18 +217,17 @@ pub struct LabResult {
     pub validation: Vec<u64>,
     /// The epoch whose weights the target kept, of the planned epochs.
     pub kept_epoch: (usize, usize),
-    /// The target network (for export).
-    pub net: Rc<TargetNet>,
+    /// The target network's weights (for export).
+    pub net: SavedNet,
 }
 
-/// The trained target network.
-#[derive(Debug)]
-pub struct TargetNet(pub LabNet);
-
-impl PartialEq for TargetNet {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other)
-    }
+/// A trained network's shape and burnpack weights, read back from the device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedNet {
+    /// Its shape.
+    pub shape: NetShape,
+    /// Burnpack bytes.
+    pub bytes: Rc<Vec<u8>>,
 }
 
 /// The target's and the shadows' logits on the student's images.

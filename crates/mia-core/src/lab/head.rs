@@ -279,7 +279,69 @@ impl LabNet {
         }
     }
 
-    /// The weights (trunk and head) as burnpack bytes.
+    /// Every parameter's values, flattened, in the module's visiting order. On a GPU the
+    /// caller reads them back asynchronously and hands them to [`Self::with_values`].
+    pub fn parameter_tensors(&self) -> Vec<Tensor<1>> {
+        struct Collect(Vec<Tensor<1>>);
+        impl burn::module::ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                let t = param.val();
+                let n = t.shape().num_elements();
+                self.0.push(t.reshape([n]));
+            }
+        }
+        let mut c = Collect(Vec::new());
+        self.visit(&mut c);
+        c.0
+    }
+
+    /// This network with its parameters replaced by `values` (in the order of
+    /// [`Self::parameter_tensors`]) on `device`: how a network trained on a GPU reaches the CPU
+    /// without a blocking read.
+    pub fn with_values(self, values: Vec<Vec<f32>>, device: &Device) -> Result<Self, CoreError> {
+        struct Assign<'a> {
+            values: std::vec::IntoIter<Vec<f32>>,
+            device: &'a Device,
+            wrong: bool,
+        }
+        impl burn::module::ModuleMapper for Assign<'_> {
+            fn map_float<const D: usize>(
+                &mut self,
+                param: burn::module::Param<Tensor<D>>,
+            ) -> burn::module::Param<Tensor<D>> {
+                let next = self.values.next();
+                let device = self.device;
+                let mut wrong = false;
+                let param = param.map(|t| {
+                    let dims = t.dims();
+                    match next {
+                        Some(v) if v.len() == dims.iter().product::<usize>() => {
+                            Tensor::from_data(TensorData::new(v, dims), device)
+                        }
+                        _ => {
+                            wrong = true;
+                            t
+                        }
+                    }
+                });
+                self.wrong |= wrong;
+                param
+            }
+        }
+        let expected = self.parameter_tensors().len();
+        if values.len() != expected {
+            return Err(CoreError::Shape(format!("{} parameters for {expected}", values.len())));
+        }
+        let mut a = Assign { values: values.into_iter(), device, wrong: false };
+        let net = self.map(&mut a);
+        if a.wrong {
+            return Err(CoreError::Shape("a parameter's values do not fit its shape".into()));
+        }
+        Ok(net)
+    }
+
+    /// The weights (trunk and head) as burnpack bytes (a blocking read: on a GPU, copy the
+    /// network to the CPU with [`Self::with_values`] first).
     pub fn to_bytes(&self) -> Result<Vec<u8>, CoreError> {
         let bytes = self.clone().into_record().into_bytes();
         bytes.map(|b| b.to_vec()).map_err(|e| CoreError::Parameter(format!("weights: {e}")))
@@ -388,6 +450,28 @@ mod tests {
         );
         let tuned = NetShape { fine_tuned: true, ..shape };
         assert!(LabNet::from_bytes(bytes, tuned, None, &device).is_err(), "no trunk given");
+    }
+
+    #[test]
+    fn parameters_travel_as_values_to_another_copy() {
+        let device = Device::flex();
+        let cfg = HeadConfig { hidden: 3, ..HeadConfig::default() };
+        let net = LabNet::head(Head::new(2, 2, &cfg, &device));
+        let values: Vec<Vec<f32>> = net
+            .parameter_tensors()
+            .into_iter()
+            .map(|t| t.into_data().try_to_vec::<f32>().unwrap())
+            .collect();
+        assert_eq!(values.iter().map(Vec::len).collect::<Vec<_>>(), [6, 3, 6, 2]);
+        let fresh = LabNet::head(Head::new(2, 2, &HeadConfig { seed: 9, ..cfg.clone() }, &device));
+        let copy = fresh.clone().with_values(values.clone(), &device).unwrap();
+        let x = [0.3, -0.7];
+        let z = |n: &LabNet| lab_logits(n, &x, 2, &device).unwrap().into_data();
+        assert_eq!(z(&copy), z(&net), "the same weights (parameter ids aside)");
+        let mut short = values.clone();
+        short[0].pop();
+        assert!(fresh.clone().with_values(short, &device).is_err());
+        assert!(fresh.with_values(values[..2].to_vec(), &device).is_err());
     }
 
     #[test]
