@@ -149,6 +149,7 @@ fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
         vec!["--defense", "label-smoothing", "--epsilon", "0.2", "--smoothing-form", "other"],
         vec!["--defense", "confidence-penalty", "--beta", "0.5"],
         vec!["--defense", "relaxloss", "--alpha", "0.8", "--epochs", "2"],
+        vec!["--defense", "ppb", "--lambda", "4"],
         vec![
             "--weight-decay",
             "0.0005",

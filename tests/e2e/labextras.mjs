@@ -4,6 +4,7 @@
 //   snaps add two images to the class;
 // - early stopping: every model sets a fifth of its images aside; the page marks the target's
 //   set-aside members (V), counts them as held out, and says which epoch it kept;
+// - the per-image scores as JSON agree with the page;
 // - export/import: the file carries the trained network; a fresh page imports it, rebuilds
 //   the network and reports its accuracy on the images;
 // - fine-tuning: refused with DP-SGD (with the reason shown), then a short fine-tuned run
@@ -92,6 +93,15 @@ if (marked !== Math.round(members * 0.2)) await fail(`${marked} set-aside member
 const kept = /Early stopping kept epoch (\d+) of (\d+)/.exec(results.early.summary);
 if (!kept || !(+kept[1] >= 1 && +kept[1] <= +kept[2])) await fail(`no kept epoch in "${results.early.summary}"`, page);
 await page.screenshot({ path: path.join(outDir, `labextras-early-${backend}.png`), fullPage: true });
+// The per-image scores as JSON: every image, its role as scored, every attack's AUC.
+const [scoresDl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="lab-json"]')]);
+const scoresFile = path.join(outDir, `scores-${backend}.json`);
+await scoresDl.saveAs(scoresFile);
+const scores = JSON.parse(fs.readFileSync(scoresFile, 'utf8'));
+const setAside = scores.images.filter((im) => im.set_aside_for_early_stopping);
+if (scores.images.length !== 62 || setAside.length !== marked || setAside.some((im) => im.member)
+  || Math.abs(scores.auc['lira-online'] - results.early.aucs['lira-online']) > 0.0005)
+  await fail(`the scores JSON disagrees with the page: ${scores.images.length} images, ${setAside.length} set aside, AUC ${scores.auc['lira-online']}`, page);
 
 // Export with the network, import into a fresh page.
 const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="lab-export"]')]);

@@ -17,6 +17,8 @@
 //!   classes; misclassified examples keep plain cross-entropy. This is the CIFAR variant. The
 //!   tabular variant (used in the paper's Purchase/Texas experiments) drops the flattening
 //!   step: `|CE − α|` on every step.
+//! - PPB (Yuan & Zhang, USENIX Security 2022): `CE + λ·KL` between the descending-sorted
+//!   posteriors of the two halves of each batch, example `i` paired with `i + b/2`.
 
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
@@ -124,6 +126,36 @@ impl TrainingDefense for ConfidencePenalty {
     }
 }
 
+/// PPB, pair-based posterior balancing (Yuan & Zhang, USENIX Security 2022, the defense of
+/// mia_prune): cross-entropy plus λ·KL(p_j ‖ p_i) between the *sorted* posteriors of paired
+/// examples, pairing example `i` of the first half of the batch with example `i + b/2` of the
+/// second (the KL divided by the b/2 pairs, PyTorch's `batchmean`). Sorting makes the pairs'
+/// confidence profiles alike whatever their classes, so members stop standing out by how
+/// peaked their posteriors are. An odd batch leaves its last example unpaired; a batch of one
+/// is plain cross-entropy.
+struct Ppb {
+    lambda: f32,
+}
+
+impl TrainingDefense for Ppb {
+    fn name(&self) -> &str {
+        "ppb"
+    }
+    fn loss(&self, logits: Tensor<2>, labels: Tensor<1, Int>, _epoch: usize) -> Tensor<1> {
+        let [b, c] = logits.dims();
+        let ce = cross_entropy_per_example(logits.clone(), labels).mean(); // [1]
+        let half = b / 2;
+        if half == 0 {
+            return ce;
+        }
+        let ranked = logits.sort_descending(1); // [b, c], each row descending
+        let logq = log_softmax(ranked.clone().slice([0..half, 0..c]), 1); // [half, c]
+        let logp = log_softmax(ranked.slice([half..2 * half, 0..c]), 1); // [half, c]
+        let kl = (logp.clone().exp() * (logp - logq)).sum() / half as f32; // [1]
+        ce + kl * self.lambda
+    }
+}
+
 /// RelaxLoss variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -219,6 +251,11 @@ pub enum DefenseConfig {
         #[serde(default = "one")]
         upper: f32,
     },
+    /// PPB with weight λ on the pairs' KL.
+    Ppb {
+        /// λ ≥ 0 (mia_prune's default: 4).
+        lambda: f32,
+    },
 }
 
 fn one() -> f32 {
@@ -233,6 +270,7 @@ impl DefenseConfig {
             Self::LabelSmoothing { .. } => "label-smoothing",
             Self::ConfidencePenalty { .. } => "confidence-penalty",
             Self::Relaxloss { .. } => "relaxloss",
+            Self::Ppb { .. } => "ppb",
         }
     }
 
@@ -258,6 +296,12 @@ impl DefenseConfig {
                     return bad("relaxloss needs alpha > 0 and 0 < upper <= 1");
                 }
                 Box::new(RelaxLoss { alpha, upper, variant })
+            }
+            Self::Ppb { lambda } => {
+                if !(lambda >= 0.0 && lambda.is_finite()) {
+                    return bad("ppb needs lambda >= 0");
+                }
+                Box::new(Ppb { lambda })
             }
         })
     }
@@ -346,6 +390,49 @@ mod tests {
         let (z, y) = inputs(&Z[..1], &[0]);
         let t = RelaxLoss { alpha: ce + 1.0, upper: 1.0, variant: RelaxVariant::Tabular };
         assert!((scalar(t.loss(z, y, 1)) - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn ppb_adds_lambda_kl_between_the_sorted_posteriors_of_paired_examples() {
+        let (z, y) = inputs(&Z, &[0, 2]);
+        let ce = (posterior::cross_entropy(&Z[0], 0) + posterior::cross_entropy(&Z[1], 2)) / 2.0;
+        // Sorted rows: [2, 0.5, -1] and [0.3, 0.2, 0.1]; KL(p ‖ q) with p from the second.
+        let logq = posterior::log_softmax(&[2.0, 0.5, -1.0]);
+        let logp = posterior::log_softmax(&[0.3, 0.2, 0.1]);
+        let kl: f32 = logp.iter().zip(&logq).map(|(lp, lq)| lp.exp() * (lp - lq)).sum();
+        let got = scalar(Ppb { lambda: 0.5 }.loss(z, y, 0));
+        assert!((got - (ce + 0.5 * kl)).abs() < 1e-5, "{got} vs {}", ce + 0.5 * kl);
+        // Sorting: the same rows with their classes permuted give the same KL.
+        let (z, y) = inputs(&[[0.5, -1.0, 2.0], [0.1, 0.3, 0.2]], &[2, 1]);
+        let got = scalar(Ppb { lambda: 0.5 }.loss(z, y, 0));
+        assert!((got - (ce + 0.5 * kl)).abs() < 1e-5);
+        // One example: nothing to pair, plain cross-entropy; λ = 0 is ERM.
+        let (z, y) = inputs(&Z[..1], &[0]);
+        assert!(
+            (scalar(Ppb { lambda: 4.0 }.loss(z, y, 0)) - posterior::cross_entropy(&Z[0], 0)).abs()
+                < 1e-5
+        );
+        let (z, y) = inputs(&Z, &[0, 2]);
+        assert!((scalar(Ppb { lambda: 0.0 }.loss(z, y, 0)) - ce).abs() < 1e-5);
+        assert!(DefenseConfig::Ppb { lambda: -1.0 }.build().is_err());
+        assert!(DefenseConfig::Ppb { lambda: f32::NAN }.build().is_err());
+    }
+
+    #[test]
+    fn ppb_gradients_pull_the_paired_posteriors_together() {
+        let (z, y) = inputs(&Z, &[0, 2]);
+        let loss = Ppb { lambda: 100.0 }.loss(z.clone(), y, 0);
+        let g = z.grad(&loss.backward()).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let stepped: Vec<f32> = Z.iter().flatten().zip(&g).map(|(a, g)| a - 0.001 * g).collect();
+        let gap = |r: &[f32]| {
+            let mut a = posterior::softmax(&r[..3]);
+            let mut b = posterior::softmax(&r[3..]);
+            a.sort_by(|x, y| y.total_cmp(x));
+            b.sort_by(|x, y| y.total_cmp(x));
+            (a[0] - b[0]).abs()
+        };
+        let before: Vec<f32> = Z.iter().flatten().copied().collect();
+        assert!(gap(&stepped) < gap(&before), "the top posteriors move closer");
     }
 
     #[test]

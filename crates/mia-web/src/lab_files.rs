@@ -264,6 +264,37 @@ pub fn scores_csv(lab: &LabState, r: &LabResult) -> String {
     out
 }
 
+/// Every image's class, role and score under every attack, with each attack's AUC, as JSON.
+pub fn scores_json(lab: &LabState, r: &LabResult) -> String {
+    let images: Vec<serde_json::Value> = r
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(j, id)| {
+            let class = lab.images.iter().find(|im| im.id == *id).map(|im| im.class);
+            let scores: serde_json::Map<String, serde_json::Value> =
+                r.attacks.iter().map(|(a, s, _)| (a.name().to_string(), s[j].into())).collect();
+            serde_json::json!({
+                "image": id,
+                "class": class.and_then(|c| lab.classes.get(c)),
+                "member": r.member[j],
+                "set_aside_for_early_stopping": r.validation.contains(id),
+                "scores": scores,
+            })
+        })
+        .collect();
+    let aucs: serde_json::Map<String, serde_json::Value> =
+        r.attacks.iter().map(|(a, _, auc)| (a.name().to_string(), (*auc).into())).collect();
+    let doc = serde_json::json!({
+        "shadow_models": r.shadows,
+        "epsilon": r.epsilon,
+        "accuracy": { "members": r.accuracy.0, "held_out": r.accuracy.1 },
+        "auc": aucs,
+        "images": images,
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
 /// Offers `text` as a download named `name`.
 pub fn download(name: &str, mime: &str, text: &str) {
     let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };

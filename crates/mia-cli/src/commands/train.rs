@@ -20,6 +20,7 @@ enum DefenseName {
     LabelSmoothing,
     ConfidencePenalty,
     Relaxloss,
+    Ppb,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -67,6 +68,9 @@ pub struct TrainArgs {
     /// Confidence-penalty β.
     #[arg(long)]
     beta: Option<f32>,
+    /// PPB's weight λ on the paired sorted posteriors' KL (default 4, as mia_prune).
+    #[arg(long)]
+    lambda: Option<f32>,
     /// Dropout rate before the classifier.
     #[arg(long)]
     dropout: Option<f64>,
@@ -202,6 +206,7 @@ impl TrainArgs {
                 },
                 upper: self.upper.unwrap_or(1.0),
             },
+            DefenseName::Ppb => DefenseConfig::Ppb { lambda: self.lambda.unwrap_or(4.0) },
         })
     }
 

@@ -109,8 +109,10 @@ impl HeadConfig {
             if !(dp.delta > 0.0 && dp.delta < 1.0) {
                 return bad(format!("DP-SGD's δ must lie in (0, 1), got {}", dp.delta));
             }
-            if matches!(self.defense, DefenseConfig::Relaxloss { .. }) {
-                return bad("DP-SGD needs a per-example loss; RelaxLoss decides per batch".into());
+            if matches!(self.defense, DefenseConfig::Relaxloss { .. } | DefenseConfig::Ppb { .. }) {
+                return bad(
+                    "DP-SGD needs a per-example loss; RelaxLoss and PPB work per batch".into()
+                );
             }
         }
         Ok(())

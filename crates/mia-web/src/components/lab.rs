@@ -246,12 +246,20 @@ fn results(
             lab_files::download("mia-lab-scores.csv", "text/csv", &lab_files::scores_csv(&lab, &r))
         })
     };
+    let json = {
+        let (r, lab) = (r.clone(), lab.clone());
+        Callback::from(move |_| {
+            let text = lab_files::scores_json(&lab, &r);
+            lab_files::download("mia-lab-scores.json", "application/json", &text)
+        })
+    };
     html! {
         <section class="lab-results" data-testid="lab-results">
             <h2>{ "Attacks on your images" }</h2>
             if lab.stale { <p class="warning">{ "You changed images or roles since this run: train again to update." }</p> }
             <p data-testid="lab-summary" data-ms={format!("{:.0}", r.ms)}>{ format!("Your model is right on {:.0}% of its members and {:.0}% of the held-out images; {} shadow models; {:.1} s{eps}.", 100.0 * r.accuracy.0, 100.0 * r.accuracy.1, r.shadows, r.ms / 1000.0) }{ kept }
-                <button onclick={csv} data-testid="lab-csv">{ "download scores (CSV)" }</button></p>
+                <button onclick={csv} data-testid="lab-csv">{ "download scores (CSV)" }</button>
+                <button onclick={json} data-testid="lab-json">{ "(JSON)" }</button></p>
             <p class="explain">{ "Blue: your members, orange: your held-out images. Thumbnails above carry LiRA's verdict without inference-time defenses: ✔ a member caught, ✘ a held-out image wrongly flagged, · a member missed." }</p>
             { defense_toggles(toggles) }
             { match defended(r, toggles) {
