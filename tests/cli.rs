@@ -150,6 +150,8 @@ fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
         vec!["--defense", "confidence-penalty", "--beta", "0.5"],
         vec!["--defense", "relaxloss", "--alpha", "0.8", "--epochs", "2"],
         vec!["--defense", "ppb", "--lambda", "4"],
+        vec!["--mixup", "1.0"],
+        vec!["--adamixup", "0.4", "--epochs", "2"],
         vec![
             "--weight-decay",
             "0.0005",

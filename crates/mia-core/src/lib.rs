@@ -18,6 +18,7 @@ pub mod lab;
 pub mod layout;
 pub mod lira;
 pub mod metrics;
+pub mod mixup;
 pub mod models;
 pub mod npy;
 pub mod posterior;

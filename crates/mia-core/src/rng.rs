@@ -21,6 +21,35 @@ pub fn normal(rng: &mut impl Rng) -> f32 {
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
 
+/// A Gamma(`shape`, 1) draw (Marsaglia & Tsang 2000; shapes below 1 boosted by `U^(1/shape)`).
+/// `shape` must be positive and finite (callers range-check it).
+pub fn gamma(rng: &mut impl Rng, shape: f64) -> f64 {
+    if shape < 1.0 {
+        let u = rng.random::<f64>().max(1e-300);
+        return gamma(rng, shape + 1.0) * u.powf(1.0 / shape);
+    }
+    let d = shape - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let x = f64::from(normal(rng));
+        let v = (1.0 + c * x).powi(3);
+        if v <= 0.0 {
+            continue;
+        }
+        let u = rng.random::<f64>().max(1e-300);
+        if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+            return d * v;
+        }
+    }
+}
+
+/// A Beta(`a`, `b`) draw, from two Gamma draws.
+pub fn beta(rng: &mut impl Rng, a: f64, b: f64) -> f64 {
+    let x = gamma(rng, a);
+    let y = gamma(rng, b);
+    if x + y > 0.0 { x / (x + y) } else { 0.5 }
+}
+
 /// burn's backends keep one process-wide RNG. Whoever seeds it and draws from it (initial
 /// weights: the native trainer's shadows on threads, the lab's heads) takes this lock, so no
 /// thread's draws interleave with another's and every model is the same as when built alone.
@@ -50,6 +79,21 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+
+    #[test]
+    fn beta_draws_have_the_right_mean_and_variance() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for (a, b) in [(0.2, 0.2), (1.0, 1.0), (2.0, 5.0)] {
+            let n = 40_000;
+            let xs: Vec<f64> = (0..n).map(|_| beta(&mut rng, a, b)).collect();
+            assert!(xs.iter().all(|x| (0.0..=1.0).contains(x)));
+            let mean = xs.iter().sum::<f64>() / n as f64;
+            let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+            let (m, v) = (a / (a + b), a * b / ((a + b).powi(2) * (a + b + 1.0)));
+            assert!((mean - m).abs() < 0.01, "Beta({a}, {b}): mean {mean} vs {m}");
+            assert!((var - v).abs() < 0.01, "Beta({a}, {b}): variance {var} vs {v}");
+        }
+    }
 
     #[test]
     fn mix_separates_neighbouring_inputs() {

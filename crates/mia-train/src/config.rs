@@ -7,6 +7,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
 use mia_core::Architecture;
+pub use mia_core::mixup::MixupConfig;
 use mia_data::dataset::LoadOptions;
 use mia_data::{DatasetKind, SplitSizes};
 use serde::{Deserialize, Serialize};
@@ -107,6 +108,10 @@ pub struct TrainConfig {
     pub dropout: f64,
     /// The loss-based defense.
     pub defense: DefenseConfig,
+    /// Mixup or AdaMixup on the training batches (a defense on the inputs; combines with
+    /// the loss-based one).
+    #[serde(default)]
+    pub mixup: Option<MixupConfig>,
     /// Split sizes.
     pub split: SplitSizes,
     /// Epochs.
@@ -138,6 +143,7 @@ impl Default for TrainConfig {
             model: Architecture::SmallCnn,
             dropout: 0.0,
             defense: DefenseConfig::Erm,
+            mixup: None,
             split: SplitSizes { members: 5000, non_members: None, test: None, validation: 0 },
             epochs: 30,
             batch_size: 32,
@@ -185,7 +191,19 @@ impl TrainConfig {
             return bad("augmentation applies to images, not tabular data".into());
         }
         self.defense.build()?;
+        if let Some(m) = &self.mixup {
+            m.validate()?;
+        }
         Ok(())
+    }
+
+    /// The defense as reports name it: the loss's, with the mixup on the inputs if any
+    /// (`erm+mixup`).
+    pub fn defense_label(&self) -> String {
+        match &self.mixup {
+            None => self.defense.name().to_string(),
+            Some(m) => format!("{}+{}", self.defense.name(), m.name()),
+        }
     }
 }
 
@@ -194,7 +212,7 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
         (toml::Value::Table(b), toml::Value::Table(o)) => {
             for (k, v) in o {
                 // A tagged enum table (defense, schedule) replaces the whole value.
-                let replace = matches!(k.as_str(), "defense" | "schedule");
+                let replace = matches!(k.as_str(), "defense" | "schedule" | "mixup");
                 match b.get_mut(&k) {
                     Some(slot) if !replace => merge(slot, v),
                     _ => {
@@ -237,6 +255,24 @@ mod tests {
         bad.defense = DefenseConfig::Erm;
         bad.early_stopping = Some(3);
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn mixup_comes_from_toml_is_range_checked_and_named_in_reports() {
+        let c = TrainConfig::from_toml(
+            "[defense]\nname = \"ppb\"\nlambda = 4.0\n[mixup]\nkind = \"adamixup\"\nstart = 0.3\n",
+        )
+        .unwrap();
+        assert_eq!(c.mixup, Some(MixupConfig::Adamixup { start: 0.3 }));
+        assert_eq!(c.defense_label(), "ppb+adamixup");
+        assert!(c.validate().is_ok());
+        assert_eq!(TrainConfig::default().defense_label(), "erm");
+        let bad = TrainConfig {
+            mixup: Some(MixupConfig::Mixup { alpha: -1.0 }),
+            ..TrainConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        assert!(TrainConfig::from_toml("[mixup]\nkind = \"cutmix\"").is_err());
     }
 
     #[test]

@@ -552,7 +552,14 @@ fn train_epoch(
     let mut objective = 0f64;
     for chunk in order.chunks(config.batch_size) {
         let (x, y) = batch(ds, chunk, config.augment.then_some(&mut rng), device)?;
-        let loss = defense.loss(model.forward(x), y, epoch); // [1]
+        let loss = match &config.mixup {
+            None => defense.loss(model.forward(x), y, epoch), // [1]
+            Some(m) => {
+                let mix = m.draw(&mut rng, chunk.len(), (epoch, config.epochs));
+                let logits = model.forward(mix.inputs(x)); // [b, classes]
+                mix.loss(logits, y, |z, t| defense.loss(z, t, epoch)) // [1]
+            }
+        };
         let value = loss
             .clone()
             .try_into_data()
@@ -656,7 +663,7 @@ pub fn train(
     let summary = Summary {
         dataset: ds.name.clone(),
         model: config.model.to_string(),
-        defense: config.defense.name().to_string(),
+        defense: config.defense_label(),
         train_acc,
         test_acc,
         generalization_gap: train_acc - test_acc,

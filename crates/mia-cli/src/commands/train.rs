@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mia_core::layout::RunLayout;
-use mia_train::config::{OptimizerKind, Schedule};
+use mia_train::config::{MixupConfig, OptimizerKind, Schedule};
 use mia_train::defense::{RelaxVariant, SmoothingForm};
 use mia_train::{DefenseConfig, EpochMetrics, Observer, TrainConfig};
 
@@ -71,6 +71,12 @@ pub struct TrainArgs {
     /// PPB's weight λ on the paired sorted posteriors' KL (default 4, as mia_prune).
     #[arg(long)]
     lambda: Option<f32>,
+    /// Mixup on the training batches with λ ~ Beta(α, α) (combines with --defense).
+    #[arg(long, value_name = "ALPHA", conflicts_with = "adamixup")]
+    mixup: Option<f64>,
+    /// AdaMixup: the partner's weight starts at this value (≤ 0.5) and decays linearly.
+    #[arg(long, value_name = "START")]
+    adamixup: Option<f64>,
     /// Dropout rate before the classifier.
     #[arg(long)]
     dropout: Option<f64>,
@@ -231,6 +237,12 @@ impl TrainArgs {
         }
         if let Some(d) = self.defense {
             c.defense = self.defense_config(d)?;
+        }
+        if let Some(alpha) = self.mixup {
+            c.mixup = Some(MixupConfig::Mixup { alpha });
+        }
+        if let Some(start) = self.adamixup {
+            c.mixup = Some(MixupConfig::Adamixup { start });
         }
         set(&mut c.dropout, self.dropout);
         set(&mut c.optimizer.weight_decay, self.weight_decay);

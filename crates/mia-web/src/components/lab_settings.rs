@@ -136,7 +136,11 @@ pub fn lab_settings_panel(p: &LabSettingsProps) -> Html {
     html! {
         <section class="panel" id="lab-settings">
             <h2>{ "Training recipe" }</h2>
-            <p class="explain">{ "A new head is trained on the shipped CIFAR-10 model's features of your members; the shadow models follow the same recipe on random halves of all your images." }</p>
+            <p class="explain">{ if s.fine_tune {
+                "The shipped CIFAR-10 model is fine-tuned, all its layers and a new head, on your members; the shadow models follow the same recipe on random halves of all your images."
+            } else {
+                "A new head is trained on the shipped CIFAR-10 model's features of your members; the shadow models follow the same recipe on random halves of all your images."
+            } }</p>
             { defense_select(lab) }
             if let Some(e) = epsilon(s, members) {
                 <p data-testid="lab-epsilon">{ format!("DP-SGD with σ = {}, C = {} over {} epochs: ε = {:.2} at δ = {:.0e} (RDP accountant, Poisson sampling).", s.strength, s.clip, s.epochs, e, s.delta) }</p>
