@@ -10,7 +10,7 @@ mod common;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use common::{fails, mia, ok, read, tiny_idx, train_args};
+use common::{fails, mia, ok, read, tiny_dataset, tiny_idx, train_args};
 use mia_core::npy::NpyData;
 use mia_train::{EpochMetrics, Observer, Summary, TrainConfig};
 
@@ -139,6 +139,37 @@ fn resume_after_an_interruption_equals_an_uninterrupted_run() {
 }
 
 #[test]
+fn dp_sgd_reaches_its_target_epsilon_and_reports_it_every_epoch() {
+    let (tmp, data) = tiny_dataset(300);
+    let (d, out) = (data.to_str().unwrap(), tmp.path().join("dp"));
+    let extra = ["--epochs", "3", "--members", "64", "--test", "32", "--dp-clip", "1.0"];
+    let mut args = train_args(d, out.to_str().unwrap(), &extra);
+    args.extend(["--target-epsilon", "8", "--dp-delta", "1e-4"]);
+    let stdout = ok(&args);
+    assert!(stdout.contains("DP-SGD: ε ="), "{stdout}");
+    let s = summary(&out);
+    let dp = s.dp.expect("summary.json reports DP-SGD");
+    assert!(dp.epsilon <= 8.0 && dp.epsilon > 7.5, "ε {} for a target of 8", dp.epsilon);
+    assert_eq!((dp.delta, dp.clip, dp.sampling_rate), (1e-4, 1.0, 0.5));
+    assert_eq!(s.defense, "erm+dp-sgd");
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let eps: Vec<f64> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["epsilon"].as_f64().unwrap())
+        .collect();
+    assert_eq!(eps.len(), 3);
+    assert!(eps.windows(2).all(|w| w[0] < w[1]) && (eps[2] - dp.epsilon).abs() < 1e-9, "{eps:?}");
+    // Batch normalisation mixes a batch's examples: refused with a hint, as is RelaxLoss.
+    let bn = tmp.path().join("bn");
+    let mut args = train_args(d, bn.to_str().unwrap(), &["--dp-clip", "1", "--dp-noise", "1"]);
+    args.extend(["--model", "resnet20"]);
+    assert!(fails(&args).contains("batch normalisation"));
+    let mut args = train_args(d, bn.to_str().unwrap(), &["--dp-clip", "1", "--dp-noise", "1"]);
+    args.extend(["--defense", "relaxloss"]);
+    fails(&args);
+}
+
+#[test]
 fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -152,6 +183,7 @@ fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
         vec!["--defense", "ppb", "--lambda", "4"],
         vec!["--mixup", "1.0"],
         vec!["--adamixup", "0.4", "--epochs", "2"],
+        vec!["--dp-clip", "1.0", "--dp-noise", "1.0", "--members", "64", "--test", "32"],
         vec![
             "--weight-decay",
             "0.0005",

@@ -12,6 +12,7 @@ use mia_data::dataset::LoadOptions;
 use mia_data::{DatasetKind, SplitSizes};
 use serde::{Deserialize, Serialize};
 
+use crate::dp::DpConfig;
 use crate::{DeviceChoice, TrainError};
 pub use mia_core::defense::DefenseConfig;
 
@@ -112,6 +113,9 @@ pub struct TrainConfig {
     /// the loss-based one).
     #[serde(default)]
     pub mixup: Option<MixupConfig>,
+    /// DP-SGD (per-example clipping and noise, Poisson sampling, ε from the RDP accountant).
+    #[serde(default)]
+    pub dp: Option<DpConfig>,
     /// Split sizes.
     pub split: SplitSizes,
     /// Epochs.
@@ -144,6 +148,7 @@ impl Default for TrainConfig {
             dropout: 0.0,
             defense: DefenseConfig::Erm,
             mixup: None,
+            dp: None,
             split: SplitSizes { members: 5000, non_members: None, test: None, validation: 0 },
             epochs: 30,
             batch_size: 32,
@@ -194,15 +199,32 @@ impl TrainConfig {
         if let Some(m) = &self.mixup {
             m.validate()?;
         }
+        if let Some(dp) = &self.dp {
+            dp.validate(self.model)?;
+            if self.mixup.is_some() {
+                return bad("DP-SGD bounds each example's influence, which mixup spreads over \
+                            two examples: use one or the other"
+                    .into());
+            }
+            if matches!(self.defense, DefenseConfig::Relaxloss { .. } | DefenseConfig::Ppb { .. }) {
+                return bad(
+                    "DP-SGD needs a per-example loss; RelaxLoss and PPB work per batch".into()
+                );
+            }
+        }
         Ok(())
     }
 
     /// The defense as reports name it: the loss's, with the mixup on the inputs if any
     /// (`erm+mixup`).
     pub fn defense_label(&self) -> String {
-        match &self.mixup {
+        let label = match &self.mixup {
             None => self.defense.name().to_string(),
             Some(m) => format!("{}+{}", self.defense.name(), m.name()),
+        };
+        match &self.dp {
+            None => label,
+            Some(_) => format!("{label}+dp-sgd"),
         }
     }
 }
@@ -212,7 +234,7 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
         (toml::Value::Table(b), toml::Value::Table(o)) => {
             for (k, v) in o {
                 // A tagged enum table (defense, schedule) replaces the whole value.
-                let replace = matches!(k.as_str(), "defense" | "schedule" | "mixup");
+                let replace = matches!(k.as_str(), "defense" | "schedule" | "mixup" | "dp");
                 match b.get_mut(&k) {
                     Some(slot) if !replace => merge(slot, v),
                     _ => {

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod config;
 pub use mia_core::defense;
 pub mod device;
+pub mod dp;
 pub mod error;
 pub mod run;
 pub mod shadows;

@@ -22,6 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::defense::TrainingDefense;
+use crate::dp::{self, DpPlan};
 use crate::run::{read_json, write_atomic, write_json, write_npy};
 use crate::{TrainConfig, TrainError, augment};
 
@@ -52,6 +53,9 @@ pub struct EpochMetrics {
     pub train_seconds: f64,
     /// Training throughput.
     pub images_per_s: f64,
+    /// ε at δ spent so far (DP-SGD only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
 }
 
 /// JSON has no NaN: serde_json writes the metrics of an epoch that was not evaluated (shadow
@@ -92,6 +96,24 @@ pub struct Summary {
     pub counts: [usize; 3],
     /// Hash of the split.
     pub split_sha256: String,
+    /// DP-SGD: ε at δ of the kept weights, and the noise multiplier σ used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<DpSummary>,
+}
+
+/// What DP-SGD spent (in `summary.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DpSummary {
+    /// ε of the kept weights.
+    pub epsilon: f64,
+    /// δ.
+    pub delta: f64,
+    /// Noise multiplier σ (chosen for `target_epsilon` when that was given).
+    pub noise_multiplier: f64,
+    /// Clip norm C.
+    pub clip: f64,
+    /// Poisson sampling rate q.
+    pub sampling_rate: f64,
 }
 
 /// Receives progress; the CLI draws a progress bar with it. Libraries never print.
@@ -480,17 +502,25 @@ pub(crate) fn fit(
     }
     let checkpoints = job.checkpoints;
 
-    let steps = job.train.len().div_ceil(config.batch_size);
+    let plan = match &config.dp {
+        None => None,
+        Some(dp) => Some(dp.plan(job.train.len(), config.batch_size, config.epochs)?),
+    };
+    let steps = plan.map_or(job.train.len().div_ceil(config.batch_size), |p| p.steps);
     observer.on_start(state.next_epoch, config.epochs, steps);
     while state.next_epoch < config.epochs && !state.stopped {
         let epoch = state.next_epoch;
         let lr = config.schedule.lr(config.optimizer.lr, epoch, config.epochs);
         let pass;
-        (model, pass) =
-            train_epoch(job, model, &mut optim, defense.as_ref(), &device, (epoch, lr), observer)?;
+        let step = Step { optim: &mut optim, defense: defense.as_ref(), device: &device };
+        (model, pass) = match &plan {
+            None => train_epoch(job, model, step, (epoch, lr), observer)?,
+            Some(p) => dp_epoch(job, model, step, (epoch, lr), observer, p)?,
+        };
         state.train_seconds += pass.seconds;
         state.images += job.train.len() as u64;
-        let metrics = epoch_metrics(job, &model, base, epoch, lr, &pass)?;
+        let mut metrics = epoch_metrics(job, &model, base, epoch, lr, &pass)?;
+        metrics.epsilon = plan.map(|p| p.epsilon_after(epoch + 1)).transpose()?;
         if let (Some(patience), Some(v)) = (config.early_stopping, metrics.val_loss) {
             if state.best_val.is_none_or(|b| v < b) {
                 state.best_val = Some(v);
@@ -532,14 +562,19 @@ struct EpochPass {
     seconds: f64,
 }
 
+/// What one optimisation step needs: the optimiser, the loss and the (autodiff) device.
+struct Step<'a> {
+    optim: &'a mut ModuleOptimizer,
+    defense: &'a dyn TrainingDefense,
+    device: &'a Device,
+}
+
 /// One pass over the training examples in epoch `epoch`'s seeded order, in batches, at
 /// learning rate `lr`.
 fn train_epoch(
     job: &Job<'_>,
     mut model: Model,
-    optim: &mut ModuleOptimizer,
-    defense: &dyn TrainingDefense,
-    device: &Device,
+    Step { optim, defense, device }: Step<'_>,
     (epoch, lr): (usize, f64),
     observer: &mut dyn Observer,
 ) -> Result<(Model, EpochPass), TrainError> {
@@ -584,6 +619,46 @@ fn train_epoch(
     Ok((model, pass))
 }
 
+/// One DP-SGD epoch ([`crate::dp`]): `plan.steps` Poisson batches, each example's gradient
+/// clipped, the sum noised and divided by the expected batch size.
+fn dp_epoch(
+    job: &Job<'_>,
+    mut model: Model,
+    Step { optim, defense, device }: Step<'_>,
+    (epoch, lr): (usize, f64),
+    observer: &mut dyn Observer,
+    plan: &DpPlan,
+) -> Result<(Model, EpochPass), TrainError> {
+    let (config, ds) = (job.config, job.ds);
+    backend_rng_seed(device, mix(job.seed, epoch as u64));
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(job.seed, epoch as u64));
+    let started = Instant::now();
+    let expected = plan.q * job.train.len() as f64;
+    let (mut objective, mut seen) = (0f64, 0usize);
+    for _ in 0..plan.steps {
+        let rows = dp::poisson(job.train, plan.q, &mut rng);
+        let mut examples = Vec::with_capacity(rows.len());
+        for &i in &rows {
+            examples.push(batch(ds, &[i], config.augment.then_some(&mut rng), device)?);
+        }
+        let (each, total) = dp::per_example(&model, defense, examples, epoch)?;
+        if !total.is_finite() {
+            return Err(TrainError::Diverged { epoch: epoch + 1, loss: total as f32 });
+        }
+        let sum = dp::clipped_sum(each, plan.clip)?;
+        let grads = dp::noisy_step(&model, sum, plan, expected, &mut rng);
+        model = optim.step(lr, model, grads);
+        objective += total;
+        seen += rows.len();
+        observer.on_step(rows.len(), (total / rows.len().max(1) as f64) as f32);
+    }
+    let pass = EpochPass {
+        objective: objective / seen.max(1) as f64,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((model, pass))
+}
+
 /// The epoch's metrics: accuracy and loss on the members and the test set (when the job
 /// evaluates every epoch) and the validation loss (when there is a validation set).
 fn epoch_metrics(
@@ -616,6 +691,7 @@ fn epoch_metrics(
         val_loss,
         train_seconds: pass.seconds,
         images_per_s: job.train.len() as f64 / pass.seconds.max(1e-9),
+        epsilon: None,
     })
 }
 
@@ -675,9 +751,27 @@ pub fn train(
         device: config.device.to_string(),
         counts: [split.members.len(), split.non_members.len(), split.test.len()],
         split_sha256: split.sha256.clone(),
+        dp: dp_summary(config, split.members.len(), kept_epoch)?,
     };
     write_json(&paths.summary(), &summary)?;
     Ok(summary)
+}
+
+/// What DP-SGD spent on the kept weights (`None` without DP-SGD).
+fn dp_summary(
+    config: &TrainConfig,
+    members: usize,
+    kept_epoch: usize,
+) -> Result<Option<DpSummary>, TrainError> {
+    let Some(dp) = &config.dp else { return Ok(None) };
+    let plan = dp.plan(members, config.batch_size, config.epochs)?;
+    Ok(Some(DpSummary {
+        epsilon: plan.epsilon_after(kept_epoch)?,
+        delta: plan.delta,
+        noise_multiplier: plan.sigma,
+        clip: plan.clip,
+        sampling_rate: plan.q,
+    }))
 }
 
 #[cfg(test)]
@@ -697,6 +791,7 @@ mod tests {
             val_loss: None,
             train_seconds: 1.0,
             images_per_s: 10.0,
+            epsilon: None,
         };
         let text = serde_json::to_string(&m).unwrap();
         assert!(text.contains("\"train_acc\":null"), "{text}");

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mia_core::layout::RunLayout;
 use mia_train::config::{MixupConfig, OptimizerKind, Schedule};
 use mia_train::defense::{RelaxVariant, SmoothingForm};
+use mia_train::dp::DpConfig;
 use mia_train::{DefenseConfig, EpochMetrics, Observer, TrainConfig};
 
 use super::hinted;
@@ -77,6 +78,19 @@ pub struct TrainArgs {
     /// AdaMixup: the partner's weight starts at this value (≤ 0.5) and decays linearly.
     #[arg(long, value_name = "START")]
     adamixup: Option<f64>,
+    /// DP-SGD: per-example gradient clip norm C (turns DP-SGD on; needs --dp-noise or
+    /// --target-epsilon).
+    #[arg(long, value_name = "C")]
+    dp_clip: Option<f64>,
+    /// DP-SGD: noise multiplier σ.
+    #[arg(long, value_name = "SIGMA", requires = "dp_clip", conflicts_with = "target_epsilon")]
+    dp_noise: Option<f64>,
+    /// DP-SGD: the ε to reach after the planned epochs (σ is chosen for it).
+    #[arg(long, value_name = "EPSILON", requires = "dp_clip")]
+    target_epsilon: Option<f64>,
+    /// DP-SGD: δ at which ε is reported (default 1e-5).
+    #[arg(long, value_name = "DELTA", requires = "dp_clip")]
+    dp_delta: Option<f64>,
     /// Dropout rate before the classifier.
     #[arg(long)]
     dropout: Option<f64>,
@@ -244,6 +258,14 @@ impl TrainArgs {
         if let Some(start) = self.adamixup {
             c.mixup = Some(MixupConfig::Adamixup { start });
         }
+        if let Some(clip) = self.dp_clip {
+            c.dp = Some(DpConfig {
+                clip,
+                noise_multiplier: self.dp_noise,
+                target_epsilon: self.target_epsilon,
+                delta: self.dp_delta.unwrap_or(1e-5),
+            });
+        }
         set(&mut c.dropout, self.dropout);
         set(&mut c.optimizer.weight_decay, self.weight_decay);
         set(&mut c.split.members, self.members);
@@ -382,6 +404,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         summary.images_per_s,
         summary.device
     );
+    if let Some(dp) = &summary.dp {
+        println!(
+            "DP-SGD: ε = {:.3} at δ = {:e} (σ = {:.4}, C = {}, q = {:.5}; RDP accountant)",
+            dp.epsilon, dp.delta, dp.noise_multiplier, dp.clip, dp.sampling_rate
+        );
+    }
     println!("run directory: {}", args.out.display());
     Ok(())
 }
