@@ -181,6 +181,7 @@ fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
         vec!["--defense", "confidence-penalty", "--beta", "0.5"],
         vec!["--defense", "relaxloss", "--alpha", "0.8", "--epochs", "2"],
         vec!["--defense", "ppb", "--lambda", "4"],
+        vec!["--defense", "hamp", "--hamp-gamma", "0.9", "--alpha", "0.01"],
         vec!["--mixup", "1.0"],
         vec!["--adamixup", "0.4", "--epochs", "2"],
         vec!["--dp-clip", "1.0", "--dp-noise", "1.0", "--members", "64", "--test", "32"],

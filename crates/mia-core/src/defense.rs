@@ -17,6 +17,8 @@
 //!   classes; misclassified examples keep plain cross-entropy. This is the CIFAR variant. The
 //!   tabular variant (used in the paper's Purchase/Texas experiments) drops the flattening
 //!   step: `|CE − α|` on every step.
+//! - HAMP's training (Chen & Pattabiraman, NDSS 2024): `CE` against a high-entropy soft label
+//!   (true class at the largest `p` whose label entropy is at least `γ·ln C`) `− α·H(p)`.
 //! - PPB (Yuan & Zhang, USENIX Security 2022): `CE + λ·KL` between the descending-sorted
 //!   posteriors of the two halves of each batch, example `i` paired with `i + b/2`.
 
@@ -156,6 +158,54 @@ impl TrainingDefense for Ppb {
     }
 }
 
+/// HAMP's training half (Chen & Pattabiraman, NDSS 2024): high-entropy soft labels, the true
+/// class at probability `p` and the rest spread evenly, with `p` the largest value whose label
+/// entropy reaches `γ·ln C`, and an entropy regulariser: `CE(soft) − α·H(softmax(z))`.
+/// Cross-entropy against the soft label equals the paper's KL term up to a constant. Its
+/// output modification is the `hamp` inference-time defense.
+struct HampTraining {
+    gamma: f32,
+    alpha: f32,
+}
+
+/// The true-class probability of HAMP's soft label over `classes` classes: the largest
+/// `p ∈ [1/C, 1]` with `H(p, (1−p)/(C−1), …) ≥ γ·ln C` (bisection; the entropy falls as `p`
+/// grows).
+pub fn hamp_true_class_probability(gamma: f64, classes: usize) -> f64 {
+    let c = classes.max(2) as f64;
+    let entropy = |p: f64| {
+        let q = (1.0 - p) / (c - 1.0);
+        let term = |x: f64| if x > 0.0 { -x * x.ln() } else { 0.0 };
+        term(p) + (c - 1.0) * term(q)
+    };
+    let target = gamma * c.ln();
+    let (mut lo, mut hi) = (1.0 / c, 1.0);
+    if entropy(hi) >= target {
+        return hi;
+    }
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if entropy(mid) >= target { lo = mid } else { hi = mid }
+    }
+    lo
+}
+
+impl TrainingDefense for HampTraining {
+    fn name(&self) -> &str {
+        "hamp"
+    }
+    fn loss(&self, logits: Tensor<2>, labels: Tensor<1, Int>, _epoch: usize) -> Tensor<1> {
+        let [b, c] = logits.dims();
+        let p = hamp_true_class_probability(f64::from(self.gamma), c) as f32;
+        let rest = (1.0 - p) / (c - 1).max(1) as f32;
+        let targets = one_hot(labels, c) * (p - rest) + rest; // [b, c]
+        let ce = soft_cross_entropy_per_example(logits.clone(), targets); // [b]
+        let logp = log_softmax(logits, 1); // [b, c]
+        let entropy = (logp.clone().exp() * logp).sum_dim(1).reshape([b]).neg(); // [b]
+        (ce - entropy * self.alpha).mean()
+    }
+}
+
 /// RelaxLoss variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -251,6 +301,14 @@ pub enum DefenseConfig {
         #[serde(default = "one")]
         upper: f32,
     },
+    /// HAMP's training: high-entropy soft labels (entropy threshold γ) and an entropy
+    /// regulariser α.
+    Hamp {
+        /// γ in [0, 1): the soft label's entropy as a share of ln C.
+        gamma: f32,
+        /// α ≥ 0.
+        alpha: f32,
+    },
     /// PPB with weight λ on the pairs' KL.
     Ppb {
         /// λ ≥ 0 (mia_prune's default: 4).
@@ -271,6 +329,7 @@ impl DefenseConfig {
             Self::ConfidencePenalty { .. } => "confidence-penalty",
             Self::Relaxloss { .. } => "relaxloss",
             Self::Ppb { .. } => "ppb",
+            Self::Hamp { .. } => "hamp",
         }
     }
 
@@ -296,6 +355,12 @@ impl DefenseConfig {
                     return bad("relaxloss needs alpha > 0 and 0 < upper <= 1");
                 }
                 Box::new(RelaxLoss { alpha, upper, variant })
+            }
+            Self::Hamp { gamma, alpha } => {
+                if !((0.0..1.0).contains(&gamma) && alpha >= 0.0 && alpha.is_finite()) {
+                    return bad("hamp needs 0 <= gamma < 1 and alpha >= 0");
+                }
+                Box::new(HampTraining { gamma, alpha })
             }
             Self::Ppb { lambda } => {
                 if !(lambda >= 0.0 && lambda.is_finite()) {
@@ -416,6 +481,28 @@ mod tests {
         assert!((scalar(Ppb { lambda: 0.0 }.loss(z, y, 0)) - ce).abs() < 1e-5);
         assert!(DefenseConfig::Ppb { lambda: -1.0 }.build().is_err());
         assert!(DefenseConfig::Ppb { lambda: f32::NAN }.build().is_err());
+    }
+
+    #[test]
+    fn hamps_soft_label_reaches_the_entropy_threshold_and_its_loss_matches_hand_values() {
+        // γ = 0: the one-hot label; the loss is then the confidence penalty's.
+        assert_eq!(hamp_true_class_probability(0.0, 10), 1.0);
+        let p = hamp_true_class_probability(0.9, 10) as f32;
+        let q = (1.0 - p) / 9.0;
+        let h = -(p * p.ln() + 9.0 * q * q.ln());
+        assert!((h - 0.9 * 10f32.ln()).abs() < 1e-4 && p > 0.1 && p < 1.0, "p {p}, H {h}");
+        let (z, y) = inputs(&Z[..1], &[1]);
+        let p3 = hamp_true_class_probability(0.5, 3) as f32;
+        let r3 = (1.0 - p3) / 2.0;
+        let probs = posterior::softmax(&Z[0]);
+        let want = hand_soft_ce(&Z[0], &[r3, p3, r3]) - 0.25 * posterior::entropy(&probs);
+        let got = scalar(HampTraining { gamma: 0.5, alpha: 0.25 }.loss(z, y, 0));
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        let (z, y) = inputs(&Z[..1], &[1]);
+        let cp = scalar(ConfidencePenalty { beta: 0.25 }.loss(z.clone(), y.clone(), 0));
+        assert!((scalar(HampTraining { gamma: 0.0, alpha: 0.25 }.loss(z, y, 0)) - cp).abs() < 1e-5);
+        assert!(DefenseConfig::Hamp { gamma: 1.0, alpha: 0.1 }.build().is_err());
+        assert!(DefenseConfig::Hamp { gamma: 0.5, alpha: -0.1 }.build().is_err());
     }
 
     #[test]

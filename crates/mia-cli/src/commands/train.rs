@@ -22,6 +22,7 @@ enum DefenseName {
     ConfidencePenalty,
     Relaxloss,
     Ppb,
+    Hamp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -51,7 +52,7 @@ pub struct TrainArgs {
     /// Training-time defense.
     #[arg(long, value_enum)]
     defense: Option<DefenseName>,
-    /// RelaxLoss target loss α.
+    /// RelaxLoss target loss α; HAMP's entropy-regulariser weight α.
     #[arg(long)]
     alpha: Option<f32>,
     /// RelaxLoss variant: cifar (ascent + flattening) or tabular (ascent only).
@@ -72,6 +73,9 @@ pub struct TrainArgs {
     /// PPB's weight λ on the paired sorted posteriors' KL (default 4, as mia_prune).
     #[arg(long)]
     lambda: Option<f32>,
+    /// HAMP's entropy threshold γ (soft label entropy as a share of ln C; default 0.9).
+    #[arg(long)]
+    hamp_gamma: Option<f32>,
     /// Mixup on the training batches with λ ~ Beta(α, α) (combines with --defense).
     #[arg(long, value_name = "ALPHA", conflicts_with = "adamixup")]
     mixup: Option<f64>,
@@ -227,6 +231,10 @@ impl TrainArgs {
                 upper: self.upper.unwrap_or(1.0),
             },
             DefenseName::Ppb => DefenseConfig::Ppb { lambda: self.lambda.unwrap_or(4.0) },
+            DefenseName::Hamp => DefenseConfig::Hamp {
+                gamma: self.hamp_gamma.unwrap_or(0.9),
+                alpha: self.alpha.unwrap_or(0.01),
+            },
         })
     }
 
