@@ -246,7 +246,36 @@ impl Reducible for State {
     type Action = Action;
 
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        if let Action::Logits { epoch, .. } = &action
+            && *epoch != self.backend_epoch
+        {
+            return self; // logits of a backend the page has since left
+        }
         let mut s = (*self).clone();
+        match action {
+            a @ (Action::Uploaded(_)
+            | Action::UploadLogits(..)
+            | Action::RemoveUpload(_)
+            | Action::ClearUploads
+            | Action::SetUploadLabel(..)) => s.reduce_uploads(a),
+            a @ (Action::Toggle(_)
+            | Action::SetParam(..)
+            | Action::SetAttacker(_)
+            | Action::SetThreshold(..)) => s.reduce_controls(a),
+            Action::Progress(done, total) => s.progress = Some((done, total)),
+            Action::Tour(step) => s.tour = step,
+            Action::Message(m) => s.messages.push(m),
+            Action::Dismiss => s.messages.clear(),
+            a => s.reduce_engine(a),
+        }
+        Rc::new(s)
+    }
+}
+
+impl State {
+    /// The bundle, the backend, the models and their outputs on the reference sample.
+    fn reduce_engine(&mut self, action: Action) {
+        let s = self;
         match action {
             Action::Loaded(bundle) => {
                 s.model = bundle.manifest.models[0].id.clone();
@@ -268,10 +297,7 @@ impl Reducible for State {
                 s.backend = b;
                 s.notice = notice;
             }
-            Action::Logits { epoch, model, logits, random, ms, at } => {
-                if epoch != s.backend_epoch {
-                    return self;
-                }
+            Action::Logits { model, logits, random, ms, at, .. } => {
                 let n = s.bundle.as_ref().map_or(0, |b| b.reference.len());
                 s.logits.insert(model.clone(), logits);
                 s.random.insert(model, random);
@@ -280,16 +306,34 @@ impl Reducible for State {
                 s.progress = None;
                 s.status = Status::Ready;
             }
-            Action::SelectModel(id) => {
-                if s.bundle.as_ref().is_some_and(|b| b.manifest.model(&id).is_some()) {
-                    if !s.logits.contains_key(&id) {
-                        s.status =
-                            Status::Loading(format!("running the reference sample through {id}"));
-                    }
-                    s.model = id;
-                    s.thresholds.clear();
+            Action::SelectModel(id)
+                if s.bundle.as_ref().is_some_and(|b| b.manifest.model(&id).is_some()) =>
+            {
+                if !s.logits.contains_key(&id) {
+                    s.status =
+                        Status::Loading(format!("running the reference sample through {id}"));
                 }
+                s.model = id;
+                s.thresholds.clear();
             }
+            Action::ModelLoaded(id, files) => {
+                s.broken.remove(&id);
+                s.models.insert(id, files);
+            }
+            Action::ModelBroken(id, why) => {
+                if s.model == id && !s.logits.contains_key(&id) {
+                    s.status = Status::Ready;
+                }
+                s.broken.insert(id, why);
+            }
+            _ => {}
+        }
+    }
+
+    /// Defense toggles and parameters, the attacker, thresholds.
+    fn reduce_controls(&mut self, action: Action) {
+        let s = self;
+        match action {
             Action::Toggle(i) => {
                 if let Some(t) = s.toggles.get_mut(i) {
                     t.enabled = !t.enabled;
@@ -307,14 +351,20 @@ impl Reducible for State {
                 s.attacker = a;
                 s.thresholds.clear();
             }
-            Action::SetThreshold(id, t) => match t {
-                Some(t) => {
-                    s.thresholds.insert(id.name(), t);
-                }
-                None => {
-                    s.thresholds.remove(id.name());
-                }
-            },
+            Action::SetThreshold(id, Some(t)) => {
+                s.thresholds.insert(id.name(), t);
+            }
+            Action::SetThreshold(id, None) => {
+                s.thresholds.remove(id.name());
+            }
+            _ => {}
+        }
+    }
+
+    /// The student's uploads.
+    fn reduce_uploads(&mut self, action: Action) {
+        let s = self;
+        match action {
             Action::Uploaded(mut u) => {
                 u.id = s.next_upload;
                 s.next_upload += 1;
@@ -332,28 +382,37 @@ impl Reducible for State {
                     u.label = label;
                 }
             }
-            Action::ModelLoaded(id, files) => {
-                s.broken.remove(&id);
-                s.models.insert(id, files);
-            }
-            Action::ModelBroken(id, why) => {
-                if s.model == id && !s.logits.contains_key(&id) {
-                    s.status = Status::Ready;
-                }
-                s.broken.insert(id, why);
-            }
-            Action::Progress(done, total) => s.progress = Some((done, total)),
-            Action::Tour(step) => s.tour = step,
-            Action::Message(m) => s.messages.push(m),
-            Action::Dismiss => s.messages.clear(),
+            _ => {}
         }
-        Rc::new(s)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logits_of_a_backend_the_page_left_are_dropped() {
+        let logits = |epoch| Action::Logits {
+            epoch,
+            model: "erm".into(),
+            logits: Rc::new(vec![0.0; 2]),
+            random: Rc::new(Vec::new()),
+            ms: 1.0,
+            at: 1.0,
+        };
+        let s = Rc::new(State::default()).reduce(Action::UseBackend(crate::engine::Backend::Flex));
+        let stale = s.backend_epoch - 1;
+        let s = s.reduce(logits(stale));
+        assert!(s.logits.is_empty(), "a stale result changes nothing");
+        let s = s.clone().reduce(logits(s.backend_epoch));
+        assert!(s.logits.contains_key("erm") && s.status == Status::Ready);
+        let s = s.reduce(Action::Toggle(0)).reduce(Action::Message("hi".into()));
+        assert!(
+            s.toggles[0].enabled && s.messages.len() == 1,
+            "each group of actions reaches its reducer"
+        );
+    }
 
     #[test]
     fn toggles_build_valid_chains_and_params_stay_in_range() {
