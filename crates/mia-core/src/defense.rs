@@ -333,6 +333,12 @@ impl DefenseConfig {
         }
     }
 
+    /// Whether the loss is a mean of per-example losses, as DP-SGD's per-example clipping
+    /// needs (RelaxLoss decides per batch; PPB pairs examples).
+    pub fn is_per_example(&self) -> bool {
+        !matches!(self, Self::Relaxloss { .. } | Self::Ppb { .. })
+    }
+
     /// Checks parameter ranges and builds the loss.
     pub fn build(&self) -> Result<Box<dyn TrainingDefense>, CoreError> {
         let bad = |m: &str| Err(CoreError::Parameter(m.to_string()));
@@ -503,6 +509,21 @@ mod tests {
         assert!((scalar(HampTraining { gamma: 0.0, alpha: 0.25 }.loss(z, y, 0)) - cp).abs() < 1e-5);
         assert!(DefenseConfig::Hamp { gamma: 1.0, alpha: 0.1 }.build().is_err());
         assert!(DefenseConfig::Hamp { gamma: 0.5, alpha: -0.1 }.build().is_err());
+    }
+
+    #[test]
+    fn only_batch_level_losses_are_not_per_example() {
+        let relax =
+            DefenseConfig::Relaxloss { alpha: 1.0, variant: RelaxVariant::Cifar, upper: 1.0 };
+        assert!(!relax.is_per_example() && !DefenseConfig::Ppb { lambda: 4.0 }.is_per_example());
+        for d in [
+            DefenseConfig::Erm,
+            DefenseConfig::ConfidencePenalty { beta: 0.1 },
+            DefenseConfig::Hamp { gamma: 0.9, alpha: 0.01 },
+            DefenseConfig::LabelSmoothing { epsilon: 0.1, form: SmoothingForm::Uniform },
+        ] {
+            assert!(d.is_per_example(), "{d:?}");
+        }
     }
 
     #[test]

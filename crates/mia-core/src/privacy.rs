@@ -167,6 +167,13 @@ impl Accountant {
     }
 }
 
+/// DP-SGD's Poisson schedule for batches of `batch` from `n` examples: the sampling rate
+/// q = batch / n (at most 1) and the steps that make one epoch, round(1/q) (at least 1).
+pub fn poisson_schedule(batch: usize, n: usize) -> (f64, usize) {
+    let q = (batch as f64 / n.max(1) as f64).min(1.0);
+    (q, (1.0 / q).round().max(1.0) as usize)
+}
+
 /// ε after `steps` steps at sampling rate `q` and noise multiplier `sigma`, at `delta`.
 pub fn epsilon(q: f64, sigma: f64, steps: u64, delta: f64) -> Result<f64, CoreError> {
     let mut a = Accountant::default();
@@ -199,6 +206,14 @@ pub fn noise_for_epsilon(target: f64, q: f64, steps: u64, delta: f64) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_poisson_schedule_covers_an_epoch() {
+        assert_eq!(poisson_schedule(32, 2500), (0.0128, 78));
+        assert_eq!(poisson_schedule(16, 25), (0.64, 2));
+        assert_eq!(poisson_schedule(64, 10), (1.0, 1), "q is at most 1");
+        assert_eq!(poisson_schedule(8, 0).1, 1, "no examples: one step, no division by zero");
+    }
 
     #[test]
     fn matches_opacus_for_sigma_1_5_q_0_04_over_90_epochs() {

@@ -206,7 +206,7 @@ impl TrainConfig {
                             two examples: use one or the other"
                     .into());
             }
-            if matches!(self.defense, DefenseConfig::Relaxloss { .. } | DefenseConfig::Ppb { .. }) {
+            if !self.defense.is_per_example() {
                 return bad(
                     "DP-SGD needs a per-example loss; RelaxLoss and PPB work per batch".into()
                 );
@@ -295,6 +295,19 @@ mod tests {
         };
         assert!(bad.validate().is_err());
         assert!(TrainConfig::from_toml("[mixup]\nkind = \"cutmix\"").is_err());
+    }
+
+    #[test]
+    fn dp_sgd_refuses_what_is_not_per_example() {
+        let dp =
+            DpConfig { clip: 1.0, noise_multiplier: Some(1.0), target_epsilon: None, delta: 1e-5 };
+        let ok = TrainConfig { dp: Some(dp), ..TrainConfig::default() };
+        assert!(ok.validate().is_ok());
+        assert_eq!(ok.defense_label(), "erm+dp-sgd");
+        let mixed = TrainConfig { mixup: Some(MixupConfig::Mixup { alpha: 1.0 }), ..ok.clone() };
+        assert!(mixed.validate().is_err(), "mixup spreads an example over two");
+        let paired = TrainConfig { defense: DefenseConfig::Ppb { lambda: 4.0 }, ..ok };
+        assert!(paired.validate().is_err(), "PPB pairs examples");
     }
 
     #[test]

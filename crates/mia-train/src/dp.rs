@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 use crate::defense::TrainingDefense;
+use crate::trainer::read_scalar;
 
 /// DP-SGD's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -86,8 +87,7 @@ impl DpConfig {
 
     /// The plan for `members` examples, batches of `batch` and `epochs` epochs.
     pub fn plan(&self, members: usize, batch: usize, epochs: usize) -> Result<DpPlan, TrainError> {
-        let q = (batch as f64 / members.max(1) as f64).min(1.0);
-        let steps = (1.0 / q).round().max(1.0) as usize;
+        let (q, steps) = privacy::poisson_schedule(batch, members);
         let sigma = match (self.noise_multiplier, self.target_epsilon) {
             (Some(s), _) => s,
             (None, Some(e)) => {
@@ -144,8 +144,7 @@ pub(crate) fn per_example(
 }
 
 fn scalar(t: Tensor<1>) -> Result<f64, TrainError> {
-    let v = t.into_data().try_to_vec::<f32>().map_err(|e| TrainError::Backend(format!("{e:?}")))?;
-    Ok(v.first().map_or(f64::NAN, |&x| f64::from(x)))
+    read_scalar(t).map(f64::from)
 }
 
 fn norm(g: &[Tensor<1>]) -> Result<f64, TrainError> {

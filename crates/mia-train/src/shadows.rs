@@ -435,7 +435,7 @@ impl ShadowJob<'_> {
             eval_each_epoch: false,
         };
         // An interrupted shadow continues from its checkpoint.
-        let Fitted { model, state, kept_epoch } = fit(&job, self.device, true, observer)?;
+        let Fitted { model, state, kept_epoch, .. } = fit(&job, self.device, true, observer)?;
         let started = Instant::now();
         let logits = predict_queries(&model, ds, self.queried, self.queries, self.device)?;
         let query_seconds = started.elapsed().as_secs_f64();

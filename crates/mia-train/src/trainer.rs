@@ -242,6 +242,13 @@ fn batch(
     Ok((x, y))
 }
 
+/// The value of a `[1]` tensor (NaN when it is empty).
+pub(crate) fn read_scalar(t: Tensor<1>) -> Result<f32, TrainError> {
+    let v = t.try_into_data().map_err(|e| TrainError::Backend(format!("{e:?}")))?;
+    let v = v.try_to_vec::<f32>().map_err(|e| TrainError::Backend(format!("{e:?}")))?;
+    Ok(v.first().copied().unwrap_or(f32::NAN))
+}
+
 pub(crate) fn read_f32(t: Tensor<2>) -> Result<Vec<f32>, TrainError> {
     t.try_into_data()
         .map_err(|e| TrainError::Backend(format!("{e:?}")))?
@@ -381,6 +388,8 @@ pub(crate) struct Fitted {
     pub model: Model,
     pub state: LoopState,
     pub kept_epoch: usize,
+    /// DP-SGD as it ran (σ resolved from a target ε), when on.
+    pub plan: Option<DpPlan>,
 }
 
 fn backend_rng() -> std::sync::MutexGuard<'static, ()> {
@@ -553,7 +562,7 @@ pub(crate) fn fit(
         model = load_record(model, &checkpoints.best())?;
         kept_epoch = state.best_epoch;
     }
-    Ok(Fitted { model: model.valid(), state, kept_epoch })
+    Ok(Fitted { model: model.valid(), state, kept_epoch, plan })
 }
 
 /// One epoch's optimisation pass: the mean objective and the seconds it took.
@@ -595,15 +604,7 @@ fn train_epoch(
                 mix.loss(logits, y, |z, t| defense.loss(z, t, epoch)) // [1]
             }
         };
-        let value = loss
-            .clone()
-            .try_into_data()
-            .map_err(|e| TrainError::Backend(format!("{e:?}")))?
-            .try_to_vec::<f32>()
-            .map_err(|e| TrainError::Backend(format!("{e:?}")))?
-            .first()
-            .copied()
-            .unwrap_or(f32::NAN);
+        let value = read_scalar(loss.clone())?;
         if !value.is_finite() {
             return Err(TrainError::Diverged { epoch: epoch + 1, loss: value });
         }
@@ -726,7 +727,7 @@ pub fn train(
         seed: config.seed,
         eval_each_epoch: true,
     };
-    let Fitted { model, state, kept_epoch } = fit(&job, &base, resume, observer)?;
+    let Fitted { model, state, kept_epoch, plan } = fit(&job, &base, resume, observer)?;
     save_record(&model, &paths.weights())?;
     write_signals(&model, &ds, &split, &paths.signals(), &base)?;
 
@@ -751,27 +752,24 @@ pub fn train(
         device: config.device.to_string(),
         counts: [split.members.len(), split.non_members.len(), split.test.len()],
         split_sha256: split.sha256.clone(),
-        dp: dp_summary(config, split.members.len(), kept_epoch)?,
+        dp: plan.map(|p| dp_summary(&p, kept)).transpose()?,
     };
     write_json(&paths.summary(), &summary)?;
     Ok(summary)
 }
 
-/// What DP-SGD spent on the kept weights (`None` without DP-SGD).
-fn dp_summary(
-    config: &TrainConfig,
-    members: usize,
-    kept_epoch: usize,
-) -> Result<Option<DpSummary>, TrainError> {
-    let Some(dp) = &config.dp else { return Ok(None) };
-    let plan = dp.plan(members, config.batch_size, config.epochs)?;
-    Ok(Some(DpSummary {
-        epsilon: plan.epsilon_after(kept_epoch)?,
+/// What DP-SGD spent on the kept weights: the ε the epoch loop recorded for the kept epoch.
+fn dp_summary(plan: &DpPlan, kept: &EpochMetrics) -> Result<DpSummary, TrainError> {
+    let epsilon = kept
+        .epsilon
+        .ok_or_else(|| TrainError::Backend(format!("no ε for epoch {}", kept.epoch)))?;
+    Ok(DpSummary {
+        epsilon,
         delta: plan.delta,
         noise_multiplier: plan.sigma,
         clip: plan.clip,
         sampling_rate: plan.q,
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -500,6 +500,22 @@ mod tests {
     }
 
     #[test]
+    fn fine_tuning_sets_its_defaults_and_refuses_dp_sgd() {
+        let tuned = LabSettings::default().with_fine_tune(true);
+        assert_eq!((tuned.fine_tune, tuned.epochs, tuned.lr, tuned.shadows), (true, 10, 0.01, 16));
+        assert!(tuned.refused().is_none());
+        let dp = LabSettings { defense: LabDefense::DpSgd, strength: 1.0, ..tuned.clone() };
+        assert!(dp.refused().is_some_and(|why| why.contains("DP-SGD")));
+        assert_eq!(
+            tuned.with_fine_tune(false),
+            LabSettings::default(),
+            "off restores the head's defaults"
+        );
+        let bad = LabSettings { batch_size: 0, ..LabSettings::default() };
+        assert!(bad.refused().is_some(), "an out-of-range recipe is refused before a run");
+    }
+
+    #[test]
     fn every_defense_choice_gives_a_valid_head_recipe() {
         for d in LabDefense::ALL {
             let strength = d.strength().map_or(0.0, |s| s.0);

@@ -109,7 +109,7 @@ impl HeadConfig {
             if !(dp.delta > 0.0 && dp.delta < 1.0) {
                 return bad(format!("DP-SGD's δ must lie in (0, 1), got {}", dp.delta));
             }
-            if matches!(self.defense, DefenseConfig::Relaxloss { .. } | DefenseConfig::Ppb { .. }) {
+            if !self.defense.is_per_example() {
                 return bad(
                     "DP-SGD needs a per-example loss; RelaxLoss and PPB work per batch".into()
                 );
@@ -365,11 +365,9 @@ impl LabNet {
         let skeleton = match (shape.fine_tuned, trunk) {
             (false, _) => Self::head(Head::new(shape.dim, shape.classes, &cfg, device)),
             (true, Some((model, input))) if input.numel() == shape.dim => {
-                let d = model.features(Tensor::zeros(
-                    [1, input.channels, input.height, input.width],
-                    device,
-                ));
-                let d = d.ok_or_else(|| bad("this model exposes no features".into()))?.dims()[1];
+                let d = model
+                    .feature_dim()
+                    .ok_or_else(|| bad("this model exposes no features".into()))?;
                 Self::fine_tuned(model, input, Head::new(d, shape.classes, &cfg, device))?
             }
             (true, _) => return Err(bad("fine-tuned on another model's input".into())),

@@ -116,14 +116,9 @@ impl<'a> HeadTrainer<'a> {
                 None => LabNet::head(Head::new(data.dim, data.classes, &cfg, &device)),
                 Some((model, input)) => {
                     let model = model.clone().fork(&device).train();
-                    let probe =
-                        Tensor::<4>::zeros([1, input.channels, input.height, input.width], &device);
-                    let dim = model
-                        .features(probe)
-                        .ok_or_else(|| {
-                            CoreError::Parameter("this model exposes no features".into())
-                        })?
-                        .dims()[1];
+                    let dim = model.feature_dim().ok_or_else(|| {
+                        CoreError::Parameter("this model exposes no features".into())
+                    })?;
                     LabNet::fine_tuned(&model, input, Head::new(dim, data.classes, &cfg, &device))?
                 }
             };
@@ -270,8 +265,7 @@ impl<'a> HeadTrainer<'a> {
     }
 
     fn dp_epoch(&mut self, dp: DpSgd) -> Result<(), CoreError> {
-        let q = (self.cfg.batch_size as f64 / self.n as f64).min(1.0);
-        let steps = (1.0 / q).round().max(1.0) as usize;
+        let (q, steps) = crate::privacy::poisson_schedule(self.cfg.batch_size, self.n);
         for _ in 0..steps {
             let rows: Vec<usize> = (0..self.n).filter(|_| self.rng.random::<f64>() < q).collect();
             let grads = self.dp_gradients(&rows, dp, q * self.n as f64);

@@ -200,6 +200,14 @@ impl Model {
             _ => None,
         }
     }
+
+    /// Width of [`Self::features`], for the architectures that expose them.
+    pub fn feature_dim(&self) -> Option<usize> {
+        match self {
+            Model::SmallCnn(m) => Some(m.feature_dim()),
+            _ => None,
+        }
+    }
 }
 
 /// `[b, c, h, w]` → `[b, c*h*w]`.
@@ -212,6 +220,17 @@ pub(crate) fn flatten(x: Tensor<4>) -> Tensor<2> {
 mod tests {
     use super::*;
     use burn::module::Module;
+
+    #[test]
+    fn the_feature_width_is_that_of_the_features() {
+        let device = Device::flex();
+        let input = InputSpec::new(3, 8, 8);
+        let cnn = ModelConfig::new(Architecture::SmallCnn, input, 10).init(&device).unwrap();
+        let x = Tensor::<4>::zeros([2, 3, 8, 8], &device);
+        assert_eq!(cnn.feature_dim(), Some(cnn.features(x).unwrap().dims()[1]));
+        let mlp = ModelConfig::new(Architecture::Mlp, InputSpec::new(1, 1, 6), 3).init(&device);
+        assert_eq!(mlp.unwrap().feature_dim(), None);
+    }
 
     #[test]
     fn every_architecture_maps_inputs_to_class_logits() {

@@ -44,6 +44,11 @@ impl SmallCnn {
         self.fc2.forward(self.dropout.forward(self.features(x))) // [b, classes]
     }
 
+    /// Width of [`Self::features`] (128).
+    pub fn feature_dim(&self) -> usize {
+        self.fc1.weight.dims()[1]
+    }
+
     /// `[b, c, h, w]` → `[b, 128]`: the activations the classifier layer reads.
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.pool.forward(self.relu.forward(self.conv1.forward(x))); // [b, 16, h/2, w/2]

@@ -56,8 +56,8 @@ fn epsilon(s: &LabSettings, members: usize) -> Option<f64> {
     if s.defense != LabDefense::DpSgd {
         return None;
     }
-    let q = (s.batch_size as f64 / members.max(1) as f64).min(1.0);
-    let steps = (1.0 / q).round().max(1.0) as u64 * s.epochs as u64;
+    let (q, steps) = mia_core::privacy::poisson_schedule(s.batch_size, members);
+    let steps = (steps * s.epochs) as u64;
     mia_core::privacy::epsilon(q, f64::from(s.strength), steps, s.delta).ok()
 }
 
