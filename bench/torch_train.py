@@ -4,8 +4,12 @@ optimiser (Adam, lr 1e-3) and loss (cross-entropy). Prints one JSON object per l
 {"model": ..., "device": ..., "images_per_s": ..., "seconds": ..., "images": ...,
  "threads": ..., "torch": ...}.
 
+With --phases STEPS it instead times STEPS training steps (after two warm-up steps) phase by
+phase, as `mia bench --only phases` does, and prints
+{"model": ..., "forward_ms": ..., "backward_ms": ..., "optimizer_ms": ..., "steps": ...}.
+
 Usage: python3 bench/torch_train.py --models small-cnn,resnet20 --batch 128 --images 2048
-       [--device cpu|cuda] [--threads N]
+       [--device cpu|cuda] [--threads N] [--phases STEPS]
 Exit status 3 (and a message on stderr) when PyTorch is not installed.
 """
 
@@ -92,6 +96,32 @@ def epoch(model, opt, xs, ys, batch, device):
         torch.cuda.synchronize()
 
 
+def phases(model, opt, xs, ys, batch, steps):
+    """Milliseconds per step of forward + loss (read back), backward and the optimiser."""
+    loss_fn = nn.CrossEntropyLoss()
+    total = {"forward_ms": 0.0, "backward_ms": 0.0, "optimizer_ms": 0.0}
+    for step in range(steps + 2):
+        s = step * batch % xs.shape[0]
+        idx = torch.arange(s, s + batch) % xs.shape[0]
+        x, y = xs[idx], ys[idx]
+        opt.zero_grad(set_to_none=True)
+        t = time.perf_counter()
+        loss = loss_fn(model(x), y)
+        loss.item()
+        forward = time.perf_counter() - t
+        t = time.perf_counter()
+        loss.backward()
+        backward = time.perf_counter() - t
+        t = time.perf_counter()
+        opt.step()
+        optimizer = time.perf_counter() - t
+        if step >= 2:
+            total["forward_ms"] += forward * 1e3
+            total["backward_ms"] += backward * 1e3
+            total["optimizer_ms"] += optimizer * 1e3
+    return {k: v / max(steps, 1) for k, v in total.items()}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="small-cnn,resnet20")
@@ -99,6 +129,7 @@ def main():
     p.add_argument("--images", type=int, default=2048)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--phases", type=int, default=0)
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -112,6 +143,12 @@ def main():
     for name in a.models.split(","):
         model = {"small-cnn": SmallCnn, "resnet20": ResNet20}[name]().to(device).train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        if a.phases > 0:
+            row = phases(model, opt, xs, ys, a.batch, a.phases)
+            print(json.dumps({"model": name, "steps": a.phases, **row,
+                              "threads": torch.get_num_threads(), "torch": torch.__version__}),
+                  flush=True)
+            continue
         warm = min(xs.shape[0], 2 * a.batch)
         epoch(model, opt, xs[:warm], ys[:warm], a.batch, device)
         start = time.perf_counter()

@@ -427,6 +427,37 @@ fn shipped_bundle_is_consistent_and_its_weights_decode() {
 }
 
 #[test]
+fn bench_phases_time_every_phase_of_a_step_on_cpu_backends_only() {
+    let table = ok(&[
+        "bench",
+        "--only",
+        "phases",
+        "--devices",
+        "flex,wgpu",
+        "--models",
+        "small-cnn",
+        "--images",
+        "8",
+        "--batch",
+        "8",
+        "--steps",
+        "2",
+        "--python",
+        "",
+    ]);
+    for phase in ["batch", "forward", "backward", "optimizer", "step"] {
+        assert!(
+            table.contains(&format!("| phases | small-cnn · {phase} · burn flex |")),
+            "{table}"
+        );
+    }
+    assert!(!table.contains("burn wgpu"), "GPU backends queue work: no phase rows\n{table}");
+    assert!(table.contains("forward · PyTorch CPU | — |  | reference unavailable"), "{table}");
+    let stderr = fails(&["bench", "--only", "phases", "--steps", "0"]);
+    assert!(stderr.contains("one step") && stderr.contains("hint:"), "{stderr}");
+}
+
+#[test]
 fn bench_scores_attacks_and_writes_the_browser_fixture() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");

@@ -11,7 +11,7 @@ use mia_data::{Dataset, Samples};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::trainer::{Job, Silent, fit};
+use crate::trainer::{Job, Silent, batch, fit, read_scalar};
 use crate::{TrainConfig, TrainError};
 
 /// What one timed training run measured.
@@ -98,6 +98,84 @@ fn run_epoch(
     Ok(fit(&job, base, false, &mut Silent)?.state.train_seconds)
 }
 
+/// Milliseconds per training step spent in each phase of the real step (`train_epoch`'s),
+/// summed over the timed steps and divided by their number.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StepPhases {
+    /// Building the normalised input and label tensors from the dataset.
+    pub batch_ms: f64,
+    /// The forward pass and the loss, including reading the loss back.
+    pub forward_ms: f64,
+    /// `loss.backward()` and collecting the parameters' gradients.
+    pub backward_ms: f64,
+    /// The optimiser's update.
+    pub optimizer_ms: f64,
+    /// Steps timed.
+    pub steps: usize,
+}
+
+impl StepPhases {
+    /// The whole step.
+    pub fn total_ms(&self) -> f64 {
+        self.batch_ms + self.forward_ms + self.backward_ms + self.optimizer_ms
+    }
+}
+
+/// Times each phase of `steps` training steps of `config`'s model on batches of `ds` (after
+/// two untimed warm-up steps). The backend runs every operation eagerly on the CPU, so the
+/// time of a phase is the time of its operations; on a GPU backend work may be queued and
+/// surface in a later phase, so these numbers are for CPU backends.
+pub fn step_phases(
+    config: &TrainConfig,
+    ds: &Dataset,
+    steps: usize,
+) -> Result<StepPhases, TrainError> {
+    use burn::module::Module;
+    use burn::optim::GradientsParams;
+
+    let device = config.device.device()?.autodiff();
+    let model_config =
+        ModelConfig::new(config.model, ds.input, ds.num_classes()).with_dropout(config.dropout);
+    let mut model = model_config.init(&device)?;
+    model.visit(&mut mia_core::rng::Materialize);
+    let mut optim = config.optimizer.build();
+    let defense = config.defense.build()?;
+    let b = config.batch_size.clamp(1, ds.len().max(1));
+    let lr = config.optimizer.lr;
+    let mut phases = StepPhases::default();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+    for step in 0..steps + 2 {
+        let start = step * b % ds.len().max(1);
+        let indices: Vec<usize> = (start..start + b).map(|i| i % ds.len()).collect();
+        let t = Instant::now();
+        let (x, y) = batch(ds, &indices, None, &device)?;
+        let batch_ms = ms(t);
+        let t = Instant::now();
+        let loss = defense.loss(model.forward(x), y, 0); // [1]
+        read_scalar(loss.clone())?;
+        let forward_ms = ms(t);
+        let t = Instant::now();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let backward_ms = ms(t);
+        let t = Instant::now();
+        model = optim.step(lr, model, grads);
+        let optimizer_ms = ms(t);
+        if step >= 2 {
+            phases.batch_ms += batch_ms;
+            phases.forward_ms += forward_ms;
+            phases.backward_ms += backward_ms;
+            phases.optimizer_ms += optimizer_ms;
+            phases.steps += 1;
+        }
+    }
+    let n = phases.steps.max(1) as f64;
+    phases.batch_ms /= n;
+    phases.forward_ms /= n;
+    phases.backward_ms /= n;
+    phases.optimizer_ms /= n;
+    Ok(phases)
+}
+
 /// How `models` shadow-sized models were trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
@@ -167,5 +245,21 @@ mod tests {
         let last = format!("t/001/e{:04}/state.json", config.epochs);
         assert!(dir.join(last).exists(), "the last epoch is checkpointed");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_phase_of_a_step_is_timed() {
+        let ds = synthetic_dataset(InputSpec::new(3, 8, 8), 4, 24, 1);
+        let config = TrainConfig { batch_size: 8, ..TrainConfig::default() };
+        let p = step_phases(&config, &ds, 3).unwrap();
+        assert_eq!(p.steps, 3);
+        for (name, v) in [("forward", p.forward_ms), ("backward", p.backward_ms)] {
+            assert!(v > 0.0 && v.is_finite(), "{name}: {v}");
+        }
+        assert!(p.optimizer_ms >= 0.0 && p.batch_ms >= 0.0);
+        assert!(
+            (p.total_ms() - (p.batch_ms + p.forward_ms + p.backward_ms + p.optimizer_ms)).abs()
+                < 1e-9
+        );
     }
 }

@@ -216,7 +216,7 @@ fn write_signals(
 }
 
 /// Builds a normalised input tensor and label tensor for `indices`.
-fn batch(
+pub(crate) fn batch(
     ds: &Dataset,
     indices: &[usize],
     augment_rng: Option<&mut ChaCha8Rng>,

@@ -1,7 +1,8 @@
 //! `mia bench`: throughput of training (per backend, against PyTorch on the same machine),
 //! of shadow training (one after another against side by side) and of attack scoring
-//! (LiRA, RMIA, against the NumPy reference), all measured in one process and printed as a
-//! table of ratios. Machines are noisy: the ratios, not the absolute times, are the result.
+//! (LiRA, RMIA, against the NumPy reference), where a training step's time goes (forward,
+//! backward, optimiser, against PyTorch's phases), all measured in one process and printed as
+//! a table of ratios. Machines are noisy: the ratios, not the absolute times, are the result.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +12,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mia_core::lira::{self, Estimator, OfflineForm, SignalShape};
 use mia_core::{Architecture, InputSpec, rmia};
-use mia_train::bench::{Strategy, epoch_throughput, shadow_wall_time, synthetic_dataset};
+use mia_train::bench::{
+    Strategy, epoch_throughput, shadow_wall_time, step_phases, synthetic_dataset,
+};
 use mia_train::{DeviceChoice, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,8 +25,8 @@ use super::hinted;
 /// Arguments of `mia bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Sections to run: training, shadows, attacks (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "training,shadows,attacks")]
+    /// Sections to run: training, phases, shadows, attacks (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "training,phases,shadows,attacks")]
     only: Vec<String>,
     /// Training backends: flex, ndarray, wgpu, cuda (unavailable ones are reported, not fatal).
     #[arg(long, value_delimiter = ',', default_value = "flex,ndarray,wgpu")]
@@ -37,6 +40,9 @@ pub struct BenchArgs {
     /// Images in the timed training epoch (CIFAR-10-sized, 3×32×32, synthetic).
     #[arg(long, default_value_t = 2048)]
     images: usize,
+    /// Training steps timed phase by phase for the phase rows (CPU backends only).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
     /// Shadow models for the shadow-training rows (small CNN, one epoch each).
     #[arg(long, default_value_t = 4)]
     shadow_models: usize,
@@ -65,6 +71,9 @@ pub struct BenchArgs {
     #[arg(long, default_value = "pretrained")]
     bundle: PathBuf,
 }
+
+/// The sections `--only` accepts.
+const SECTIONS: [&str; 4] = ["training", "phases", "shadows", "attacks"];
 
 /// One line of the table.
 #[derive(Debug, Clone, Serialize)]
@@ -121,17 +130,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return browser_fixture(&args.bundle, out);
     }
     for s in &args.only {
-        if !["training", "shadows", "attacks"].contains(&s.as_str()) {
+        if !SECTIONS.contains(&s.as_str()) {
             return Err(hinted(
                 format!("unknown bench section `{s}`"),
-                "use training, shadows or attacks",
+                "use training, phases, shadows or attacks",
             ));
         }
     }
-    if args.batch == 0 || args.images < args.batch || args.shadow_images == 0 || args.examples < 2 {
+    if args.batch == 0
+        || args.images < args.batch
+        || args.shadow_images == 0
+        || args.examples < 2
+        || args.steps == 0
+    {
         return Err(hinted(
-            "the bench needs a batch size > 0, at least one batch of images and 2 examples",
-            "e.g. --batch 128 --images 2048",
+            "the bench needs a batch size > 0, at least one batch of images, one step and 2 examples",
+            "e.g. --batch 128 --images 2048 --steps 20",
         ));
     }
     let scratch = tempfile::tempdir().context("cannot create a scratch folder")?;
@@ -139,6 +153,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let want = |s: &str| args.only.iter().any(|o| o == s);
     if want("training") {
         training(&args, scratch.path(), &mut rows)?;
+    }
+    if want("phases") {
+        phases(&args, &mut rows)?;
     }
     if want("shadows") {
         shadows(&args, scratch.path(), &mut rows)?;
@@ -278,6 +295,75 @@ fn reference_row(
         }
         (Ok(_), None) => Row::missing("training", case, "images/s", "the reference printed no row"),
     }
+}
+
+/// Where a training step's time goes: ms per step of each phase on each CPU backend, against
+/// PyTorch's same phases (`bench/torch_train.py --phases`); the ratio is PyTorch's time over
+/// ours, so below 1 is where we are slower.
+fn phases(args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
+    let ds = synthetic_dataset(InputSpec::new(3, 32, 32), 10, args.images, 0);
+    let names: Vec<String> = args.models.iter().map(ToString::to_string).collect();
+    let torch = python_rows(
+        &args.python,
+        "torch_train.py",
+        &[
+            "--models".into(),
+            names.join(","),
+            "--batch".into(),
+            args.batch.to_string(),
+            "--images".into(),
+            args.images.to_string(),
+            "--phases".into(),
+            args.steps.to_string(),
+        ],
+    );
+    let torch_ms = |model: &str, phase: &str| -> Option<f64> {
+        torch.as_ref().ok()?.iter().find(|r| r["model"] == model)?[phase].as_f64()
+    };
+    let cpu =
+        args.devices.iter().filter(|d| matches!(d, DeviceChoice::Flex | DeviceChoice::Ndarray));
+    for (model, name) in args.models.iter().zip(&names) {
+        for &device in cpu.clone() {
+            let config = train_config(*model, device, args.batch);
+            let p = match step_phases(&config, &ds, args.steps) {
+                Ok(p) => p,
+                Err(e) => {
+                    let case = format!("{name} · step · burn {}", device.name());
+                    rows.push(Row::missing("phases", case, "ms/step", format!("unavailable: {e}")));
+                    continue;
+                }
+            };
+            let torch_total = ["forward_ms", "backward_ms", "optimizer_ms"]
+                .iter()
+                .map(|k| torch_ms(name, k))
+                .sum::<Option<f64>>();
+            for (phase, ms, reference) in [
+                ("batch", p.batch_ms, None),
+                ("forward", p.forward_ms, torch_ms(name, "forward_ms")),
+                ("backward", p.backward_ms, torch_ms(name, "backward_ms")),
+                ("optimizer", p.optimizer_ms, torch_ms(name, "optimizer_ms")),
+                ("step", p.total_ms(), torch_total),
+            ] {
+                let case = format!("{name} · {phase} · burn {}", device.name());
+                let row = Row::new("phases", case, ms, "ms/step");
+                rows.push(match reference {
+                    Some(r) => row.against("PyTorch CPU", r / ms),
+                    None => row,
+                });
+            }
+        }
+        for phase in ["forward", "backward", "optimizer"] {
+            let case = format!("{name} · {phase} · PyTorch CPU");
+            rows.push(match (&torch, torch_ms(name, &format!("{phase}_ms"))) {
+                (_, Some(ms)) => Row::new("phases", case, ms, "ms/step"),
+                (Err(why), None) => {
+                    Row::missing("phases", case, "ms/step", format!("reference unavailable: {why}"))
+                }
+                (Ok(_), None) => Row::missing("phases", case, "ms/step", "no reference row"),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn shadows(args: &BenchArgs, scratch: &Path, rows: &mut Vec<Row>) -> Result<()> {
