@@ -212,25 +212,29 @@ fn bench_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench")
 }
 
+/// `bench/torch_train.py` on `names` with the bench's batch and image count, plus `extra`.
+fn torch_rows(
+    args: &BenchArgs,
+    names: &[String],
+    extra: &[String],
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut argv = vec![
+        "--models".into(),
+        names.join(","),
+        "--batch".into(),
+        args.batch.to_string(),
+        "--images".into(),
+        args.images.to_string(),
+    ];
+    argv.extend_from_slice(extra);
+    python_rows(&args.python, "torch_train.py", &argv)
+}
+
 fn training(args: &BenchArgs, scratch: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let ds = synthetic_dataset(InputSpec::new(3, 32, 32), 10, args.images, 0);
     let names: Vec<String> = args.models.iter().map(ToString::to_string).collect();
-    let reference = |torch_device: &str| {
-        python_rows(
-            &args.python,
-            "torch_train.py",
-            &[
-                "--models".into(),
-                names.join(","),
-                "--batch".into(),
-                args.batch.to_string(),
-                "--images".into(),
-                args.images.to_string(),
-                "--device".into(),
-                torch_device.into(),
-            ],
-        )
-    };
+    let reference =
+        |torch_device: &str| torch_rows(args, &names, &["--device".into(), torch_device.into()]);
     let torch = reference("cpu");
     // GPU rows are compared with PyTorch on CUDA when any GPU backend is asked for.
     let gpu_asked =
@@ -303,20 +307,7 @@ fn reference_row(
 fn phases(args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     let ds = synthetic_dataset(InputSpec::new(3, 32, 32), 10, args.images, 0);
     let names: Vec<String> = args.models.iter().map(ToString::to_string).collect();
-    let torch = python_rows(
-        &args.python,
-        "torch_train.py",
-        &[
-            "--models".into(),
-            names.join(","),
-            "--batch".into(),
-            args.batch.to_string(),
-            "--images".into(),
-            args.images.to_string(),
-            "--phases".into(),
-            args.steps.to_string(),
-        ],
-    );
+    let torch = torch_rows(args, &names, &["--phases".into(), args.steps.to_string()]);
     let torch_ms = |model: &str, phase: &str| -> Option<f64> {
         torch.as_ref().ok()?.iter().find(|r| r["model"] == model)?[phase].as_f64()
     };
