@@ -45,11 +45,12 @@ echo "   $((SECONDS - started)) s"
 
 data="${MIA_SHARED_DATA:-../shared/data}"
 if [[ -d "$data/cifar-10" ]]; then
-  echo "== one ResNet-20 epoch on CIFAR-10, wgpu"
+  # 20 000 members + 20 000 non-members + 5 000 test fit CIFAR-10's 50 000 training images.
+  echo "== one ResNet-20 epoch on CIFAR-10 (20 000 members), wgpu"
   rm -rf "$OUT/train"
   t=$SECONDS
   "$MIA" train --dataset cifar10 --data-dir "$data/cifar-10" --model resnet20 \
-    --members 25000 --epochs 1 --batch-size 128 --device wgpu --out "$OUT/train"
+    --members 20000 --epochs 1 --batch-size 128 --device wgpu --out "$OUT/train"
   echo "   $((SECONDS - t)) s (summary: $OUT/train/summary.json)"
 else
   echo "== no CIFAR-10 under $data: skipping the real-data epoch"

@@ -1,10 +1,13 @@
-//! Where a small-CNN training step's convolution time goes, op by op, on the CPU backend (flex):
-//! each conv layer's forward, its input gradient (a transposed convolution, as burn computes
-//! it) and its weight gradient (`conv2d_weight_backward`; flex keeps burn's default: a
-//! convolution of the batch-swapped input with the batch-swapped output gradient as kernel), plus the pooling and dense layers, at the
-//! shapes `mia bench` trains (batch 128, 3×32×32). Issue 20's profile; see docs/benchmarks.md.
+//! Where a small-CNN training step's convolution time goes, op by op, on the CPU backend
+//! (flex), at the shapes `mia bench` trains (batch 128, 3×32×32): each conv layer's forward,
+//! its input gradient (a transposed convolution, as burn computes it), its weight gradient
+//! (`conv2d_weight_backward`: flex keeps burn's default, a convolution of the batch-swapped
+//! input with the batch-swapped output gradient as kernel), the 2×2 max-pool (and the same
+//! maximum as reshape + `max_dim`, tried and rejected in the training step) and the dense
+//! layer. Issue 20's profile; see docs/benchmarks.md.
 //!
-//! `cargo run --release -p mia-train --example conv_ops [-- BATCH REPEATS]`
+//! `cargo run -p mia-train --example conv_ops [-- BATCH REPEATS]` (add `--release` for a
+//! release build; the recorded table used the dev profile, whose dependencies are optimised)
 
 use std::time::Instant;
 
@@ -49,9 +52,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         let pool_opts = MaxPoolOptions::new([2, 2]).with_stride([2, 2]);
         let pool = best_ms(repeats, || max_pool2d_with_indices(g.clone(), pool_opts.clone()).0);
-        println!("| conv forward | {shape} | {fwd:.2} |");
-        println!("| conv input gradient (transposed conv) | {shape} | {dx:.2} |");
-        println!("| conv weight gradient (burn's default) | {shape} | {dw:.2} |");
         let reshaped = best_ms(repeats, || {
             let h = size / 2;
             g.clone()
@@ -60,6 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .max_dim(3)
                 .reshape([batch, cout, h, h])
         });
+        println!("| conv forward | {shape} | {fwd:.2} |");
+        println!("| conv input gradient (transposed conv) | {shape} | {dx:.2} |");
+        println!("| conv weight gradient (burn's default) | {shape} | {dw:.2} |");
         println!("| max-pool 2×2 with indices | {cout}×{size}×{size} | {pool:.2} |");
         println!("| 2×2 max as reshape + max_dim | {cout}×{size}×{size} | {reshaped:.2} |");
     }

@@ -11,7 +11,7 @@ use mia_data::{Dataset, Samples};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::trainer::{Job, Silent, batch, fit, read_scalar};
+use crate::trainer::{Job, Silent, batch, fit, init_model, read_scalar};
 use crate::{TrainConfig, TrainError};
 
 /// What one timed training run measured.
@@ -130,14 +130,12 @@ pub fn step_phases(
     ds: &Dataset,
     steps: usize,
 ) -> Result<StepPhases, TrainError> {
-    use burn::module::Module;
     use burn::optim::GradientsParams;
 
     let device = config.device.device()?.autodiff();
     let model_config =
         ModelConfig::new(config.model, ds.input, ds.num_classes()).with_dropout(config.dropout);
-    let mut model = model_config.init(&device)?;
-    model.visit(&mut mia_core::rng::Materialize);
+    let mut model = init_model(&model_config, &device, config.seed)?;
     let mut optim = config.optimizer.build();
     let defense = config.defense.build()?;
     let b = config.batch_size.clamp(1, ds.len().max(1));

@@ -485,6 +485,21 @@ fn restore_checkpoint(
     }
 }
 
+/// A freshly initialised model of `model_config` on `device`, its parameters drawn from `seed`
+/// under the backend-RNG lock (the same seed gives the same weights, also with threads).
+pub(crate) fn init_model(
+    model_config: &ModelConfig,
+    device: &Device,
+    seed: u64,
+) -> Result<Model, TrainError> {
+    let _rng = backend_rng();
+    device.seed(seed);
+    let model = model_config.init(device)?;
+    // burn initialises parameters lazily, on first use: draw them now, under the lock.
+    model.visit(&mut mia_core::rng::Materialize);
+    Ok(model)
+}
+
 /// Runs (or, with `resume` and a checkpoint in `job.checkpoints`, continues) the epoch loop.
 pub(crate) fn fit(
     job: &Job<'_>,
@@ -494,14 +509,7 @@ pub(crate) fn fit(
 ) -> Result<Fitted, TrainError> {
     let config = job.config;
     let device = base.clone().autodiff();
-    let mut model = {
-        let _rng = backend_rng();
-        device.seed(job.seed);
-        let model = job.model_config.init(&device)?;
-        // burn initialises parameters lazily, on first use: draw them now, under the lock.
-        model.visit(&mut mia_core::rng::Materialize);
-        model
-    };
+    let mut model = init_model(job.model_config, &device, job.seed)?;
     let mut optim: ModuleOptimizer = config.optimizer.build();
     let defense: Box<dyn TrainingDefense> = config.defense.build()?;
     let mut state = LoopState::default();
