@@ -369,4 +369,28 @@ fn export_writes_a_verified_web_bundle() {
     assert_eq!(Some(model.test_acc), summary["test_acc"].as_f64());
     let err = fails(&["export", "--run", &p.data, "--out", b]);
     assert!(err.contains("hint:"), "{err}");
+
+    // f32 weights, then `mia shrink`: f16 where the AUCs do not move, the sample unchanged.
+    let full = p.scratch("full");
+    let f = full.to_str().unwrap();
+    ok(&["export", "--run", &p.run, "--out", f, "--reference", "20", "--weights", "f32"]);
+    let read = |d: &std::path::Path| {
+        let m = std::fs::read_to_string(d.join("manifest.json")).unwrap();
+        mia_core::bundle::Manifest::parse(&m).unwrap()
+    };
+    let before = read(&full);
+    let out = ok(&["shrink", "--bundle", f]);
+    let after = read(&full);
+    let (w0, w1) = (&before.models[0].weights, &after.models[0].weights);
+    if out.contains("(f16)") {
+        assert!(w1.bytes < w0.bytes * 6 / 10, "{w0:?} → {w1:?}");
+        assert!(!full.join(&w0.path).exists(), "the f32 file is removed once replaced");
+    } else {
+        assert_eq!(w0, w1, "{out}");
+    }
+    let weights = std::fs::read(full.join(&w1.path)).unwrap();
+    w1.verify(&weights).unwrap();
+    let cpu = mia_train::DeviceChoice::Flex.device().unwrap();
+    after.models[0].config.load_bytes(weights, &cpu).unwrap();
+    assert_eq!(after.reference, before.reference, "the sample was already in the current format");
 }

@@ -36,6 +36,11 @@ trap summary EXIT
 step "rustfmt"
 cargo fmt --all --check
 
+# The shipped page (web/site/) must be the build of these sources: a change to the page's
+# sources without `bash web/build.sh --update-site` fails here, before anything compiles.
+step "shipped page matches its sources"
+python3 web/site.py --fresh
+
 # Clippy (-D warnings) lints while the tests compile: cargo's RUSTC_WORKSPACE_WRAPPER puts
 # clippy-driver in front of rustc for the workspace's own crates, exactly as `cargo clippy`
 # does, so every dependency compiles once (for the tests) instead of once more, checked only,
@@ -57,7 +62,7 @@ step "clippy + tests (wasm32 under Node: mia-core inference fixture)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test -p mia-core -p mia-web --target wasm32-unknown-unknown --locked --test inference_fixture
 
-# The browser lab in headless Chromium on the CPU and WebGPU paths (builds it with
-# web/build.sh: cargo and wasm-bindgen-cli, no trunk).
+# The browser lab in headless Chromium on the CPU and WebGPU paths: the site assembled by
+# web/build.sh from the shipped page, its size budget, the sub-path deep link.
 step "real-browser test (tests/e2e)"
 bash tests/e2e/run.sh

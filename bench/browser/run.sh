@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 OUT=bench/browser/out
 SITE="$OUT/site"
 rm -rf "$SITE" && mkdir -p "$SITE"
-bash web/build.sh
+bash web/build.sh --features ndarray
 cargo run --release -q -p mia-cli -- bench --browser-fixture "$SITE/bench/fixture" --bundle pretrained
 (cd bench/browser && { [[ -d node_modules/@tensorflow/tfjs ]] || npm install --no-audit --no-fund --silent; })
 cp -r dist/. "$SITE/"

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 const [url, out, backends = 'flex,webgpu'] = process.argv.slice(2);
-const ref = 'pretrained/reference.bin';
+const ref = 'pretrained';
 const r = readReference(ref);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mia-lab-bench-'));
 const pick = (cls) => r.labels.flatMap((l, i) => (l === cls && !r.member[i] ? [i] : [])).slice(0, 50);

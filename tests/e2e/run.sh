@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the web app (web/build.sh, dev profile: the dependencies the wasm32 tests compiled
-# already), serves it on 127.0.0.1 and runs the real-browser tests: teach.mjs (what a new
+# Builds the site with the shipped page (web/build.sh: web/site/, checked to match the sources
+# by tests/run-all.sh) and checks its first visit fits the size budget (web/site.py --budget,
+# 5 MB over the wire), serves it on 127.0.0.1 and runs the real-browser tests: deeplink.mjs
+# (the site built for a sub-path with --public-url, opened from a deep link), teach.mjs (what a new
 # student meets: default backend, honest upload verdicts, toggle latency, phone layout, tour,
 # a corrupt model beside working ones), labmode.mjs (training on a student's images in the
 # page, on both paths), labextras.mjs (camera, early stopping, export/import of the trained
@@ -13,7 +15,8 @@ OUT=tests/e2e/out
 mkdir -p "$OUT"
 
 SITE="$OUT/site"
-bash web/build.sh --dev --out "$SITE"
+bash web/build.sh --out "$SITE"
+python3 web/site.py --budget "$SITE" --limit 5 --json "$OUT/size.json"
 (cd tests/e2e && { [[ -d node_modules/playwright-core ]] || npm ci --no-audit --no-fund --silent; })
 
 PORT="${E2E_PORT:-8765}"
@@ -36,6 +39,25 @@ for _ in $(seq 50); do
   curl -sf "http://127.0.0.1:$PORT/" >/dev/null && curl -sf "http://127.0.0.1:$BROKEN_PORT/" >/dev/null && break
   sleep 0.1
 done
+
+# A paper's companion site: a bundle with a citation, built for a public URL, served under a
+# sub-path (the server's root is the folder above the site).
+HOST="$OUT/host"
+rm -rf "$HOST" "$OUT/cited" && mkdir -p "$HOST" && cp -r pretrained "$OUT/cited"
+python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["citation"] = "MIA Lab test bundle (2026)."
+json.dump(m, open(sys.argv[1], "w"), indent=2)
+' "$OUT/cited/manifest.json"
+HOST_PORT=$((PORT + 2))
+PUBLIC="http://example.org/my-paper/"
+bash web/build.sh --bundle "$OUT/cited" --public-url "$PUBLIC" --out "$HOST/my-paper"
+python3 -m http.server "$HOST_PORT" --bind 127.0.0.1 --directory "$HOST" >"$OUT/server-host.log" 2>&1 &
+HOST_SERVER=$!
+trap 'kill $SERVER $BROKEN_SERVER $HOST_SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$HOST_PORT/my-paper/" >/dev/null && break; sleep 0.1; done
+node tests/e2e/deeplink.mjs "http://127.0.0.1:$HOST_PORT/my-paper" "$PUBLIC" "$OUT/deeplink" | tee "$OUT/deeplink.json"
 
 node tests/e2e/teach.mjs "http://127.0.0.1:$PORT" "http://127.0.0.1:$BROKEN_PORT" "$OUT/teach" | tee "$OUT/teach.json"
 node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" flex | tee "$OUT/labmode-flex.json"

@@ -108,7 +108,7 @@ await check(fprLines.length >= 3 && fprLines.every((t) => /flags \d+\.\d % of th
 results.fileVerdict = { summary, fpr: fprLines[0] };
 
 // 3. Fifty reference non-members uploaded as PNG files.
-const refFile = path.join(here, '..', '..', 'pretrained', 'reference.bin');
+const refFile = path.join(here, '..', '..', 'pretrained');
 const nonMembers = readReference(refFile).member.flatMap((m, i) => (m ? [] : [i])).slice(0, 50);
 const files = writeReferencePngs(refFile, nonMembers, path.join(outDir, 'reference-png'));
 await desk.setInputFiles('[data-testid="upload-input"]', files.map((f) => f.file));

@@ -29,6 +29,8 @@ enum Command {
     Report(commands::report::ReportArgs),
     /// Write the web bundle (weights, reference sample, LiRA statistics, measured attacks).
     Export(commands::export::ExportArgs),
+    /// Store a bundle's weights at f16 where the reference sample's AUCs do not move.
+    Shrink(commands::shrink::ShrinkArgs),
     /// Measure training, shadow-training and attack-scoring throughput against references.
     Bench(Box<commands::bench::BenchArgs>),
     /// Download or inspect datasets.
@@ -56,6 +58,7 @@ fn main() {
         Command::Attack(args) => commands::attack::run(*args),
         Command::Report(args) => commands::report::run(args),
         Command::Export(args) => commands::export::run(args),
+        Command::Shrink(args) => commands::shrink::run(args),
         Command::Bench(args) => commands::bench::run(*args),
         Command::Data(cmd) => commands::data::run(cmd),
     };

@@ -7,6 +7,7 @@ use mia_core::inference::Chain;
 use yew::prelude::*;
 
 use crate::analysis::{self, AttackView, Attacker, ModelData};
+use crate::components::about::About;
 use crate::components::attack_card::AttackCard;
 use crate::components::charts::Mark;
 use crate::components::defense_panel::DefensePanel;
@@ -83,10 +84,12 @@ fn use_views(state: &State, spec_chain: &Result<Chain, String>) -> Rc<Option<Vie
         state.logits.get(&state.model).cloned(),
         state.random.get(&state.model).cloned(),
         state.models.get(&state.model).cloned(),
+        state.awaiting_shadows(),
     );
     let bundle = state.bundle.clone();
-    use_memo(deps, move |(id, ch, adaptive, logits, random, files)| {
-        let (Some(b), Ok(ch), Some(l), Some(r), Some(f)) = (bundle, ch, logits, random, files)
+    use_memo(deps, move |(id, ch, adaptive, logits, random, files, waiting)| {
+        let (Some(b), Ok(ch), Some(l), Some(r), Some(f), false) =
+            (bundle, ch, logits, random, files, *waiting)
         else {
             return None;
         };
@@ -189,8 +192,11 @@ fn attack_cards(
             </p>
         };
     }
-    let adaptive_available = state.models.get(&state.model).is_some_and(|m| m.shadows.is_some());
+    let adaptive_available = state.adaptive_available();
     match computed {
+        None if state.awaiting_shadows() => {
+            html! { <p class="muted">{ "fetching the shadow models' outputs for the adaptive attacker…" }</p> }
+        }
         None => html! { <p class="muted">{ "running the reference sample…" }</p> },
         Some(Views { current: Err(e), .. }) => {
             html! { <p class="messages" data-testid="error">{ format!("The attacks cannot be computed with these settings: {e}. Change a defense parameter or switch the defense off.") }</p> }
@@ -251,7 +257,7 @@ fn side(
     thumbs: &[Thumb],
 ) -> Html {
     let manifest = &bundle.manifest;
-    let adaptive_available = state.models.get(&state.model).is_some_and(|m| m.shadows.is_some());
+    let adaptive_available = state.adaptive_available();
     let on_files = {
         let state = state.clone();
         Callback::from(move |files| hooks::upload_files(&state, files))
@@ -271,6 +277,7 @@ fn side(
                 on_remove={dispatch(state, Action::RemoveUpload)}
                 on_clear={dispatch(state, |()| Action::ClearUploads)}
                 on_label={dispatch(state, |(id, l)| Action::SetUploadLabel(id, l))} />
+            <About bundle={bundle.clone()} model={state.model.clone()} query={state.view_query()} />
             <Glossary />
         </>
     }
@@ -284,9 +291,11 @@ pub fn app() -> Html {
     let started = *use_memo((), |_| engine::now_ms());
     use_bundle(state.clone());
     use_model_files(state.clone());
+    hooks::use_shadow_files(state.clone());
     let lab_view = *use_memo((), |_| lab_requested());
     use_reference_logits(state.clone(), engine.clone(), started);
     use_upload_logits(state.clone(), engine.clone());
+    hooks::use_view_url(&state, lab_view);
     {
         let state = state.clone();
         use_effect_with((), move |_| {

@@ -27,7 +27,8 @@ pub enum Backend {
     WebGpu,
     /// burn's flex CPU backend (the CPU default).
     Flex,
-    /// burn's ndarray CPU backend.
+    /// burn's ndarray CPU backend (the `ndarray` feature: the browser benchmark's).
+    #[cfg(feature = "ndarray")]
     NdArray,
 }
 
@@ -37,6 +38,7 @@ impl Backend {
         match self {
             Self::WebGpu => "WebGPU",
             Self::Flex => "CPU (flex)",
+            #[cfg(feature = "ndarray")]
             Self::NdArray => "CPU (ndarray)",
         }
     }
@@ -46,6 +48,7 @@ impl Backend {
         match s {
             "webgpu" => Some(Self::WebGpu),
             "flex" | "cpu" => Some(Self::Flex),
+            #[cfg(feature = "ndarray")]
             "ndarray" => Some(Self::NdArray),
             _ => None,
         }
@@ -59,7 +62,8 @@ pub struct LoadedModel {
     pub weights: Vec<u8>,
     /// Shipped LiRA statistics.
     pub lira: Option<LiraStats>,
-    /// Shipped shadow outputs.
+    /// Shipped shadow outputs, once fetched: only the adaptive attacker needs them, so they
+    /// are fetched when it is first chosen ([`load_shadows`]), not on the first visit.
     pub shadows: Option<ShadowOutputs>,
 }
 
@@ -159,7 +163,7 @@ pub async fn load_bundle(base: &str) -> Result<Bundle, String> {
 /// Fetches and verifies model `id`'s weights, LiRA statistics and shadow outputs.
 pub async fn load_model(bundle: &Bundle, id: &str) -> Result<LoadedModel, String> {
     let m = bundle.manifest.model(id).ok_or_else(|| format!("no model {id} in manifest.json"))?;
-    let (base, n, c) = (&bundle.base, bundle.reference.len(), bundle.manifest.class_names.len());
+    let (base, n) = (&bundle.base, bundle.reference.len());
     let label = &m.label;
     let weights = fetch_checked(base, &m.weights, &format!("the {label} model's weights")).await?;
     let lira = match &m.lira {
@@ -170,16 +174,19 @@ pub async fn load_model(bundle: &Bundle, id: &str) -> Result<LoadedModel, String
         }
         None => None,
     };
-    let shadows = match &m.shadow_outputs {
-        Some(f) => {
-            let what = format!("the {label} model's shadow outputs");
-            let bytes = fetch_checked(base, f, &what).await?;
-            let decoded = ShadowOutputs::decode(&bytes, n, c);
-            Some(decoded.map_err(|e| format!("{what} cannot be read ({e})"))?)
-        }
-        None => None,
-    };
-    Ok(LoadedModel { weights, lira, shadows })
+    Ok(LoadedModel { weights, lira, shadows: None })
+}
+
+/// Fetches and verifies model `id`'s shadow outputs (the adaptive attacker's); `Ok(None)` when
+/// the bundle ships none for it.
+pub async fn load_shadows(bundle: &Bundle, id: &str) -> Result<Option<ShadowOutputs>, String> {
+    let m = bundle.manifest.model(id).ok_or_else(|| format!("no model {id} in manifest.json"))?;
+    let (base, n, c) = (&bundle.base, bundle.reference.len(), bundle.manifest.class_names.len());
+    let Some(f) = &m.shadow_outputs else { return Ok(None) };
+    let what = format!("the {} model's shadow outputs", m.label);
+    let bytes = fetch_checked(base, f, &what).await?;
+    let decoded = ShadowOutputs::decode(&bytes, n, c);
+    Ok(Some(decoded.map_err(|e| format!("{what} cannot be read ({e})"))?))
 }
 
 /// What the browser's WebGPU adapter is: `Ok(None)` for hardware, `Ok(Some(name))` for a
@@ -244,6 +251,7 @@ pub fn webgpu_exposed() -> bool {
 pub async fn device(backend: Backend) -> Result<Device, String> {
     match backend {
         Backend::Flex => Ok(Device::flex()),
+        #[cfg(feature = "ndarray")]
         #[allow(deprecated)]
         Backend::NdArray => Ok(Device::ndarray()),
         Backend::WebGpu => {

@@ -13,9 +13,10 @@ use mia_core::posterior::softmax;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
-use crate::analysis::Origin;
+use crate::analysis::{Attacker, Origin};
 use crate::engine::{self, Backend, LoadedModel, SharedBundle};
 use crate::state::{Action, State, UploadEntry};
+use crate::view_url;
 
 /// Where the bundle is served from, relative to the page.
 const BUNDLE: &str = "pretrained";
@@ -124,10 +125,37 @@ pub fn use_bundle(state: UseReducerHandle<State>) {
         });
         spawn_local(async move {
             match engine::load_bundle(BUNDLE).await {
-                Ok(b) => state.dispatch(Action::Loaded(Rc::new(b))),
+                Ok(b) => {
+                    let query = web_sys::window()
+                        .and_then(|w| w.location().search().ok())
+                        .unwrap_or_default();
+                    state.dispatch(Action::Loaded(Rc::new(b), view_url::parse(&query)));
+                }
                 Err(e) => state.dispatch(Action::Failed(format!("cannot load the bundle: {e}"))),
             }
         });
+    });
+}
+
+/// Keeps the page's URL on the current view (`history.replaceState` with a relative URL, so
+/// it works under any sub-path), once the bundle is in: a deep link is applied with the bundle
+/// ([`Action::Loaded`]) before it could be overwritten. The lab view keeps its own URL.
+#[hook]
+pub fn use_view_url(state: &State, lab_view: bool) {
+    let query = (state.bundle.is_some() && !lab_view).then(|| state.view_query());
+    use_effect_with(query, |query| {
+        if let Some(q) = query
+            && let Some(w) = web_sys::window()
+        {
+            let current = w.location().search().unwrap_or_default();
+            let next = view_url::merge(&current, q);
+            if next != current
+                && let Ok(h) = w.history()
+            {
+                // A history that refuses (a sandboxed frame) leaves the URL as it was.
+                let _ = h.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&next));
+            }
+        }
     });
 }
 
@@ -156,6 +184,30 @@ pub fn use_model_files(state: UseReducerHandle<State>) {
             match engine::load_model(&bundle, &id).await {
                 Ok(files) => state.dispatch(Action::ModelLoaded(id, Rc::new(files))),
                 Err(e) => state.dispatch(Action::ModelBroken(id, e)),
+            }
+        });
+    });
+}
+
+/// Fetches the selected model's shadow outputs when the adaptive attacker is chosen and they
+/// are not in yet; if they cannot be used, says so and goes back to the naive attacker.
+#[hook]
+pub fn use_shadow_files(state: UseReducerHandle<State>) {
+    let id = state.model.clone();
+    let wanted = state.awaiting_shadows();
+    use_effect_with((id, wanted), move |(id, wanted)| {
+        let (true, Some(bundle)) = (*wanted, state.bundle.clone()) else { return };
+        let id = id.clone();
+        spawn_local(async move {
+            match engine::load_shadows(&bundle, &id).await {
+                Ok(Some(shadows)) => state.dispatch(Action::ShadowsLoaded(id, shadows)),
+                Ok(None) => state.dispatch(Action::SetAttacker(Attacker::Naive)),
+                Err(e) => {
+                    state.dispatch(Action::Message(format!(
+                        "The adaptive attacker is not available ({e}); showing the naive attacker."
+                    )));
+                    state.dispatch(Action::SetAttacker(Attacker::Naive));
+                }
             }
         });
     });

@@ -12,6 +12,7 @@ mod lab_files;
 mod lab_run;
 mod lab_state;
 mod state;
+mod view_url;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

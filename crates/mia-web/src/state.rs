@@ -10,6 +10,7 @@ use yew::Reducible;
 
 use crate::analysis::{Attacker, Origin};
 use crate::engine::{Backend, LoadedModel, SharedBundle};
+use crate::view_url::{self, View};
 
 /// One toggleable inference-time defense and its parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +26,8 @@ pub struct Toggle {
 }
 
 impl Toggle {
-    fn spec(&self) -> String {
+    /// The `--defense` spec (`name` or `name:key=value,…`).
+    pub fn spec(&self) -> String {
         let params: Vec<String> = self.params.iter().map(|(k, v, ..)| format!("{k}={v}")).collect();
         if params.is_empty() {
             self.name.to_string()
@@ -185,8 +187,8 @@ impl Default for State {
 
 /// Everything that can happen.
 pub enum Action {
-    /// The bundle is verified.
-    Loaded(SharedBundle),
+    /// The bundle is verified; the view the page's URL asks for.
+    Loaded(SharedBundle, View),
     /// Loading failed for good.
     Failed(String),
     /// The user picked a backend (or the app did at start).
@@ -230,6 +232,8 @@ pub enum Action {
     SetUploadLabel(u64, Option<usize>),
     /// A model's files are fetched and verified.
     ModelLoaded(String, Rc<LoadedModel>),
+    /// A model's shadow outputs are fetched and verified (the adaptive attacker's).
+    ShadowsLoaded(String, mia_core::bundle::ShadowOutputs),
     /// A model's files cannot be used; the others still can.
     ModelBroken(String, String),
     /// Reference images run so far, of how many.
@@ -277,10 +281,11 @@ impl State {
     fn reduce_engine(&mut self, action: Action) {
         let s = self;
         match action {
-            Action::Loaded(bundle) => {
+            Action::Loaded(bundle, view) => {
                 s.model = bundle.manifest.models[0].id.clone();
                 s.bundle = Some(bundle);
                 s.status = Status::Loading("running the reference sample".into());
+                s.apply_view(view);
             }
             Action::Failed(e) => s.status = Status::Failed(e),
             Action::UseBackend(b) => {
@@ -320,6 +325,16 @@ impl State {
                 s.broken.remove(&id);
                 s.models.insert(id, files);
             }
+            Action::ShadowsLoaded(id, shadows) => {
+                if let Some(m) = s.models.get(&id) {
+                    let with = LoadedModel {
+                        weights: m.weights.clone(),
+                        lira: m.lira.clone(),
+                        shadows: Some(shadows),
+                    };
+                    s.models.insert(id, Rc::new(with));
+                }
+            }
             Action::ModelBroken(id, why) => {
                 if s.model == id && !s.logits.contains_key(&id) {
                     s.status = Status::Ready;
@@ -328,6 +343,52 @@ impl State {
             }
             _ => {}
         }
+    }
+
+    /// What a link asks for (after the bundle is in, so the model id can be checked); what
+    /// cannot be applied becomes a message.
+    fn apply_view(&mut self, view: View) {
+        let s = self;
+        if let Some(id) = view.model {
+            if s.bundle.as_ref().is_some_and(|b| b.manifest.model(&id).is_some()) {
+                s.model = id;
+            } else {
+                s.messages.push(format!("the link's model `{id}` is not in this bundle"));
+            }
+        }
+        if let Some(on) = view.defenses {
+            let errors = view_url::apply_defenses(&mut s.toggles, &on);
+            s.messages.extend(errors);
+        }
+        if let Some(a) = view.attacker {
+            s.attacker = a;
+        }
+        s.thresholds = view.thresholds.into_iter().map(|(a, t)| (a.name(), t)).collect();
+        s.messages.extend(view.errors);
+    }
+
+    /// Whether the selected model ships shadow outputs (the adaptive attacker can be chosen).
+    pub fn adaptive_available(&self) -> bool {
+        let entry = self.bundle.as_ref().and_then(|b| b.manifest.model(&self.model));
+        entry.is_some_and(|m| m.shadow_outputs.is_some())
+    }
+
+    /// Whether the adaptive attacker is chosen and the selected model's shadow outputs are
+    /// still being fetched (the views wait for them rather than show the naive attacker).
+    pub fn awaiting_shadows(&self) -> bool {
+        self.attacker == Attacker::Adaptive
+            && self.adaptive_available()
+            && self.models.get(&self.model).is_some_and(|m| m.shadows.is_none())
+    }
+
+    /// The query that reproduces this view (see [`view_url`]).
+    pub fn view_query(&self) -> String {
+        let th: Vec<_> = self
+            .thresholds
+            .iter()
+            .filter_map(|(name, t)| Some((BrowserAttack::parse(name)?, *t)))
+            .collect();
+        view_url::format(&self.model, &self.toggles, self.attacker, &th)
     }
 
     /// Defense toggles and parameters, the attacker, thresholds.

@@ -6,6 +6,7 @@ pub mod data;
 pub mod export;
 pub mod report;
 pub mod shadows;
+pub mod shrink;
 pub mod train;
 
 /// An error raised by the CLI itself, with a hint.

@@ -154,8 +154,39 @@ impl ModelConfig {
             ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
         })
         .map_err(|_| bad(&"the weights file is corrupt"))?
-        .map_err(|e| bad(&e))?;
+        .map_err(|e| bad(&e))?
+        // Weights stored at f16 (the web bundle's, [`Self::weights_to_f16`]) load into the
+        // f32 model; f32 weights are unchanged.
+        .cast_to_module_dtype();
         self.init(device)?.try_load_record(record).map_err(|e| bad(&e))
+    }
+
+    /// Re-encodes burnpack weights with every f32 tensor stored as f16: half the bytes, for
+    /// the web bundle (`mia export --weights f16`, which checks the attacks' AUCs do not move).
+    /// [`Self::load_bytes`] casts them back to f32; values round to f16's 11-bit mantissa.
+    pub fn weights_to_f16(&self, bytes: Vec<u8>) -> Result<Vec<u8>, CoreError> {
+        use burn_pack::{DType, Reader, Writer};
+        let bad = |e: &dyn std::fmt::Display| CoreError::BadWeights {
+            arch: self.arch.to_string(),
+            reason: e.to_string(),
+        };
+        let tensors = std::panic::catch_unwind(|| {
+            Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))?.into_tensors()
+        })
+        .map_err(|_| bad(&"the weights file is corrupt"))?
+        .map_err(|e| bad(&e))?;
+        let mut out = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            let (path, dtype, shape, id, data) = t.into_parts().map_err(|e| bad(&e))?;
+            let data = TensorData::from_bytes(data, shape, dtype);
+            let data = if dtype == DType::F32 { data.convert_dtype(DType::F16) } else { data };
+            let (bytes, shape, dtype) = data.into_parts();
+            out.push(burn_pack::Tensor::new(path, dtype, shape, id, bytes));
+        }
+        let bytes = Writer::new(out).into_bytes().map_err(|e| bad(&e))?.to_vec();
+        // What is shipped must load.
+        self.load_bytes(bytes.clone(), &Default::default())?;
+        Ok(bytes)
     }
 }
 
@@ -275,5 +306,30 @@ mod tests {
                 .init(&device)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn f16_weights_are_half_the_bytes_and_load_rounded() {
+        let device = Device::flex();
+        let config = ModelConfig::new(Architecture::SmallCnn, InputSpec::new(1, 28, 28), 10);
+        let model = config.init(&device).unwrap();
+        let x = Tensor::<4>::ones([1, 1, 28, 28], &device);
+        let before: Vec<f32> = model.forward(x.clone()).into_data().try_to_vec().unwrap();
+        let bytes = model.into_record().into_bytes().unwrap().to_vec();
+        let half = config.weights_to_f16(bytes.clone()).unwrap();
+        assert!(half.len() < bytes.len() * 6 / 10, "{} of {} bytes", half.len(), bytes.len());
+        let after: Vec<f32> = config
+            .load_bytes(half.clone(), &device)
+            .unwrap()
+            .forward(x)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let diff = before.iter().zip(&after).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        // Rounded to f16 (an 11-bit mantissa): close, and not the same.
+        assert!(diff > 0.0 && diff < 1e-2, "largest logit change {diff}");
+        assert_eq!(config.weights_to_f16(half.clone()).unwrap(), half, "f16 stays f16");
+        assert!(config.weights_to_f16(bytes[..bytes.len() / 2].to_vec()).is_err());
+        assert!(config.weights_to_f16(b"not weights".to_vec()).is_err());
     }
 }

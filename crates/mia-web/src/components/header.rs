@@ -59,7 +59,7 @@ pub fn header(p: &HeaderProps) -> Html {
                     <select onchange={on_change} data-testid="backend-select">
                         { option(Backend::WebGpu, "webgpu", p.webgpu) }
                         { option(Backend::Flex, "flex", true) }
-                        { option(Backend::NdArray, "ndarray", true) }
+                        { ndarray_option(&option) }
                     </select>
                 </label>
                 <span data-testid="backend">{ p.backend.name() }</span>
@@ -79,4 +79,16 @@ pub fn header(p: &HeaderProps) -> Html {
             { p.notice.as_ref().map(|n| html! { <p class="notice" data-testid="notice">{ n.clone() }</p> }).unwrap_or_default() }
         </header>
     }
+}
+
+/// The ndarray choice, in pages built with the `ndarray` feature (the browser benchmark's).
+#[cfg(feature = "ndarray")]
+fn ndarray_option(option: &dyn Fn(Backend, &'static str, bool) -> Html) -> Html {
+    option(Backend::NdArray, "ndarray", true)
+}
+
+/// Nothing: the page is built without ndarray.
+#[cfg(not(feature = "ndarray"))]
+fn ndarray_option(_: &dyn Fn(Backend, &'static str, bool) -> Html) -> Html {
+    Html::default()
 }

@@ -1,5 +1,6 @@
 //! One component per file.
 
+pub mod about;
 pub mod attack_card;
 pub mod camera;
 pub mod charts;

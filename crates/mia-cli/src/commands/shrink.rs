@@ -1,0 +1,97 @@
+//! `mia shrink`: makes an exported bundle smaller in place, without the runs it was exported
+//! from: each model's weights at f16 where that does not move the reference sample's attack
+//! AUCs (by more than [`F16_MAX_AUC_SHIFT`]), and the reference sample in the current,
+//! residual-coded format (`MIAREF02`). What `mia export` writes for a new bundle.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mia_core::bundle::{FileRef, Manifest, ReferenceSample};
+
+use super::export::{F16_MAX_AUC_SHIFT, half_if_harmless};
+use super::hinted;
+
+/// Arguments of `mia shrink`.
+#[derive(Args)]
+pub struct ShrinkArgs {
+    /// The bundle folder (written by `mia export`).
+    #[arg(long)]
+    bundle: PathBuf,
+}
+
+fn read_checked(dir: &Path, f: &FileRef) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(dir.join(&f.path))
+        .with_context(|| format!("reading {}", dir.join(&f.path).display()))?;
+    f.verify(&bytes).map_err(|_| {
+        hinted(
+            format!("{} does not match its size and hash in manifest.json", f.path),
+            "export the bundle again with `mia export`",
+        )
+    })?;
+    Ok(bytes)
+}
+
+/// Runs `mia shrink`.
+pub fn run(args: ShrinkArgs) -> Result<()> {
+    let dir = &args.bundle;
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        hinted(
+            format!("cannot read {}: {e}", path.display()),
+            "pass --bundle with a folder written by `mia export`",
+        )
+    })?;
+    let mut manifest = Manifest::parse(&text)?;
+    let stored = read_checked(dir, &manifest.reference.file)?;
+    let reference = ReferenceSample::decode(&stored, manifest.input)?;
+    let mut replaced = Vec::new();
+    let encoded = reference.encode();
+    if ReferenceSample::decode(&encoded, manifest.input)? != reference {
+        anyhow::bail!(
+            "the reference sample does not survive its encoding (a bug: please report it)"
+        );
+    }
+    if encoded[..8] != stored[..8] {
+        let name = "reference.02.bin".to_string();
+        mia_core::files::write_atomic(&dir.join(&name), &encoded)?;
+        replaced.push(
+            std::mem::replace(&mut manifest.reference.file, FileRef::describe(&name, &encoded))
+                .path,
+        );
+        println!("reference sample: re-encoded (MIAREF02), {} bytes", encoded.len());
+    }
+    for m in &mut manifest.models {
+        let before = read_checked(dir, &m.weights)?;
+        let size = before.len();
+        let (bytes, half, shift) =
+            half_if_harmless(&m.config, before, &reference, &manifest.normalization)?;
+        if !half {
+            println!(
+                "{}: f16 moves an AUC by {shift:.4} (> {F16_MAX_AUC_SHIFT}): kept as it is",
+                m.id
+            );
+            continue;
+        }
+        // A new file name, so that the manifest never points at a file being rewritten.
+        let name = format!("{}.f16.bpk", m.id);
+        if name != m.weights.path {
+            mia_core::files::write_atomic(&dir.join(&name), &bytes)?;
+            replaced.push(m.weights.path.clone());
+        }
+        m.weights = FileRef::describe(&name, &bytes);
+        println!(
+            "{}: {size} → {} bytes (f16), loss/confidence AUC moved by {shift:.4}",
+            m.id,
+            bytes.len()
+        );
+    }
+    let text = serde_json::to_string_pretty(&manifest)?;
+    Manifest::parse(&text)?;
+    mia_core::files::write_atomic(&path, text.as_bytes())?;
+    for old in replaced {
+        // Only after the manifest points at the new files.
+        std::fs::remove_file(dir.join(&old)).with_context(|| format!("removing {old}"))?;
+    }
+    Ok(())
+}
