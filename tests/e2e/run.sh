@@ -29,8 +29,15 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break; s
 # broken model leaves the others working.
 BROKEN="$OUT/site-broken"
 rm -rf "$BROKEN" && cp -r "$SITE" "$BROKEN"
-python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[5000] ^= 0xFF; open(p, "wb").write(b)' \
-  "$BROKEN/pretrained/relaxloss.bpk"
+python3 -c '
+import json, os, sys
+d = sys.argv[1]
+m = next(m for m in json.load(open(d + "/manifest.json"))["models"] if m["id"] == "relaxloss")
+p = d + "/" + m["weights"]["path"]
+b = bytearray(open(p, "rb").read()); b[5000] ^= 0xFF; open(p, "wb").write(b)
+for ext in (".gz", ".br"):  # a host serving the precompressed copy would hide the flip
+    if os.path.exists(p + ext): os.remove(p + ext)
+' "$BROKEN/pretrained"
 BROKEN_PORT=$((PORT + 1))
 python3 -m http.server "$BROKEN_PORT" --bind 127.0.0.1 --directory "$BROKEN" >"$OUT/server-broken.log" 2>&1 &
 BROKEN_SERVER=$!

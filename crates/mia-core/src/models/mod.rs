@@ -158,6 +158,10 @@ impl ModelConfig {
         // Weights stored at f16 (the web bundle's, [`Self::weights_to_f16`]) load into the
         // f32 model; f32 weights are unchanged.
         .cast_to_module_dtype();
+        // Building the model may draw initial weights from burn's process-wide RNG before the
+        // record replaces them: under the lock, so a seeded stream on another thread (a lab
+        // head, a shadow) is not advanced in the middle of its draws.
+        let _rng = crate::rng::backend_lock();
         self.init(device)?.try_load_record(record).map_err(|e| bad(&e))
     }
 
