@@ -35,6 +35,15 @@ await page.waitForSelector('[data-testid="auc-loss"]', { timeout: 240_000 }).cat
   fail(`no distributions within 240 s (status: ${status}; console: ${consoleErrors.join(' | ')})`);
 });
 const wallMs = Date.now() - t0;
+// What the first visit fetched is what the size budget counted (web/site.py --budget wrote
+// size.json): a file fetched before the first distributions but left out of the budget would
+// make the budget a lie.
+const budgeted = new Set(Object.keys(JSON.parse(fs.readFileSync(path.join(outDir, 'size.json'), 'utf8')).files));
+const unbudgeted = requests
+  .filter((r) => r.startsWith(origin))
+  .map((r) => new URL(r).pathname.replace(/^\//, ''))
+  .filter((p) => p !== '' && p !== 'favicon.ico' && !budgeted.has(p));
+if (unbudgeted.length) fail(`the first visit fetched files the size budget leaves out: ${unbudgeted.join(', ')}`);
 const shownBackend = await page.textContent('[data-testid="backend"]');
 const firstMs = await page.textContent('[data-testid="first-ms"]').catch(() => '');
 const inferenceMs = await page.textContent('[data-testid="inference-ms"]').catch(() => '');
