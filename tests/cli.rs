@@ -370,7 +370,6 @@ fn real_cifar10_without_its_test_file_loads_and_trains() {
 #[test]
 fn shipped_bundle_is_consistent_and_its_weights_decode() {
     use mia_core::bundle::{LiraStats, Manifest, ReferenceSample, ShadowOutputs};
-    use mia_core::scores::ScoreKind;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pretrained");
     let read = |p: &str| std::fs::read(dir.join(p)).unwrap();
     let manifest = Manifest::parse(&String::from_utf8(read("manifest.json")).unwrap()).unwrap();
@@ -379,11 +378,6 @@ fn shipped_bundle_is_consistent_and_its_weights_decode() {
         ReferenceSample::decode(&read(&manifest.reference.file.path), manifest.input).unwrap();
     assert_eq!(reference.len(), manifest.reference.members + manifest.reference.non_members);
     let device = mia_train::DeviceChoice::Flex.device().unwrap();
-    let n = reference.len();
-    let mut inputs = Vec::with_capacity(n * manifest.input.numel());
-    for i in 0..n {
-        manifest.normalization.push_u8(reference.image(i), manifest.input, &mut inputs);
-    }
     let mut total = 0u64;
     for m in &manifest.models {
         let weights = read(&m.weights.path);
@@ -391,21 +385,8 @@ fn shipped_bundle_is_consistent_and_its_weights_decode() {
         let model = m.config.load_bytes(weights, &device).unwrap();
         total += m.weights.bytes;
         // The weights must still produce the attack numbers the manifest shows.
-        let logits = model
-            .forward(
-                mia_core::preprocess::batch_tensor(inputs.clone(), n, manifest.input, &device)
-                    .unwrap(),
-            )
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let c = m.config.num_classes;
-        let scores: Vec<f32> = (0..n)
-            .map(|i| {
-                ScoreKind::Loss.score(&logits[i * c..(i + 1) * c], reference.labels[i] as usize)
-            })
-            .collect();
-        let auc = mia_core::metrics::evaluate(&scores, &reference.is_member).unwrap().auc;
+        let logits = reference.logits(&model, &manifest.normalization, &device).unwrap();
+        let [auc, _] = reference.threshold_aucs(&logits, m.config.num_classes).unwrap();
         let shipped = m.attacks.iter().find(|a| a.name == "loss").and_then(|a| a.reference_auc);
         assert!((auc - shipped.unwrap()).abs() < 0.002, "{}: loss AUC {auc} vs {shipped:?}", m.id);
         if let Some(f) = &m.lira {

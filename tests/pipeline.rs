@@ -357,7 +357,10 @@ fn export_writes_a_verified_web_bundle() {
     for f in [&model.weights, model.lira.as_ref().unwrap(), &manifest.reference.file] {
         f.verify(&std::fs::read(bundle.join(&f.path)).unwrap()).unwrap();
     }
-    let bytes = std::fs::read(bundle.join("reference.bin")).unwrap();
+    // f16 weights unless that moved an AUC (then said); the names `mia shrink` writes too.
+    assert_eq!(model.weights.path.ends_with(".f16.bpk"), !out.contains("kept f32"), "{out}");
+    assert_eq!(manifest.reference.file.path, "reference.02.bin");
+    let bytes = std::fs::read(bundle.join(&manifest.reference.file.path)).unwrap();
     let sample = mia_core::bundle::ReferenceSample::decode(&bytes, manifest.input).unwrap();
     assert_eq!(sample.is_member.iter().filter(|m| **m).count(), 10);
     let loss = model.attacks.iter().find(|a| a.name == "loss").unwrap();

@@ -61,6 +61,14 @@ pub enum Precision {
     F16,
 }
 
+/// The reference sample's file name in a bundle (the current encoding, `MIAREF02`).
+pub const REFERENCE_FILE: &str = "reference.02.bin";
+
+/// A model's weights file name in a bundle: `<id>.f16.bpk` when stored at f16.
+pub fn weights_file(id: &str, half: bool) -> String {
+    if half { format!("{id}.f16.bpk") } else { format!("{id}.bpk") }
+}
+
 /// The largest change of the reference sample's loss or confidence AUC that storing a model's
 /// weights at f16 may cause.
 pub const F16_MAX_AUC_SHIFT: f64 = 0.002;
@@ -141,7 +149,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let ref_bytes = sample.encode();
-    write(&args.out.join("reference.bin"), &ref_bytes)?;
+    write(&args.out.join(REFERENCE_FILE), &ref_bytes)?;
 
     let mut models = Vec::new();
     for run in &args.runs {
@@ -168,7 +176,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         normalization: ds.normalization.clone(),
         models,
         reference: ReferenceEntry {
-            file: FileRef::describe("reference.bin", &ref_bytes),
+            file: FileRef::describe(REFERENCE_FILE, &ref_bytes),
             members: half,
             non_members: half,
         },
@@ -211,20 +219,21 @@ fn export_model(
     }
     let (report, _) = AttackReport::read(run)?;
     let weights = std::fs::read(layout.weights())?;
-    // The weights must decode into the architecture before they are shipped.
-    model_config.load_bytes(weights.clone(), &DeviceChoice::Flex.device()?)?;
-    let weights = if precision == Precision::F16 {
+    // The weights must decode into the architecture before they are shipped (the f16 check
+    // decodes both versions itself).
+    let (weights, half) = if precision == Precision::F16 {
         let (bytes, half, shift) = half_if_harmless(&model_config, weights, sample, norm)?;
         if !half {
             println!(
                 "{id}: f16 weights move an AUC by {shift:.4} (> {F16_MAX_AUC_SHIFT}): kept f32"
             );
         }
-        bytes
+        (bytes, half)
     } else {
-        weights
+        model_config.load_bytes(weights.clone(), &DeviceChoice::Flex.device()?)?;
+        (weights, false)
     };
-    let weights_name = format!("{id}.bpk");
+    let weights_name = weights_file(id, half);
     write(&out.join(&weights_name), &weights)?;
 
     // Reference-sample scores from the target's own logits (identity query), and the shadows

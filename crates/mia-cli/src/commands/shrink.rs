@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mia_core::bundle::{FileRef, Manifest, ReferenceSample};
 
-use super::export::{F16_MAX_AUC_SHIFT, half_if_harmless};
+use super::export::{F16_MAX_AUC_SHIFT, REFERENCE_FILE, half_if_harmless, weights_file};
 use super::hinted;
 
 /// Arguments of `mia shrink`.
@@ -53,7 +53,7 @@ pub fn run(args: ShrinkArgs) -> Result<()> {
         );
     }
     if encoded[..8] != stored[..8] {
-        let name = "reference.02.bin".to_string();
+        let name = REFERENCE_FILE.to_string();
         mia_core::files::write_atomic(&dir.join(&name), &encoded)?;
         replaced.push(
             std::mem::replace(&mut manifest.reference.file, FileRef::describe(&name, &encoded))
@@ -74,7 +74,7 @@ pub fn run(args: ShrinkArgs) -> Result<()> {
             continue;
         }
         // A new file name, so that the manifest never points at a file being rewritten.
-        let name = format!("{}.f16.bpk", m.id);
+        let name = weights_file(&m.id, true);
         if name != m.weights.path {
             mia_core::files::write_atomic(&dir.join(&name), &bytes)?;
             replaced.push(m.weights.path.clone());
