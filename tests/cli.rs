@@ -109,6 +109,112 @@ impl Observer for StopAfter {
     }
 }
 
+/// Interrupts a run after `epoch` of the phase named `phase` (distillation's `teacher` or
+/// `student`).
+struct StopInPhase {
+    phase: &'static str,
+    epoch: usize,
+    current: String,
+}
+impl Observer for StopInPhase {
+    fn on_phase(&mut self, name: &str) {
+        self.current = name.to_string();
+    }
+    fn on_epoch(&mut self, m: &EpochMetrics) -> ControlFlow<()> {
+        if self.current == self.phase && m.epoch >= self.epoch {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+/// Trains `toml` (over a tiny dataset) whole, and again interrupted by `stop` then resumed;
+/// returns both runs' signal logits.
+fn whole_and_resumed(toml: &str, stop: &mut dyn Observer) -> (Vec<u8>, Vec<u8>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    tiny_idx(&data, 400);
+    let config = TrainConfig::from_toml(&format!(
+        "dataset = \"fashion-mnist\"\ndata_dir = {:?}\nbatch_size = 32\nseed = 5\n{toml}",
+        data.to_str().unwrap()
+    ))
+    .unwrap();
+    let full = tmp.path().join("full");
+    mia_train::train(&config, &full, false, &mut mia_train::trainer::Silent).unwrap();
+    let cut = tmp.path().join("cut");
+    let err = mia_train::train(&config, &cut, false, stop).unwrap_err();
+    assert!(matches!(err, mia_train::TrainError::Interrupted { .. }), "{err}");
+    mia_train::train(&config, &cut, true, &mut mia_train::trainer::Silent).unwrap();
+    let logits = |d: &Path| std::fs::read(d.join("signals/logits.npy")).unwrap();
+    (logits(&full), logits(&cut))
+}
+
+#[test]
+fn advreg_resumes_its_inference_model_and_reaches_the_same_weights() {
+    let toml = "epochs = 3\n[advreg]\nlambda = 1.0\nwarmup = 1\n[split]\nmembers = 100\ntest = 50\nvalidation = 60\n";
+    let (whole, resumed) = whole_and_resumed(toml, &mut StopAfter(2));
+    assert!(whole == resumed, "the resumed AdvReg run differs");
+}
+
+#[test]
+fn distillation_resumes_in_either_phase_and_reaches_the_same_weights() {
+    let toml = "epochs = 2\n[distill]\ntemperature = 4.0\n[split]\nmembers = 100\ntest = 50\nvalidation = 100\n";
+    for phase in ["teacher", "student"] {
+        let mut stop = StopInPhase { phase, epoch: 1, current: String::new() };
+        let (whole, resumed) = whole_and_resumed(toml, &mut stop);
+        assert!(whole == resumed, "interrupted in the {phase} phase, the resumed run differs");
+    }
+}
+
+#[test]
+fn a_distilled_run_keeps_its_teacher_and_counts_both_models_time() {
+    let (tmp, data) = tiny_dataset(700);
+    let (d, out) = (data.to_str().unwrap(), tmp.path().join("distilled"));
+    let stdout = ok(&train_args(d, out.to_str().unwrap(), &["--distill", "4", "--val", "100"]));
+    assert!(stdout.contains("erm+distillation"), "{stdout}");
+    let teacher = out.join("checkpoint/teacher");
+    assert!(teacher.join("metrics.jsonl").exists() && teacher.join("e0001/state.json").exists());
+    let teacher_seconds: f64 = std::fs::read_to_string(teacher.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().train_seconds)
+        .sum();
+    let student_seconds: f64 = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().train_seconds)
+        .sum();
+    let s = summary(&out);
+    assert!((s.wall_seconds - teacher_seconds - student_seconds).abs() < 1e-6);
+    // Without a transfer set there is nothing to distil on.
+    let none = tmp.path().join("none");
+    assert!(fails(&train_args(d, none.to_str().unwrap(), &["--distill", "4"])).contains("--val"));
+}
+
+#[test]
+fn mixup_mmd_records_each_epochs_mmd_and_skips_the_last_epoch() {
+    let (tmp, data) = tiny_dataset(700);
+    let (d, out) = (data.to_str().unwrap(), tmp.path().join("mmd"));
+    let extra = ["--mixup", "1", "--mmd", "3", "--mmd-gap", "0", "--val", "60", "--epochs", "3"];
+    ok(&train_args(d, out.to_str().unwrap(), &extra));
+    let mmd: Vec<Option<f64>> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().mmd)
+        .collect();
+    assert!(mmd[0].is_some_and(|v| v >= 0.0) && mmd[1].is_some(), "{mmd:?}");
+    assert_eq!(mmd[2], None, "the last epoch skips the MMD pass");
+    assert_eq!(summary(&out).defense, "erm+mixup+mmd");
+    // A gap no run reaches skips every MMD pass.
+    let never = tmp.path().join("never");
+    let extra = ["--mmd", "3", "--mmd-gap", "1", "--val", "60", "--epochs", "2"];
+    ok(&train_args(d, never.to_str().unwrap(), &extra));
+    let metrics = std::fs::read_to_string(never.join("metrics.jsonl")).unwrap();
+    assert!(!metrics.contains("\"mmd\""), "{metrics}");
+}
+
 #[test]
 fn resume_after_an_interruption_equals_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
@@ -185,6 +291,9 @@ fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
         vec!["--mixup", "1.0"],
         vec!["--adamixup", "0.4", "--epochs", "2"],
         vec!["--dp-clip", "1.0", "--dp-noise", "1.0", "--members", "64", "--test", "32"],
+        vec!["--mixup", "1.0", "--mmd", "3", "--mmd-gap", "0", "--val", "50", "--epochs", "2"],
+        vec!["--distill", "4", "--val", "100"],
+        vec!["--advreg", "1", "--advreg-warmup", "0", "--val", "50"],
         vec![
             "--weight-decay",
             "0.0005",

@@ -191,6 +191,14 @@ impl Checkpoints {
         out.retain(|g| g.state().exists());
         out
     }
+    /// `teacher/`: a distilled run's teacher, checkpointed like the run itself.
+    pub fn teacher(&self) -> Checkpoints {
+        Checkpoints { dir: self.dir.join("teacher") }
+    }
+    /// `metrics.jsonl` beside the generations (the teacher's per-epoch metrics).
+    pub fn metrics(&self) -> PathBuf {
+        self.dir.join("metrics.jsonl")
+    }
     /// `best.bpk`: the weights of the best validation epoch so far (early stopping).
     pub fn best(&self) -> PathBuf {
         self.dir.join("best.bpk")
@@ -220,6 +228,14 @@ impl Generation {
     /// `state.json`, written last.
     pub fn state(&self) -> PathBuf {
         self.dir.join("state.json")
+    }
+    /// `adversary.bpk`: AdvReg's inference model.
+    pub fn adversary(&self) -> PathBuf {
+        self.dir.join("adversary.bpk")
+    }
+    /// `adversary-optim.bpk`: AdvReg's inference-model optimiser state.
+    pub fn adversary_optimizer(&self) -> PathBuf {
+        self.dir.join("adversary-optim.bpk")
     }
     /// Every file of the generation.
     pub fn files(&self) -> [PathBuf; 3] {

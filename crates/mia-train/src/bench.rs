@@ -88,6 +88,7 @@ fn run_epoch(
         model_config,
         ds,
         train,
+        scored: train,
         validation: &[],
         test: &[],
         checkpoints: &checkpoints,

@@ -12,7 +12,10 @@ use mia_data::dataset::LoadOptions;
 use mia_data::{DatasetKind, SplitSizes};
 use serde::{Deserialize, Serialize};
 
+use crate::advreg::AdvRegConfig;
+use crate::distill::DistillConfig;
 use crate::dp::DpConfig;
+use crate::mmd::MmdConfig;
 use crate::{DeviceChoice, TrainError};
 pub use mia_core::defense::DefenseConfig;
 
@@ -116,6 +119,17 @@ pub struct TrainConfig {
     /// DP-SGD (per-example clipping and noise, Poisson sampling, ε from the RDP accountant).
     #[serde(default)]
     pub dp: Option<DpConfig>,
+    /// The MMD regulariser of mixup+MMD (an MMD pass after every epoch against the
+    /// validation set as reference).
+    #[serde(default)]
+    pub mmd: Option<MmdConfig>,
+    /// Distillation: a teacher on the members, the shipped student on the validation set
+    /// against the teacher's posteriors.
+    #[serde(default)]
+    pub distill: Option<DistillConfig>,
+    /// AdvReg: a min-max game with an inference model on members against the validation set.
+    #[serde(default)]
+    pub advreg: Option<AdvRegConfig>,
     /// Split sizes.
     pub split: SplitSizes,
     /// Epochs.
@@ -149,6 +163,9 @@ impl Default for TrainConfig {
             defense: DefenseConfig::Erm,
             mixup: None,
             dp: None,
+            mmd: None,
+            distill: None,
+            advreg: None,
             split: SplitSizes { members: 5000, non_members: None, test: None, validation: 0 },
             epochs: 30,
             batch_size: 32,
@@ -212,6 +229,48 @@ impl TrainConfig {
                 );
             }
         }
+        self.validate_reference_set()
+    }
+
+    /// MMD and distillation need the validation set (their reference and transfer set) and
+    /// combine with neither DP-SGD nor each other.
+    fn validate_reference_set(&self) -> Result<(), TrainError> {
+        let bad = |m: &str| Err(TrainError::Config(m.into()));
+        if let Some(m) = &self.mmd {
+            m.validate()?;
+            if self.split.validation == 0 {
+                return bad("MMD needs a reference set disjoint from the members: pass --val N");
+            }
+        }
+        if let Some(d) = &self.distill {
+            d.validate()?;
+            if self.split.validation == 0 {
+                return bad(
+                    "distillation needs a transfer set disjoint from the members: pass --val N",
+                );
+            }
+            if self.early_stopping.is_some() || self.mmd.is_some() {
+                return bad(
+                    "distillation's student trains on the validation set: it combines with \
+                            neither early stopping nor MMD",
+                );
+            }
+        }
+        if let Some(a) = &self.advreg {
+            a.validate()?;
+            if self.split.validation == 0 {
+                return bad("AdvReg needs a reference set disjoint from the members: pass --val N");
+            }
+            if self.mixup.is_some() || self.mmd.is_some() || self.distill.is_some() {
+                return bad("AdvReg's inference model reads clean posteriors: it combines with \
+                            neither mixup, MMD nor distillation");
+            }
+        }
+        let outside = self.mmd.is_some() || self.distill.is_some() || self.advreg.is_some();
+        if self.dp.is_some() && outside {
+            return bad("DP-SGD's accountant covers its own steps only: MMD, distillation and \
+                        AdvReg would train outside it");
+        }
         Ok(())
     }
 
@@ -222,10 +281,13 @@ impl TrainConfig {
             None => self.defense.name().to_string(),
             Some(m) => format!("{}+{}", self.defense.name(), m.name()),
         };
-        match &self.dp {
-            None => label,
-            Some(_) => format!("{label}+dp-sgd"),
-        }
+        let extras = [
+            (self.dp.is_some(), "dp-sgd"),
+            (self.mmd.is_some(), "mmd"),
+            (self.distill.is_some(), "distillation"),
+            (self.advreg.is_some(), "advreg"),
+        ];
+        extras.iter().filter(|e| e.0).fold(label, |l, e| format!("{l}+{}", e.1))
     }
 }
 
@@ -234,7 +296,10 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
         (toml::Value::Table(b), toml::Value::Table(o)) => {
             for (k, v) in o {
                 // A tagged enum table (defense, schedule) replaces the whole value.
-                let replace = matches!(k.as_str(), "defense" | "schedule" | "mixup" | "dp");
+                let replace = matches!(
+                    k.as_str(),
+                    "defense" | "schedule" | "mixup" | "dp" | "mmd" | "distill" | "advreg"
+                );
                 match b.get_mut(&k) {
                     Some(slot) if !replace => merge(slot, v),
                     _ => {
@@ -308,6 +373,57 @@ mod tests {
         assert!(mixed.validate().is_err(), "mixup spreads an example over two");
         let paired = TrainConfig { defense: DefenseConfig::Ppb { lambda: 4.0 }, ..ok };
         assert!(paired.validate().is_err(), "PPB pairs examples");
+    }
+
+    #[test]
+    fn mixup_mmd_and_distillation_come_from_toml_and_need_a_validation_set() {
+        let c = TrainConfig::from_toml(
+            "[mixup]\nkind = \"mixup\"\nalpha = 1.0\n[mmd]\nlambda = 3.0\n[split]\nmembers = 100\nvalidation = 50\n",
+        )
+        .unwrap();
+        assert_eq!(c.mmd, Some(MmdConfig { lambda: 3.0, sigma: 1.0, gap: 0.03 }));
+        assert_eq!(c.defense_label(), "erm+mixup+mmd");
+        assert!(c.validate().is_ok());
+        let no_reference =
+            TrainConfig { split: SplitSizes { validation: 0, ..c.split }, ..c.clone() };
+        assert!(no_reference.validate().is_err());
+        let d = TrainConfig::from_toml(
+            "[distill]\ntemperature = 4.0\n[split]\nmembers = 100\nvalidation = 100\n",
+        )
+        .unwrap();
+        assert_eq!(d.defense_label(), "erm+distillation");
+        assert!(d.validate().is_ok());
+        let both = TrainConfig { mmd: c.mmd, ..d.clone() };
+        assert!(both.validate().is_err());
+        let stopping = TrainConfig { early_stopping: Some(3), ..d.clone() };
+        assert!(stopping.validate().is_err(), "the student's validation set is its training set");
+        let dp =
+            DpConfig { clip: 1.0, noise_multiplier: Some(1.0), target_epsilon: None, delta: 1e-5 };
+        assert!(TrainConfig { dp: Some(dp), ..d }.validate().is_err());
+        assert!(
+            TrainConfig::from_toml("[distill]\ntemperature = 0.1\n").unwrap().validate().is_err()
+        );
+    }
+
+    #[test]
+    fn advreg_comes_from_toml_needs_a_reference_set_and_clean_posteriors() {
+        let c = TrainConfig::from_toml(
+            "[advreg]\nlambda = 2.0\n[split]\nmembers = 100\nvalidation = 100\n",
+        )
+        .unwrap();
+        assert_eq!(c.advreg, Some(AdvRegConfig { lambda: 2.0, attack_steps: 1, warmup: 3 }));
+        assert_eq!(c.defense_label(), "erm+advreg");
+        assert!(c.validate().is_ok());
+        let no_reference =
+            TrainConfig { split: SplitSizes { validation: 0, ..c.split }, ..c.clone() };
+        assert!(no_reference.validate().is_err());
+        let mixed = TrainConfig { mixup: Some(MixupConfig::Mixup { alpha: 1.0 }), ..c.clone() };
+        assert!(mixed.validate().is_err());
+        let bad = TrainConfig {
+            advreg: Some(AdvRegConfig { lambda: -1.0, attack_steps: 1, warmup: 0 }),
+            ..c
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

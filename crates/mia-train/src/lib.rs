@@ -2,13 +2,16 @@
 //! trait and its built-in implementations), optimisers and schedules, checkpoints with exact
 //! resume, and the run directory that attack tools consume.
 
+pub mod advreg;
 pub mod augment;
 pub mod bench;
 pub mod config;
 pub use mia_core::defense;
 pub mod device;
+pub mod distill;
 pub mod dp;
 pub mod error;
+pub mod mmd;
 pub mod run;
 pub mod shadows;
 pub mod signals;

@@ -427,6 +427,7 @@ impl ShadowJob<'_> {
             model_config: self.model_config,
             ds,
             train: &train,
+            scored: &train,
             validation: &split.validation,
             test: &split.test,
             checkpoints: &checkpoints,

@@ -21,8 +21,11 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::advreg::{self, Adversary};
 use crate::defense::TrainingDefense;
+use crate::distill::SoftTargets;
 use crate::dp::{self, DpPlan};
+use crate::mmd;
 use crate::run::{read_json, write_atomic, write_json, write_npy};
 use crate::{TrainConfig, TrainError, augment};
 
@@ -56,6 +59,9 @@ pub struct EpochMetrics {
     /// ε at δ spent so far (DP-SGD only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epsilon: Option<f64>,
+    /// Mean MMD² of the epoch's MMD pass (mixup+MMD only; absent when the pass was skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mmd: Option<f64>,
 }
 
 /// JSON has no NaN: serde_json writes the metrics of an epoch that was not evaluated (shadow
@@ -126,6 +132,9 @@ pub trait Observer {
     fn on_epoch(&mut self, _metrics: &EpochMetrics) -> ControlFlow<()> {
         ControlFlow::Continue(())
     }
+    /// A phase of a run with several models starts (`teacher`, `student` for distillation);
+    /// the epochs that follow belong to it.
+    fn on_phase(&mut self, _name: &str) {}
     /// Something the user should know that does not stop the run (e.g. an unreadable
     /// checkpoint was skipped for the previous one).
     fn on_warning(&mut self, _message: &str) {}
@@ -341,12 +350,12 @@ fn evaluate(
     Ok(accuracy_and_loss(&predict(model, ds, idx, device)?, ds, idx))
 }
 
-pub(crate) fn save_record(model: &Model, path: &Path) -> Result<(), TrainError> {
+pub(crate) fn save_record<M: Module>(model: &M, path: &Path) -> Result<(), TrainError> {
     let bytes = model.clone().into_record().into_bytes().map_err(|e| TrainError::io(path, e))?;
     write_atomic(path, &bytes)
 }
 
-fn load_record(model: Model, path: &Path) -> Result<Model, TrainError> {
+pub(crate) fn load_record<M: Module>(model: M, path: &Path) -> Result<M, TrainError> {
     let record = ModuleRecord::load(path).map_err(|e| TrainError::io(path, e))?;
     model.try_load_record(record).map_err(|e| TrainError::io(path, e))
 }
@@ -368,6 +377,9 @@ pub(crate) struct Job<'a> {
     pub ds: &'a Dataset,
     /// Training examples.
     pub train: &'a [usize],
+    /// The examples whose accuracy and loss are `train_acc`/`train_loss`: the training
+    /// examples, or a distilled student's teacher's (the run's members).
+    pub scored: &'a [usize],
     /// Early-stopping examples (may be empty).
     pub validation: &'a [usize],
     /// Utility examples.
@@ -409,8 +421,8 @@ fn backend_rng_seed(device: &Device, seed: u64) {
 /// beside them: a replayed epoch rewrites it with the same weights.)
 fn save_checkpoint(
     checkpoints: &Checkpoints,
-    model: &Model,
-    optim: &ModuleOptimizer,
+    (model, optim): (&Model, &ModuleOptimizer),
+    adversary: Option<&Adversary>,
     state: &LoopState,
 ) -> Result<(), TrainError> {
     let generation = checkpoints.generation(state.next_epoch);
@@ -419,6 +431,9 @@ fn save_checkpoint(
     let optim_path = generation.optimizer();
     let bytes = optim.into_bytes().map_err(|e| TrainError::io(&optim_path, e))?;
     write_atomic(&optim_path, &bytes)?;
+    if let Some(a) = adversary {
+        a.save(&generation)?;
+    }
     write_json(&generation.state(), state)?;
     for old in checkpoints.complete().into_iter().skip(2) {
         let removed = if checkpoints.is_flat(&old) {
@@ -436,11 +451,12 @@ struct Restored {
     state: LoopState,
     model: Model,
     optim: ModuleOptimizer,
+    adversary: Option<Adversary>,
 }
 
 fn read_generation(
     generation: &Generation,
-    model: &Model,
+    (model, adversary): (&Model, Option<&Adversary>),
     config: &TrainConfig,
 ) -> Result<Restored, TrainError> {
     let state: LoopState = read_json(&generation.state())?;
@@ -452,7 +468,8 @@ fn read_generation(
         .build()
         .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
         .map_err(|e| TrainError::io(&optim_path, e))?;
-    Ok(Restored { state, model, optim })
+    let adversary = adversary.map(|a| a.load(generation)).transpose()?;
+    Ok(Restored { state, model, optim, adversary })
 }
 
 /// The newest readable checkpoint (`None` when there is none). An unreadable one is
@@ -460,13 +477,13 @@ fn read_generation(
 /// checkpoint is unreadable the error names the newest's problem.
 fn restore_checkpoint(
     checkpoints: &Checkpoints,
-    model: &Model,
+    fresh: (&Model, Option<&Adversary>),
     config: &TrainConfig,
     observer: &mut dyn Observer,
 ) -> Result<Option<Restored>, TrainError> {
     let mut first_error = None;
     for generation in checkpoints.complete() {
-        match read_generation(&generation, model, config) {
+        match read_generation(&generation, fresh, config) {
             Ok(restored) => return Ok(Some(restored)),
             Err(e) => {
                 observer.on_warning(&format!(
@@ -500,22 +517,41 @@ pub(crate) fn init_model(
     Ok(model)
 }
 
-/// Runs (or, with `resume` and a checkpoint in `job.checkpoints`, continues) the epoch loop.
+/// Runs (or, with `resume` and a checkpoint in `job.checkpoints`, continues) the training:
+/// the epoch loop, or for distillation the teacher's and then the student's.
 pub(crate) fn fit(
     job: &Job<'_>,
     base: &Device,
     resume: bool,
     observer: &mut dyn Observer,
 ) -> Result<Fitted, TrainError> {
+    match job.config.distill {
+        None => fit_with(job, base, resume, observer, None),
+        Some(d) => crate::distill::fit_student(job, base, resume, observer, d),
+    }
+}
+
+/// The epoch loop; with `soft`, the loss is the distillation student's against those targets.
+pub(crate) fn fit_with(
+    job: &Job<'_>,
+    base: &Device,
+    resume: bool,
+    observer: &mut dyn Observer,
+    soft: Option<&SoftTargets>,
+) -> Result<Fitted, TrainError> {
     let config = job.config;
     let device = base.clone().autodiff();
     let mut model = init_model(job.model_config, &device, job.seed)?;
     let mut optim: ModuleOptimizer = config.optimizer.build();
     let defense: Box<dyn TrainingDefense> = config.defense.build()?;
+    let mut adversary =
+        config.advreg.map(|a| Adversary::new(a, job.ds.num_classes(), &device, job.seed));
     let mut state = LoopState::default();
-    if resume && let Some(restored) = restore_checkpoint(job.checkpoints, &model, config, observer)?
+    let fresh = (&model, adversary.as_ref());
+    if resume && let Some(restored) = restore_checkpoint(job.checkpoints, fresh, config, observer)?
     {
         (state, model, optim) = (restored.state, restored.model, restored.optim);
+        adversary = restored.adversary;
     }
     let checkpoints = job.checkpoints;
 
@@ -528,16 +564,27 @@ pub(crate) fn fit(
     while state.next_epoch < config.epochs && !state.stopped {
         let epoch = state.next_epoch;
         let lr = config.schedule.lr(config.optimizer.lr, epoch, config.epochs);
-        let pass;
-        let step = Step { optim: &mut optim, defense: defense.as_ref(), device: &device };
+        let mut pass;
+        let step = Step {
+            optim: &mut optim,
+            defense: defense.as_ref(),
+            soft,
+            adversary: adversary.as_mut(),
+            device: &device,
+        };
         (model, pass) = match &plan {
             None => train_epoch(job, model, step, (epoch, lr), observer)?,
             Some(p) => dp_epoch(job, model, step, (epoch, lr), observer, p)?,
         };
+        let started = Instant::now();
+        let mmd;
+        (model, mmd) = mmd::mmd_pass(job, model, &mut optim, (base, &device), (epoch, lr))?;
+        pass.seconds += started.elapsed().as_secs_f64();
         state.train_seconds += pass.seconds;
         state.images += job.train.len() as u64;
         let mut metrics = epoch_metrics(job, &model, base, epoch, lr, &pass)?;
         metrics.epsilon = plan.map(|p| p.epsilon_after(epoch + 1)).transpose()?;
+        metrics.mmd = mmd;
         if let (Some(patience), Some(v)) = (config.early_stopping, metrics.val_loss) {
             if state.best_val.is_none_or(|b| v < b) {
                 state.best_val = Some(v);
@@ -553,7 +600,7 @@ pub(crate) fn fit(
         tracing::info!(epoch = epoch + 1, train_acc, test_acc, seconds, "epoch done");
         state.metrics.push(metrics.clone());
         state.next_epoch = epoch + 1;
-        save_checkpoint(checkpoints, &model, &optim, &state)?;
+        save_checkpoint(checkpoints, (&model, &optim), adversary.as_ref(), &state)?;
         let lines: Vec<String> =
             state.metrics.iter().filter_map(|m| serde_json::to_string(m).ok()).collect();
         write_atomic(job.metrics, (lines.join("\n") + "\n").as_bytes())?;
@@ -579,10 +626,13 @@ struct EpochPass {
     seconds: f64,
 }
 
-/// What one optimisation step needs: the optimiser, the loss and the (autodiff) device.
+/// What one optimisation step needs: the optimiser, the loss (the defense's, or a distilled
+/// student's soft targets), AdvReg's adversary when it plays, and the (autodiff) device.
 struct Step<'a> {
     optim: &'a mut ModuleOptimizer,
     defense: &'a dyn TrainingDefense,
+    soft: Option<&'a SoftTargets>,
+    adversary: Option<&'a mut Adversary>,
     device: &'a Device,
 }
 
@@ -591,7 +641,7 @@ struct Step<'a> {
 fn train_epoch(
     job: &Job<'_>,
     mut model: Model,
-    Step { optim, defense, device }: Step<'_>,
+    Step { optim, defense, soft, mut adversary, device }: Step<'_>,
     (epoch, lr): (usize, f64),
     observer: &mut dyn Observer,
 ) -> Result<(Model, EpochPass), TrainError> {
@@ -602,11 +652,21 @@ fn train_epoch(
     order.shuffle(&mut rng);
     let started = Instant::now();
     let mut objective = 0f64;
+    adversary = adversary.filter(|a| a.plays(epoch));
+    let mut adversary_rng = advreg::epoch_rng(job.seed, epoch);
     for chunk in order.chunks(config.batch_size) {
+        if let Some(a) = adversary.as_deref_mut() {
+            a.attack_steps(job, &model, &mut adversary_rng, device)?;
+        }
         let (x, y) = batch(ds, chunk, config.augment.then_some(&mut rng), device)?;
-        let loss = match &config.mixup {
-            None => defense.loss(model.forward(x), y, epoch), // [1]
-            Some(m) => {
+        let loss = match (soft, &config.mixup, adversary.as_deref()) {
+            (Some(s), ..) => s.loss(model.forward(x), chunk, device)?, // [1]
+            (None, None, None) => defense.loss(model.forward(x), y, epoch), // [1]
+            (None, None, Some(a)) => {
+                let logits = model.forward(x); // [b, classes]
+                defense.loss(logits.clone(), y.clone(), epoch) + a.penalty(logits, y) // [1]
+            }
+            (None, Some(m), _) => {
                 let mix = m.draw(&mut rng, chunk.len(), (epoch, config.epochs));
                 let logits = model.forward(mix.inputs(x)); // [b, classes]
                 mix.loss(logits, y, |z, t| defense.loss(z, t, epoch)) // [1]
@@ -633,7 +693,7 @@ fn train_epoch(
 fn dp_epoch(
     job: &Job<'_>,
     mut model: Model,
-    Step { optim, defense, device }: Step<'_>,
+    Step { optim, defense, device, .. }: Step<'_>,
     (epoch, lr): (usize, f64),
     observer: &mut dyn Observer,
     plan: &DpPlan,
@@ -680,11 +740,14 @@ fn epoch_metrics(
 ) -> Result<EpochMetrics, TrainError> {
     let (ds, eval) = (job.ds, model.valid());
     let ((train_acc, train_loss), (test_acc, test_loss)) = if job.eval_each_epoch {
-        (evaluate(&eval, ds, job.train, base)?, evaluate(&eval, ds, job.test, base)?)
+        (evaluate(&eval, ds, job.scored, base)?, evaluate(&eval, ds, job.test, base)?)
     } else {
         ((f32::NAN, f32::NAN), (f32::NAN, f32::NAN))
     };
-    let val_loss = if job.validation.is_empty() {
+    // The validation loss is for early stopping and, on evaluated runs, the metrics; a shadow
+    // whose validation set is MMD's reference set or AdvReg's skips it.
+    let wanted = job.eval_each_epoch || job.config.early_stopping.is_some();
+    let val_loss = if job.validation.is_empty() || !wanted {
         None
     } else {
         Some(evaluate(&eval, ds, job.validation, base)?.1)
@@ -701,6 +764,7 @@ fn epoch_metrics(
         train_seconds: pass.seconds,
         images_per_s: job.train.len() as f64 / pass.seconds.max(1e-9),
         epsilon: None,
+        mmd: None,
     })
 }
 
@@ -728,6 +792,7 @@ pub fn train(
         model_config: &model_config,
         ds: &ds,
         train: &split.members,
+        scored: &split.members,
         validation: &split.validation,
         test: &split.test,
         checkpoints: &paths.checkpoint(),
@@ -798,6 +863,7 @@ mod tests {
             train_seconds: 1.0,
             images_per_s: 10.0,
             epsilon: None,
+            mmd: None,
         };
         let text = serde_json::to_string(&m).unwrap();
         assert!(text.contains("\"train_acc\":null"), "{text}");

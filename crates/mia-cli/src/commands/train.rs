@@ -8,9 +8,12 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mia_core::layout::RunLayout;
+use mia_train::advreg::AdvRegConfig;
 use mia_train::config::{MixupConfig, OptimizerKind, Schedule};
 use mia_train::defense::{RelaxVariant, SmoothingForm};
+use mia_train::distill::DistillConfig;
 use mia_train::dp::DpConfig;
+use mia_train::mmd::MmdConfig;
 use mia_train::{DefenseConfig, EpochMetrics, Observer, TrainConfig};
 
 use super::hinted;
@@ -95,6 +98,31 @@ pub struct TrainArgs {
     /// DP-SGD: δ at which ε is reported (default 1e-5).
     #[arg(long, value_name = "DELTA", requires = "dp_clip")]
     dp_delta: Option<f64>,
+    /// Mixup+MMD (Li, Li & Ribeiro 2021): weight λ of the MMD pass after every epoch against
+    /// the validation set (needs --val; combine with --mixup 1 for the paper's defense).
+    #[arg(long, value_name = "LAMBDA")]
+    mmd: Option<f64>,
+    /// MMD's Gaussian-kernel bandwidth on posteriors (default 1).
+    #[arg(long, value_name = "SIGMA", requires = "mmd")]
+    mmd_sigma: Option<f64>,
+    /// The MMD pass runs when the members' and the validation set's accuracies differ by at
+    /// least this much (default 0.03).
+    #[arg(long, value_name = "GAP", requires = "mmd")]
+    mmd_gap: Option<f64>,
+    /// Distillation: a teacher trains on the members, the run's model on the validation set
+    /// (needs --val) against the teacher's posteriors at this temperature.
+    #[arg(long, value_name = "T")]
+    distill: Option<f64>,
+    /// AdvReg (Nasr et al. 2018): weight λ of the inference model's membership probability in
+    /// the classifier's loss (needs --val, the inference model's reference set).
+    #[arg(long, value_name = "LAMBDA")]
+    advreg: Option<f64>,
+    /// AdvReg: inference-model steps per classifier step (k, default 1).
+    #[arg(long, value_name = "K", requires = "advreg")]
+    advreg_k: Option<usize>,
+    /// AdvReg: epochs of plain training before the game (default 3).
+    #[arg(long, value_name = "EPOCHS", requires = "advreg")]
+    advreg_warmup: Option<usize>,
     /// Dropout rate before the classifier.
     #[arg(long)]
     dropout: Option<f64>,
@@ -274,6 +302,23 @@ impl TrainArgs {
                 delta: self.dp_delta.unwrap_or(1e-5),
             });
         }
+        if let Some(lambda) = self.mmd {
+            c.mmd = Some(MmdConfig {
+                lambda,
+                sigma: self.mmd_sigma.unwrap_or(1.0),
+                gap: self.mmd_gap.unwrap_or(0.03),
+            });
+        }
+        if let Some(temperature) = self.distill {
+            c.distill = Some(DistillConfig { temperature });
+        }
+        if let Some(lambda) = self.advreg {
+            c.advreg = Some(AdvRegConfig {
+                lambda,
+                attack_steps: self.advreg_k.unwrap_or(1),
+                warmup: self.advreg_warmup.unwrap_or(3),
+            });
+        }
         set(&mut c.dropout, self.dropout);
         set(&mut c.optimizer.weight_decay, self.weight_decay);
         set(&mut c.split.members, self.members);
@@ -381,12 +426,18 @@ impl Observer for Progress {
             m.train_acc,
             m.test_acc,
             m.train_acc - m.test_acc,
-            m.val_loss.map(|v| format!("  val loss {v:.4}")).unwrap_or_default(),
+            m.val_loss.map(|v| format!("  val loss {v:.4}")).unwrap_or_default()
+                + &m.mmd.map(|v| format!("  mmd² {v:.4}")).unwrap_or_default(),
             m.images_per_s
         );
         // The bar hides itself when stderr is not a terminal; the epoch lines must not.
         self.line(line);
         ControlFlow::Continue(())
+    }
+    fn on_phase(&mut self, name: &str) {
+        if self.epoch_lines {
+            self.line(format!("== {name}"));
+        }
     }
     fn on_warning(&mut self, message: &str) {
         self.line(format!("warning: {message}"));

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The baseline-defense table of issue 18 (docs/results.md, "Baseline defenses"): CIFAR-10,
+# small CNN, 2 500 members, 20 epochs, seed 0, the same split for every recipe (a validation
+# part of 2 500 is the reference set of MMD and AdvReg and the transfer set of
+# distillation); 16 adaptive shadows per recipe (each trained with that recipe), 4 queries, a
+# population of 500; every attack; one report.
+# Usage: bash bench/baselines.sh [CIFAR10_DIR] [RECIPE ...]   (default ../shared/data/cifar-10,
+# every recipe). MIA=path/to/mia picks the binary (default: cargo run --release).
+# Finished targets and shadows in runs/baselines/ are reused and an interrupted target resumes,
+# so it can be re-run after a stop.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D="${1:-../shared/data/cifar-10}"
+shift || true
+MIA="${MIA:-cargo run --release -q -p mia-cli --}"
+OUT=runs/baselines
+common=(--dataset cifar10 --data-dir "$D" --model small-cnn --members 2500 --epochs 20 --seed 0
+  --val 2500)
+declare -A recipe=(
+  [erm]="--defense erm"
+  [mixup-mmd]="--mixup 1 --mmd 3"
+  [distillation]="--distill 4"
+  [advreg]="--advreg 1"
+  [relaxloss]="--defense relaxloss --alpha 1.0"
+  [dp-eps8]="--dp-clip 1 --target-epsilon 8"
+  [dp-eps4]="--dp-clip 1 --target-epsilon 4"
+  [dp-eps1]="--dp-clip 1 --target-epsilon 1"
+)
+order=(erm mixup-mmd distillation advreg relaxloss dp-eps8 dp-eps4 dp-eps1)
+(($#)) && order=("$@")
+
+for name in "${order[@]}"; do
+  [[ -n "${recipe[$name]:-}" ]] || { echo "error: no recipe named $name" >&2; exit 2; }
+  run="$OUT/$name"
+  if [[ ! -f $run/summary.json ]]; then
+    resume=()
+    [[ -f $run/config.json ]] && resume=(--resume)
+    # shellcheck disable=SC2086  # the recipe is a list of flags
+    $MIA train "${common[@]}" ${recipe[$name]} --out "$run" "${resume[@]}"
+  fi
+  $MIA shadows --run "$run" --count 16 --queries 4 --population 500
+  $MIA attack --run "$run" > "$run.attack.txt"
+done
+runs=()
+for name in "${order[@]}"; do runs+=("$OUT/$name"); done
+$MIA report "${runs[@]}" --out "$OUT/report"
