@@ -5,7 +5,8 @@
 # distillation); 16 adaptive shadows per recipe (each trained with that recipe), 4 queries, a
 # population of 500; every attack; one report.
 # Usage: bash bench/baselines.sh [CIFAR10_DIR] [RECIPE ...]   (default ../shared/data/cifar-10,
-# every recipe). MIA=path/to/mia picks the binary (default: cargo run --release).
+# every recipe). MIA=path/to/mia picks the binary (default: cargo run --release); SHADOWS=N
+# trains N shadows per recipe instead of 16 (a later run with more reuses them).
 # Finished targets and shadows in runs/baselines/ are reused and an interrupted target resumes,
 # so it can be re-run after a stop.
 set -euo pipefail
@@ -14,6 +15,7 @@ D="${1:-../shared/data/cifar-10}"
 shift || true
 MIA="${MIA:-cargo run --release -q -p mia-cli --}"
 OUT=runs/baselines
+SHADOWS="${SHADOWS:-16}"
 common=(--dataset cifar10 --data-dir "$D" --model small-cnn --members 2500 --epochs 20 --seed 0
   --val 2500)
 declare -A recipe=(
@@ -38,7 +40,7 @@ for name in "${order[@]}"; do
     # shellcheck disable=SC2086  # the recipe is a list of flags
     $MIA train "${common[@]}" ${recipe[$name]} --out "$run" "${resume[@]}"
   fi
-  $MIA shadows --run "$run" --count 16 --queries 4 --population 500
+  $MIA shadows --run "$run" --count "$SHADOWS" --queries 4 --population 500
   $MIA attack --run "$run" > "$run.attack.txt"
 done
 runs=()
