@@ -2,8 +2,10 @@
 # The baseline-defense table of issue 18 (docs/results.md, "Baseline defenses"): CIFAR-10,
 # small CNN, 2 500 members, 20 epochs, seed 0, the same split for every recipe (a validation
 # part of 2 500 is the reference set of MMD and AdvReg and the transfer set of
-# distillation); 16 adaptive shadows per recipe (each trained with that recipe), 4 queries, a
-# population of 500; every attack; one report.
+# distillation; SELENA at K = 5, L = 2: the paper's L/K at a quarter of its cost); 16
+# adaptive shadows per recipe (each trained with that recipe), 4 queries, a population of
+# 500; every attack; one report.
+# Issue 17's recipes (pruning, SynthShield, PPB, AdaMixup, mixup) share the same split and ERM.
 # Usage: bash bench/baselines.sh [CIFAR10_DIR] [RECIPE ...]   (default ../shared/data/cifar-10,
 # every recipe). MIA=path/to/mia picks the binary (default: cargo run --release); SHADOWS=N
 # trains N shadows per recipe instead of 16 (a later run with more reuses them).
@@ -23,17 +25,39 @@ declare -A recipe=(
   [mixup-mmd]="--mixup 1 --mmd 3"
   [distillation]="--distill 4"
   [advreg]="--advreg 1"
+  [selena]="--selena 5 --selena-excluded 2"
   [relaxloss]="--defense relaxloss --alpha 1.0"
+  [hamp]="--defense hamp --hamp-gamma 0.9 --alpha 0.01"
   [dp-eps8]="--dp-clip 1 --target-epsilon 8"
   [dp-eps4]="--dp-clip 1 --target-epsilon 4"
   [dp-eps1]="--dp-clip 1 --target-epsilon 1"
+  # Issue 17: pruning (global L1) then 10 fine-tuning epochs at a tenth of the learning rate,
+  # on the members (mia_prune's baseline) or on synthetic images (SynthShield) from MIA Lab's
+  # generator, trained on the ERM run's shadow pool.
+  [prune50-members]="--prune 0.5 --finetune-epochs 10"
+  [prune75-members]="--prune 0.75 --finetune-epochs 10"
+  [synthshield50]="--prune 0.5 --finetune-epochs 10 --synthetic-dir $OUT/synthetic"
+  [synthshield75]="--prune 0.75 --finetune-epochs 10 --synthetic-dir $OUT/synthetic"
+  [ppb]="--defense ppb --lambda 4"
+  [adamixup]="--adamixup 0.4"
+  [mixup]="--mixup 1"
 )
-order=(erm mixup-mmd distillation advreg relaxloss dp-eps8 dp-eps4 dp-eps1)
+# HAMP is both halves: its training, then its output modification at attack time (the
+# report's inference rows, naive and adaptive attacker).
+declare -A attack_extra=(
+  [hamp]="--inference-defense hamp"
+)
+order=(erm mixup-mmd distillation advreg selena hamp relaxloss dp-eps8 dp-eps4 dp-eps1
+  prune50-members prune75-members synthshield50 synthshield75 ppb adamixup mixup)
 (($#)) && order=("$@")
 
 for name in "${order[@]}"; do
   [[ -n "${recipe[$name]:-}" ]] || { echo "error: no recipe named $name" >&2; exit 2; }
   run="$OUT/$name"
+  if [[ $name == synthshield* && ! -f $OUT/synthetic/generator.json ]]; then
+    [[ -f $OUT/erm/summary.json ]] || { echo "error: $name needs the erm run first" >&2; exit 2; }
+    $MIA generate --run "$OUT/erm" --out "$OUT/synthetic"
+  fi
   if [[ ! -f $run/summary.json ]]; then
     resume=()
     [[ -f $run/config.json ]] && resume=(--resume)
@@ -41,7 +65,8 @@ for name in "${order[@]}"; do
     $MIA train "${common[@]}" ${recipe[$name]} --out "$run" "${resume[@]}"
   fi
   $MIA shadows --run "$run" --count "$SHADOWS" --queries 4 --population 500
-  $MIA attack --run "$run" > "$run.attack.txt"
+  # shellcheck disable=SC2086  # the extras are a list of flags
+  $MIA attack --run "$run" ${attack_extra[$name]:-} > "$run.attack.txt"
 done
 runs=()
 for name in "${order[@]}"; do runs+=("$OUT/$name"); done

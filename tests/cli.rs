@@ -10,7 +10,7 @@ mod common;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use common::{fails, mia, ok, read, tiny_dataset, tiny_idx, train_args};
+use common::{fails, json, mia, ok, read, tiny_dataset, tiny_idx, train_args};
 use mia_core::npy::NpyData;
 use mia_train::{EpochMetrics, Observer, Summary, TrainConfig};
 
@@ -169,6 +169,146 @@ fn distillation_resumes_in_either_phase_and_reaches_the_same_weights() {
 }
 
 #[test]
+fn selena_resumes_in_a_sub_model_or_the_distillation_and_reaches_the_same_weights() {
+    let toml =
+        "epochs = 2\n[selena]\nmodels = 3\nexcluded = 1\n[split]\nmembers = 120\ntest = 50\n";
+    for phase in ["split-ai 2/3", "self-distillation"] {
+        let mut stop = StopInPhase { phase, epoch: 1, current: String::new() };
+        let (whole, resumed) = whole_and_resumed(toml, &mut stop);
+        assert!(whole == resumed, "interrupted in {phase}, the resumed run differs");
+    }
+}
+
+#[test]
+fn a_selena_run_keeps_its_sub_models_and_counts_every_models_time() {
+    let (tmp, data) = tiny_dataset(700);
+    let (d, out) = (data.to_str().unwrap(), tmp.path().join("selena"));
+    let stdout = ok(&train_args(d, out.to_str().unwrap(), &["--selena", "3"]));
+    assert!(stdout.contains("erm+selena"), "{stdout}");
+    let seconds = |path: PathBuf| -> f64 {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().train_seconds)
+            .sum()
+    };
+    let mut total = seconds(out.join("metrics.jsonl"));
+    for k in ["00", "01", "02"] {
+        let sub = out.join("checkpoint/split-ai").join(k);
+        assert!(sub.join("e0001/state.json").exists(), "sub-model {k} has no checkpoint");
+        total += seconds(sub.join("metrics.jsonl"));
+    }
+    assert!(!out.join("checkpoint/split-ai/03").exists());
+    assert!((summary(&out).wall_seconds - total).abs() < 1e-6);
+    // L must leave every member at least one sub-model that saw it.
+    let bad = tmp.path().join("bad");
+    let err =
+        fails(&train_args(d, bad.to_str().unwrap(), &["--selena", "3", "--selena-excluded", "3"]));
+    assert!(err.contains("1 ≤ L < K"), "{err}");
+}
+
+#[test]
+fn pruning_resumes_in_the_dense_phase_or_the_fine_tuning_and_reaches_the_same_weights() {
+    let toml = "epochs = 2\n[prune]\nsparsity = 0.5\nepochs = 2\nsource = \"members\"\n[split]\nmembers = 100\ntest = 50\n";
+    for phase in ["dense", "fine-tune"] {
+        let mut stop = StopInPhase { phase, epoch: 1, current: String::new() };
+        let (whole, resumed) = whole_and_resumed(toml, &mut stop);
+        assert!(whole == resumed, "interrupted in the {phase} phase, the resumed run differs");
+    }
+}
+
+#[test]
+fn a_pruned_run_reports_its_sparsity_and_keeps_its_dense_model() {
+    let (tmp, data) = tiny_dataset(700);
+    let d = data.to_str().unwrap();
+    // Structured pruning zeroes half the convolutions' filters, and the small CNN's weights
+    // are mostly in its dense layers: a small overall sparsity.
+    for (name, extra, range) in [
+        ("global", vec!["--prune", "0.5", "--finetune-epochs", "1"], 0.5..0.51),
+        ("filters", vec!["--prune", "0.5", "--structured", "--finetune-epochs", "1"], 0.001..0.1),
+    ] {
+        let out = tmp.path().join(name);
+        let stdout = ok(&train_args(d, out.to_str().unwrap(), &extra));
+        assert!(stdout.contains("pruned: "), "{stdout}");
+        let s = summary(&out);
+        let sparsity = s.sparsity.unwrap();
+        assert!(range.contains(&sparsity), "{name}: {sparsity}");
+        assert!(s.defense.contains("prune50-ft-members"), "{}", s.defense);
+        assert!(out.join("checkpoint/dense/e0001/state.json").exists(), "{name}");
+        assert!(out.join("checkpoint/dense/metrics.jsonl").exists(), "{name}");
+        // The fine-tuning's epochs are the run's metrics.
+        let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 1, "{name}");
+    }
+}
+
+#[test]
+fn pruned_models_fine_tune_on_a_folder_of_images_named_by_class() {
+    let (tmp, data) = tiny_dataset(700);
+    let d = data.to_str().unwrap();
+    let synthetic = tmp.path().join("synthetic");
+    for class in ["0", "1", "Trouser"] {
+        let dir = synthetic.join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for k in 0..3u8 {
+            let img =
+                image::GrayImage::from_fn(28, 28, |x, y| image::Luma([(x as u8) * k + y as u8]));
+            img.save(dir.join(format!("{k}.png"))).unwrap();
+        }
+    }
+    let out = tmp.path().join("synth");
+    let extra = [
+        "--prune",
+        "0.5",
+        "--finetune-epochs",
+        "1",
+        "--synthetic-dir",
+        synthetic.to_str().unwrap(),
+    ];
+    ok(&train_args(d, out.to_str().unwrap(), &extra));
+    assert!(summary(&out).defense.contains("prune50-ft-synthetic"));
+    // A sub-folder that names no class is refused with the classes it could have been.
+    std::fs::create_dir_all(synthetic.join("zebra")).unwrap();
+    let bad = tmp.path().join("bad");
+    let err = fails(&train_args(d, bad.to_str().unwrap(), &extra));
+    assert!(err.contains("zebra") && err.contains("Trouser"), "{err}");
+}
+
+#[test]
+fn generate_writes_class_folders_a_grid_and_resumes_and_pruning_fine_tunes_on_them() {
+    let (tmp, data) = tiny_dataset(700);
+    let d = data.to_str().unwrap();
+    let run = tmp.path().join("erm");
+    let r = run.to_str().unwrap();
+    ok(&train_args(d, r, &[]));
+    let out = tmp.path().join("synthetic");
+    let o = out.to_str().unwrap();
+    let generate = |epochs: &'static str| {
+        let args = ["generate", "--run", r, "--out", o, "--images", "64", "--batch-size", "16"];
+        ok(&[&args[..], &["--epochs", epochs, "--per-class", "2"]].concat())
+    };
+    let stdout = generate("1");
+    assert!(stdout.contains("2 images per class"), "{stdout}");
+    for class in 0..10 {
+        let files = std::fs::read_dir(out.join(class.to_string())).unwrap().count();
+        assert_eq!(files, 2, "class {class}");
+    }
+    let grid = image::open(out.join("grid.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (28 * 2, 28 * 10), "ten rows, up to ten columns");
+    let record = |p: &Path| json(&p.join("generator.json"));
+    assert_eq!(record(&out)["losses"].as_array().unwrap().len(), 1);
+    // A later call with more epochs continues from the checkpoint.
+    generate("2");
+    assert_eq!(record(&out)["losses"].as_array().unwrap().len(), 2);
+    // The pruned run fine-tunes on the numbered class folders.
+    let pruned = tmp.path().join("pruned");
+    let extra = ["--prune", "0.5", "--finetune-epochs", "1", "--synthetic-dir", o];
+    ok(&train_args(d, pruned.to_str().unwrap(), &extra));
+    let err = fails(&["generate", "--run", r, "--out", o, "--per-class", "0"]);
+    assert!(err.contains("--per-class"), "{err}");
+}
+
+#[test]
 fn a_distilled_run_keeps_its_teacher_and_counts_both_models_time() {
     let (tmp, data) = tiny_dataset(700);
     let (d, out) = (data.to_str().unwrap(), tmp.path().join("distilled"));
@@ -294,6 +434,8 @@ fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
         vec!["--mixup", "1.0", "--mmd", "3", "--mmd-gap", "0", "--val", "50", "--epochs", "2"],
         vec!["--distill", "4", "--val", "100"],
         vec!["--advreg", "1", "--advreg-warmup", "0", "--val", "50"],
+        vec!["--selena", "3", "--epochs", "2"],
+        vec!["--prune", "0.5", "--finetune-epochs", "1", "--epochs", "2"],
         vec![
             "--weight-decay",
             "0.0005",

@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{fails, ok, read, tiny_idx, train_args};
+use common::{fails, json, ok, read, tiny_idx, train_args};
 use mia_core::npy::{NpyArray, NpyData};
 
 /// The run every test shares, and what building it printed.
@@ -37,10 +37,6 @@ impl Pipeline {
     fn attacks(&self) -> serde_json::Value {
         json(&self.run_dir().join("attacks.json"))
     }
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn shadow_args<'a>(run: &'a str, extra: &[&'a str]) -> Vec<&'a str> {

@@ -17,7 +17,8 @@ pub fn ok(args: &[&str]) -> String {
     let out = mia(args);
     let (stdout, stderr) =
         (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "mia {args:?} failed\nstdout: {stdout}\nstderr: {stderr}");
+    let status = out.status;
+    assert!(status.success(), "mia {args:?} failed ({status})\nstdout: {stdout}\nstderr: {stderr}");
     stdout.into_owned()
 }
 
@@ -29,6 +30,10 @@ pub fn fails(args: &[&str]) -> String {
     assert!(stderr.contains("error:") && stderr.contains("hint:"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
+}
+
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 pub fn gz(bytes: &[u8]) -> Vec<u8> {

@@ -29,6 +29,9 @@ enum Command {
     Report(commands::report::ReportArgs),
     /// Write the web bundle (weights, reference sample, LiRA statistics, measured attacks).
     Export(commands::export::ExportArgs),
+    /// Train the class-conditional generator on a run's non-member images and write
+    /// synthetic images per class (for `mia train --prune S --synthetic-dir DIR`).
+    Generate(Box<commands::generate::GenerateArgs>),
     /// Store a bundle's weights at f16 where the reference sample's AUCs do not move.
     Shrink(commands::shrink::ShrinkArgs),
     /// Measure training, shadow-training and attack-scoring throughput against references.
@@ -59,6 +62,7 @@ fn main() {
         Command::Report(args) => commands::report::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Shrink(args) => commands::shrink::run(args),
+        Command::Generate(args) => commands::generate::run(*args),
         Command::Bench(args) => commands::bench::run(*args),
         Command::Data(cmd) => commands::data::run(cmd),
     };

@@ -195,7 +195,15 @@ impl Checkpoints {
     pub fn teacher(&self) -> Checkpoints {
         Checkpoints { dir: self.dir.join("teacher") }
     }
-    /// `metrics.jsonl` beside the generations (the teacher's per-epoch metrics).
+    /// `dense/`: a pruned run's dense model before pruning, checkpointed like the run.
+    pub fn dense(&self) -> Checkpoints {
+        Checkpoints { dir: self.dir.join("dense") }
+    }
+    /// `split-ai/NN/`: SELENA's sub-model `k` (its Split-AI part), checkpointed like the run.
+    pub fn sub_model(&self, k: usize) -> Checkpoints {
+        Checkpoints { dir: self.dir.join("split-ai").join(format!("{k:02}")) }
+    }
+    /// `metrics.jsonl` beside the generations (a teacher's or sub-model's per-epoch metrics).
     pub fn metrics(&self) -> PathBuf {
         self.dir.join("metrics.jsonl")
     }

@@ -23,6 +23,8 @@ pub fn load(dir: &Path, size: usize, grayscale: bool) -> Result<Dataset, DataErr
         .filter_map(Result::ok)
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        // Hidden folders (`.ipynb_checkpoints`, `mia generate`'s `.generator`) are no class.
+        .filter(|name| !name.starts_with('.'))
         .collect();
     classes.sort();
     if classes.len() < 2 {
@@ -113,6 +115,7 @@ mod tests {
             img.save(dir.path().join(c).join("a.png")).unwrap();
             img.save(dir.path().join(c).join("b.jpg")).unwrap();
         }
+        std::fs::create_dir(dir.path().join(".hidden")).unwrap();
         let ds = load(dir.path(), 8, false).unwrap();
         assert_eq!(
             (ds.len(), ds.input, ds.class_names.clone()),

@@ -94,6 +94,8 @@ fn run_epoch(
         checkpoints: &checkpoints,
         metrics: &metrics,
         seed,
+        init: None,
+        masks: None,
         eval_each_epoch: false,
     };
     Ok(fit(&job, base, false, &mut Silent)?.state.train_seconds)

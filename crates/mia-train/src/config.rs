@@ -16,6 +16,8 @@ use crate::advreg::AdvRegConfig;
 use crate::distill::DistillConfig;
 use crate::dp::DpConfig;
 use crate::mmd::MmdConfig;
+use crate::prune::PruneConfig;
+use crate::selena::SelenaConfig;
 use crate::{DeviceChoice, TrainError};
 pub use mia_core::defense::DefenseConfig;
 
@@ -130,6 +132,12 @@ pub struct TrainConfig {
     /// AdvReg: a min-max game with an inference model on members against the validation set.
     #[serde(default)]
     pub advreg: Option<AdvRegConfig>,
+    /// SELENA: Split-AI's K sub-models, then the shipped model self-distilled from them.
+    #[serde(default)]
+    pub selena: Option<SelenaConfig>,
+    /// Pruning after training, then fine-tuning with the masks held.
+    #[serde(default)]
+    pub prune: Option<PruneConfig>,
     /// Split sizes.
     pub split: SplitSizes,
     /// Epochs.
@@ -166,6 +174,8 @@ impl Default for TrainConfig {
             mmd: None,
             distill: None,
             advreg: None,
+            selena: None,
+            prune: None,
             split: SplitSizes { members: 5000, non_members: None, test: None, validation: 0 },
             epochs: 30,
             batch_size: 32,
@@ -266,10 +276,37 @@ impl TrainConfig {
                             neither mixup, MMD nor distillation");
             }
         }
-        let outside = self.mmd.is_some() || self.distill.is_some() || self.advreg.is_some();
+        if let Some(s) = &self.selena {
+            s.validate()?;
+            if self.mmd.is_some() || self.distill.is_some() || self.advreg.is_some() {
+                return bad("SELENA distils its own Split-AI: it combines with neither MMD, \
+                            distillation nor AdvReg");
+            }
+            if self.early_stopping.is_some() {
+                return bad("SELENA trains K + 1 models for the planned epochs: it does not \
+                            combine with early stopping");
+            }
+        }
+        if let Some(p) = &self.prune {
+            p.validate(self.split.validation)?;
+            let other = self.mmd.is_some()
+                || self.distill.is_some()
+                || self.advreg.is_some()
+                || self.selena.is_some()
+                || self.dp.is_some();
+            if other || self.early_stopping.is_some() {
+                return bad("pruning fine-tunes a dense model of the run's recipe: it combines \
+                            with loss defenses and mixup, not with DP-SGD, MMD, distillation, \
+                            AdvReg, SELENA or early stopping");
+            }
+        }
+        let outside = self.mmd.is_some()
+            || self.distill.is_some()
+            || self.advreg.is_some()
+            || self.selena.is_some();
         if self.dp.is_some() && outside {
-            return bad("DP-SGD's accountant covers its own steps only: MMD, distillation and \
-                        AdvReg would train outside it");
+            return bad("DP-SGD's accountant covers its own steps only: MMD, distillation, \
+                        AdvReg and SELENA would train outside it");
         }
         Ok(())
     }
@@ -286,8 +323,13 @@ impl TrainConfig {
             (self.mmd.is_some(), "mmd"),
             (self.distill.is_some(), "distillation"),
             (self.advreg.is_some(), "advreg"),
+            (self.selena.is_some(), "selena"),
         ];
-        extras.iter().filter(|e| e.0).fold(label, |l, e| format!("{l}+{}", e.1))
+        let label = extras.iter().filter(|e| e.0).fold(label, |l, e| format!("{l}+{}", e.1));
+        match &self.prune {
+            None => label,
+            Some(p) => format!("{label}+{}", p.label()),
+        }
     }
 }
 
@@ -298,7 +340,15 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
                 // A tagged enum table (defense, schedule) replaces the whole value.
                 let replace = matches!(
                     k.as_str(),
-                    "defense" | "schedule" | "mixup" | "dp" | "mmd" | "distill" | "advreg"
+                    "defense"
+                        | "schedule"
+                        | "mixup"
+                        | "dp"
+                        | "mmd"
+                        | "distill"
+                        | "advreg"
+                        | "selena"
+                        | "prune"
                 );
                 match b.get_mut(&k) {
                     Some(slot) if !replace => merge(slot, v),

@@ -69,6 +69,13 @@ impl SoftTargets {
         Self { temperature: t, classes, row_of, probs }
     }
 
+    /// Posteriors given as they are (row-major `[n, classes]`, temperature 1) for the examples
+    /// `indices`: SELENA's Split-AI outputs.
+    pub(crate) fn from_probs(probs: Vec<f32>, indices: &[usize], classes: usize) -> Self {
+        let row_of = indices.iter().enumerate().map(|(r, &i)| (i, r)).collect();
+        Self { temperature: 1.0, classes, row_of, probs }
+    }
+
     /// The student's loss on a batch of the transfer set: `T² · CE(softmax(z/T), targets)`,
     /// averaged; shape `[1]`.
     pub(crate) fn loss(
@@ -176,6 +183,17 @@ mod tests {
         let want =
             16.0 * (ce(&student[..3], &teacher[3..]) + ce(&student[3..], &teacher[..3])) / 2.0;
         assert!((got - want).abs() < 1e-4, "{got} vs {want}");
+    }
+
+    #[test]
+    fn given_posteriors_are_the_targets_at_temperature_one() {
+        let soft = SoftTargets::from_probs(vec![0.7, 0.2, 0.1], &[4], 3);
+        let student = [0.5f32, -1.0, 2.0];
+        let z = Tensor::<2>::from_data(TensorData::new(student.to_vec(), [1, 3]), &dev());
+        let got = soft.loss(z, &[4], &dev()).unwrap().into_data().try_to_vec::<f32>().unwrap()[0];
+        let logp = posterior::log_softmax(&student);
+        let want = -(0.7 * logp[0] + 0.2 * logp[1] + 0.1 * logp[2]);
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     }
 
     #[test]

@@ -433,6 +433,8 @@ impl ShadowJob<'_> {
             checkpoints: &checkpoints,
             metrics: &files.metrics(),
             seed: mix(self.seed ^ 0x5AD0_0000, index as u64),
+            init: None,
+            masks: None,
             eval_each_epoch: false,
         };
         // An interrupted shadow continues from its checkpoint.

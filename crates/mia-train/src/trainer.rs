@@ -26,6 +26,7 @@ use crate::defense::TrainingDefense;
 use crate::distill::SoftTargets;
 use crate::dp::{self, DpPlan};
 use crate::mmd;
+use crate::prune::Masks;
 use crate::run::{read_json, write_atomic, write_json, write_npy};
 use crate::{TrainConfig, TrainError, augment};
 
@@ -105,6 +106,9 @@ pub struct Summary {
     /// DP-SGD: ε at δ of the kept weights, and the noise multiplier σ used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dp: Option<DpSummary>,
+    /// Pruning: the fraction of convolution and linear weights that are exactly zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparsity: Option<f64>,
 }
 
 /// What DP-SGD spent (in `summary.json`).
@@ -390,6 +394,10 @@ pub(crate) struct Job<'a> {
     pub metrics: &'a Path,
     /// Seed of initialisation, order, augmentation and dropout.
     pub seed: u64,
+    /// Weights to start from instead of a fresh initialisation (a pruned run's dense model).
+    pub init: Option<&'a Path>,
+    /// Pruning masks, applied to the starting weights and after every optimiser step.
+    pub masks: Option<&'a Masks>,
     /// Evaluate members and test set after every epoch (otherwise their metrics are NaN and
     /// only the validation loss is computed, when early stopping needs it).
     pub eval_each_epoch: bool,
@@ -518,16 +526,21 @@ pub(crate) fn init_model(
 }
 
 /// Runs (or, with `resume` and a checkpoint in `job.checkpoints`, continues) the training:
-/// the epoch loop, or for distillation the teacher's and then the student's.
+/// the epoch loop, or for distillation the teacher's and then the student's, or SELENA's
+/// sub-models and then its distilled model, or a pruned run's dense model and then its
+/// fine-tuning.
 pub(crate) fn fit(
     job: &Job<'_>,
     base: &Device,
     resume: bool,
     observer: &mut dyn Observer,
 ) -> Result<Fitted, TrainError> {
-    match job.config.distill {
-        None => fit_with(job, base, resume, observer, None),
-        Some(d) => crate::distill::fit_student(job, base, resume, observer, d),
+    let config = job.config;
+    match (config.distill, config.selena, &config.prune) {
+        (Some(d), ..) => crate::distill::fit_student(job, base, resume, observer, d),
+        (None, Some(s), _) => crate::selena::fit_selena(job, base, resume, observer, s),
+        (None, None, Some(p)) => crate::prune::fit_pruned(job, base, resume, observer, p),
+        (None, None, None) => fit_with(job, base, resume, observer, None),
     }
 }
 
@@ -542,6 +555,12 @@ pub(crate) fn fit_with(
     let config = job.config;
     let device = base.clone().autodiff();
     let mut model = init_model(job.model_config, &device, job.seed)?;
+    if let Some(weights) = job.init {
+        model = load_record(model, weights)?;
+    }
+    if let Some(masks) = job.masks {
+        model = masks.apply(model);
+    }
     let mut optim: ModuleOptimizer = config.optimizer.build();
     let defense: Box<dyn TrainingDefense> = config.defense.build()?;
     let mut adversary =
@@ -679,6 +698,9 @@ fn train_epoch(
         objective += f64::from(value) * chunk.len() as f64;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(lr, model, grads);
+        if let Some(masks) = job.masks {
+            model = masks.apply(model);
+        }
         observer.on_step(chunk.len(), value);
     }
     let pass = EpochPass {
@@ -798,6 +820,8 @@ pub fn train(
         checkpoints: &paths.checkpoint(),
         metrics: &paths.metrics(),
         seed: config.seed,
+        init: None,
+        masks: None,
         eval_each_epoch: true,
     };
     let Fitted { model, state, kept_epoch, plan } = fit(&job, &base, resume, observer)?;
@@ -826,6 +850,11 @@ pub fn train(
         counts: [split.members.len(), split.non_members.len(), split.test.len()],
         split_sha256: split.sha256.clone(),
         dp: plan.map(|p| dp_summary(&p, kept)).transpose()?,
+        sparsity: config
+            .prune
+            .as_ref()
+            .map(|_| crate::prune::measured_sparsity(&model))
+            .transpose()?,
     };
     write_json(&paths.summary(), &summary)?;
     Ok(summary)

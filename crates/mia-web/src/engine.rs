@@ -151,9 +151,9 @@ pub async fn load_bundle(base: &str) -> Result<Bundle, String> {
     let text = String::from_utf8(text).map_err(|_| "manifest.json is not text".to_string())?;
     let manifest = Manifest::parse(&text)
         .map_err(|e| format!("manifest.json cannot be read by this version of the page ({e})"))?;
-    let what = "the reference images (reference.bin)";
+    let what = format!("the reference images ({})", manifest.reference.file.path);
     let reference = ReferenceSample::decode(
-        &fetch_checked(base, &manifest.reference.file, what).await?,
+        &fetch_checked(base, &manifest.reference.file, &what).await?,
         manifest.input,
     )
     .map_err(|e| format!("{what} cannot be read ({e})"))?;

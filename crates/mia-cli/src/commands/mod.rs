@@ -4,6 +4,7 @@ pub mod attack;
 pub mod bench;
 pub mod data;
 pub mod export;
+pub mod generate;
 pub mod report;
 pub mod shadows;
 pub mod shrink;

@@ -14,6 +14,8 @@ use mia_train::defense::{RelaxVariant, SmoothingForm};
 use mia_train::distill::DistillConfig;
 use mia_train::dp::DpConfig;
 use mia_train::mmd::MmdConfig;
+use mia_train::prune::{FinetuneSource, PruneConfig};
+use mia_train::selena::SelenaConfig;
 use mia_train::{DefenseConfig, EpochMetrics, Observer, TrainConfig};
 
 use super::hinted;
@@ -26,6 +28,13 @@ enum DefenseName {
     Relaxloss,
     Ppb,
     Hamp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FinetuneSourceArg {
+    Members,
+    Val,
+    Synthetic,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -123,6 +132,35 @@ pub struct TrainArgs {
     /// AdvReg: epochs of plain training before the game (default 3).
     #[arg(long, value_name = "EPOCHS", requires = "advreg")]
     advreg_warmup: Option<usize>,
+    /// SELENA (Tang et al. 2022): Split-AI's K sub-models (the paper's K = 25), then the run's
+    /// model self-distilled from them on the members.
+    #[arg(long, value_name = "K")]
+    selena: Option<usize>,
+    /// SELENA: the sub-models each member is left out of (L; default the paper's L/K = 10/25,
+    /// rounded up).
+    #[arg(long, value_name = "L", requires = "selena")]
+    selena_excluded: Option<usize>,
+    /// Pruning: after training, zero this fraction of the convolution and linear weights by
+    /// magnitude (global L1), then fine-tune with the pruned weights held at zero.
+    #[arg(long, value_name = "S")]
+    prune: Option<f64>,
+    /// Pruning: zero whole convolution filters (least L1 norm, per layer) instead of weights.
+    #[arg(long, requires = "prune")]
+    structured: bool,
+    /// Pruning: fine-tuning epochs after pruning (default 10; 0 keeps the pruned model as is).
+    #[arg(long, value_name = "EPOCHS", requires = "prune")]
+    finetune_epochs: Option<usize>,
+    /// Pruning: fine-tuning learning rate (default a tenth of --lr), constant.
+    #[arg(long, value_name = "LR", requires = "prune")]
+    finetune_lr: Option<f64>,
+    /// Pruning: fine-tune on the members (default), the validation part (`val`, needs --val)
+    /// or the images of --synthetic-dir (`synthetic`).
+    #[arg(long, value_name = "SOURCE", requires = "prune")]
+    finetune_on: Option<FinetuneSourceArg>,
+    /// Pruning: a folder of images, one sub-folder per class (named after the class or its
+    /// number), to fine-tune on (implies --finetune-on synthetic).
+    #[arg(long, value_name = "DIR", requires = "prune")]
+    synthetic_dir: Option<PathBuf>,
     /// Dropout rate before the classifier.
     #[arg(long)]
     dropout: Option<f64>,
@@ -319,6 +357,28 @@ impl TrainArgs {
                 warmup: self.advreg_warmup.unwrap_or(3),
             });
         }
+        if let Some(models) = self.selena {
+            let excluded = self.selena_excluded.unwrap_or(SelenaConfig::paper_ratio(models));
+            c.selena = Some(SelenaConfig { models, excluded });
+        }
+        if let Some(sparsity) = self.prune {
+            let source = match (self.finetune_on, &self.synthetic_dir) {
+                (Some(FinetuneSourceArg::Members), _) => FinetuneSource::Members,
+                (Some(FinetuneSourceArg::Val), _) => FinetuneSource::Validation,
+                (Some(FinetuneSourceArg::Synthetic), _) | (None, Some(_)) => {
+                    FinetuneSource::Synthetic
+                }
+                (None, None) => FinetuneSource::Members,
+            };
+            c.prune = Some(PruneConfig {
+                sparsity,
+                structured: self.structured,
+                epochs: self.finetune_epochs.unwrap_or(10),
+                lr: self.finetune_lr,
+                source,
+                synthetic_dir: self.synthetic_dir.clone(),
+            });
+        }
         set(&mut c.dropout, self.dropout);
         set(&mut c.optimizer.weight_decay, self.weight_decay);
         set(&mut c.split.members, self.members);
@@ -468,6 +528,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "DP-SGD: ε = {:.3} at δ = {:e} (σ = {:.4}, C = {}, q = {:.5}; RDP accountant)",
             dp.epsilon, dp.delta, dp.noise_multiplier, dp.clip, dp.sampling_rate
         );
+    }
+    if let Some(s) = summary.sparsity {
+        println!("pruned: {:.2} % of the convolution and linear weights are zero", 100.0 * s);
     }
     println!("run directory: {}", args.out.display());
     Ok(())
