@@ -8,7 +8,8 @@
 # Issue 17's recipes (pruning, SynthShield, PPB, AdaMixup, mixup) share the same split and ERM.
 # Usage: bash bench/baselines.sh [CIFAR10_DIR] [RECIPE ...]   (default ../shared/data/cifar-10,
 # every recipe). MIA=path/to/mia picks the binary (default: cargo run --release); SHADOWS=N
-# trains N shadows per recipe instead of 16 (a later run with more reuses them).
+# trains N shadows per recipe instead of 16 (a later run with more reuses them; 0: the targets
+# and the attacks that need no shadows only).
 # Finished targets and shadows in runs/baselines/ are reused and an interrupted target resumes,
 # so it can be re-run after a stop.
 set -euo pipefail
@@ -56,7 +57,7 @@ for name in "${order[@]}"; do
   run="$OUT/$name"
   if [[ $name == synthshield* && ! -f $OUT/synthetic/generator.json ]]; then
     [[ -f $OUT/erm/summary.json ]] || { echo "error: $name needs the erm run first" >&2; exit 2; }
-    $MIA generate --run "$OUT/erm" --out "$OUT/synthetic"
+    $MIA generate --run "$OUT/erm" --out "$OUT/synthetic" --images 5000 --epochs 10
   fi
   if [[ ! -f $run/summary.json ]]; then
     resume=()
@@ -64,7 +65,9 @@ for name in "${order[@]}"; do
     # shellcheck disable=SC2086  # the recipe is a list of flags
     $MIA train "${common[@]}" ${recipe[$name]} --out "$run" "${resume[@]}"
   fi
-  $MIA shadows --run "$run" --count "$SHADOWS" --queries 4 --population 500
+  if ((SHADOWS > 0)); then
+    $MIA shadows --run "$run" --count "$SHADOWS" --queries 4 --population 500
+  fi
   # shellcheck disable=SC2086  # the extras are a list of flags
   $MIA attack --run "$run" ${attack_extra[$name]:-} > "$run.attack.txt"
 done

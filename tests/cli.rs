@@ -151,6 +151,25 @@ fn whole_and_resumed(toml: &str, stop: &mut dyn Observer) -> (Vec<u8>, Vec<u8>) 
     (logits(&full), logits(&cut))
 }
 
+/// Interrupts `toml`'s run after the first epoch of each of `phases` in turn; every resumed
+/// run must reach the uninterrupted run's weights.
+fn resumes_in_each_phase(toml: &str, phases: &[&'static str]) {
+    for &phase in phases {
+        let mut stop = StopInPhase { phase, epoch: 1, current: String::new() };
+        let (whole, resumed) = whole_and_resumed(toml, &mut stop);
+        assert!(whole == resumed, "interrupted in the {phase} phase, the resumed run differs");
+    }
+}
+
+/// The training seconds a `metrics.jsonl` records, summed over its epochs.
+fn epoch_seconds(path: &Path) -> f64 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().train_seconds)
+        .sum()
+}
+
 #[test]
 fn advreg_resumes_its_inference_model_and_reaches_the_same_weights() {
     let toml = "epochs = 3\n[advreg]\nlambda = 1.0\nwarmup = 1\n[split]\nmembers = 100\ntest = 50\nvalidation = 60\n";
@@ -161,22 +180,14 @@ fn advreg_resumes_its_inference_model_and_reaches_the_same_weights() {
 #[test]
 fn distillation_resumes_in_either_phase_and_reaches_the_same_weights() {
     let toml = "epochs = 2\n[distill]\ntemperature = 4.0\n[split]\nmembers = 100\ntest = 50\nvalidation = 100\n";
-    for phase in ["teacher", "student"] {
-        let mut stop = StopInPhase { phase, epoch: 1, current: String::new() };
-        let (whole, resumed) = whole_and_resumed(toml, &mut stop);
-        assert!(whole == resumed, "interrupted in the {phase} phase, the resumed run differs");
-    }
+    resumes_in_each_phase(toml, &["teacher", "student"]);
 }
 
 #[test]
 fn selena_resumes_in_a_sub_model_or_the_distillation_and_reaches_the_same_weights() {
     let toml =
         "epochs = 2\n[selena]\nmodels = 3\nexcluded = 1\n[split]\nmembers = 120\ntest = 50\n";
-    for phase in ["split-ai 2/3", "self-distillation"] {
-        let mut stop = StopInPhase { phase, epoch: 1, current: String::new() };
-        let (whole, resumed) = whole_and_resumed(toml, &mut stop);
-        assert!(whole == resumed, "interrupted in {phase}, the resumed run differs");
-    }
+    resumes_in_each_phase(toml, &["split-ai 2/3", "self-distillation"]);
 }
 
 #[test]
@@ -185,18 +196,11 @@ fn a_selena_run_keeps_its_sub_models_and_counts_every_models_time() {
     let (d, out) = (data.to_str().unwrap(), tmp.path().join("selena"));
     let stdout = ok(&train_args(d, out.to_str().unwrap(), &["--selena", "3"]));
     assert!(stdout.contains("erm+selena"), "{stdout}");
-    let seconds = |path: PathBuf| -> f64 {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().train_seconds)
-            .sum()
-    };
-    let mut total = seconds(out.join("metrics.jsonl"));
+    let mut total = epoch_seconds(&out.join("metrics.jsonl"));
     for k in ["00", "01", "02"] {
         let sub = out.join("checkpoint/split-ai").join(k);
         assert!(sub.join("e0001/state.json").exists(), "sub-model {k} has no checkpoint");
-        total += seconds(sub.join("metrics.jsonl"));
+        total += epoch_seconds(&sub.join("metrics.jsonl"));
     }
     assert!(!out.join("checkpoint/split-ai/03").exists());
     assert!((summary(&out).wall_seconds - total).abs() < 1e-6);
@@ -210,11 +214,7 @@ fn a_selena_run_keeps_its_sub_models_and_counts_every_models_time() {
 #[test]
 fn pruning_resumes_in_the_dense_phase_or_the_fine_tuning_and_reaches_the_same_weights() {
     let toml = "epochs = 2\n[prune]\nsparsity = 0.5\nepochs = 2\nsource = \"members\"\n[split]\nmembers = 100\ntest = 50\n";
-    for phase in ["dense", "fine-tune"] {
-        let mut stop = StopInPhase { phase, epoch: 1, current: String::new() };
-        let (whole, resumed) = whole_and_resumed(toml, &mut stop);
-        assert!(whole == resumed, "interrupted in the {phase} phase, the resumed run differs");
-    }
+    resumes_in_each_phase(toml, &["dense", "fine-tune"]);
 }
 
 #[test]
@@ -316,16 +316,8 @@ fn a_distilled_run_keeps_its_teacher_and_counts_both_models_time() {
     assert!(stdout.contains("erm+distillation"), "{stdout}");
     let teacher = out.join("checkpoint/teacher");
     assert!(teacher.join("metrics.jsonl").exists() && teacher.join("e0001/state.json").exists());
-    let teacher_seconds: f64 = std::fs::read_to_string(teacher.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().train_seconds)
-        .sum();
-    let student_seconds: f64 = std::fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().train_seconds)
-        .sum();
+    let teacher_seconds = epoch_seconds(&teacher.join("metrics.jsonl"));
+    let student_seconds = epoch_seconds(&out.join("metrics.jsonl"));
     let s = summary(&out);
     assert!((s.wall_seconds - teacher_seconds - student_seconds).abs() < 1e-6);
     // Without a transfer set there is nothing to distil on.
