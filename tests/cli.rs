@@ -306,6 +306,8 @@ fn generate_writes_class_folders_a_grid_and_resumes_and_pruning_fine_tunes_on_th
     ok(&train_args(d, pruned.to_str().unwrap(), &extra));
     let err = fails(&["generate", "--run", r, "--out", o, "--per-class", "0"]);
     assert!(err.contains("--per-class"), "{err}");
+    let err = fails(&["generate", "--run", r, "--out", o, "--epochs", "0"]);
+    assert!(err.contains("1 to 500 epochs") && err.contains("mia generate --help"), "{err}");
 }
 
 #[test]

@@ -66,6 +66,9 @@ fn pipeline() -> &'static Pipeline {
         ];
         let out = ok(&["attack", "--run", &r]);
         assert!(out.contains("lira-online") && out.contains("rmia-offline"), "{out}");
+        // The TPR@low-FPR columns come with the FPR step the non-members allow.
+        let resolution = "200 non-members: FPR moves in steps of 0.500% (TPR@0.1% cannot be";
+        assert!(out.contains(resolution), "{out}");
         Pipeline { root, data: d, run: r, shards }
     })
 }

@@ -417,8 +417,19 @@ fn attack_set(
         );
         report.attacks.push(r);
     }
+    println!("{}", fpr_resolution(input.is_member.iter().filter(|m| !**m).count()));
     for (name, why) in &report.skipped {
         println!("skipped {name}: {why}");
     }
     Ok(report)
+}
+
+/// The smallest FPR step the non-members allow, said next to the TPR@low-FPR columns.
+fn fpr_resolution(non_members: usize) -> String {
+    if non_members == 0 {
+        return "no non-members: FPR cannot be measured".into();
+    }
+    let step = 100.0 / non_members as f64;
+    let unresolved = if step > 0.1 { " (TPR@0.1% cannot be resolved: too few)" } else { "" };
+    format!("{non_members} non-members: FPR moves in steps of {step:.3}%{unresolved}")
 }

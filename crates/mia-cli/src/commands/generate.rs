@@ -122,7 +122,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         eprintln!("generator epoch {epoch}/{}: D loss {d:.4}, G loss {g:.4}", args.epochs);
     };
     let (model, state) =
-        generator::train_generator(&ds, &train, &gen_config, &args.out, &device, &mut progress)?;
+        generator::train_generator(&ds, &train, &gen_config, &args.out, &device, &mut progress)
+            .map_err(|e| match e {
+                mia_train::TrainError::Config(m) => hinted(m, "see `mia generate --help`"),
+                e => e.into(),
+            })?;
     let images =
         generator::sample(&model, ds.input, ds.num_classes(), args.per_class, args.seed, &device)?;
     let mut counters = vec![0usize; ds.num_classes()];
