@@ -16,13 +16,12 @@ use std::collections::HashMap;
 
 use burn::prelude::*;
 use mia_core::defense::soft_cross_entropy_per_example;
-use mia_core::layout::Checkpoints;
 use mia_core::posterior;
 use mia_core::rng::mix;
 use serde::{Deserialize, Serialize};
 
 use crate::defense::DefenseConfig;
-use crate::trainer::{Fitted, Job, Observer, fit_with, predict};
+use crate::trainer::{Fitted, Job, Observer, fit_with, phase_folder, predict};
 use crate::{TrainConfig, TrainError};
 
 /// Distillation's parameters.
@@ -127,10 +126,7 @@ pub(crate) fn fit_student(
             "distillation needs a transfer set disjoint from the members: pass --val N".into(),
         ));
     }
-    let teacher_checkpoints: Checkpoints = job.checkpoints.teacher();
-    std::fs::create_dir_all(&teacher_checkpoints.dir)
-        .map_err(|e| TrainError::io(&teacher_checkpoints.dir, e))?;
-    let teacher_metrics = teacher_checkpoints.metrics();
+    let (teacher_checkpoints, teacher_metrics) = phase_folder(job.checkpoints.teacher())?;
     let config = teacher_config(job.config);
     let teacher_job = Job {
         config: &config,

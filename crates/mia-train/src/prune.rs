@@ -26,7 +26,7 @@ use mia_core::rng::mix;
 use mia_data::{Dataset, Samples};
 use serde::{Deserialize, Serialize};
 
-use crate::trainer::{Fitted, Job, Observer, fit_with};
+use crate::trainer::{Fitted, Job, Observer, fit_with, phase_folder};
 use crate::{TrainConfig, TrainError};
 
 /// What the pruned model is fine-tuned on.
@@ -173,19 +173,32 @@ fn prunables(model: &Model) -> Result<Vec<Prunable>, TrainError> {
     }
 }
 
-/// Pruning masks (1 keeps a weight, 0 prunes it), by parameter.
+/// Pruning masks (1 keeps a weight, 0 prunes it), by parameter, flattened, held on the
+/// (inner) device they are applied on, so a step's masking uploads nothing.
 #[derive(Debug, Clone)]
 pub struct Masks {
-    by_param: HashMap<ParamId, (Vec<f32>, Vec<usize>)>,
+    by_param: HashMap<ParamId, Tensor<1>>,
 }
 
 impl Masks {
     /// The masks of `model` at `sparsity`, unstructured (global over every convolution and
-    /// linear weight) or structured (per convolution, whole filters and their biases).
-    pub fn magnitude(model: &Model, sparsity: f64, structured: bool) -> Result<Self, TrainError> {
+    /// linear weight) or structured (per convolution, whole filters and their biases), on
+    /// `device` (without autodiff: the device the model's parameters live on).
+    pub fn magnitude(
+        model: &Model,
+        sparsity: f64,
+        structured: bool,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
         let params = prunables(model)?;
-        let by_param =
-            if structured { filters(&params, sparsity) } else { global(&params, sparsity) };
+        let masks = if structured { filters(&params, sparsity) } else { global(&params, sparsity) };
+        let by_param = masks
+            .into_iter()
+            .map(|(id, mask)| {
+                let n = mask.len();
+                (id, Tensor::<1>::from_data(TensorData::new(mask, [n]), device))
+            })
+            .collect();
         Ok(Self { by_param })
     }
 
@@ -198,7 +211,7 @@ impl Masks {
 
 /// Global magnitude pruning of the weights (not the biases): the `sparsity` fraction with the
 /// smallest |w| over all of them, ties broken by position so the count is exact.
-fn global(params: &[Prunable], sparsity: f64) -> HashMap<ParamId, (Vec<f32>, Vec<usize>)> {
+fn global(params: &[Prunable], sparsity: f64) -> HashMap<ParamId, Vec<f32>> {
     let weights: Vec<&Prunable> = params.iter().filter(|p| p.name == "weight").collect();
     let mut all: Vec<(f32, usize, usize)> = weights
         .iter()
@@ -211,12 +224,12 @@ fn global(params: &[Prunable], sparsity: f64) -> HashMap<ParamId, (Vec<f32>, Vec
     for &(_, t, i) in &all[..cut] {
         masks[t][i] = 0.0;
     }
-    weights.iter().zip(masks).map(|(p, m)| (p.id, (m, p.shape.clone()))).collect()
+    weights.iter().zip(masks).map(|(p, m)| (p.id, m)).collect()
 }
 
 /// Structured pruning: in every convolution, the `sparsity` fraction of output filters with
 /// the smallest L1 norm (at least one filter kept), and the same outputs of its bias.
-fn filters(params: &[Prunable], sparsity: f64) -> HashMap<ParamId, (Vec<f32>, Vec<usize>)> {
+fn filters(params: &[Prunable], sparsity: f64) -> HashMap<ParamId, Vec<f32>> {
     let mut out = HashMap::new();
     for w in params.iter().filter(|p| p.conv && p.name == "weight") {
         let filters = w.shape[0];
@@ -234,30 +247,29 @@ fn filters(params: &[Prunable], sparsity: f64) -> HashMap<ParamId, (Vec<f32>, Ve
             keep[f] = 0.0;
         }
         let mask = keep.iter().flat_map(|k| std::iter::repeat_n(*k, per)).collect();
-        out.insert(w.id, (mask, w.shape.clone()));
+        out.insert(w.id, mask);
         let bias = params.iter().find(|b| b.conv && b.name == "bias" && b.layer == w.layer);
         if let Some(b) = bias {
-            out.insert(b.id, (keep, b.shape.clone()));
+            out.insert(b.id, keep);
         }
     }
     out
 }
 
 struct ApplyMasks<'a> {
-    masks: &'a HashMap<ParamId, (Vec<f32>, Vec<usize>)>,
+    masks: &'a HashMap<ParamId, Tensor<1>>,
 }
 
 impl ModuleMapper for ApplyMasks<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some((mask, shape)) = self.masks.get(&param.id) else { return param };
+        let Some(mask) = self.masks.get(&param.id) else { return param };
         param.map(|t| {
             // As burn's optimisers update a parameter: on the inner backend, then lifted back
             // as a leaf that takes gradients again.
             let (autodiff, grad) = (t.is_autodiff(), t.is_require_grad());
             let inner = t.inner();
-            let data = TensorData::new(mask.clone(), shape.clone());
-            let device = inner.device();
-            let masked = inner * Tensor::<D>::from_data(data, &device);
+            let dims = inner.dims();
+            let masked = inner * mask.clone().reshape(dims);
             match (autodiff, grad) {
                 (false, _) => masked,
                 (true, false) => Tensor::from_inner(masked),
@@ -310,12 +322,19 @@ pub fn with_folder(ds: &Dataset, dir: &std::path::Path) -> Result<Dataset, Train
     let Samples::U8(more) = extra.samples else {
         return Err(TrainError::Config("the synthetic folder did not decode to images".into()));
     };
-    let mut out = ds.clone();
-    let mut all = pixels.clone();
+    let mut all = Vec::with_capacity(pixels.len() + more.len());
+    all.extend_from_slice(pixels);
     all.extend(more);
-    out.samples = Samples::U8(all);
-    out.labels.extend(extra.labels.iter().map(|&l| class_of[l as usize]));
-    Ok(out)
+    let mut labels = ds.labels.clone();
+    labels.extend(extra.labels.iter().map(|&l| class_of[l as usize]));
+    Ok(Dataset {
+        name: ds.name.clone(),
+        input: ds.input,
+        class_names: ds.class_names.clone(),
+        samples: Samples::U8(all),
+        labels,
+        normalization: ds.normalization.clone(),
+    })
 }
 
 /// The dense model's recipe: the run's, without pruning.
@@ -343,16 +362,13 @@ pub(crate) fn fit_pruned(
     observer: &mut dyn Observer,
     prune: &PruneConfig,
 ) -> Result<Fitted, TrainError> {
-    let dense_checkpoints = job.checkpoints.dense();
-    std::fs::create_dir_all(&dense_checkpoints.dir)
-        .map_err(|e| TrainError::io(&dense_checkpoints.dir, e))?;
-    let dense_metrics = dense_checkpoints.metrics();
+    let (dense_checkpoints, dense_metrics) = phase_folder(job.checkpoints.dense())?;
     let config = dense_config(job.config);
     let dense_job =
         Job { config: &config, checkpoints: &dense_checkpoints, metrics: &dense_metrics, ..*job };
     observer.on_phase("dense");
     let dense = fit_with(&dense_job, base, resume, observer, None)?;
-    let masks = Masks::magnitude(&dense.model, prune.sparsity, prune.structured)?;
+    let masks = Masks::magnitude(&dense.model, prune.sparsity, prune.structured, base)?;
     let weights = dense_checkpoints.generation(dense.state.next_epoch).weights();
 
     let extended;
@@ -399,7 +415,7 @@ mod tests {
     fn global_pruning_zeroes_exactly_the_smallest_weights_over_every_layer() {
         let m = model();
         let before = prunables(&m).unwrap();
-        let masks = Masks::magnitude(&m, 0.6, false).unwrap();
+        let masks = Masks::magnitude(&m, 0.6, false, &Device::flex()).unwrap();
         let pruned = masks.apply(m);
         let after = prunables(&pruned).unwrap();
         let weights = |ps: &[Prunable]| -> Vec<f32> {
@@ -424,7 +440,7 @@ mod tests {
     fn structured_pruning_zeroes_whole_filters_of_least_l1_norm_and_their_biases() {
         let m = model();
         let before = prunables(&m).unwrap();
-        let pruned = Masks::magnitude(&m, 0.5, true).unwrap().apply(m);
+        let pruned = Masks::magnitude(&m, 0.5, true, &Device::flex()).unwrap().apply(m);
         let after = prunables(&pruned).unwrap();
         for (b, a) in before.iter().zip(&after).filter(|(b, _)| b.conv && b.name == "weight") {
             let per = b.values.len() / b.shape[0];
@@ -453,7 +469,7 @@ mod tests {
         let device = Device::flex().autodiff();
         let config = ModelConfig::new(Architecture::SmallCnn, InputSpec::new(1, 28, 28), 10);
         let mut m = crate::trainer::init_model(&config, &device, 3).unwrap();
-        let masks = Masks::magnitude(&m.valid(), 0.7, false).unwrap();
+        let masks = Masks::magnitude(&m.valid(), 0.7, false, &Device::flex()).unwrap();
         m = masks.apply(m);
         let mut optim = TrainConfig::default().optimizer.build();
         for _ in 0..3 {

@@ -19,7 +19,6 @@
 //! own members.
 
 use burn::prelude::*;
-use mia_core::layout::Checkpoints;
 use mia_core::posterior;
 use mia_core::rng::mix;
 use rand::SeedableRng;
@@ -29,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::defense::DefenseConfig;
 use crate::distill::SoftTargets;
-use crate::trainer::{Fitted, Job, Observer, fit_with, predict};
+use crate::trainer::{Fitted, Job, Observer, fit_with, phase_folder, predict};
 use crate::{TrainConfig, TrainError};
 
 /// SELENA's parameters.
@@ -104,7 +103,6 @@ pub(crate) fn fit_selena(
     observer: &mut dyn Observer,
     selena: SelenaConfig,
 ) -> Result<Fitted, TrainError> {
-    selena.validate()?;
     let (ds, members) = (job.ds, job.train);
     let classes = ds.num_classes();
     let left = left_out(members.len(), selena, job.seed);
@@ -127,10 +125,7 @@ pub(crate) fn fit_selena(
                 members.len()
             )));
         }
-        let checkpoints: Checkpoints = job.checkpoints.sub_model(k);
-        std::fs::create_dir_all(&checkpoints.dir)
-            .map_err(|e| TrainError::io(&checkpoints.dir, e))?;
-        let metrics = checkpoints.metrics();
+        let (checkpoints, metrics) = phase_folder(job.checkpoints.sub_model(k))?;
         let sub_job = Job {
             config: &config,
             train: &train,

@@ -4,7 +4,7 @@
 //! never stopped.
 
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -401,6 +401,14 @@ pub(crate) struct Job<'a> {
     /// Evaluate members and test set after every epoch (otherwise their metrics are NaN and
     /// only the validation loss is computed, when early stopping needs it).
     pub eval_each_epoch: bool,
+}
+
+/// A phase of a run with several models (a distilled run's teacher, SELENA's sub-models, a
+/// pruned run's dense model): its checkpoint folder, created, and its `metrics.jsonl`.
+pub(crate) fn phase_folder(checkpoints: Checkpoints) -> Result<(Checkpoints, PathBuf), TrainError> {
+    std::fs::create_dir_all(&checkpoints.dir).map_err(|e| TrainError::io(&checkpoints.dir, e))?;
+    let metrics = checkpoints.metrics();
+    Ok((checkpoints, metrics))
 }
 
 /// A fitted model (evaluation mode, the kept weights) and its loop state.

@@ -86,15 +86,12 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         ));
     }
     let layout = RunLayout::new(&args.run);
-    let mut config: TrainConfig = std::fs::read(layout.config())
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| {
-            hinted(
-                format!("{} holds no readable config.json", args.run.display()),
-                "pass --run with a directory written by `mia train`",
-            )
-        })?;
+    let mut config: TrainConfig = mia_train::run::read_json(&layout.config()).map_err(|e| {
+        hinted(
+            format!("{} holds no readable config.json ({e})", args.run.display()),
+            "pass --run with a directory written by `mia train`",
+        )
+    })?;
     if let Some(d) = &args.data_dir {
         config.data_dir = d.clone();
     }

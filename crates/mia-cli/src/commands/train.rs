@@ -304,28 +304,8 @@ impl TrainArgs {
         })
     }
 
-    /// The run's configuration: the base one with every flag given applied on top.
-    fn config(&self) -> Result<TrainConfig> {
-        let mut c = self.base_config()?;
-        if let Some(d) = &self.dataset {
-            c.dataset = d.parse()?;
-        }
-        match &self.data_dir {
-            Some(d) => c.data_dir = d.clone(),
-            None if self.config.is_none() && !self.resume => {
-                return Err(hinted(
-                    "--data-dir is required",
-                    "point it at the dataset folder, e.g. --data-dir data/cifar-10",
-                ));
-            }
-            None => {}
-        }
-        if let Some(m) = &self.model {
-            c.model = m.parse()?;
-        }
-        if let Some(d) = self.defense {
-            c.defense = self.defense_config(d)?;
-        }
+    /// Mixup, DP-SGD, MMD, distillation, AdvReg, SELENA and pruning, as the flags ask.
+    fn apply_training_modes(&self, c: &mut TrainConfig) {
         if let Some(alpha) = self.mixup {
             c.mixup = Some(MixupConfig::Mixup { alpha });
         }
@@ -361,24 +341,53 @@ impl TrainArgs {
             let excluded = self.selena_excluded.unwrap_or(SelenaConfig::paper_ratio(models));
             c.selena = Some(SelenaConfig { models, excluded });
         }
-        if let Some(sparsity) = self.prune {
-            let source = match (self.finetune_on, &self.synthetic_dir) {
-                (Some(FinetuneSourceArg::Members), _) => FinetuneSource::Members,
-                (Some(FinetuneSourceArg::Val), _) => FinetuneSource::Validation,
-                (Some(FinetuneSourceArg::Synthetic), _) | (None, Some(_)) => {
-                    FinetuneSource::Synthetic
-                }
-                (None, None) => FinetuneSource::Members,
-            };
-            c.prune = Some(PruneConfig {
-                sparsity,
-                structured: self.structured,
-                epochs: self.finetune_epochs.unwrap_or(10),
-                lr: self.finetune_lr,
-                source,
-                synthetic_dir: self.synthetic_dir.clone(),
-            });
+        if self.prune.is_some() {
+            c.prune = self.prune_config();
         }
+    }
+
+    /// `--prune` and its fine-tuning options (`None` without `--prune`).
+    fn prune_config(&self) -> Option<PruneConfig> {
+        let sparsity = self.prune?;
+        let source = match (self.finetune_on, &self.synthetic_dir) {
+            (Some(FinetuneSourceArg::Members), _) => FinetuneSource::Members,
+            (Some(FinetuneSourceArg::Val), _) => FinetuneSource::Validation,
+            (Some(FinetuneSourceArg::Synthetic), _) | (None, Some(_)) => FinetuneSource::Synthetic,
+            (None, None) => FinetuneSource::Members,
+        };
+        Some(PruneConfig {
+            sparsity,
+            structured: self.structured,
+            epochs: self.finetune_epochs.unwrap_or(10),
+            lr: self.finetune_lr,
+            source,
+            synthetic_dir: self.synthetic_dir.clone(),
+        })
+    }
+
+    /// The run's configuration: the base one with every flag given applied on top.
+    fn config(&self) -> Result<TrainConfig> {
+        let mut c = self.base_config()?;
+        if let Some(d) = &self.dataset {
+            c.dataset = d.parse()?;
+        }
+        match &self.data_dir {
+            Some(d) => c.data_dir = d.clone(),
+            None if self.config.is_none() && !self.resume => {
+                return Err(hinted(
+                    "--data-dir is required",
+                    "point it at the dataset folder, e.g. --data-dir data/cifar-10",
+                ));
+            }
+            None => {}
+        }
+        if let Some(m) = &self.model {
+            c.model = m.parse()?;
+        }
+        if let Some(d) = self.defense {
+            c.defense = self.defense_config(d)?;
+        }
+        self.apply_training_modes(&mut c);
         set(&mut c.dropout, self.dropout);
         set(&mut c.optimizer.weight_decay, self.weight_decay);
         set(&mut c.split.members, self.members);
