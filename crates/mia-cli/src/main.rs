@@ -41,6 +41,11 @@ enum Command {
     Data(commands::data::DataCommand),
 }
 
+/// mimalloc keeps freed tensor buffers for reuse; with glibc's malloc every buffer over the mmap
+/// threshold went back to the OS and the next op page-faulted it in again (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     let level = match cli.verbose {

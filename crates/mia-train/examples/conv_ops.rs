@@ -1,10 +1,11 @@
 //! Where a small-CNN training step's convolution time goes, op by op, on the CPU backend
 //! (flex), at the shapes `mia bench` trains (batch 128, 3×32×32): each conv layer's forward,
-//! its input gradient (a transposed convolution, as burn computes it), its weight gradient
-//! (`conv2d_weight_backward`: flex keeps burn's default, a convolution of the batch-swapped
-//! input with the batch-swapped output gradient as kernel), the 2×2 max-pool (and the same
-//! maximum as reshape + `max_dim`, tried and rejected in the training step) and the dense
-//! layer. Issue 20's profile; see docs/benchmarks.md.
+//! a transposed convolution (burn's default input gradient, which the burn-flex patch in
+//! crates/vendor replaced by one GEMM per image), its weight gradient (`conv2d_weight_backward`,
+//! the patch's per-image GEMM; before it, burn's default convolution with the output gradient
+//! as kernel), the 2×2 max-pool (the patch's 2×2 kernel; the same maximum as reshape +
+//! `max_dim` was tried and rejected in the training step) and the dense layer. Issue 20's
+//! profile; see docs/benchmarks.md.
 //!
 //! `cargo run -p mia-train --example conv_ops [-- BATCH REPEATS]` (add `--release` for a
 //! release build; the recorded table used the dev profile, whose dependencies are optimised)
@@ -61,8 +62,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .reshape([batch, cout, h, h])
         });
         println!("| conv forward | {shape} | {fwd:.2} |");
-        println!("| conv input gradient (transposed conv) | {shape} | {dx:.2} |");
-        println!("| conv weight gradient (burn's default) | {shape} | {dw:.2} |");
+        println!("| transposed conv (burn's default input gradient) | {shape} | {dx:.2} |");
+        println!("| conv weight gradient | {shape} | {dw:.2} |");
         println!("| max-pool 2×2 with indices | {cout}×{size}×{size} | {pool:.2} |");
         println!("| 2×2 max as reshape + max_dim | {cout}×{size}×{size} | {reshaped:.2} |");
     }

@@ -188,8 +188,10 @@ impl ModelConfig {
             out.push(burn_pack::Tensor::new(path, dtype, shape, id, bytes));
         }
         let bytes = Writer::new(out).into_bytes().map_err(|e| bad(&e))?.to_vec();
-        // What is shipped must load.
-        self.load_bytes(bytes.clone(), &Default::default())?;
+        // What is shipped must load. On flex, named: the default device of a build that also
+        // has wgpu is wgpu, and a software Vulkan driver (lavapipe) could crash the process at
+        // exit while its JIT threads still ran (seen as `mia export` dying after its output).
+        self.load_bytes(bytes.clone(), &Device::flex())?;
         Ok(bytes)
     }
 }

@@ -1,0 +1,572 @@
+//! 2D convolution for training: forward, input gradient, weight gradient and bias gradient,
+//! each as one GEMM per image on an im2col matrix in channels-first order.
+//!
+//! Added by MIA Lab (issue 20; see `PATCH.md`), written to go upstream. burn's default
+//! `conv2d_weight_backward` turns the weight gradient into a convolution whose kernel is the
+//! whole batch's output gradient; flex then reorders that "kernel" and both swapped operands on
+//! one thread and runs a GEMM with a `batch · H · W`-long reduction over a handful of rows. The
+//! input gradient goes through `conv_transpose2d`, and the forward converts the input to
+//! channels-last on one thread at every call.
+//!
+//! Here every image `b` of a group-`g` convolution is three small GEMMs on
+//! `cols[(c, ki, kj), (oy, ox)] = x[b, c, oy·s + ki·d − p, ox·s + kj·d − p]` (zero outside):
+//!
+//! - forward: `y[b] = W · cols + bias`, written straight into the NCHW output;
+//! - input gradient: `dx[b] = col2im(Wᵀ · dy[b])`;
+//! - weight gradient: `dW = Σ_b dy[b] · colsᵀ`, summed per fixed chunk of images and the chunks
+//!   added in order, so the result does not depend on the number of threads.
+//!
+//! `cols` is built for a band of output rows at a time (at most [`BAND_ELEMS`] values), so the
+//! scratch stays in cache and is bounded for large images. Images run in parallel (rayon).
+
+use alloc::vec;
+use alloc::vec::Vec;
+use burn_backend::DType;
+use burn_backend::ops::ConvOptions;
+use burn_std::{Bytes, Shape, bf16, f16};
+use num_traits::{One, Zero};
+
+use crate::ops::module::{cast_from_f32, cast_to_f32};
+use crate::{FlexTensor, Layout};
+
+/// Largest im2col band, in values (1 MiB of f32): whole images for CIFAR-sized layers.
+const BAND_ELEMS: usize = 1 << 18;
+
+/// Images per partial weight gradient. Fixed, so the summation order (and the result) does not
+/// depend on the thread count.
+const WEIGHT_CHUNK: usize = 4;
+
+/// Element types the kernels run in natively; f16 and bf16 go through f32.
+pub(crate) trait GemmFloat:
+    bytemuck::Pod + Copy + Zero + One + core::ops::AddAssign + Send + Sync + 'static
+{
+}
+impl GemmFloat for f32 {}
+impl GemmFloat for f64 {}
+
+/// Shapes and options of one 2D convolution.
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    batch: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+    dh: usize,
+    dw: usize,
+    oh: usize,
+    ow: usize,
+    groups: usize,
+}
+
+impl Geom {
+    /// `x`: [batch, c_in, h, w]; `w`: [c_out, c_in / groups, kh, kw]; `out_hw`: the output's
+    /// spatial size (the forward computes it, the backward passes read it from `dy`).
+    fn new(x: &[usize], w: &[usize], out_hw: [usize; 2], options: &ConvOptions<2>) -> Self {
+        let [ph, pw] = options.padding_begin();
+        Self {
+            batch: x[0],
+            c_in: x[1],
+            h: x[2],
+            w: x[3],
+            c_out: w[0],
+            kh: w[2],
+            kw: w[3],
+            sh: options.stride[0],
+            sw: options.stride[1],
+            ph,
+            pw,
+            dh: options.dilation[0],
+            dw: options.dilation[1],
+            oh: out_hw[0],
+            ow: out_hw[1],
+            groups: options.groups,
+        }
+    }
+
+    /// The forward output size, with padding on both sides (asymmetric allowed).
+    fn forward_out_hw(x: &[usize], w: &[usize], options: &ConvOptions<2>) -> [usize; 2] {
+        let size = |i: usize, k: usize, dim: usize| {
+            let (pb, pe) = options.padding[dim];
+            let span = options.dilation[dim] * (k - 1) + 1;
+            let padded = i + pb + pe;
+            if padded < span { 0 } else { (padded - span) / options.stride[dim] + 1 }
+        };
+        [size(x[2], w[2], 0), size(x[3], w[3], 1)]
+    }
+
+    fn cin_g(&self) -> usize {
+        self.c_in / self.groups
+    }
+    fn cout_g(&self) -> usize {
+        self.c_out / self.groups
+    }
+    fn col_len(&self) -> usize {
+        self.cin_g() * self.kh * self.kw
+    }
+    fn hw_in(&self) -> usize {
+        self.h * self.w
+    }
+    fn hw_out(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// Output rows per im2col band.
+    fn band_rows(&self) -> usize {
+        let per_row = (self.col_len() * self.ow).max(1);
+        (BAND_ELEMS / per_row).clamp(1, self.oh.max(1))
+    }
+    fn scratch_len(&self) -> usize {
+        self.col_len() * self.band_rows() * self.ow
+    }
+    /// The bands of output rows, `[start, end)`.
+    fn bands(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let step = self.band_rows();
+        (0..self.oh).step_by(step).map(move |y0| (y0, (y0 + step).min(self.oh)))
+    }
+}
+
+/// Output positions `o` in `[0, out)` with `0 <= o·stride + offset − pad < size`.
+fn valid_range(
+    out: usize,
+    stride: usize,
+    offset: usize,
+    pad: usize,
+    size: usize,
+) -> (usize, usize) {
+    let start = if pad > offset { (pad - offset).div_ceil(stride) } else { 0 };
+    let end =
+        if size + pad <= offset { 0 } else { ((size + pad - offset - 1) / stride + 1).min(out) };
+    (start.min(end), end)
+}
+
+/// Fill `cols` ([col_len, (y1 − y0)·ow]) for one image's group `grp` and output rows `[y0, y1)`.
+fn im2col<T: GemmFloat>(x: &[T], g: &Geom, grp: usize, (y0, y1): (usize, usize), cols: &mut [T]) {
+    let len = (y1 - y0) * g.ow;
+    for cl in 0..g.cin_g() {
+        let plane = &x[(grp * g.cin_g() + cl) * g.hw_in()..][..g.hw_in()];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let r = (cl * g.kh + ki) * g.kw + kj;
+                let row = &mut cols[r * len..(r + 1) * len];
+                let (x0, x1) = valid_range(g.ow, g.sw, kj * g.dw, g.pw, g.w);
+                for oy in y0..y1 {
+                    let dst = &mut row[(oy - y0) * g.ow..][..g.ow];
+                    let iy = (oy * g.sh + ki * g.dh) as isize - g.ph as isize;
+                    if iy < 0 || iy >= g.h as isize || x0 >= x1 {
+                        dst.fill(T::zero());
+                        continue;
+                    }
+                    let src = &plane[iy as usize * g.w..][..g.w];
+                    dst[..x0].fill(T::zero());
+                    dst[x1..].fill(T::zero());
+                    let first = x0 * g.sw + kj * g.dw - g.pw;
+                    if g.sw == 1 {
+                        dst[x0..x1].copy_from_slice(&src[first..first + (x1 - x0)]);
+                    } else {
+                        for (i, v) in dst[x0..x1].iter_mut().enumerate() {
+                            *v = src[first + i * g.sw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: add `cols` back into one image's input gradient `dx`.
+fn col2im<T: GemmFloat>(cols: &[T], g: &Geom, grp: usize, (y0, y1): (usize, usize), dx: &mut [T]) {
+    let len = (y1 - y0) * g.ow;
+    let hw_in = g.hw_in();
+    for cl in 0..g.cin_g() {
+        let plane = &mut dx[(grp * g.cin_g() + cl) * hw_in..][..hw_in];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let r = (cl * g.kh + ki) * g.kw + kj;
+                let row = &cols[r * len..(r + 1) * len];
+                let (x0, x1) = valid_range(g.ow, g.sw, kj * g.dw, g.pw, g.w);
+                if x0 >= x1 {
+                    continue;
+                }
+                for oy in y0..y1 {
+                    let iy = (oy * g.sh + ki * g.dh) as isize - g.ph as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let src = &row[(oy - y0) * g.ow..][x0..x1];
+                    let first = x0 * g.sw + kj * g.dw - g.pw;
+                    let dst = &mut plane[iy as usize * g.w..][..g.w];
+                    if g.sw == 1 {
+                        for (d, s) in dst[first..first + src.len()].iter_mut().zip(src) {
+                            *d += *s;
+                        }
+                    } else {
+                        for (i, s) in src.iter().enumerate() {
+                            dst[first + i * g.sw] += *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A row-major view for [`gemm`]: base offset into a slice, row stride, column stride.
+#[derive(Clone, Copy)]
+struct View {
+    offset: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl View {
+    fn rows(offset: usize, rs: usize) -> Self {
+        Self { offset, rs, cs: 1 }
+    }
+    fn cols(offset: usize, cs: usize) -> Self {
+        Self { offset, rs: 1, cs }
+    }
+    /// The last element an `r × c` block touches, plus one (0 for an empty block).
+    fn extent(&self, r: usize, c: usize) -> usize {
+        if r == 0 || c == 0 { 0 } else { self.offset + (r - 1) * self.rs + (c - 1) * self.cs + 1 }
+    }
+}
+
+/// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, single-threaded (callers parallelise over images).
+#[allow(clippy::too_many_arguments)]
+fn gemm<T: GemmFloat>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [T],
+    d: View,
+    accumulate: bool,
+    lhs: &[T],
+    l: View,
+    rhs: &[T],
+    r: View,
+) {
+    assert!(d.extent(m, n) <= dst.len(), "conv2d_gemm: dst out of bounds");
+    assert!(l.extent(m, k) <= lhs.len(), "conv2d_gemm: lhs out of bounds");
+    assert!(r.extent(k, n) <= rhs.len(), "conv2d_gemm: rhs out of bounds");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    dst[d.offset + i * d.rs + j * d.cs] = T::zero();
+                }
+            }
+        }
+        return;
+    }
+    // SAFETY: the three asserts above bound every element the m×n, m×k and k×n blocks touch;
+    // `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().add(d.offset),
+            d.cs as isize,
+            d.rs as isize,
+            accumulate,
+            lhs.as_ptr().add(l.offset),
+            l.cs as isize,
+            l.rs as isize,
+            rhs.as_ptr().add(r.offset),
+            r.cs as isize,
+            r.rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Run `f(index, chunk, scratch)` over `out.chunks_mut(per)`, in parallel when rayon is on,
+/// with one scratch buffer of `scratch` values per worker.
+fn for_each_chunk<T: GemmFloat>(
+    out: &mut [T],
+    per: usize,
+    scratch: usize,
+    f: impl Fn(usize, &mut [T], &mut [T]) + Send + Sync,
+) {
+    if per == 0 {
+        return;
+    }
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(per)
+            .enumerate()
+            .for_each_init(|| vec![T::zero(); scratch], |buf, (i, chunk)| f(i, chunk, buf));
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let mut buf = vec![T::zero(); scratch];
+        for (i, chunk) in out.chunks_mut(per).enumerate() {
+            f(i, chunk, &mut buf);
+        }
+    }
+}
+
+fn forward_impl<T: GemmFloat>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) -> Vec<T> {
+    let (hw_out, col_len, cout_g) = (g.hw_out(), g.col_len(), g.cout_g());
+    let mut out = vec![T::zero(); g.batch * g.c_out * hw_out];
+    for_each_chunk(&mut out, g.c_out * hw_out, g.scratch_len(), |b, y, cols| {
+        let x_img = &x[b * g.c_in * g.hw_in()..][..g.c_in * g.hw_in()];
+        if let Some(bias) = bias {
+            for (plane, &v) in y.chunks_mut(hw_out).zip(bias) {
+                plane.fill(v);
+            }
+        }
+        for grp in 0..g.groups {
+            for band in g.bands() {
+                let len = (band.1 - band.0) * g.ow;
+                im2col(x_img, g, grp, band, cols);
+                gemm(
+                    (cout_g, len, col_len),
+                    y,
+                    View::rows(grp * cout_g * hw_out + band.0 * g.ow, hw_out),
+                    bias.is_some(),
+                    w,
+                    View::rows(grp * cout_g * col_len, col_len),
+                    cols,
+                    View::rows(0, len),
+                );
+            }
+        }
+    });
+    out
+}
+
+fn x_backward_impl<T: GemmFloat>(w: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+    let (hw_out, col_len, cout_g) = (g.hw_out(), g.col_len(), g.cout_g());
+    let mut dx = vec![T::zero(); g.batch * g.c_in * g.hw_in()];
+    for_each_chunk(&mut dx, g.c_in * g.hw_in(), g.scratch_len(), |b, dx_img, cols| {
+        let dy_img = &dy[b * g.c_out * hw_out..][..g.c_out * hw_out];
+        for grp in 0..g.groups {
+            for band in g.bands() {
+                let len = (band.1 - band.0) * g.ow;
+                // cols[col_len × len] = W_grpᵀ · dy[grp rows, band]
+                gemm(
+                    (col_len, len, cout_g),
+                    cols,
+                    View::rows(0, len),
+                    false,
+                    w,
+                    View::cols(grp * cout_g * col_len, col_len),
+                    dy_img,
+                    View::rows(grp * cout_g * hw_out + band.0 * g.ow, hw_out),
+                );
+                col2im(cols, g, grp, band, dx_img);
+            }
+        }
+    });
+    dx
+}
+
+fn weight_backward_impl<T: GemmFloat>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+    let (hw_out, col_len, cout_g) = (g.hw_out(), g.col_len(), g.cout_g());
+    let w_len = g.c_out * col_len;
+    let chunks = g.batch.div_ceil(WEIGHT_CHUNK);
+    let mut partial = vec![T::zero(); chunks * w_len];
+    for_each_chunk(&mut partial, w_len, g.scratch_len(), |chunk, dw, cols| {
+        let mut first = true;
+        for b in chunk * WEIGHT_CHUNK..((chunk + 1) * WEIGHT_CHUNK).min(g.batch) {
+            let x_img = &x[b * g.c_in * g.hw_in()..][..g.c_in * g.hw_in()];
+            let dy_img = &dy[b * g.c_out * hw_out..][..g.c_out * hw_out];
+            for band in g.bands() {
+                let len = (band.1 - band.0) * g.ow;
+                for grp in 0..g.groups {
+                    im2col(x_img, g, grp, band, cols);
+                    // dW[grp rows] (+)= dy[grp rows, band] · colsᵀ
+                    gemm(
+                        (cout_g, col_len, len),
+                        dw,
+                        View::rows(grp * cout_g * col_len, col_len),
+                        !first,
+                        dy_img,
+                        View::rows(grp * cout_g * hw_out + band.0 * g.ow, hw_out),
+                        cols,
+                        View::cols(0, len),
+                    );
+                }
+                first = false;
+            }
+        }
+    });
+    let mut dw = vec![T::zero(); w_len];
+    for part in partial.chunks(w_len) {
+        for (acc, v) in dw.iter_mut().zip(part) {
+            *acc += *v;
+        }
+    }
+    dw
+}
+
+fn bias_backward_impl<T: GemmFloat>(dy: &[T], batch: usize, c_out: usize, hw: usize) -> Vec<T> {
+    let mut db = vec![T::zero(); c_out];
+    for img in dy.chunks(c_out * hw).take(batch) {
+        for (acc, plane) in db.iter_mut().zip(img.chunks(hw)) {
+            let mut s = T::zero();
+            for v in plane {
+                s += *v;
+            }
+            *acc += s;
+        }
+    }
+    db
+}
+
+fn tensor<T: GemmFloat>(data: Vec<T>, shape: Vec<usize>, dtype: DType) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(shape)), dtype)
+}
+
+/// Run `f` in f32 for half-precision inputs (cast in, cast back); f32/f64 run natively.
+fn in_float(
+    dtype: DType,
+    inputs: Vec<FlexTensor>,
+    f: impl Fn(Vec<FlexTensor>) -> FlexTensor,
+) -> FlexTensor {
+    match dtype {
+        DType::F16 => cast_from_f32(
+            f(inputs.into_iter().map(|t| cast_to_f32(t, f16::to_f32)).collect()),
+            f16::from_f32,
+        ),
+        DType::BF16 => cast_from_f32(
+            f(inputs.into_iter().map(|t| cast_to_f32(t, bf16::to_f32)).collect()),
+            bf16::from_f32,
+        ),
+        DType::F32 | DType::F64 => f(inputs),
+        dtype => panic!("conv2d: unsupported dtype {dtype:?}"),
+    }
+}
+
+/// Dispatch on f32 / f64 storage.
+macro_rules! native {
+    ($dtype:expr, $f:ident ( $($arg:expr),* )) => {
+        match $dtype {
+            DType::F64 => Native::from($f::<f64>($($arg),*)),
+            _ => Native::from($f::<f32>($($arg),*)),
+        }
+    };
+}
+
+/// Whether the forward goes through this module: not for depthwise convolutions, which flex's
+/// own direct kernel handles without im2col.
+pub fn handles_forward(x_shape: &[usize], w_shape: &[usize], options: &ConvOptions<2>) -> bool {
+    let depthwise = options.groups > 1 && options.groups == x_shape[1] && w_shape[1] == 1;
+    !depthwise
+}
+
+/// `conv2d` forward. x: [batch, c_in, h, w], weight: [c_out, c_in / groups, kh, kw].
+pub fn conv2d(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let dtype = x.dtype();
+    let mut inputs = vec![x.to_contiguous(), weight.to_contiguous()];
+    inputs.extend(bias.map(|b| b.to_contiguous()));
+    in_float(dtype, inputs, |t| {
+        let (xs, ws) = (t[0].layout().shape(), t[1].layout().shape());
+        let g = Geom::new(xs, ws, Geom::forward_out_hw(xs, ws, options), options);
+        let shape = vec![g.batch, g.c_out, g.oh, g.ow];
+        let dt = t[0].dtype();
+        let bias = t.get(2);
+        let y = native!(
+            dt,
+            forward_impl(t[0].storage(), t[1].storage(), bias.map(|b| b.storage()), &g)
+        );
+        y.into_tensor(shape, dt)
+    })
+}
+
+/// Gradient of `conv2d` with respect to its input.
+pub fn conv2d_x_backward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let dtype = x.dtype();
+    let x_shape = x.layout().shape().to_vec();
+    let inputs = vec![weight.to_contiguous(), output_grad.to_contiguous()];
+    in_float(dtype, inputs, |t| {
+        let (ws, ys) = (t[0].layout().shape(), t[1].layout().shape());
+        let g = Geom::new(&x_shape, ws, [ys[2], ys[3]], options);
+        let dt = t[0].dtype();
+        let dx = native!(dt, x_backward_impl(t[0].storage(), t[1].storage(), &g));
+        dx.into_tensor(x_shape.clone(), dt)
+    })
+}
+
+/// Gradient of `conv2d` with respect to its weight.
+pub fn conv2d_weight_backward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let dtype = x.dtype();
+    let w_shape = weight.layout().shape().to_vec();
+    let inputs = vec![x.to_contiguous(), output_grad.to_contiguous()];
+    in_float(dtype, inputs, |t| {
+        let (xs, ys) = (t[0].layout().shape(), t[1].layout().shape());
+        let g = Geom::new(xs, &w_shape, [ys[2], ys[3]], options);
+        let dt = t[0].dtype();
+        let dw = native!(dt, weight_backward_impl(t[0].storage(), t[1].storage(), &g));
+        dw.into_tensor(w_shape.clone(), dt)
+    })
+}
+
+/// Gradient of `conv2d` with respect to its bias: the output gradient summed per channel.
+pub fn conv2d_bias_backward(output_grad: FlexTensor, bias: FlexTensor) -> FlexTensor {
+    let dtype = output_grad.dtype();
+    let b_shape = bias.layout().shape().to_vec();
+    in_float(dtype, vec![output_grad.to_contiguous()], |t| {
+        let ys = t[0].layout().shape();
+        let (batch, c_out, hw) = (ys[0], ys[1], ys[2] * ys[3]);
+        let dt = t[0].dtype();
+        let db = native!(dt, bias_backward_impl(t[0].storage(), batch, c_out, hw));
+        db.into_tensor(b_shape.clone(), dt)
+    })
+}
+
+/// Either precision's result, turned into a tensor.
+enum Native {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Native {
+    fn into_tensor(self, shape: Vec<usize>, dtype: DType) -> FlexTensor {
+        match self {
+            Native::F32(v) => tensor(v, shape, dtype),
+            Native::F64(v) => tensor(v, shape, dtype),
+        }
+    }
+}
+
+impl From<Vec<f32>> for Native {
+    fn from(v: Vec<f32>) -> Self {
+        Native::F32(v)
+    }
+}
+
+impl From<Vec<f64>> for Native {
+    fn from(v: Vec<f64>) -> Self {
+        Native::F64(v)
+    }
+}
