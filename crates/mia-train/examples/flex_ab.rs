@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use burn::tensor::TensorData;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn_backend::Scalar;
 use burn_backend::ops::conv::calculate_padding_out;
 use burn_backend::ops::{FloatTensorOps, ModuleOps};
-use burn_backend::Scalar;
 use burn_flex::{Flex, FlexTensor};
 use burn_std::{IntDType, Shape};
 
@@ -57,29 +57,51 @@ fn weight_grad_before(x: FlexTensor, dy: FlexTensor, o: &ConvOptions<2>) -> Flex
 }
 
 fn conv(repeats: usize, [b, ci, h]: [usize; 3], co: usize) {
-    let (x, w, dy) = (values(&[b, ci, h, h], 1), values(&[co, ci, 3, 3], 2), values(&[b, co, h, h], 3));
+    let (x, w, dy) =
+        (values(&[b, ci, h, h], 1), values(&[co, ci, 3, 3], 2), values(&[b, co, h, h], 3));
     let o = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
     let shape = format!("{ci}→{co}, {h}×{h}");
-    let fwd0 = best(repeats, || drop(burn_flex::ops::conv::conv2d_f32(x.clone(), w.clone(), None, &o)));
+    let fwd0 =
+        best(repeats, || drop(burn_flex::ops::conv::conv2d_f32(x.clone(), w.clone(), None, &o)));
     let fwd1 = best(repeats, || drop(Flex::conv2d(x.clone(), w.clone(), None, o.clone())));
     row("conv forward", &shape, fwd0, fwd1);
     let dw0 = best(repeats, || drop(weight_grad_before(x.clone(), dy.clone(), &o)));
-    let dw1 = best(repeats, || drop(Flex::conv2d_weight_backward(x.clone(), w.clone(), dy.clone(), o.clone())));
+    let dw1 = best(repeats, || {
+        drop(Flex::conv2d_weight_backward(x.clone(), w.clone(), dy.clone(), o.clone()))
+    });
     row("conv weight gradient", &shape, dw0, dw1);
     let pad = calculate_padding_out(3, 1, 1, 1, h, h);
     let t = ConvTransposeOptions::new([1, 1], [1, 1], [pad, pad], [1, 1], 1);
-    let dx0 = best(repeats, || drop(Flex::conv_transpose2d(dy.clone(), w.clone(), None, t.clone())));
-    let dx1 = best(repeats, || drop(Flex::conv2d_x_backward(x.clone(), w.clone(), dy.clone(), o.clone())));
+    let dx0 =
+        best(repeats, || drop(Flex::conv_transpose2d(dy.clone(), w.clone(), None, t.clone())));
+    let dx1 = best(repeats, || {
+        drop(Flex::conv2d_x_backward(x.clone(), w.clone(), dy.clone(), o.clone()))
+    });
     row("conv input gradient", &shape, dx0, dx1);
 }
 
 fn pool(repeats: usize, [b, c, h]: [usize; 3]) {
     let x = values(&[b, c, h, h], 4);
     let before = best(repeats, || {
-        drop(burn_flex::ops::pool::max_pool2d_with_indices_f32(x.clone(), [2, 2], [2, 2], [0, 0], [1, 1], false))
+        drop(burn_flex::ops::pool::max_pool2d_with_indices_f32(
+            x.clone(),
+            [2, 2],
+            [2, 2],
+            [0, 0],
+            [1, 1],
+            false,
+        ))
     });
     let after = best(repeats, || {
-        drop(Flex::max_pool2d_with_indices(x.clone(), [2, 2], [2, 2], [0, 0], [1, 1], false, IntDType::I64))
+        drop(Flex::max_pool2d_with_indices(
+            x.clone(),
+            [2, 2],
+            [2, 2],
+            [0, 0],
+            [1, 1],
+            false,
+            IntDType::I64,
+        ))
     });
     row("max-pool 2×2 with indices", &format!("{c}×{h}×{h}"), before, after);
 }
@@ -91,7 +113,10 @@ fn batch_norm_before(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor) -> Flex
     let flat = Shape::new([c, shape.iter().product::<usize>() / c]);
     let per_channel = Shape::new([1, c, 1, 1]);
     let mean_of = |t: FlexTensor| {
-        let m = Flex::float_mean_dim(Flex::float_reshape(Flex::float_swap_dims(t, 0, 1), flat.clone()), 1);
+        let m = Flex::float_mean_dim(
+            Flex::float_reshape(Flex::float_swap_dims(t, 0, 1), flat.clone()),
+            1,
+        );
         Flex::float_reshape(m, per_channel.clone())
     };
     let mean = mean_of(x.clone());
@@ -106,7 +131,9 @@ fn batch_norm_before(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor) -> Flex
 fn batch_norm(repeats: usize, [b, c, h]: [usize; 3]) {
     let (x, gamma, beta) = (values(&[b, c, h, h], 5), values(&[c], 6), values(&[c], 7));
     let before = best(repeats, || drop(batch_norm_before(x.clone(), gamma.clone(), beta.clone())));
-    let after = best(repeats, || drop(Flex::batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5)));
+    let after = best(repeats, || {
+        drop(Flex::batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5))
+    });
     row("batch norm (training, forward)", &format!("{c}×{h}×{h}"), before, after);
 }
 
