@@ -242,6 +242,87 @@ fn conv2d_bias_gradient_is_the_output_gradient_summed_per_channel() {
     }
 }
 
+/// dx and dW of Σ y·gy by direct scatter sums in f64 (y has no bias: y is linear in x and w).
+fn direct_gradients(case: &Case, x: &[f32], w: &[f32], gy: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    let ([_, ci, h, wd], [co, cig, kh, kw]) = (case.x, case.w);
+    let [_, _, oh, ow] = case.out();
+    let cog = co / case.groups;
+    let (mut dx, mut dw) = (vec![0f64; x.len()], vec![0f64; w.len()]);
+    for (i, g) in gy.iter().enumerate() {
+        let (bi, o, oy, ox) = (i / (co * oh * ow), i / (oh * ow) % co, i / ow % oh, i % ow);
+        for c in 0..cig {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let iy = (oy * case.stride[0] + ki * case.dilation[0]) as isize
+                        - case.pad[0].0 as isize;
+                    let ix = (ox * case.stride[1] + kj * case.dilation[1]) as isize
+                        - case.pad[1].0 as isize;
+                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                        continue;
+                    }
+                    let xi = ((bi * ci + o / cog * cig + c) * h + iy as usize) * wd + ix as usize;
+                    let wi = ((o * cig + c) * kh + ki) * kw + kj;
+                    dx[xi] += *g as f64 * w[wi] as f64;
+                    dw[wi] += *g as f64 * x[xi] as f64;
+                }
+            }
+        }
+    }
+    (dx, dw)
+}
+
+/// An image whose im2col (576 × 1 600 values) exceeds the kernels' band of 2^18 values, so
+/// forward and gradients are computed a band of output rows at a time.
+#[test]
+fn conv2d_on_an_image_larger_than_one_band_is_still_exact() {
+    let case = Case { x: [2, 64, 40, 40], w: [3, 64, 3, 3], ..CASES[0] };
+    let d = data(&case);
+    let zero = vec![0f32; case.w[0]];
+    let device = Device::flex();
+    let y = conv2d(
+        tensor(d.x.clone(), case.x, &device),
+        tensor(d.w.clone(), case.w, &device),
+        None,
+        case.options(),
+    );
+    assert_close("banded forward", &case, &read(y), &case.direct(&d.x, &d.w, &zero));
+    let [dx, dw, _] = gradients(&case, &d.x, &d.w, &zero, &d.gy);
+    let (want_dx, want_dw) = direct_gradients(&case, &d.x, &d.w, &d.gy);
+    assert_close("banded input gradient", &case, &dx, &want_dx);
+    assert_close("banded weight gradient", &case, &dw, &want_dw);
+}
+
+/// f64 runs natively and f16 through f32: both agree with the direct sum to their precision.
+#[test]
+fn conv2d_and_batch_norm_run_in_f64_and_f16() {
+    use burn::tensor::FloatDType;
+    let case = CASES[0];
+    let d = data(&case);
+    let device = Device::flex();
+    let want = case.direct(&d.x, &d.w, &d.bias);
+    for (dtype, tol) in [(FloatDType::F64, 1e-9), (FloatDType::F16, 2e-2)] {
+        let t = |v: Vec<f32>, shape: [usize; 4]| tensor(v, shape, &device).cast(dtype);
+        let b = tensor(d.bias.clone(), [case.w[0]], &device).cast(dtype);
+        let y = conv2d(t(d.x.clone(), case.x), t(d.w.clone(), case.w), Some(b), case.options());
+        assert_eq!(y.dtype(), dtype.into(), "conv2d keeps {dtype:?}");
+        let got: Vec<f64> = y.into_data().convert::<f64>().try_to_vec().expect("values");
+        let err = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
+        assert!(err < tol, "conv2d in {dtype:?}: error {err}");
+        let c = case.x[1];
+        let gamma = tensor(vec![1.0; c], [c], &device).cast(dtype);
+        let beta = tensor(vec![0.0; c], [c], &device).cast(dtype);
+        let bn = burn::tensor::module::batch_norm_train(t(d.x.clone(), case.x), gamma, beta, 1e-5);
+        let out =
+            bn.output.clone().into_data().convert::<f64>().try_to_vec::<f64>().expect("values");
+        let sum: f64 = out.iter().sum();
+        assert!(
+            sum.abs() < tol * out.len() as f64 * 10.0,
+            "batch norm in {dtype:?}: Σ output {sum}"
+        );
+        assert_eq!(bn.output.dtype(), dtype.into(), "batch norm keeps {dtype:?}");
+    }
+}
+
 /// The weight gradient sums fixed chunks of images in order: the same bits on one thread or
 /// on several.
 #[test]

@@ -10,11 +10,10 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use burn_backend::DType;
-use burn_std::{Bytes, Shape, bf16, f16};
 use num_traits::{Float, NumCast};
 
-use crate::ops::module::{cast_from_f32, cast_to_f32};
-use crate::{FlexTensor, Layout};
+use crate::FlexTensor;
+use crate::ops::module::{float_tensor as tensor, in_float};
 
 /// `[batch, channels, spatial]` of a `[batch, channels, …]` tensor.
 fn dims(shape: &[usize]) -> (usize, usize, usize) {
@@ -160,31 +159,6 @@ fn backward<T: Float + Send + Sync>(
     let dgamma = sums.iter().map(|s| from_f64(s.1)).collect();
     let dbeta = sums.iter().map(|s| from_f64(s.0)).collect();
     (dx, dgamma, dbeta)
-}
-
-fn tensor<T: bytemuck::Pod + Send + Sync>(v: Vec<T>, shape: &[usize], dtype: DType) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(v), Layout::contiguous(Shape::from(shape.to_vec())), dtype)
-}
-
-/// Run `f` on f32/f64 tensors; half-precision inputs are cast to f32 and the outputs back.
-fn in_float<const N: usize>(
-    inputs: Vec<FlexTensor>,
-    f: impl Fn(&[FlexTensor]) -> [FlexTensor; N],
-) -> [FlexTensor; N] {
-    let dtype = inputs[0].dtype();
-    let inputs: Vec<FlexTensor> = inputs.into_iter().map(|t| t.to_contiguous()).collect();
-    match dtype {
-        DType::F32 | DType::F64 => f(&inputs),
-        DType::F16 => {
-            let up: Vec<_> = inputs.into_iter().map(|t| cast_to_f32(t, f16::to_f32)).collect();
-            f(&up).map(|t| cast_from_f32(t, f16::from_f32))
-        }
-        DType::BF16 => {
-            let up: Vec<_> = inputs.into_iter().map(|t| cast_to_f32(t, bf16::to_f32)).collect();
-            f(&up).map(|t| cast_from_f32(t, bf16::from_f32))
-        }
-        dtype => panic!("batch_norm: unsupported dtype {dtype:?}"),
-    }
 }
 
 macro_rules! by_dtype {

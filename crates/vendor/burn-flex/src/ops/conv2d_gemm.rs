@@ -23,11 +23,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 use burn_backend::DType;
 use burn_backend::ops::ConvOptions;
-use burn_std::{Bytes, Shape, bf16, f16};
 use num_traits::{One, Zero};
 
-use crate::ops::module::{cast_from_f32, cast_to_f32};
-use crate::{FlexTensor, Layout};
+use crate::FlexTensor;
+use crate::ops::module::{float_tensor, in_float};
 
 /// Largest im2col band, in values (1 MiB of f32): whole images for CIFAR-sized layers.
 const BAND_ELEMS: usize = 1 << 18;
@@ -428,36 +427,12 @@ fn bias_backward_impl<T: GemmFloat>(dy: &[T], batch: usize, c_out: usize, hw: us
     db
 }
 
-fn tensor<T: GemmFloat>(data: Vec<T>, shape: Vec<usize>, dtype: DType) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(shape)), dtype)
-}
-
-/// Run `f` in f32 for half-precision inputs (cast in, cast back); f32/f64 run natively.
-fn in_float(
-    dtype: DType,
-    inputs: Vec<FlexTensor>,
-    f: impl Fn(Vec<FlexTensor>) -> FlexTensor,
-) -> FlexTensor {
-    match dtype {
-        DType::F16 => cast_from_f32(
-            f(inputs.into_iter().map(|t| cast_to_f32(t, f16::to_f32)).collect()),
-            f16::from_f32,
-        ),
-        DType::BF16 => cast_from_f32(
-            f(inputs.into_iter().map(|t| cast_to_f32(t, bf16::to_f32)).collect()),
-            bf16::from_f32,
-        ),
-        DType::F32 | DType::F64 => f(inputs),
-        dtype => panic!("conv2d: unsupported dtype {dtype:?}"),
-    }
-}
-
-/// Dispatch on f32 / f64 storage.
+/// `$f::<f32 or f64>(args)` by `$dtype`, as a tensor of `$shape`.
 macro_rules! native {
-    ($dtype:expr, $f:ident ( $($arg:expr),* )) => {
+    ($dtype:expr, $shape:expr, $f:ident ( $($arg:expr),* )) => {
         match $dtype {
-            DType::F64 => Native::from($f::<f64>($($arg),*)),
-            _ => Native::from($f::<f32>($($arg),*)),
+            DType::F64 => float_tensor($f::<f64>($($arg),*), $shape, $dtype),
+            _ => float_tensor($f::<f32>($($arg),*), $shape, $dtype),
         }
     };
 }
@@ -465,7 +440,9 @@ macro_rules! native {
 /// Whether the forward goes through this module: not for depthwise convolutions, which flex's
 /// own direct kernel handles without im2col.
 pub fn handles_forward(x_shape: &[usize], w_shape: &[usize], options: &ConvOptions<2>) -> bool {
-    let depthwise = options.groups > 1 && options.groups == x_shape[1] && w_shape[1] == 1;
+    let c_in = x_shape[1];
+    let depthwise =
+        options.groups > 1 && options.groups == c_in && w_shape[0] == c_in && w_shape[1] == 1;
     !depthwise
 }
 
@@ -476,21 +453,21 @@ pub fn conv2d(
     bias: Option<FlexTensor>,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
-    let dtype = x.dtype();
-    let mut inputs = vec![x.to_contiguous(), weight.to_contiguous()];
-    inputs.extend(bias.map(|b| b.to_contiguous()));
-    in_float(dtype, inputs, |t| {
+    let mut inputs = vec![x, weight];
+    inputs.extend(bias);
+    let [y] = in_float(inputs, |t| {
         let (xs, ws) = (t[0].layout().shape(), t[1].layout().shape());
         let g = Geom::new(xs, ws, Geom::forward_out_hw(xs, ws, options), options);
-        let shape = vec![g.batch, g.c_out, g.oh, g.ow];
-        let dt = t[0].dtype();
-        let bias = t.get(2);
-        let y = native!(
-            dt,
-            forward_impl(t[0].storage(), t[1].storage(), bias.map(|b| b.storage()), &g)
-        );
-        y.into_tensor(shape, dt)
-    })
+        let shape = [g.batch, g.c_out, g.oh, g.ow];
+        let (x, w, b) = (&t[0], &t[1], t.get(2));
+        // The bias slice's element type differs per arm, so it is spelled inside the macro call.
+        [native!(
+            x.dtype(),
+            &shape,
+            forward_impl(x.storage(), w.storage(), b.map(|b| b.storage()), &g)
+        )]
+    });
+    y
 }
 
 /// Gradient of `conv2d` with respect to its input.
@@ -500,16 +477,13 @@ pub fn conv2d_x_backward(
     output_grad: FlexTensor,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
-    let dtype = x.dtype();
     let x_shape = x.layout().shape().to_vec();
-    let inputs = vec![weight.to_contiguous(), output_grad.to_contiguous()];
-    in_float(dtype, inputs, |t| {
+    let [dx] = in_float(vec![weight, output_grad], |t| {
         let (ws, ys) = (t[0].layout().shape(), t[1].layout().shape());
         let g = Geom::new(&x_shape, ws, [ys[2], ys[3]], options);
-        let dt = t[0].dtype();
-        let dx = native!(dt, x_backward_impl(t[0].storage(), t[1].storage(), &g));
-        dx.into_tensor(x_shape.clone(), dt)
-    })
+        [native!(t[0].dtype(), &x_shape, x_backward_impl(t[0].storage(), t[1].storage(), &g))]
+    });
+    dx
 }
 
 /// Gradient of `conv2d` with respect to its weight.
@@ -519,54 +493,22 @@ pub fn conv2d_weight_backward(
     output_grad: FlexTensor,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
-    let dtype = x.dtype();
     let w_shape = weight.layout().shape().to_vec();
-    let inputs = vec![x.to_contiguous(), output_grad.to_contiguous()];
-    in_float(dtype, inputs, |t| {
+    let [dw] = in_float(vec![x, output_grad], |t| {
         let (xs, ys) = (t[0].layout().shape(), t[1].layout().shape());
         let g = Geom::new(xs, &w_shape, [ys[2], ys[3]], options);
-        let dt = t[0].dtype();
-        let dw = native!(dt, weight_backward_impl(t[0].storage(), t[1].storage(), &g));
-        dw.into_tensor(w_shape.clone(), dt)
-    })
+        [native!(t[0].dtype(), &w_shape, weight_backward_impl(t[0].storage(), t[1].storage(), &g))]
+    });
+    dw
 }
 
 /// Gradient of `conv2d` with respect to its bias: the output gradient summed per channel.
 pub fn conv2d_bias_backward(output_grad: FlexTensor, bias: FlexTensor) -> FlexTensor {
-    let dtype = output_grad.dtype();
     let b_shape = bias.layout().shape().to_vec();
-    in_float(dtype, vec![output_grad.to_contiguous()], |t| {
+    let [db] = in_float(vec![output_grad], |t| {
         let ys = t[0].layout().shape();
         let (batch, c_out, hw) = (ys[0], ys[1], ys[2] * ys[3]);
-        let dt = t[0].dtype();
-        let db = native!(dt, bias_backward_impl(t[0].storage(), batch, c_out, hw));
-        db.into_tensor(b_shape.clone(), dt)
-    })
-}
-
-/// Either precision's result, turned into a tensor.
-enum Native {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-}
-
-impl Native {
-    fn into_tensor(self, shape: Vec<usize>, dtype: DType) -> FlexTensor {
-        match self {
-            Native::F32(v) => tensor(v, shape, dtype),
-            Native::F64(v) => tensor(v, shape, dtype),
-        }
-    }
-}
-
-impl From<Vec<f32>> for Native {
-    fn from(v: Vec<f32>) -> Self {
-        Native::F32(v)
-    }
-}
-
-impl From<Vec<f64>> for Native {
-    fn from(v: Vec<f64>) -> Self {
-        Native::F64(v)
-    }
+        [native!(t[0].dtype(), &b_shape, bias_backward_impl(t[0].storage(), batch, c_out, hw))]
+    });
+    db
 }

@@ -10,8 +10,9 @@ use burn_backend::{
     DType, Element, TensorMetadata,
     ops::{
         AttentionModuleOptions, BatchNormTrain, BatchNormTrainBackward, ConvOptions,
-        ConvTransposeOptions, DeformConv2dBackward, DeformConvOptions, FloatTensorOps, IntTensorOps, InterpolateMode, InterpolateOptions,
-        MaxPool2dBackward, MaxPool2dWithIndices, ModuleOps, conv::pad_asymmetric_conv_input,
+        ConvTransposeOptions, DeformConv2dBackward, DeformConvOptions, FloatTensorOps,
+        IntTensorOps, InterpolateMode, InterpolateOptions, MaxPool2dBackward, MaxPool2dWithIndices,
+        ModuleOps, conv::pad_asymmetric_conv_input,
     },
     tensor::{BoolTensor, FloatTensor, IntTensor},
 };
@@ -42,6 +43,44 @@ pub(crate) fn cast_from_f32<E: Element + Pod + Copy>(
     let half_data: alloc::vec::Vec<E> = data.iter().map(|&v| from_f32(v)).collect();
     let bytes = Bytes::from_elems(half_data);
     FlexTensor::new(bytes, Layout::contiguous(shape), E::dtype())
+}
+
+/// A contiguous tensor of `shape` from `values` (MIA Lab patch: shared by conv2d_gemm.rs and
+/// batch_norm.rs).
+pub(crate) fn float_tensor<T: Pod + Send + Sync>(
+    values: alloc::vec::Vec<T>,
+    shape: &[usize],
+    dtype: DType,
+) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(Shape::from(shape.to_vec())),
+        dtype,
+    )
+}
+
+/// Run `f` on contiguous f32/f64 tensors; f16 and bf16 inputs are cast to f32 first and the
+/// `N` outputs cast back (MIA Lab patch: the kernels of conv2d_gemm.rs and batch_norm.rs run in
+/// f32 or f64 only).
+pub(crate) fn in_float<const N: usize>(
+    inputs: alloc::vec::Vec<FlexTensor>,
+    f: impl Fn(&[FlexTensor]) -> [FlexTensor; N],
+) -> [FlexTensor; N] {
+    use burn_std::{bf16, f16};
+    let dtype = inputs[0].dtype();
+    let inputs = inputs.into_iter().map(|t| t.to_contiguous());
+    match dtype {
+        DType::F32 | DType::F64 => f(&inputs.collect::<alloc::vec::Vec<_>>()),
+        DType::F16 => {
+            let up = inputs.map(|t| cast_to_f32(t, f16::to_f32));
+            f(&up.collect::<alloc::vec::Vec<_>>()).map(|t| cast_from_f32(t, f16::from_f32))
+        }
+        DType::BF16 => {
+            let up = inputs.map(|t| cast_to_f32(t, bf16::to_f32));
+            f(&up.collect::<alloc::vec::Vec<_>>()).map(|t| cast_from_f32(t, bf16::from_f32))
+        }
+        dtype => panic!("unsupported float dtype {dtype:?}"),
+    }
 }
 
 impl ModuleOps<Flex> for Flex {
