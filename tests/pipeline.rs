@@ -64,7 +64,8 @@ fn pipeline() -> &'static Pipeline {
             ok(&shadow_args(&r, &["--shard", "1/2", "--jobs", "1"])),
             ok(&shadow_args(&r, &[])),
         ];
-        let out = ok(&["attack", "--run", &r]);
+        // The neural attack models at 5 epochs: this checks the plumbing, not their strength.
+        let out = ok(&["attack", "--run", &r, "--network-epochs", "5"]);
         assert!(out.contains("lira-online") && out.contains("rmia-offline"), "{out}");
         // The TPR@low-FPR columns come with the FPR step the non-members allow.
         let resolution = "200 non-members: FPR moves in steps of 0.500% (TPR@0.1% cannot be";
@@ -199,11 +200,41 @@ fn shadows_with_dropout_never_train_side_by_side() {
 fn attack_writes_every_attack_on_the_identity_query_of_a_target_without_augmentation() {
     let p = pipeline();
     let json = p.attacks();
-    assert_eq!(json["attacks"].as_array().unwrap().len(), 21);
+    assert_eq!(json["attacks"].as_array().unwrap().len(), 25);
     assert_eq!(json["queries"], 1);
     assert!(json["query_note"].as_str().unwrap().contains("without augmentation"), "{json}");
     assert_eq!(json["shadows"], 4);
-    assert_eq!(read(p.run_dir().join("attack_scores.npy")).shape, vec![21, 400]);
+    assert_eq!(read(p.run_dir().join("attack_scores.npy")).shape, vec![25, 400]);
+}
+
+#[test]
+fn samia_reads_a_sensitivity_computed_for_the_target_and_every_shadow() {
+    let p = pipeline();
+    let names: Vec<String> = attack_names(&p.attacks());
+    for name in ["nn", "nn-top3", "nn-cls", "samia"] {
+        assert!(names.iter().any(|n| n == name), "{name} missing from {names:?}");
+    }
+    let shadows = p.run_dir().join("shadows");
+    let files = std::iter::once(shadows.join("target_sensitivity.npy"))
+        .chain((0..4).map(|i| shadows.join(format!("{i:03}/sensitivity.npy"))));
+    for f in files {
+        let a = read(f.clone());
+        assert_eq!(a.shape, vec![400, 10], "{}", f.display());
+        let NpyData::F32(v) = a.data else { panic!("{} is not f32", f.display()) };
+        assert!(v.iter().all(|x| x.is_finite() && *x >= 0.0), "{}", f.display());
+        assert!(v.iter().any(|x| *x > 0.0), "{} is all zero", f.display());
+    }
+}
+
+#[test]
+fn samia_from_npy_files_says_it_needs_the_models() {
+    let p = pipeline();
+    let dir = p.scratch("npy-samia");
+    let mut args = npy_audit_args(p, &dir, None);
+    args.extend(["--attacks", "samia", "--queries", "1"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = fails(&args);
+    assert!(err.contains("sensitivity") && err.contains("hint:"), "{err}");
 }
 
 #[test]
@@ -280,7 +311,7 @@ fn report_writes_markdown_html_csv_and_plots() {
         assert!(report.join(f).exists(), "{f} is missing");
     }
     let csv = std::fs::read_to_string(report.join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 21);
+    assert_eq!(csv.lines().count(), 1 + 25);
     assert!(fails(&["report", &p.data, "--out", rep]).contains("mia attack"));
 }
 

@@ -8,6 +8,8 @@
 //! | `confidence`, `loss`, `entropy`, `modified-entropy`, `top1`, `correctness` | threshold (Song & Mittal 2021; Yeom et al. 2018) | nothing; shadows to calibrate |
 //! | `label-only` | label-only (correct predictions among K augmented queries; Choquette-Choo et al. 2021) | nothing; shadows to calibrate |
 //! | `shadow-{lr,mlp}-{top3,posterior,posterior-label}` | shadow classifier (Shokri et al. 2017; ML-Leaks 2019) | shadows |
+//! | `nn`, `nn-top3`, `nn-cls` | shadow classifier: mia_prune's `MIAFC` on the posterior, its top 3, or the posterior and one-hot label (Yuan & Zhang 2022) | shadows |
+//! | `samia` | SAMIA: a transformer on posterior, sensitivity and one-hot label (Yuan & Zhang 2022) | shadows and the models' sensitivity |
 //! | `lira-{online,offline}`, `-fixed`, `-global` | LiRA (Carlini et al. 2022): per-example, pooled, or the official code's global variance | shadows (online: IN and OUT) |
 //! | `rmia-online`, `rmia-offline` | RMIA (Zarifzadeh et al. 2024) | shadows |
 
@@ -21,6 +23,7 @@ use mia_core::scores::{ScoreKind, Threshold, calibrate, calibrate_per_class};
 use serde::{Deserialize, Serialize};
 
 use crate::classifier::{Classifier, ClassifierKind, TrainSettings};
+use crate::network::{Network, NetworkKind, NetworkSettings};
 use crate::{AttackError, AttackInput, Logits};
 
 /// Features the shadow-classifier attack model sees.
@@ -55,6 +58,10 @@ pub enum AttackKind {
     LabelOnly,
     /// An attack model trained on shadow outputs.
     ShadowClassifier(ClassifierKind, Features),
+    /// mia_prune's `MIAFC` network trained on shadow outputs (`nn`, `nn-top3`, `nn-cls`).
+    Network(Features),
+    /// SAMIA: mia_prune's transformer on posterior, sensitivity and one-hot label.
+    Samia,
     /// LiRA with IN and OUT Gaussians.
     LiraOnline {
         /// Per-example, pooled (`-fixed`) or global (`-global`, the official code's) spread.
@@ -87,6 +94,10 @@ impl AttackKind {
                 v.push(Self::ShadowClassifier(c, f));
             }
         }
+        v.extend(
+            [Features::Posterior, Features::Top3, Features::PosteriorLabel].map(Self::Network),
+        );
+        v.push(Self::Samia);
         let spreads = [Variance::PerExample, Variance::Fixed, Variance::Global];
         v.extend(spreads.map(|variance| Self::LiraOnline { variance }));
         v.extend(spreads.map(|variance| Self::LiraOffline { variance }));
@@ -107,6 +118,12 @@ impl AttackKind {
                 },
                 f.name()
             ),
+            Self::Network(f) => match f {
+                Features::Posterior => "nn".into(),
+                Features::Top3 => "nn-top3".into(),
+                Features::PosteriorLabel => "nn-cls".into(),
+            },
+            Self::Samia => "samia".into(),
             Self::LiraOnline { variance } => format!("lira-online{}", spread_suffix(*variance)),
             Self::LiraOffline { variance } => format!("lira-offline{}", spread_suffix(*variance)),
             Self::RmiaOnline => "rmia-online".into(),
@@ -135,7 +152,7 @@ impl AttackKind {
         match self {
             Self::Threshold(ScoreKind::Correctness) | Self::LabelOnly => "label-only",
             Self::Threshold(_) | Self::FixedConfidence { .. } => "threshold",
-            Self::ShadowClassifier(..) => "shadow-classifier",
+            Self::ShadowClassifier(..) | Self::Network(_) | Self::Samia => "shadow-classifier",
             Self::LiraOnline { .. } | Self::LiraOffline { .. } => "lira",
             Self::RmiaOnline | Self::RmiaOffline => "rmia",
         }
@@ -173,6 +190,10 @@ pub struct AttackOptions {
     pub seed: u64,
     /// At most this many shadow rows train an attack model (a random subset beyond).
     pub max_classifier_rows: usize,
+    /// How the neural attack models (`nn*`, `samia`) train.
+    pub network: NetworkSettings,
+    /// At most this many shadow rows train a neural attack model (a random subset beyond).
+    pub max_network_rows: usize,
 }
 
 impl Default for AttackOptions {
@@ -185,6 +206,8 @@ impl Default for AttackOptions {
             offline_form: OfflineForm::OneSidedCdf,
             seed: 0,
             max_classifier_rows: 60_000,
+            network: NetworkSettings::default(),
+            max_network_rows: 20_000,
         }
     }
 }
@@ -211,11 +234,11 @@ impl AttackOptions {
             ));
         }
         self.estimator(Variance::PerExample).validate()?;
-        if self.max_classifier_rows < 2 {
-            return bad(format!(
-                "the attack models need at least 2 training rows, not {}",
-                self.max_classifier_rows
-            ));
+        self.network.validate()?;
+        for rows in [self.max_classifier_rows, self.max_network_rows] {
+            if rows < 2 {
+                return bad(format!("the attack models need at least 2 training rows, not {rows}"));
+            }
         }
         Ok(())
     }
@@ -306,6 +329,8 @@ pub fn run(
         AttackKind::ShadowClassifier(model, features) => {
             shadow_classifier(model, features, input, opt)
         }
+        AttackKind::Network(features) => network(Some(features), input, opt)?,
+        AttackKind::Samia => network(None, input, opt)?,
         AttackKind::LiraOnline { variance } => {
             lira(input, opt.estimator(variance), true, opt.offline_form)?
         }
@@ -385,6 +410,71 @@ fn shadow_classifier(
     let mut out =
         Scored::new(scores, 1).note("features are the identity query's posteriors, standardised");
     out.calibrated.push(calibrated);
+    out
+}
+
+/// A neural attack model trained on the shadows' rows, scoring the target: `MIAFC` on
+/// `features`, or SAMIA's transformer (`None`) on posterior, sensitivity and one-hot label.
+fn network(
+    features: Option<Features>,
+    input: &AttackInput,
+    opt: &AttackOptions,
+) -> Result<Scored, AttackError> {
+    let (n, s) = (input.candidates(), input.shadows.len());
+    let (kind, x, dim, mut fx, mut fy) = match features {
+        Some(f) => {
+            let (x, dim) = featurise(f, &input.target, &input.labels, n);
+            let mut fx = Vec::with_capacity(s * n * dim);
+            for sh in &input.shadows {
+                fx.extend(featurise(f, &sh.logits, &input.labels, n).0);
+            }
+            (NetworkKind::Fc, x, dim, fx, Vec::new())
+        }
+        None => {
+            let Some(sens) = &input.sensitivity else {
+                return Err(AttackError::NeedsSensitivity);
+            };
+            let x = samia_features(&input.target, &sens.target, &input.labels, n);
+            let mut fx = Vec::new();
+            for (sh, v) in input.shadows.iter().zip(&sens.shadows) {
+                fx.extend(samia_features(&sh.logits, v, &input.labels, n));
+            }
+            (NetworkKind::Samia, x, 3 * input.target.classes, fx, Vec::new())
+        }
+    };
+    for sh in &input.shadows {
+        fy.extend_from_slice(&sh.keep);
+    }
+    (fx, fy) = subsample(fx, fy, dim, opt.max_network_rows, opt.seed);
+    let settings = NetworkSettings { seed: opt.seed, ..opt.network };
+    let net = Network::fit(kind, &fx, dim, &fy, &settings)?;
+    let scores = net.score(&x, dim)?;
+    let rule = format!(
+        "attack network (member logit larger) trained on {} rows from {s} shadows",
+        fy.len()
+    );
+    let calibrated = apply(&rule, &scores, input, |sc, _| sc > 0.0);
+    let what = match kind {
+        NetworkKind::Fc => "MIAFC (512-256-128)",
+        NetworkKind::Samia => "SAMIA's transformer on posterior, sensitivity and one-hot label",
+    };
+    let mut out = Scored::new(scores, 1).note(format!(
+        "{what}; SGD {} epochs, lr {} (×0.1 at ½ and ¾), batch {}, balanced rows",
+        settings.epochs, settings.lr, settings.batch
+    ));
+    out.calibrated.push(calibrated);
+    Ok(out)
+}
+
+/// SAMIA's rows `[posterior (C), sensitivity (C), one-hot label (C)]` of the first `n` rows.
+fn samia_features(l: &Logits, sensitivity: &[f32], labels: &[usize], n: usize) -> Vec<f32> {
+    let c = l.classes;
+    let mut out = Vec::with_capacity(n * 3 * c);
+    for (i, &label) in labels.iter().enumerate().take(n) {
+        out.extend(softmax(l.row(0, i)));
+        out.extend_from_slice(&sensitivity[i * c..(i + 1) * c]);
+        out.extend((0..c).map(|j| f32::from(u8::from(j == label))));
+    }
     out
 }
 
@@ -745,13 +835,28 @@ mod tests {
         };
         let is_member: Vec<bool> = (0..n).map(|i| i < n / 2).collect();
         let target = model(&is_member, &mut rng);
-        let shadows = (0..shadows)
-            .map(|_| {
-                let keep: Vec<bool> = (0..n).map(|_| rng.random_bool(0.5)).collect();
-                Shadow { logits: model(&keep, &mut rng), keep }
-            })
-            .collect();
-        AttackInput::new(target, labels, is_member, shadows).unwrap()
+        // SAMIA's sensitivity: a model is less sensitive on what it trained on.
+        let sensitivity = |keep: &[bool], rng: &mut ChaCha8Rng| -> Vec<f32> {
+            (0..n * 2)
+                .map(|j| {
+                    let base = if keep[j / 2] { 0.5 } else { 1.0 };
+                    base + noise * rng.random::<f32>()
+                })
+                .collect()
+        };
+        let target_sensitivity = sensitivity(&is_member, &mut rng);
+        let (mut shadow_sensitivity, mut models) = (Vec::new(), Vec::new());
+        for _ in 0..shadows {
+            let keep: Vec<bool> = (0..n).map(|_| rng.random_bool(0.5)).collect();
+            shadow_sensitivity.push(sensitivity(&keep, &mut rng));
+            models.push(Shadow { logits: model(&keep, &mut rng), keep });
+        }
+        let sensitivity =
+            crate::Sensitivity { target: target_sensitivity, shadows: shadow_sensitivity };
+        AttackInput::new(target, labels, is_member, models)
+            .unwrap()
+            .with_sensitivity(sensitivity)
+            .unwrap()
     }
 
     #[test]
@@ -765,8 +870,12 @@ mod tests {
     #[test]
     fn every_attack_finds_the_planted_membership_signal() {
         let input = world(400, 16, 0.5, 1);
+        // The neural attack models at a tenth of their epochs and ten times the rate: the
+        // planted signal is strong, and the paper's 100 epochs would make this test minutes.
+        let network = NetworkSettings { epochs: 10, lr: 1e-2, ..NetworkSettings::default() };
+        let options = AttackOptions { network, ..AttackOptions::default() };
         for kind in AttackKind::all() {
-            let r = run(kind, &input, &AttackOptions::default()).unwrap();
+            let r = run(kind, &input, &options).unwrap();
             let floor = match kind {
                 // Correctness is 1 for most examples (positive margins): weak by design.
                 AttackKind::Threshold(ScoreKind::Correctness) | AttackKind::LabelOnly => 0.52,
@@ -848,6 +957,31 @@ mod tests {
             run(AttackKind::Threshold(ScoreKind::Loss), &input, &AttackOptions::default()).unwrap();
         assert!(r.calibrated.is_empty());
         assert!(AttackKind::parse("nope").is_err());
+    }
+
+    #[test]
+    fn samia_without_sensitivity_says_what_it_needs() {
+        let mut input = world(100, 4, 0.5, 6);
+        input.sensitivity = None;
+        let e = run(AttackKind::Samia, &input, &AttackOptions::default()).unwrap_err();
+        assert!(matches!(e, AttackError::NeedsSensitivity), "{e}");
+    }
+
+    #[test]
+    fn sensitivity_of_the_wrong_shape_or_sign_is_refused() {
+        let input = world(50, 2, 0.5, 7);
+        let good = input.sensitivity.clone().unwrap();
+        let mut short = good.clone();
+        short.target.pop();
+        let mut negative = good.clone();
+        negative.shadows[1][3] = -1.0;
+        let mut missing = good.clone();
+        missing.shadows.pop();
+        for bad in [short, negative, missing] {
+            assert!(input.clone().with_sensitivity(bad).is_err());
+        }
+        let cut = input.first_queries(1).unwrap();
+        assert_eq!(cut.sensitivity, Some(good), "cutting queries keeps the identity's sensitivity");
     }
 
     #[test]

@@ -27,6 +27,12 @@ pub enum AttackError {
     /// An unknown attack name.
     #[error("unknown attack `{0}`")]
     UnknownAttack(String),
+    /// SAMIA without the models' sensitivity.
+    #[error(
+        "attack `samia` needs the sensitivity of the target and of every shadow, computed from \
+         their weights (not available for .npy input or through an inference-time defense)"
+    )]
+    NeedsSensitivity,
     /// The attack needs shadow models and there are none (or too few).
     #[error("attack `{attack}` needs {need}")]
     NeedsShadows {
@@ -60,6 +66,11 @@ impl AttackError {
                     .into()
             }
             Self::UnknownAttack(_) => "see `mia attack --help` for the attack names".into(),
+            Self::NeedsSensitivity => {
+                "attack a run directory with shadows: `mia attack --run RUN --attacks samia` \
+                 computes the sensitivity from the target's and the shadows' weights"
+                    .into()
+            }
             Self::NeedsShadows { .. } => {
                 "train shadow models first: `mia shadows --run RUN --count 16`".into()
             }

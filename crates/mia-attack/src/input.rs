@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use mia_core::Query;
-use mia_core::layout::RunLayout;
+use mia_core::layout::{RunLayout, ShadowLayout};
 use mia_core::npy::{NpyArray, NpyData};
 use serde::Deserialize;
 
@@ -100,6 +100,40 @@ pub struct AttackInput {
     pub is_member: Vec<bool>,
     /// Shadow models (may be empty).
     pub shadows: Vec<Shadow>,
+    /// SAMIA's sensitivity of the target and of every shadow, when computed
+    /// ([`AttackInput::with_sensitivity`]).
+    pub sensitivity: Option<Sensitivity>,
+}
+
+/// SAMIA's per-class posterior sensitivity on the candidates' identity query, `[N × C]` row-major
+/// per model ([`mia_core::posterior::sensitivity`]); the trainer computes it from the weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sensitivity {
+    /// The target's.
+    pub target: Vec<f32>,
+    /// Each shadow's, in the attack input's shadow order.
+    pub shadows: Vec<Vec<f32>>,
+}
+
+impl Sensitivity {
+    /// Reads `target_sensitivity.npy` and each finished shadow's `sensitivity.npy` from a shadow
+    /// folder (`shadows`: the finished indices, in order).
+    pub fn read(dir: &Path, shadows: &[usize]) -> Result<Self, AttackError> {
+        let pool = ShadowLayout::new(dir);
+        let load = |path: &Path| -> Result<Vec<f32>, AttackError> {
+            match read(path)?.data {
+                NpyData::F32(v) => Ok(v),
+                _ => Err(AttackError::Shape(format!("{} must be float32", path.display()))),
+            }
+        };
+        Ok(Self {
+            target: load(&pool.target_defense_signals().sensitivity)?,
+            shadows: shadows
+                .iter()
+                .map(|&i| load(&pool.shadow(i).defense_signals().sensitivity))
+                .collect::<Result<_, _>>()?,
+        })
+    }
 }
 
 impl AttackInput {
@@ -141,7 +175,38 @@ impl AttackInput {
                 ));
             }
         }
-        Ok(Self { target, labels, is_member, shadows })
+        Ok(Self { target, labels, is_member, shadows, sensitivity: None })
+    }
+
+    /// Attaches SAMIA's sensitivity, after checking it has one `[N × C]` block per model.
+    pub fn with_sensitivity(mut self, s: Sensitivity) -> Result<Self, AttackError> {
+        let want = self.candidates() * self.target.classes;
+        if s.shadows.len() != self.shadows.len() {
+            return Err(AttackError::Shape(format!(
+                "sensitivity of {} shadows for {} shadows",
+                s.shadows.len(),
+                self.shadows.len()
+            )));
+        }
+        for (who, v) in std::iter::once(("the target", &s.target))
+            .chain(s.shadows.iter().map(|v| ("a shadow", v)))
+        {
+            if v.len() != want {
+                return Err(AttackError::Shape(format!(
+                    "sensitivity of {who}: {} values for {} candidates × {} classes",
+                    v.len(),
+                    self.candidates(),
+                    self.target.classes
+                )));
+            }
+            if v.iter().any(|x| !x.is_finite() || *x < 0.0) {
+                return Err(AttackError::Shape(format!(
+                    "sensitivity of {who} holds a negative, NaN or infinite value"
+                )));
+            }
+        }
+        self.sensitivity = Some(s);
+        Ok(self)
     }
 
     /// Candidates N.
@@ -380,7 +445,13 @@ impl AttackInput {
             .iter()
             .map(|sh| Shadow { keep: sh.keep.clone(), logits: cut(&sh.logits) })
             .collect();
-        Self::new(cut(&self.target), self.labels.clone(), self.is_member.clone(), shadows)
+        let out =
+            Self::new(cut(&self.target), self.labels.clone(), self.is_member.clone(), shadows)?;
+        // The sensitivity is of the identity query, which every cut keeps.
+        match &self.sensitivity {
+            Some(s) => out.with_sensitivity(s.clone()),
+            None => Ok(out),
+        }
     }
 }
 

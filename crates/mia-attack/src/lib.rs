@@ -2,7 +2,8 @@
 //! models' on the candidate examples, under K augmented queries), never on a model, so the
 //! same code audits a model trained by `mia train` or any framework that can dump `.npy`
 //! logits. [`input`] owns loading and validation, [`attack`] the attacks, [`classifier`] the
-//! logistic-regression and MLP attack models, [`output`] `attacks.json` and the score files,
+//! logistic-regression and MLP attack models, [`network`] mia_prune's neural attack models
+//! (burn), [`output`] `attacks.json` and the score files,
 //! [`defended`] the naive and adaptive views of an inference-time defense.
 
 pub mod attack;
@@ -11,9 +12,10 @@ pub use mia_core::classifier;
 pub mod defended;
 pub mod error;
 pub mod input;
+pub mod network;
 pub mod output;
 
 pub use attack::{AttackKind, AttackOptions, AttackResult, Calibrated};
 pub use error::AttackError;
-pub use input::{AttackInput, Logits, QueryChoice, QueryInfo, Shadow};
+pub use input::{AttackInput, Logits, QueryChoice, QueryInfo, Sensitivity, Shadow};
 pub use output::{AttackReport, InferenceInfo};

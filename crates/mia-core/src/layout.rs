@@ -28,10 +28,14 @@
 //! | `NNN/keep.npy`, `NNN/logits.npy` | shadow NNN's membership mask and logits |
 //! | `NNN/model.bpk`, `NNN/summary.json`, `NNN/metrics.jsonl`, `NNN/checkpoint/` | as in a run; `summary.json` marks the shadow finished |
 //! | `target_random_logits.npy`, `target_gradient_norms.npy`, `NNN/random_logits.npy`, `NNN/gradient_norms.npy` | inference-defense signals ([`DefenseSignalFiles`]) |
+//! | `target_sensitivity.npy`, `NNN/sensitivity.npy` | SAMIA's posterior sensitivity on the candidates ([`DefenseSignalFiles::sensitivity`]) |
 
 use std::path::{Path, PathBuf};
 
 use crate::inference::{GRADIENT_NORMS_FILE, RANDOM_LOGITS_FILE};
+
+/// The file name of a model's SAMIA sensitivity ([`DefenseSignalFiles::sensitivity`]).
+pub const SENSITIVITY_FILE: &str = "sensitivity.npy";
 
 /// `attacks.json`: the attack report.
 pub const ATTACKS: &str = "attacks.json";
@@ -336,14 +340,18 @@ impl ShadowFiles {
     }
 }
 
-/// What the inference-time defenses precompute per model (`mia attack --defense` asks the
-/// trainer for them): logits on random inputs and input-gradient norms.
+/// What `mia attack` asks the trainer to precompute per model, beside the cached logits: for
+/// the inference-time defenses, logits on random inputs and input-gradient norms; for SAMIA,
+/// the posterior's sensitivity to small input perturbations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefenseSignalFiles {
     /// `float32 [R, C]` logits on R random inputs.
     pub random_logits: PathBuf,
     /// `float32 [K, N]` input-gradient norms on every query of every example.
     pub gradient_norms: PathBuf,
+    /// `float32 [N, C]` SAMIA's sensitivity of each class posterior on the identity query of
+    /// every candidate (members then non-members; no population rows).
+    pub sensitivity: PathBuf,
 }
 
 impl DefenseSignalFiles {
@@ -351,6 +359,7 @@ impl DefenseSignalFiles {
         Self {
             random_logits: dir.join(format!("{prefix}{RANDOM_LOGITS_FILE}")),
             gradient_norms: dir.join(format!("{prefix}{GRADIENT_NORMS_FILE}")),
+            sensitivity: dir.join(format!("{prefix}{SENSITIVITY_FILE}")),
         }
     }
 }

@@ -65,6 +65,41 @@ pub fn cross_entropy(logits: &[f32], y: usize) -> f32 {
     -log_softmax(logits).get(y).copied().unwrap_or(f32::NEG_INFINITY)
 }
 
+/// SAMIA's perturbation draws per example (m in Yuan & Zhang 2022, and in mia_prune's
+/// `predict_target_sensitivity`).
+pub const SENSITIVITY_DRAWS: usize = 10;
+/// SAMIA's perturbation step ε, in the model's normalised input space.
+pub const SENSITIVITY_EPSILON: f32 = 1e-3;
+
+/// SAMIA's sensitivity of one example: with `base` its logit row and `perturbed` the logit
+/// rows of m perturbed copies `x + ε·u` (u ~ N(0, I)) one after another, the mean over the
+/// copies of `|softmax(perturbed) − softmax(base)| / ε`, per class. The posteriors are
+/// computed and differenced in f64: a confident class moves by less than f32's spacing near 1
+/// at ε = 1e-3, and would read as exactly insensitive. `None` when `perturbed` is not whole
+/// rows or ε is not a positive number.
+pub fn sensitivity(base: &[f32], perturbed: &[f32], epsilon: f64) -> Option<Vec<f32>> {
+    let c = base.len();
+    if c == 0
+        || perturbed.is_empty()
+        || !perturbed.len().is_multiple_of(c)
+        || epsilon.is_nan()
+        || epsilon <= 0.0
+    {
+        return None;
+    }
+    let probs =
+        |row: &[f32]| -> Vec<f64> { log_softmax64(row).into_iter().map(f64::exp).collect() };
+    let p0 = probs(base);
+    let m = perturbed.len() / c;
+    let mut out = vec![0f64; c];
+    for row in perturbed.chunks(c) {
+        for ((o, p), q) in out.iter_mut().zip(probs(row)).zip(&p0) {
+            *o += (p - q).abs();
+        }
+    }
+    Some(out.into_iter().map(|s| (s / (m as f64 * epsilon)) as f32).collect())
+}
+
 /// Index of the largest value (first on ties).
 pub fn argmax(values: &[f32]) -> usize {
     let mut best = 0;
@@ -87,6 +122,32 @@ mod tests {
         assert!((cross_entropy(&[0.0, 0.0], 1) - std::f32::consts::LN_2).abs() < 1e-6);
         assert!((entropy(&[0.5, 0.5]) - std::f32::consts::LN_2).abs() < 1e-6);
         assert_eq!(argmax(&[0.1, 0.7, 0.7]), 1);
+    }
+
+    #[test]
+    fn sensitivity_is_the_mean_absolute_posterior_change_over_epsilon() {
+        // Two classes; the base posterior is (1/2, 1/2). Copy 1: logits (ln 3, 0) → (3/4, 1/4),
+        // a change of 1/4 per class; copy 2 unchanged. Mean 1/8, over ε = 0.5: 1/4.
+        let base = [0.0f32, 0.0];
+        let perturbed = [3f32.ln(), 0.0, 0.0, 0.0];
+        let s = sensitivity(&base, &perturbed, 0.5).unwrap();
+        assert!((s[0] - 0.25).abs() < 1e-6 && (s[1] - 0.25).abs() < 1e-6, "{s:?}");
+        assert!(sensitivity(&base, &[1.0, 2.0, 3.0], 0.5).is_none());
+        assert!(sensitivity(&base, &perturbed, 0.0).is_none());
+        assert!(sensitivity(&base, &perturbed, f64::NAN).is_none());
+    }
+
+    #[test]
+    fn sensitivity_resolves_changes_below_f32_spacing_near_one() {
+        // p_0 ≈ 1 − 2e^{-20} ≈ 1 − 4.1e-9: in f32 both rows' p_0 round to 1.0, but the
+        // other classes' and the f64 difference are not zero.
+        let base = [20.0f32, 0.0, 0.0];
+        let perturbed = [20.0f32, 0.01, 0.0];
+        let s = sensitivity(&base, &perturbed, 1e-3).unwrap();
+        let want = ((0.01f64).exp() - 1.0) * (-20f64).exp() / 1e-3;
+        assert!(s[0] > 0.0, "the top class's change must not round away");
+        assert!((f64::from(s[1]) - want).abs() < 1e-3 * want, "{} vs {want}", s[1]);
+        assert!((f64::from(s[0]) - want).abs() < 1e-2 * want, "{} vs {want}", s[0]);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! - logits on [`RANDOM_INPUTS`] uniform-noise images (HAMP's output modification draws the
 //!   released confidence values from these);
 //! - ‖∇ₓ CE(f(x), ŷ)‖ for every query of every candidate and population row (HyGA-ANI),
-//!   through burn's autodiff with the model frozen.
+//!   through burn's autodiff with the model frozen;
+//! - SAMIA's sensitivity of every class posterior on every candidate's identity query
+//!   ([`mia_core::posterior::sensitivity`] over [`SENSITIVITY_DRAWS`] Gaussian perturbations
+//!   of step [`SENSITIVITY_EPSILON`] in the normalised input space, seeded by model).
 
 use std::path::Path;
 
@@ -13,15 +16,17 @@ use burn::prelude::*;
 use mia_core::ModelConfig;
 use mia_core::inference::{RANDOM_INPUTS, hyga};
 use mia_core::layout::{DefenseSignalFiles, RunLayout, ShadowLayout};
+use mia_core::models::Model;
 use mia_core::npy::NpyArray;
+use mia_core::posterior::{SENSITIVITY_DRAWS, SENSITIVITY_EPSILON, sensitivity};
 use mia_core::rng::mix;
-use mia_data::Split;
+use mia_data::{Dataset, Split};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::run::{read_json, write_npy};
 use crate::shadows::PoolSpec;
-use crate::trainer::{for_each_query_batch, read_f32};
+use crate::trainer::{batch, for_each_query_batch, read_f32};
 use crate::{DeviceChoice, TrainConfig, TrainError};
 
 /// Which signals to make.
@@ -31,6 +36,8 @@ pub struct SignalRequest {
     pub random_logits: bool,
     /// Input-gradient norms.
     pub gradient_norms: bool,
+    /// SAMIA's posterior sensitivity on the candidates.
+    pub sensitivity: bool,
 }
 
 /// Computes the missing signals of the target of `run` and of every finished shadow in
@@ -57,18 +64,20 @@ pub fn defense_signals(
     let spec: PoolSpec = read_json(&pool.spec())?;
     let split = Split::load(&paths.split())?;
     let device = device.unwrap_or(config.device).device()?;
-    let models: Vec<(std::path::PathBuf, DefenseSignalFiles)> =
-        std::iter::once((paths.weights(), pool.target_defense_signals()))
+    // (weights, signal files, the model's seed key: u64::MAX for the target, else the shadow index)
+    let models: Vec<(std::path::PathBuf, DefenseSignalFiles, u64)> =
+        std::iter::once((paths.weights(), pool.target_defense_signals(), u64::MAX))
             .chain(shadows.iter().map(|&i| {
                 let s = pool.shadow(i);
-                (s.weights(), s.defense_signals())
+                (s.weights(), s.defense_signals(), i as u64)
             }))
             .collect();
     let todo = |files: &DefenseSignalFiles| {
         (request.random_logits && !files.random_logits.exists())
             || (request.gradient_norms && !files.gradient_norms.exists())
+            || (request.sensitivity && !files.sensitivity.exists())
     };
-    if !models.iter().any(|(_, f)| todo(f)) {
+    if !models.iter().any(|(_, f, _)| todo(f)) {
         return Ok(shadows);
     }
     let ds = config.dataset.load(&config.data_dir, &config.load)?;
@@ -80,7 +89,8 @@ pub fn defense_signals(
     }
     let queried: Vec<usize> =
         split.members.iter().chain(&split.non_members).chain(&spec.population).copied().collect();
-    for (m, (weights, files)) in models.iter().enumerate() {
+    let candidates = split.members.len() + split.non_members.len();
+    for (m, (weights, files, key)) in models.iter().enumerate() {
         progress(m, models.len());
         if !todo(files) {
             continue;
@@ -105,7 +115,7 @@ pub fn defense_signals(
         }
         let grad_path = &files.gradient_norms;
         if request.gradient_norms && !grad_path.exists() {
-            let frozen = hyga::for_gradients(model, &device);
+            let frozen = hyga::for_gradients(model.clone(), &device);
             let mut norms = Vec::with_capacity(spec.queries.len() * queried.len());
             for_each_query_batch(&ds, &queried, &spec.queries, &device, |x| {
                 let g = hyga::input_gradient_norms(&frozen, x);
@@ -118,7 +128,57 @@ pub fn defense_signals(
             let shape = vec![spec.queries.len(), queried.len()];
             write_npy(grad_path, &NpyArray::f32(shape, norms)?)?;
         }
+        if request.sensitivity && !files.sensitivity.exists() {
+            let seed = mix(config.seed ^ 0x5A31A, *key);
+            let values = model_sensitivity(&model, &ds, &queried[..candidates], seed, &device)?;
+            let shape = vec![candidates, ds.num_classes()];
+            write_npy(&files.sensitivity, &NpyArray::f32(shape, values)?)?;
+        }
     }
     progress(models.len(), models.len());
     Ok(shadows)
+}
+
+/// SAMIA's sensitivity of `model` on the identity query of `rows`, `[rows × C]`: each row's
+/// input and its [`SENSITIVITY_DRAWS`] perturbed copies go through the model in one batch.
+fn model_sensitivity(
+    model: &Model,
+    ds: &Dataset,
+    rows: &[usize],
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<f32>, TrainError> {
+    let (m, c) = (SENSITIVITY_DRAWS, ds.num_classes());
+    let model = model.valid();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(rows.len() * c);
+    for chunk in rows.chunks(32) {
+        let b = chunk.len();
+        let x = batch(ds, chunk, None, device)?.0; // [b, ch, h, w]
+        let dims = x.dims();
+        let numel = dims[1] * dims[2] * dims[3];
+        let noise: Vec<f32> = (0..m * b * numel).map(|_| mia_core::rng::normal(&mut rng)).collect();
+        let noise = Tensor::<4>::from_data(
+            TensorData::new(noise, [m * b, dims[1], dims[2], dims[3]]),
+            device,
+        );
+        let perturbed = x.clone().repeat_dim(0, m) + noise.mul_scalar(SENSITIVITY_EPSILON);
+        // Rows: the b originals, then copy j of row r at b + j·b + r.
+        let logits = read_f32(model.forward(Tensor::cat(vec![x, perturbed], 0)))?;
+        let mut copies = Vec::with_capacity(m * c);
+        for r in 0..b {
+            copies.clear();
+            for j in 0..m {
+                let at = (b + j * b + r) * c;
+                copies.extend_from_slice(&logits[at..at + c]);
+            }
+            let base = &logits[r * c..(r + 1) * c];
+            let s =
+                sensitivity(base, &copies, f64::from(SENSITIVITY_EPSILON)).ok_or_else(|| {
+                    TrainError::Backend("sensitivity of a malformed logit row".into())
+                })?;
+            out.extend(s);
+        }
+    }
+    Ok(out)
 }

@@ -7,8 +7,10 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use mia_attack::attack::run as run_attack;
 use mia_attack::defended::{DefenseSignals, defend};
+use mia_attack::network::NetworkSettings;
 use mia_attack::{
     AttackInput, AttackKind, AttackOptions, AttackReport, InferenceInfo, QueryChoice, QueryInfo,
+    Sensitivity,
 };
 use mia_core::inference::Chain;
 use mia_core::layout::{ATTACKERS, ATTACKS, RunLayout};
@@ -58,8 +60,8 @@ pub struct AttackArgs {
     shadow_keep: Option<PathBuf>,
     /// Comma-separated attack names, or `all` (those that need shadows are skipped when there
     /// are none). Names: confidence, loss, entropy, modified-entropy, top1, correctness,
-    /// label-only, shadow-{lr,mlp}-{top3,posterior,posterior-label},
-    /// lira-{online,offline}[-fixed|-global], rmia-{online,offline}.
+    /// label-only, shadow-{lr,mlp}-{top3,posterior,posterior-label}, nn, nn-top3, nn-cls,
+    /// samia, lira-{online,offline}[-fixed|-global], rmia-{online,offline}.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     attacks: Vec<String>,
     /// RMIA γ (> 0).
@@ -85,6 +87,12 @@ pub struct AttackArgs {
     /// Seed of the attack models.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Epochs of the neural attack models (nn*, samia; mia_prune trains 100), 1..=10000.
+    #[arg(long, default_value_t = 100)]
+    network_epochs: usize,
+    /// At most this many shadow rows train a neural attack model (a random subset beyond).
+    #[arg(long, default_value_t = 20_000)]
+    max_network_rows: usize,
     /// Output folder (default: the run directory).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -147,6 +155,7 @@ pub fn run(args: AttackArgs) -> Result<()> {
     };
     let options = attack_options(&args)?;
     let (input, query_note) = select_queries(&args, input)?;
+    let input = with_sensitivity(&args, &kinds, input)?;
 
     let summary = run_summary(args.run.as_deref())?;
     let text = |f: fn(&Summary) -> &String| summary.as_ref().map(|s| f(s).clone());
@@ -256,7 +265,17 @@ fn attack_through(
         if attacker == "naive" {
             set.extend(AttackKind::fixed_thresholds());
         }
-        let report = attack_set(view, &set, plan.all, plan.options, t)?;
+        // SAMIA's sensitivity is of the model's raw outputs; through the defense it is not
+        // measured, so the attack is left out with its reason.
+        let samia = set.contains(&AttackKind::Samia);
+        set.retain(|k| *k != AttackKind::Samia);
+        let mut report = attack_set(view, &set, plan.all, plan.options, t)?;
+        if samia {
+            report.skipped.push((
+                AttackKind::Samia.name(),
+                "the sensitivity is measured on the undefended outputs only".into(),
+            ));
+        }
         let dir = layout.defended(&chain_slug, attacker);
         report.write(&dir, &input.is_member)?;
         println!("wrote {}", dir.join(ATTACKS).display());
@@ -297,6 +316,8 @@ fn attack_options(args: &AttackArgs) -> Result<AttackOptions> {
         },
         seed: args.seed,
         lira_std_floor: args.lira_std_floor,
+        network: NetworkSettings { epochs: args.network_epochs, ..NetworkSettings::default() },
+        max_network_rows: args.max_network_rows,
         ..AttackOptions::default()
     };
     options.validate()?;
@@ -326,6 +347,61 @@ fn slug(spec: &str) -> String {
         .collect()
 }
 
+/// Computes (or reuses) SAMIA's sensitivity of the target and every shadow when `samia` is
+/// among the attacks and the input is a run with shadows; otherwise SAMIA runs without it and
+/// says what it needs.
+fn with_sensitivity(
+    args: &AttackArgs,
+    kinds: &[AttackKind],
+    input: AttackInput,
+) -> Result<AttackInput> {
+    let Some(run) = &args.run else { return Ok(input) };
+    if !kinds.contains(&AttackKind::Samia) || input.shadows.is_empty() {
+        return Ok(input);
+    }
+    let dir = RunLayout::new(run).shadows(args.shadow_dir.as_deref()).root;
+    let finished = model_signals(
+        args,
+        &dir,
+        SignalRequest { sensitivity: true, ..SignalRequest::default() },
+        input.shadows.len(),
+        "SAMIA sensitivity ",
+    )?;
+    Ok(input.with_sensitivity(Sensitivity::read(&dir, &finished)?)?)
+}
+
+/// Runs the trainer's signal pass over the target and the finished shadows of `dir`, with a
+/// progress bar; returns the finished shadow indices, which must be the `shadows` the attack
+/// loaded.
+fn model_signals(
+    args: &AttackArgs,
+    dir: &Path,
+    request: SignalRequest,
+    shadows: usize,
+    prefix: &'static str,
+) -> Result<Vec<usize>> {
+    let Some(run) = &args.run else {
+        return Err(hinted("model signals need --run", "see `mia attack --help`"));
+    };
+    let device = args.device.as_deref().map(str::parse).transpose()?;
+    let bar = Progress::new(false);
+    bar.bar.set_prefix(prefix);
+    let mut tick = |done: usize, total: usize| {
+        bar.bar.set_length(total as u64);
+        bar.bar.set_position(done as u64);
+    };
+    let finished =
+        mia_train::defense_signals(run, dir, request, device, args.data_dir.as_deref(), &mut tick)?;
+    bar.bar.finish_and_clear();
+    if finished.len() != shadows {
+        return Err(hinted(
+            format!("{} finished shadows now, {shadows} when the attack started", finished.len()),
+            "wait for running `mia shadows` jobs to finish, then attack again",
+        ));
+    }
+    Ok(finished)
+}
+
 /// Computes (or reuses) and reads the per-model signals a chain needs.
 fn defense_signals(args: &AttackArgs, chain: &Chain, shadows: usize) -> Result<DefenseSignals> {
     let needs = chain.needs();
@@ -349,30 +425,12 @@ fn defense_signals(args: &AttackArgs, chain: &Chain, shadows: usize) -> Result<D
             "train shadow models first: `mia shadows --run RUN --count 16`",
         ));
     }
-    let request =
-        SignalRequest { random_logits: needs.references, gradient_norms: needs.gradients };
-    let device = args.device.as_deref().map(str::parse).transpose()?;
-    let bar = Progress::new(false);
-    bar.bar.set_prefix("defense signals ");
-    let mut tick = |done: usize, total: usize| {
-        bar.bar.set_length(total as u64);
-        bar.bar.set_position(done as u64);
+    let request = SignalRequest {
+        random_logits: needs.references,
+        gradient_norms: needs.gradients,
+        ..SignalRequest::default()
     };
-    let finished = mia_train::defense_signals(
-        run,
-        &dir,
-        request,
-        device,
-        args.data_dir.as_deref(),
-        &mut tick,
-    )?;
-    bar.bar.finish_and_clear();
-    if finished.len() != shadows {
-        return Err(hinted(
-            format!("{} finished shadows now, {shadows} when the attack started", finished.len()),
-            "wait for running `mia shadows` jobs to finish, then attack again",
-        ));
-    }
+    let finished = model_signals(args, &dir, request, shadows, "defense signals ")?;
     Ok(DefenseSignals::read(&dir, &finished, needs)?)
 }
 
