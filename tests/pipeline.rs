@@ -227,6 +227,19 @@ fn samia_reads_a_sensitivity_computed_for_the_target_and_every_shadow() {
 }
 
 #[test]
+fn samia_trains_on_the_first_shadows_that_fill_its_row_budget() {
+    let p = pipeline();
+    let out = p.scratch("samia-budget");
+    let o = out.to_str().unwrap();
+    let a = ["attack", "--run", &p.run, "--attacks", "samia", "--network-epochs", "1"];
+    ok(&[&a[..], &["--max-network-rows", "800", "--out", o]].concat());
+    let v = json(&out.join("attacks.json"));
+    let rule = v["attacks"][0]["calibrated"][0]["rule"].as_str().unwrap();
+    // 800 rows of 400 candidates: the first 2 of the 4 shadows.
+    assert!(rule.contains("800 rows from 2 shadows"), "{rule}");
+}
+
+#[test]
 fn samia_from_npy_files_says_it_needs_the_models() {
     let p = pipeline();
     let dir = p.scratch("npy-samia");

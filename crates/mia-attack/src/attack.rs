@@ -442,7 +442,10 @@ fn network(
             (NetworkKind::Samia, x, 3 * input.target.classes, fx, Vec::new())
         }
     };
-    for sh in &input.shadows {
+    // SAMIA's rows come from the shadows whose sensitivity was computed (the first ones).
+    let used =
+        input.sensitivity.as_ref().filter(|_| features.is_none()).map_or(s, |v| v.shadows.len());
+    for sh in &input.shadows[..used] {
         fy.extend_from_slice(&sh.keep);
     }
     (fx, fy) = subsample(fx, fy, dim, opt.max_network_rows, opt.seed);
@@ -450,7 +453,7 @@ fn network(
     let net = Network::fit(kind, &fx, dim, &fy, &settings)?;
     let scores = net.score(&x, dim)?;
     let rule = format!(
-        "attack network (member logit larger) trained on {} rows from {s} shadows",
+        "attack network (member logit larger) trained on {} rows from {used} shadows",
         fy.len()
     );
     let calibrated = apply(&rule, &scores, input, |sc, _| sc > 0.0);

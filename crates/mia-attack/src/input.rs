@@ -111,13 +111,14 @@ pub struct AttackInput {
 pub struct Sensitivity {
     /// The target's.
     pub target: Vec<f32>,
-    /// Each shadow's, in the attack input's shadow order.
+    /// The first shadows' (SAMIA trains on as many as its row budget needs), in the attack
+    /// input's shadow order.
     pub shadows: Vec<Vec<f32>>,
 }
 
 impl Sensitivity {
-    /// Reads `target_sensitivity.npy` and each finished shadow's `sensitivity.npy` from a shadow
-    /// folder (`shadows`: the finished indices, in order).
+    /// Reads `target_sensitivity.npy` and the `sensitivity.npy` of the shadows `shadows` (finished
+    /// indices, in order: the first ones of the attack input) from a shadow folder.
     pub fn read(dir: &Path, shadows: &[usize]) -> Result<Self, AttackError> {
         let pool = ShadowLayout::new(dir);
         let load = |path: &Path| -> Result<Vec<f32>, AttackError> {
@@ -178,10 +179,11 @@ impl AttackInput {
         Ok(Self { target, labels, is_member, shadows, sensitivity: None })
     }
 
-    /// Attaches SAMIA's sensitivity, after checking it has one `[N × C]` block per model.
+    /// Attaches SAMIA's sensitivity, after checking it has one `[N × C]` block for the target
+    /// and for each of one or more of the first shadows.
     pub fn with_sensitivity(mut self, s: Sensitivity) -> Result<Self, AttackError> {
         let want = self.candidates() * self.target.classes;
-        if s.shadows.len() != self.shadows.len() {
+        if s.shadows.is_empty() || s.shadows.len() > self.shadows.len() {
             return Err(AttackError::Shape(format!(
                 "sensitivity of {} shadows for {} shadows",
                 s.shadows.len(),

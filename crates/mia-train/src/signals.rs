@@ -6,7 +6,8 @@
 //!   released confidence values from these);
 //! - ‖∇ₓ CE(f(x), ŷ)‖ for every query of every candidate and population row (HyGA-ANI),
 //!   through burn's autodiff with the model frozen;
-//! - SAMIA's sensitivity of every class posterior on every candidate's identity query
+//! - SAMIA's sensitivity of every class posterior on every candidate's identity query, for the
+//!   target and the first shadows (SAMIA trains on as many as its row budget needs)
 //!   ([`mia_core::posterior::sensitivity`] over [`SENSITIVITY_DRAWS`] Gaussian perturbations
 //!   of step [`SENSITIVITY_EPSILON`] in the normalised input space, seeded by model).
 
@@ -36,8 +37,9 @@ pub struct SignalRequest {
     pub random_logits: bool,
     /// Input-gradient norms.
     pub gradient_norms: bool,
-    /// SAMIA's posterior sensitivity on the candidates.
-    pub sensitivity: bool,
+    /// SAMIA's posterior sensitivity on the candidates: of the target and of the first this
+    /// many finished shadows (0: none).
+    pub sensitivity_shadows: usize,
 }
 
 /// Computes the missing signals of the target of `run` and of every finished shadow in
@@ -72,12 +74,14 @@ pub fn defense_signals(
                 (s.weights(), s.defense_signals(), i as u64)
             }))
             .collect();
-    let todo = |files: &DefenseSignalFiles| {
+    // Model m (0: the target, then the finished shadows in order) needs SAMIA's sensitivity.
+    let sensitive = |m: usize| request.sensitivity_shadows > 0 && m <= request.sensitivity_shadows;
+    let todo = |m: usize, files: &DefenseSignalFiles| {
         (request.random_logits && !files.random_logits.exists())
             || (request.gradient_norms && !files.gradient_norms.exists())
-            || (request.sensitivity && !files.sensitivity.exists())
+            || (sensitive(m) && !files.sensitivity.exists())
     };
-    if !models.iter().any(|(_, f, _)| todo(f)) {
+    if !models.iter().enumerate().any(|(m, (_, f, _))| todo(m, f)) {
         return Ok(shadows);
     }
     let ds = config.dataset.load(&config.data_dir, &config.load)?;
@@ -92,7 +96,7 @@ pub fn defense_signals(
     let candidates = split.members.len() + split.non_members.len();
     for (m, (weights, files, key)) in models.iter().enumerate() {
         progress(m, models.len());
-        if !todo(files) {
+        if !todo(m, files) {
             continue;
         }
         let bytes = std::fs::read(weights)
@@ -128,7 +132,7 @@ pub fn defense_signals(
             let shape = vec![spec.queries.len(), queried.len()];
             write_npy(grad_path, &NpyArray::f32(shape, norms)?)?;
         }
-        if request.sensitivity && !files.sensitivity.exists() {
+        if sensitive(m) && !files.sensitivity.exists() {
             let seed = mix(config.seed ^ 0x5A31A, *key);
             let values = model_sensitivity(&model, &ds, &queried[..candidates], seed, &device)?;
             let shape = vec![candidates, ds.num_classes()];

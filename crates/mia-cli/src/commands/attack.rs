@@ -360,14 +360,11 @@ fn with_sensitivity(
         return Ok(input);
     }
     let dir = RunLayout::new(run).shadows(args.shadow_dir.as_deref()).root;
-    let finished = model_signals(
-        args,
-        &dir,
-        SignalRequest { sensitivity: true, ..SignalRequest::default() },
-        input.shadows.len(),
-        "SAMIA sensitivity ",
-    )?;
-    Ok(input.with_sensitivity(Sensitivity::read(&dir, &finished)?)?)
+    // SAMIA trains on at most --max-network-rows rows: the first shadows that fill them.
+    let needed = args.max_network_rows.div_ceil(input.candidates()).clamp(1, input.shadows.len());
+    let request = SignalRequest { sensitivity_shadows: needed, ..SignalRequest::default() };
+    let finished = model_signals(args, &dir, request, input.shadows.len(), "SAMIA sensitivity ")?;
+    Ok(input.with_sensitivity(Sensitivity::read(&dir, &finished[..needed])?)?)
 }
 
 /// Runs the trainer's signal pass over the target and the finished shadows of `dir`, with a
