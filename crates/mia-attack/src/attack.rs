@@ -856,10 +856,8 @@ mod tests {
         }
         let sensitivity =
             crate::Sensitivity { target: target_sensitivity, shadows: shadow_sensitivity };
-        AttackInput::new(target, labels, is_member, models)
-            .unwrap()
-            .with_sensitivity(sensitivity)
-            .unwrap()
+        let input = AttackInput::new(target, labels, is_member, models).unwrap();
+        if shadows == 0 { input } else { input.with_sensitivity(sensitivity).unwrap() }
     }
 
     #[test]
@@ -978,11 +976,17 @@ mod tests {
         short.target.pop();
         let mut negative = good.clone();
         negative.shadows[1][3] = -1.0;
-        let mut missing = good.clone();
-        missing.shadows.pop();
-        for bad in [short, negative, missing] {
+        let mut none = good.clone();
+        none.shadows.clear();
+        let mut extra = good.clone();
+        extra.shadows.push(good.target.clone());
+        for bad in [short, negative, none, extra] {
             assert!(input.clone().with_sensitivity(bad).is_err());
         }
+        // The first shadows alone are enough: SAMIA trains on as many as its rows need.
+        let mut first = good.clone();
+        first.shadows.pop();
+        assert!(input.clone().with_sensitivity(first).is_ok());
         let cut = input.first_queries(1).unwrap();
         assert_eq!(cut.sensitivity, Some(good), "cutting queries keeps the identity's sensitivity");
     }
