@@ -421,14 +421,16 @@ fn network(
     opt: &AttackOptions,
 ) -> Result<Scored, AttackError> {
     let (n, s) = (input.candidates(), input.shadows.len());
-    let (kind, x, dim, mut fx, mut fy) = match features {
+    // `used`: the shadows whose rows train the network (SAMIA: those with a sensitivity, the
+    // first ones).
+    let (kind, x, dim, fx, used) = match features {
         Some(f) => {
             let (x, dim) = featurise(f, &input.target, &input.labels, n);
             let mut fx = Vec::with_capacity(s * n * dim);
             for sh in &input.shadows {
                 fx.extend(featurise(f, &sh.logits, &input.labels, n).0);
             }
-            (NetworkKind::Fc, x, dim, fx, Vec::new())
+            (NetworkKind::Fc, x, dim, fx, s)
         }
         None => {
             let Some(sens) = &input.sensitivity else {
@@ -439,16 +441,12 @@ fn network(
             for (sh, v) in input.shadows.iter().zip(&sens.shadows) {
                 fx.extend(samia_features(&sh.logits, v, &input.labels, n));
             }
-            (NetworkKind::Samia, x, 3 * input.target.classes, fx, Vec::new())
+            (NetworkKind::Samia, x, 3 * input.target.classes, fx, sens.shadows.len())
         }
     };
-    // SAMIA's rows come from the shadows whose sensitivity was computed (the first ones).
-    let used =
-        input.sensitivity.as_ref().filter(|_| features.is_none()).map_or(s, |v| v.shadows.len());
-    for sh in &input.shadows[..used] {
-        fy.extend_from_slice(&sh.keep);
-    }
-    (fx, fy) = subsample(fx, fy, dim, opt.max_network_rows, opt.seed);
+    let fy: Vec<bool> =
+        input.shadows[..used].iter().flat_map(|sh| sh.keep.iter().copied()).collect();
+    let (fx, fy) = subsample(fx, fy, dim, opt.max_network_rows, opt.seed);
     let settings = NetworkSettings { seed: opt.seed, ..opt.network };
     let net = Network::fit(kind, &fx, dim, &fy, &settings)?;
     let scores = net.score(&x, dim)?;
