@@ -13,8 +13,8 @@
 # attack models' budget (default 30 epochs on 10 000 shadow rows, i.e. SAMIA on the first 2
 # shadows: about 3.5 min of SAMIA per recipe on 2 cores; mia attack's own defaults, the paper's
 # 100 epochs on 20 000 rows, take about 23 min).
-# Finished targets and shadows in runs/baselines/ are reused and an interrupted target resumes,
-# so it can be re-run after a stop.
+# Finished targets, shadows and attack tables in runs/baselines/ are reused and an interrupted
+# target resumes, so it can be re-run after a stop (FORCE_ATTACK=1 reruns every attack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D="${1:-../shared/data/cifar-10}"
@@ -72,8 +72,15 @@ for name in "${order[@]}"; do
   if ((SHADOWS > 0)); then
     $MIA shadows --run "$run" --count "$SHADOWS" --queries 4 --population 500
   fi
+  # An attack table newer than the run's shadows is kept (FORCE_ATTACK=1 redoes it); the table
+  # is written to a temporary file first, so an interrupted attack leaves none.
+  if [[ -z "${FORCE_ATTACK:-}" && -s $run.attack.txt && $run.attack.txt -nt $run/shadows
+    && $run.attack.txt -nt $run/summary.json ]]; then
+    continue
+  fi
   # shellcheck disable=SC2086  # the extras are a list of flags
-  $MIA attack --run "$run" "${NETWORK[@]}" ${attack_extra[$name]:-} > "$run.attack.txt"
+  $MIA attack --run "$run" "${NETWORK[@]}" ${attack_extra[$name]:-} > "$run.attack.txt.part"
+  mv "$run.attack.txt.part" "$run.attack.txt"
 done
 runs=()
 for name in "${order[@]}"; do runs+=("$OUT/$name"); done

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use mia_core::metrics::{privacy_score_fixed, privacy_score_published};
 
 use crate::runs::RunResults;
-use crate::sections::{Block, midput_base, tpr};
+use crate::sections::{Block, midput_base, tpr, train_cost};
 use crate::svg::escape;
 
 pub(crate) fn markdown(doc: &[Block]) -> String {
@@ -121,7 +121,7 @@ pub(crate) fn csv(runs: &[RunResults]) -> String {
         "run,dataset,model,defense,test_acc,attack,family,auc,auc_distance,advantage,best_balanced_accuracy,\
          tpr_at_1pct_fpr,tpr_at_1pct_ci_lo,tpr_at_1pct_ci_hi,tpr_at_0.1pct_fpr,tpr_at_0.1pct_ci_lo,tpr_at_0.1pct_ci_hi,\
          tpr_at_0.01pct_fpr,calibrated_tpr,calibrated_fpr,calibrated_balanced_accuracy,privacy_score_published,\
-         privacy_score_fixed,midput_published,midput_advantage,shadows,queries,seconds,inference_defense,attacker\n",
+         privacy_score_fixed,midput_published,midput_advantage,train_seconds,train_cost_vs_erm,shadows,queries,seconds,inference_defense,attacker\n",
     );
     let field = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
     let quote = |t: &str| {
@@ -167,6 +167,8 @@ pub(crate) fn csv(runs: &[RunResults]) -> String {
                 field(rep.test_acc.map(|acc| privacy_score_fixed(acc, e.auc))),
                 field(mid(false)),
                 field(mid(true)),
+                field(r.train_seconds),
+                field(train_cost(runs, r)),
                 a.shadows.to_string(),
                 a.queries.to_string(),
                 format!("{:.4}", a.seconds),

@@ -22,6 +22,9 @@ pub struct RunResults {
     pub indices: Option<Vec<i64>>,
     /// Labels of the candidates, when present.
     pub labels: Option<Vec<i64>>,
+    /// The target's training time in seconds (`wall_seconds` of the run's `summary.json`,
+    /// summed over resumed sessions and, for two-stage recipes, both stages), when present.
+    pub train_seconds: Option<f64>,
 }
 
 impl RunResults {
@@ -41,10 +44,19 @@ impl RunResults {
             dir: dir.into(),
             indices: ints(signals.indices()),
             labels: ints(signals.labels()),
+            train_seconds: train_seconds(&RunLayout::new(dir).summary()),
             report,
             is_member,
         })
     }
+}
+
+/// `wall_seconds` of a training summary; `None` when the file is absent (an imported run) or
+/// does not hold a positive number.
+fn train_seconds(summary: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(summary).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value.get("wall_seconds")?.as_f64().filter(|s| s.is_finite() && *s > 0.0)
 }
 
 /// Report settings.
@@ -61,5 +73,32 @@ pub struct ReportOptions {
 impl Default for ReportOptions {
     fn default() -> Self {
         Self { title: "MIA Lab report".into(), png: true, vulnerable: 10 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::train_seconds;
+
+    fn seconds_of(text: Option<&str>) -> Option<f64> {
+        let dir = tempfile::tempdir().ok()?;
+        let path = dir.path().join("summary.json");
+        if let Some(t) = text {
+            std::fs::write(&path, t).ok()?;
+        }
+        train_seconds(&path)
+    }
+
+    #[test]
+    fn training_seconds_come_from_the_summary() {
+        assert_eq!(seconds_of(Some(r#"{"wall_seconds": 27.5, "test_acc": 0.5}"#)), Some(27.5));
+    }
+
+    #[test]
+    fn a_missing_or_malformed_summary_gives_no_training_seconds() {
+        assert_eq!(seconds_of(None), None);
+        assert_eq!(seconds_of(Some("not json")), None);
+        assert_eq!(seconds_of(Some(r#"{"wall_seconds": "soon"}"#)), None);
+        assert_eq!(seconds_of(Some(r#"{"wall_seconds": 0.0}"#)), None);
     }
 }

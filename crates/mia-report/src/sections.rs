@@ -80,7 +80,7 @@ fn summary_section(runs: &[RunResults], doc: &mut Doc) {
          with 95% Clopper–Pearson intervals; thresholds and attack models are fitted on shadow models only.",
         runs.len()
     )));
-    let rows = runs.iter().map(summary_row).collect();
+    let rows = runs.iter().map(|r| summary_row(runs, r)).collect();
     doc.push(Block::Heading(2, "Summary".into()));
     doc.table(
         &[
@@ -88,6 +88,7 @@ fn summary_section(runs: &[RunResults], doc: &mut Doc) {
             "dataset",
             "defense",
             "test acc",
+            "train s (× ERM)",
             "strongest attack",
             "AUC",
             "|AUC−0.5|",
@@ -99,20 +100,28 @@ fn summary_section(runs: &[RunResults], doc: &mut Doc) {
     );
     doc.push(Block::Para(
         "The strongest attack is the one with the highest TPR at 0.1% FPR. The published MLS-Bench privacy score \
-         (test acc − max(AUC − 0.5, 0)) rewards an AUC below 0.5; the fixed one (test acc − |AUC − 0.5|) does not."
+         (test acc − max(AUC − 0.5, 0)) rewards an AUC below 0.5; the fixed one (test acc − |AUC − 0.5|) does not. \
+         Training seconds are the target's own (`wall_seconds` in its summary.json), relative to the ERM run of the \
+         same dataset and model; they compare recipes only when the runs were trained on the same machine under the same load."
             .into(),
     ));
 }
 
-fn summary_row(r: &RunResults) -> Vec<String> {
+fn summary_row(runs: &[RunResults], r: &RunResults) -> Vec<String> {
     let rep = &r.report;
     let best = strongest(r);
     let auc = best.map_or(f64::NAN, |b| b.evaluation.auc);
+    let cost = match (r.train_seconds, train_cost(runs, r)) {
+        (Some(s), Some(x)) => format!("{s:.0} ({x:.1}×)"),
+        (Some(s), None) => format!("{s:.0}"),
+        (None, _) => "–".into(),
+    };
     vec![
         rep.label.clone(),
         rep.dataset.clone().unwrap_or_else(|| "–".into()),
         rep.defense.clone().unwrap_or_else(|| "–".into()),
         rep.test_acc.map_or("–".into(), f4),
+        cost,
         best.map_or("–".into(), |b| format!("`{}`", b.name)),
         f4(auc),
         best.map_or("–".into(), |b| f4(b.evaluation.auc_distance)),
@@ -583,6 +592,19 @@ fn roc_reading(run: &RunResults, log: bool) -> String {
 
 /// The undefended run each run is compared with for MIDPUT: the first run of the same
 /// dataset and model trained with `erm`.
+/// A run's training seconds over those of its ERM baseline (see [`baseline`]), when both
+/// are known.
+pub(crate) fn train_cost(runs: &[RunResults], run: &RunResults) -> Option<f64> {
+    let own = run.train_seconds?;
+    let base = runs.iter().find(|b| {
+        b.report.defense.as_deref() == Some("erm")
+            && b.report.dataset == run.report.dataset
+            && b.report.model == run.report.model
+            && b.train_seconds.is_some()
+    })?;
+    Some(own / base.train_seconds?)
+}
+
 fn baseline<'a>(runs: &'a [RunResults], run: &RunResults) -> Option<&'a RunResults> {
     runs.iter().find(|b| {
         b.report.defense.as_deref() == Some("erm")

@@ -62,7 +62,7 @@ fn png_text_uses_the_bundled_font() {
 }
 
 /// A synthetic leaky world (as in mia-attack's tests) run through real attacks.
-fn results(label: &str, defense: &str, signal: f32, acc: f64) -> RunResults {
+fn results(label: &str, defense: &str, signal: f32, acc: f64, train_s: f64) -> RunResults {
     let n = 300;
     let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
     let easy: Vec<f32> = (0..n).map(|i| (i * 53 % 97) as f32 / 20.0).collect();
@@ -113,12 +113,16 @@ fn results(label: &str, defense: &str, signal: f32, acc: f64) -> RunResults {
         is_member,
         indices: None,
         labels: None,
+        train_seconds: Some(train_s),
     }
 }
 
 #[test]
 fn a_report_compares_runs_and_reads_each_plot() {
-    let runs = vec![results("erm", "erm", 2.0, 0.80), results("relax", "relaxloss", 0.3, 0.78)];
+    let runs = vec![
+        results("erm", "erm", 2.0, 0.80, 20.0),
+        results("relax", "relaxloss", 0.3, 0.78, 30.0),
+    ];
     let dir = tempfile::tempdir().unwrap();
     let files = mia_report::write(&runs, dir.path(), &ReportOptions::default()).unwrap();
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
@@ -129,6 +133,10 @@ fn a_report_compares_runs_and_reads_each_plot() {
     assert!(md.contains("tradeoff_auc.svg"));
     let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 8);
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(header[25..27], ["train_seconds", "train_cost_vs_erm"]);
+    let relax_loss = csv.lines().find(|l| l.starts_with("relax,") && l.contains(",loss,")).unwrap();
+    assert!(relax_loss.contains(",30.000000,1.500000,"), "{relax_loss}");
     let relax_midput =
         csv.lines().find(|l| l.starts_with("relax,") && l.contains(",loss,")).unwrap();
     assert!(
@@ -136,6 +144,7 @@ fn a_report_compares_runs_and_reads_each_plot() {
         "{relax_midput}"
     );
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(md.contains("| 30 (1.5×) |"), "relax's training cost against erm's");
     assert!(html.contains("<svg") && html.contains("<figcaption>"));
     assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "png")));
     assert!(mia_report::write(&[], dir.path(), &ReportOptions::default()).is_err());
