@@ -10,7 +10,7 @@ mod common;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use common::{fails, json, mia, ok, read, tiny_dataset, tiny_idx, train_args};
+use common::{fails, gz, json, mia, ok, read, tiny_dataset, tiny_idx, train_args};
 use mia_core::npy::NpyData;
 use mia_train::{EpochMetrics, Observer, Summary, TrainConfig};
 
@@ -327,6 +327,81 @@ fn a_distilled_run_keeps_its_teacher_and_counts_both_models_time() {
     assert!(fails(&train_args(d, none.to_str().unwrap(), &["--distill", "4"])).contains("--val"));
 }
 
+/// A Fashion-MNIST-format dataset of `n` noise images with random labels: a model can only
+/// memorise it, so its members' posteriors differ from everyone else's.
+fn noise_dataset(n: usize) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mut state = 777u32;
+    let mut next = || {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        (state >> 16) as u8
+    };
+    let labels: Vec<u8> = (0..n).map(|_| next() % 10).collect();
+    let images: Vec<u8> = (0..n * 28 * 28).map(|_| next()).collect();
+    let (img, lbl) = mia_data::idx::encode(&images, &labels, 28, 28);
+    std::fs::write(data.join("train-images-idx3-ubyte.gz"), gz(&img)).unwrap();
+    std::fs::write(data.join("train-labels-idx1-ubyte.gz"), gz(&lbl)).unwrap();
+    (tmp, data)
+}
+
+/// Mean MMD² of every epoch of an MMD run at weight `lambda` (the gap check off) that, without
+/// the term, memorises its 40 members.
+fn mmd_per_epoch(d: &str, out: &Path, lambda: &str) -> Vec<f64> {
+    let out = out.to_str().unwrap();
+    ok(&[
+        "train",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        d,
+        "--model",
+        "small-cnn",
+        "--members",
+        "40",
+        "--val",
+        "100",
+        "--test",
+        "100",
+        "--epochs",
+        "24",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.003",
+        "--seed",
+        "3",
+        "--mmd",
+        lambda,
+        "--mmd-gap",
+        "0",
+        "--out",
+        out,
+    ]);
+    std::fs::read_to_string(Path::new(out).join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().mmd)
+        .collect()
+}
+
+#[test]
+fn the_mmd_term_pulls_the_members_posteriors_towards_the_reference_sets() {
+    // At λ = 1e-6 the term is measured but does not train: the members are memorised and
+    // their posteriors move away from the held-out reference set's. At λ = 30 they stay close.
+    let (tmp, data) = noise_dataset(700);
+    let d = data.to_str().unwrap();
+    let measured = mmd_per_epoch(d, &tmp.path().join("off"), "0.000001");
+    let trained = mmd_per_epoch(d, &tmp.path().join("on"), "30");
+    assert_eq!((measured.len(), trained.len()), (23, 23));
+    let late = |v: &[f64]| v[17..].iter().sum::<f64>();
+    assert!(
+        late(&trained) < 0.5 * late(&measured),
+        "MMD² with the term {trained:?}, without {measured:?}"
+    );
+}
+
 #[test]
 fn mixup_mmd_records_each_epochs_mmd_and_skips_the_last_epoch() {
     let (tmp, data) = tiny_dataset(700);
@@ -339,7 +414,7 @@ fn mixup_mmd_records_each_epochs_mmd_and_skips_the_last_epoch() {
         .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().mmd)
         .collect();
     assert!(mmd[0].is_some_and(|v| v >= 0.0) && mmd[1].is_some(), "{mmd:?}");
-    assert_eq!(mmd[2], None, "the last epoch skips the MMD pass");
+    assert_eq!(mmd[2], None, "the last epoch has no MMD term");
     assert_eq!(summary(&out).defense, "erm+mixup+mmd");
     // A gap no run reaches skips every MMD pass.
     let never = tmp.path().join("never");

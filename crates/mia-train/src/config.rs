@@ -121,7 +121,7 @@ pub struct TrainConfig {
     /// DP-SGD (per-example clipping and noise, Poisson sampling, ε from the RDP accountant).
     #[serde(default)]
     pub dp: Option<DpConfig>,
-    /// The MMD regulariser of mixup+MMD (an MMD pass after every epoch against the
+    /// The MMD regulariser of mixup+MMD (λ·MMD² against the
     /// validation set as reference).
     #[serde(default)]
     pub mmd: Option<MmdConfig>,

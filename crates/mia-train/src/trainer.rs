@@ -60,7 +60,7 @@ pub struct EpochMetrics {
     /// ε at δ spent so far (DP-SGD only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epsilon: Option<f64>,
-    /// Mean MMD² of the epoch's MMD pass (mixup+MMD only; absent when the pass was skipped).
+    /// Mean MMD² of the epoch's MMD term (mixup+MMD only; absent when the term was off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mmd: Option<f64>,
 }
@@ -591,27 +591,28 @@ pub(crate) fn fit_with(
     while state.next_epoch < config.epochs && !state.stopped {
         let epoch = state.next_epoch;
         let lr = config.schedule.lr(config.optimizer.lr, epoch, config.epochs);
+        let started = Instant::now();
+        let mut mmd = mmd::MmdTerm::for_epoch(job, &model, base, epoch)?;
+        let gap_seconds = started.elapsed().as_secs_f64();
         let mut pass;
         let step = Step {
             optim: &mut optim,
             defense: defense.as_ref(),
             soft,
             adversary: adversary.as_mut(),
+            mmd: mmd.as_mut(),
             device: &device,
         };
         (model, pass) = match &plan {
             None => train_epoch(job, model, step, (epoch, lr), observer)?,
             Some(p) => dp_epoch(job, model, step, (epoch, lr), observer, p)?,
         };
-        let started = Instant::now();
-        let mmd;
-        (model, mmd) = mmd::mmd_pass(job, model, &mut optim, (base, &device), (epoch, lr))?;
-        pass.seconds += started.elapsed().as_secs_f64();
+        pass.seconds += gap_seconds;
         state.train_seconds += pass.seconds;
         state.images += job.train.len() as u64;
         let mut metrics = epoch_metrics(job, &model, base, epoch, lr, &pass)?;
         metrics.epsilon = plan.map(|p| p.epsilon_after(epoch + 1)).transpose()?;
-        metrics.mmd = mmd;
+        metrics.mmd = mmd.as_ref().map(mmd::MmdTerm::mean);
         if let (Some(patience), Some(v)) = (config.early_stopping, metrics.val_loss) {
             if state.best_val.is_none_or(|b| v < b) {
                 state.best_val = Some(v);
@@ -654,12 +655,14 @@ struct EpochPass {
 }
 
 /// What one optimisation step needs: the optimiser, the loss (the defense's, or a distilled
-/// student's soft targets), AdvReg's adversary when it plays, and the (autodiff) device.
+/// student's soft targets), AdvReg's adversary when it plays, the MMD term when it is on, and
+/// the (autodiff) device.
 struct Step<'a> {
     optim: &'a mut ModuleOptimizer,
     defense: &'a dyn TrainingDefense,
     soft: Option<&'a SoftTargets>,
     adversary: Option<&'a mut Adversary>,
+    mmd: Option<&'a mut mmd::MmdTerm>,
     device: &'a Device,
 }
 
@@ -668,7 +671,7 @@ struct Step<'a> {
 fn train_epoch(
     job: &Job<'_>,
     mut model: Model,
-    Step { optim, defense, soft, mut adversary, device }: Step<'_>,
+    Step { optim, defense, soft, mut adversary, mut mmd, device }: Step<'_>,
     (epoch, lr): (usize, f64),
     observer: &mut dyn Observer,
 ) -> Result<(Model, EpochPass), TrainError> {
@@ -686,6 +689,7 @@ fn train_epoch(
             a.attack_steps(job, &model, &mut adversary_rng, device)?;
         }
         let (x, y) = batch(ds, chunk, config.augment.then_some(&mut rng), device)?;
+        let clean = mmd.is_some().then(|| x.clone()); // [b, c, h, w]
         let loss = match (soft, &config.mixup, adversary.as_deref()) {
             (Some(s), ..) => s.loss(model.forward(x), chunk, device)?, // [1]
             (None, None, None) => defense.loss(model.forward(x), y, epoch), // [1]
@@ -698,6 +702,10 @@ fn train_epoch(
                 let logits = model.forward(mix.inputs(x)); // [b, classes]
                 mix.loss(logits, y, |z, t| defense.loss(z, t, epoch)) // [1]
             }
+        };
+        let loss = match (mmd.as_deref_mut(), clean) {
+            (Some(term), Some(x)) => loss + term.loss(job, &model, (chunk, x), device)?, // [1]
+            _ => loss,
         };
         let value = read_scalar(loss.clone())?;
         if !value.is_finite() {

@@ -107,15 +107,16 @@ pub struct TrainArgs {
     /// DP-SGD: δ at which ε is reported (default 1e-5).
     #[arg(long, value_name = "DELTA", requires = "dp_clip")]
     dp_delta: Option<f64>,
-    /// Mixup+MMD (Li, Li & Ribeiro 2021): weight λ of the MMD pass after every epoch against
-    /// the validation set (needs --val; combine with --mixup 1 for the paper's defense).
+    /// Mixup+MMD (Li, Li & Ribeiro 2021): weight λ of MMD² between each batch's posteriors and
+    /// those of class-matched validation examples, added to the training loss (needs --val;
+    /// combine with --mixup 1 for the paper's defense).
     #[arg(long, value_name = "LAMBDA")]
     mmd: Option<f64>,
     /// MMD's Gaussian-kernel bandwidth on posteriors (default 1).
     #[arg(long, value_name = "SIGMA", requires = "mmd")]
     mmd_sigma: Option<f64>,
-    /// The MMD pass runs when the members' and the validation set's accuracies differ by at
-    /// least this much (default 0.03).
+    /// The MMD term is on in an epoch when the members' and the validation set's accuracies
+    /// differ by at least this much at its start (default 0.03).
     #[arg(long, value_name = "GAP", requires = "mmd")]
     mmd_gap: Option<f64>,
     /// Distillation: a teacher trains on the members, the run's model on the validation set
