@@ -31,7 +31,7 @@ pub(crate) fn markdown(doc: &[Block]) -> String {
                 }
                 s.push('\n');
             }
-            Block::Plot { file, alt, reading } => {
+            Block::Plot { file, alt, reading } | Block::Image { file, alt, reading } => {
                 let _ = writeln!(s, "![{alt}]({file})\n\n*{reading}*\n");
             }
             Block::List(items) => {
@@ -66,7 +66,30 @@ fn inline(t: &str) -> String {
     out
 }
 
-pub(crate) fn html(doc: &[Block], title: &str, svgs: &[(String, String)]) -> String {
+/// Standard base64 (RFC 4648, with padding), for PNGs inlined in the HTML report.
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn html(
+    doc: &[Block],
+    title: &str,
+    svgs: &[(String, String)],
+    pngs: &[(String, Vec<u8>)],
+) -> String {
     let mut s = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>body{{font-family:'DejaVu Sans',sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}table{{border-collapse:collapse;margin:1em 0;font-size:.9em}}td,th{{border:1px solid #ccc;padding:.3em .5em;text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-style:italic}}svg{{max-width:100%;height:auto}}code{{background:#f3f3f3;padding:0 .2em}}</style></head><body>\n",
         escape(title)
@@ -100,6 +123,16 @@ pub(crate) fn html(doc: &[Block], title: &str, svgs: &[(String, String)]) -> Str
                     s,
                     "<figure aria-label=\"{}\">{svg}<figcaption>{}</figcaption></figure>",
                     escape(alt),
+                    inline(reading)
+                );
+            }
+            Block::Image { file, alt, reading } => {
+                let png = pngs.iter().find(|(n, _)| n == file).map_or(&[][..], |(_, v)| v);
+                let _ = writeln!(
+                    s,
+                    "<figure><img alt=\"{}\" src=\"data:image/png;base64,{}\"><figcaption>{}</figcaption></figure>",
+                    escape(alt),
+                    base64(png),
                     inline(reading)
                 );
             }
@@ -179,4 +212,26 @@ pub(crate) fn csv(runs: &[RunResults]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain}");
+        }
+        assert_eq!(base64(&[0xFF, 0xEF]), "/+8=");
+    }
 }

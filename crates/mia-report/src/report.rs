@@ -45,8 +45,11 @@ fn write_files(
             put(&name.replace(".svg", ".png"), &crate::png::render(svg, 1.5)?)?;
         }
     }
+    for (name, png) in &doc.pngs {
+        put(name, png)?;
+    }
     put("report.md", markdown(&doc.blocks).as_bytes())?;
-    put("report.html", html(&doc.blocks, &options.title, &doc.svgs).as_bytes())?;
+    put("report.html", html(&doc.blocks, &options.title, &doc.svgs, &doc.pngs).as_bytes())?;
     put("metrics.csv", csv(runs).as_bytes())?;
     Ok(files)
 }

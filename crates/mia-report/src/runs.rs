@@ -25,6 +25,9 @@ pub struct RunResults {
     /// The target's training time in seconds (`wall_seconds` of the run's `summary.json`,
     /// summed over resumed sessions and, for two-stage recipes, both stages), when present.
     pub train_seconds: Option<f64>,
+    /// The PNG sample grid of the synthetic images the run was fine-tuned on (SynthShield:
+    /// `grid.png` of the `synthetic_dir` named in its `config.json`), when it can be read.
+    pub synthetic_grid: Option<Vec<u8>>,
 }
 
 impl RunResults {
@@ -45,6 +48,7 @@ impl RunResults {
             indices: ints(signals.indices()),
             labels: ints(signals.labels()),
             train_seconds: train_seconds(&RunLayout::new(dir).summary()),
+            synthetic_grid: synthetic_grid(&RunLayout::new(dir).config()),
             report,
             is_member,
         })
@@ -76,9 +80,28 @@ impl Default for ReportOptions {
     }
 }
 
+/// The `grid.png` of the first `synthetic_dir` named anywhere in a run's `config.json` (a path
+/// as the training command was given it, so relative to where it ran), when it is a PNG.
+fn synthetic_grid(config: &Path) -> Option<Vec<u8>> {
+    fn find(v: &serde_json::Value) -> Option<&str> {
+        match v {
+            serde_json::Value::Object(map) => map
+                .get("synthetic_dir")
+                .and_then(serde_json::Value::as_str)
+                .or_else(|| map.values().find_map(find)),
+            serde_json::Value::Array(items) => items.iter().find_map(find),
+            _ => None,
+        }
+    }
+    let text = std::fs::read_to_string(config).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let bytes = std::fs::read(Path::new(find(&value)?).join("grid.png")).ok()?;
+    bytes.starts_with(b"\x89PNG\r\n\x1a\n").then_some(bytes)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::train_seconds;
+    use super::{synthetic_grid, train_seconds};
 
     fn seconds_of(text: Option<&str>) -> Option<f64> {
         let dir = tempfile::tempdir().ok()?;
@@ -100,5 +123,22 @@ mod tests {
         assert_eq!(seconds_of(Some("not json")), None);
         assert_eq!(seconds_of(Some(r#"{"wall_seconds": "soon"}"#)), None);
         assert_eq!(seconds_of(Some(r#"{"wall_seconds": 0.0}"#)), None);
+    }
+
+    #[test]
+    fn the_synthetic_grid_is_found_through_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let synthetic = dir.path().join("synthetic");
+        std::fs::create_dir(&synthetic).unwrap();
+        let png = b"\x89PNG\r\n\x1a\nrest".to_vec();
+        std::fs::write(synthetic.join("grid.png"), &png).unwrap();
+        let config = dir.path().join("config.json");
+        let named = serde_json::json!({ "prune": { "synthetic_dir": synthetic } });
+        std::fs::write(&config, named.to_string()).unwrap();
+        assert_eq!(synthetic_grid(&config), Some(png));
+        std::fs::write(synthetic.join("grid.png"), b"not a png").unwrap();
+        assert_eq!(synthetic_grid(&config), None, "only a PNG");
+        std::fs::write(&config, r#"{"prune": {"synthetic_dir": null}}"#).unwrap();
+        assert_eq!(synthetic_grid(&config), None, "fine-tuned on real data");
     }
 }

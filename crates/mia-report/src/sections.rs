@@ -17,7 +17,17 @@ pub(crate) enum Block {
     Heading(usize, String),
     Para(String),
     Table(Vec<String>, Vec<Vec<String>>),
-    Plot { file: String, alt: String, reading: String },
+    Plot {
+        file: String,
+        alt: String,
+        reading: String,
+    },
+    /// A PNG copied into the report (`file`), with its alt text and one sentence of reading.
+    Image {
+        file: String,
+        alt: String,
+        reading: String,
+    },
     List(Vec<String>),
 }
 
@@ -26,6 +36,8 @@ pub(crate) enum Block {
 pub(crate) struct Doc {
     pub blocks: Vec<Block>,
     pub svgs: Vec<(String, String)>,
+    /// PNG files by name, shown by [`Block::Image`].
+    pub pngs: Vec<(String, Vec<u8>)>,
 }
 
 impl Doc {
@@ -240,6 +252,18 @@ fn run_section(r: &RunResults, label: &str, options: &ReportOptions, doc: &mut D
     }
     attack_table(r, doc);
     run_plots(r, label, doc);
+    if let Some(png) = &r.synthetic_grid {
+        let file = format!("synthetic_{label}.png");
+        doc.pngs.push((file.clone(), png.clone()));
+        doc.push(Block::Image {
+            file,
+            alt: format!("synthetic fine-tuning images of {}", rep.label),
+            reading: "The synthetic images this run was fine-tuned on (`grid.png` of its synthetic \
+                      folder: a row per class). Fine-tuning on them can only make the model forget its \
+                      members if they look like the task's images."
+                .into(),
+        });
+    }
     vulnerable_examples(r, options.vulnerable, doc);
     let warnings: Vec<String> = rep
         .attacks

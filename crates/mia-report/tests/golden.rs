@@ -114,14 +114,23 @@ fn results(label: &str, defense: &str, signal: f32, acc: f64, train_s: f64) -> R
         indices: None,
         labels: None,
         train_seconds: Some(train_s),
+        synthetic_grid: None,
     }
 }
 
 #[test]
 fn a_report_compares_runs_and_reads_each_plot() {
+    let mut synth = results("synth", "erm+prune50-ft-synthetic", 0.5, 0.70, 40.0);
+    let grid = mia_report::png::render(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"></svg>"#,
+        1.0,
+    )
+    .unwrap();
+    synth.synthetic_grid = Some(grid.clone());
     let runs = vec![
         results("erm", "erm", 2.0, 0.80, 20.0),
         results("relax", "relaxloss", 0.3, 0.78, 30.0),
+        synth,
     ];
     let dir = tempfile::tempdir().unwrap();
     let files = mia_report::write(&runs, dir.path(), &ReportOptions::default()).unwrap();
@@ -132,7 +141,9 @@ fn a_report_compares_runs_and_reads_each_plot() {
     assert!(md.contains("MIDPUT"), "relax is compared with the erm baseline");
     assert!(md.contains("tradeoff_auc.svg"));
     let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 8);
+    assert_eq!(csv.lines().count(), 1 + 12);
+    assert!(md.contains("](synthetic_synth.png)"), "the synthetic images are shown");
+    assert_eq!(std::fs::read(dir.path().join("synthetic_synth.png")).unwrap(), grid);
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     assert_eq!(header[25..27], ["train_seconds", "train_cost_vs_erm"]);
     let relax_loss = csv.lines().find(|l| l.starts_with("relax,") && l.contains(",loss,")).unwrap();
@@ -146,6 +157,7 @@ fn a_report_compares_runs_and_reads_each_plot() {
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(md.contains("| 30 (1.5×) |"), "relax's training cost against erm's");
     assert!(html.contains("<svg") && html.contains("<figcaption>"));
+    assert!(html.contains("src=\"data:image/png;base64,iVBORw0KGgo"), "PNG inlined");
     assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "png")));
     assert!(mia_report::write(&[], dir.path(), &ReportOptions::default()).is_err());
     assert!(RunResults::load(Path::new("/nonexistent")).is_err());
