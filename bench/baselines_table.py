@@ -4,53 +4,82 @@
 Usage: python3 bench/baselines_table.py [REPORT_DIR] [RUN ...]
 (default runs/baselines/report and every run in its metrics.csv, in file order).
 
-A row per run (the undefended-output rows only): train / test accuracy, sparsity, adaptive
-LiRA online (per-example variance) AUC and TPR at 0.1 % FPR, SAMIA and nn-top3 AUC, the
-strongest attack (highest TPR at 0.1 % FPR) and the fixed privacy score of that attack
-(test accuracy − |AUC − 0.5|).
+A row per run on its undefended outputs, and one more per inference-time defense the report
+holds for it (the adaptive attacker's rows: e.g. HAMP's training plus its output
+modification): train / test accuracy, training seconds and their ratio to the ERM run, ε of
+DP-SGD runs, adaptive LiRA online (per-example variance) and RMIA online AUC / TPR at 0.1 %
+FPR, label-only, SAMIA and nn-top3 AUC, the strongest attack (highest TPR at 0.1 % FPR) and
+its fixed privacy score (test accuracy − |AUC − 0.5|).
 """
 import csv
 import json
 import sys
 from pathlib import Path
 
+COLUMNS = ("recipe", "train / test acc", "train s (× ERM)", "ε", "LiRA online",
+           "RMIA online", "label-only", "SAMIA", "nn-top3", "strongest (TPR@0.1 %)",
+           "fixed privacy score")
+
+
+def read(report: Path) -> dict[tuple[str, str], dict[str, dict[str, str]]]:
+    """metrics.csv rows by (run, view) and attack; the view is "" for the undefended outputs
+    and "SPEC" for the adaptive attacker through an inference-time defense."""
+    rows: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+    with open(report / "metrics.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            spec = r["inference_defense"]
+            if spec and r["attacker"] != "adaptive":
+                continue
+            rows.setdefault((r["run"], spec), {})[r["attack"]] = r
+    return rows
+
+
+def row(report: Path, run: str, view: str, attacks: dict[str, dict[str, str]]) -> str:
+    summary = json.loads((report.parent / run / "summary.json").read_text())
+    dp = summary.get("dp")
+
+    def cell(name: str, tpr: bool = False) -> str:
+        a = attacks.get(name)
+        if a is None:
+            return "–"
+        auc = f"{float(a['auc']):.3f}"
+        return f"{auc} / {100 * float(a['tpr_at_0.1pct_fpr']):.2f} %" if tpr else auc
+
+    some = next(iter(attacks.values()))
+    cost = "–"
+    if some.get("train_seconds"):
+        cost = f"{float(some['train_seconds']):.0f}"
+        if some.get("train_cost_vs_erm"):
+            cost += f" ({float(some['train_cost_vs_erm']):.1f}×)"
+    best = max(attacks.values(), key=lambda a: float(a["tpr_at_0.1pct_fpr"]))
+    cells = [
+        run + (f" + `{view}`" if view else ""),
+        f"{summary['train_acc']:.3f} / {summary['test_acc']:.3f}",
+        cost,
+        f"{dp['epsilon']:.2f}" if dp else "–",
+        cell("lira-online", True),
+        cell("rmia-online", True),
+        cell("label-only"),
+        cell("samia"),
+        cell("nn-top3"),
+        f"`{best['attack']}` ({100 * float(best['tpr_at_0.1pct_fpr']):.2f} %)",
+        f"{float(best['privacy_score_fixed']):.3f}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
 
 def main() -> None:
     report = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/baselines/report")
-    wanted = sys.argv[2:]
-    rows: dict[str, dict[str, dict[str, str]]] = {}
-    with open(report / "metrics.csv", newline="") as f:
-        for r in csv.DictReader(f):
-            if r["inference_defense"]:
-                continue
-            rows.setdefault(r["run"], {})[r["attack"]] = r
-    runs = wanted or list(rows)
-    print("| recipe | train / test acc | sparsity | LiRA online AUC / TPR@0.1 % | SAMIA AUC "
-          "| nn-top3 AUC | strongest attack (TPR@0.1 %) | fixed privacy score |")
-    print("|---|---|---|---|---|---|---|---|")
+    rows = read(report)
+    runs = sys.argv[2:] or list(dict.fromkeys(run for run, _ in rows))
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("|" + "---|" * len(COLUMNS))
     for run in runs:
-        attacks = rows.get(run)
-        if not attacks:
-            print(f"| {run} | no attacks in the report | | | | | | |")
-            continue
-        summary = json.loads((report.parent / run / "summary.json").read_text())
-        sparsity = summary.get("sparsity")
-
-        def cell(name: str, tpr: bool = False) -> str:
-            a = attacks.get(name)
-            if a is None:
-                return "–"
-            auc = f"{float(a['auc']):.3f}"
-            return f"{auc} / {100 * float(a['tpr_at_0.1pct_fpr']):.2f} %" if tpr else auc
-
-        best = max(attacks.values(), key=lambda a: float(a["tpr_at_0.1pct_fpr"]))
-        print(
-            f"| {run} | {summary['train_acc']:.3f} / {summary['test_acc']:.3f} "
-            f"| {'–' if sparsity is None else f'{sparsity:.2f}'} "
-            f"| {cell('lira-online', True)} | {cell('samia')} | {cell('nn-top3')} "
-            f"| `{best['attack']}` ({100 * float(best['tpr_at_0.1pct_fpr']):.2f} %) "
-            f"| {float(best['privacy_score_fixed']):.3f} |"
-        )
+        views = [v for r, v in rows if r == run]
+        if not views:
+            print(f"| {run} | no attacks in the report |" + " |" * (len(COLUMNS) - 2))
+        for view in views:
+            print(row(report, run, view, rows[(run, view)]))
 
 
 if __name__ == "__main__":
