@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The per-recipe table of docs/results.md from `bench/baselines.sh`'s report.
 
-Usage: python3 bench/baselines_table.py [REPORT_DIR] [RUN ...]
-(default runs/baselines/report and every run in its metrics.csv, in file order).
+Usage: python3 bench/baselines_table.py [--runs DIR] [REPORT_DIR] [RUN ...]
+(default runs/baselines/report and every run in its metrics.csv, in file order; the runs'
+folders, for their summary.json, in DIR, by default the report's parent folder).
 
 A row per run on its undefended outputs, and one more per inference-time defense the report
 holds for it (the adaptive attacker's rows: e.g. HAMP's training plus its output
@@ -34,8 +35,8 @@ def read(report: Path) -> dict[tuple[str, str], dict[str, dict[str, str]]]:
     return rows
 
 
-def row(report: Path, run: str, view: str, attacks: dict[str, dict[str, str]]) -> str:
-    summary = json.loads((report.parent / run / "summary.json").read_text())
+def row(runs: Path, run: str, view: str, attacks: dict[str, dict[str, str]]) -> str:
+    summary = json.loads((runs / run / "summary.json").read_text())
     dp = summary.get("dp")
 
     def cell(name: str, tpr: bool = False) -> str:
@@ -69,9 +70,14 @@ def row(report: Path, run: str, view: str, attacks: dict[str, dict[str, str]]) -
 
 
 def main() -> None:
-    report = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/baselines/report")
+    args = sys.argv[1:]
+    runs_dir = None
+    if args[:1] == ["--runs"]:
+        runs_dir, args = Path(args[1]), args[2:]
+    report = Path(args[0] if args else "runs/baselines/report")
+    runs_dir = runs_dir or report.parent
     rows = read(report)
-    runs = sys.argv[2:] or list(dict.fromkeys(run for run, _ in rows))
+    runs = args[1:] or list(dict.fromkeys(run for run, _ in rows))
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     for run in runs:
@@ -79,7 +85,7 @@ def main() -> None:
         if not views:
             print(f"| {run} | no attacks in the report |" + " |" * (len(COLUMNS) - 2))
         for view in views:
-            print(row(report, run, view, rows[(run, view)]))
+            print(row(runs_dir, run, view, rows[(run, view)]))
 
 
 if __name__ == "__main__":
