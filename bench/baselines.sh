@@ -15,6 +15,10 @@
 # 100 epochs on 20 000 rows, take about 23 min).
 # Finished targets, shadows and attack tables in runs/baselines/ are reused and an interrupted
 # target resumes, so it can be re-run after a stop (FORCE_ATTACK=1 reruns every attack).
+# A recipe attacked with 16 or more shadows is also archived in bench/results/baselines/NAME.tar.gz
+# (what the report reads: summary, config, metrics, signals and attack outputs; no weights,
+# checkpoints or shadows): commit it, and a later run on a fresh machine unpacks it instead of
+# training again (delete the archive to redo the recipe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D="${1:-../shared/data/cifar-10}"
@@ -58,9 +62,18 @@ order=(erm mixup-mmd distillation advreg selena hamp relaxloss dp-eps8 dp-eps4 d
   prune50-members prune75-members synthshield50 synthshield75 ppb adamixup mixup)
 (($#)) && order=("$@")
 
+ARCHIVE=bench/results/baselines
+mkdir -p "$ARCHIVE"
 for name in "${order[@]}"; do
   [[ -n "${recipe[$name]:-}" ]] || { echo "error: no recipe named $name" >&2; exit 2; }
   run="$OUT/$name"
+  if [[ ! -f $run/summary.json && -f $ARCHIVE/$name.tar.gz ]]; then
+    echo "== $name: unpacking $ARCHIVE/$name.tar.gz (delete it to train and attack again)"
+    mkdir -p "$OUT"
+    tar -xzf "$ARCHIVE/$name.tar.gz" -C "$OUT"
+    continue
+  fi
+  [[ -f $run/summary.json && ! -d $run/shadows && -f $ARCHIVE/$name.tar.gz ]] && continue
   if [[ $name == synthshield* && ! -f $OUT/synthetic/generator.json ]]; then
     [[ -f $OUT/erm/summary.json ]] || { echo "error: $name needs the erm run first" >&2; exit 2; }
     $MIA generate --run "$OUT/erm" --out "$OUT/synthetic" --images 5000 --epochs 10
@@ -83,6 +96,11 @@ for name in "${order[@]}"; do
   # shellcheck disable=SC2086  # the extras are a list of flags
   $MIA attack --run "$run" "${NETWORK[@]}" ${attack_extra[$name]:-} > "$run.attack.txt.part"
   mv "$run.attack.txt.part" "$run.attack.txt"
+  if ((SHADOWS >= 16)); then
+    tar -czf "$ARCHIVE/$name.tar.gz.part" -C "$OUT" --exclude='*.bpk' --exclude=checkpoint \
+      --exclude=shadows "$name" "$name.attack.txt"
+    mv "$ARCHIVE/$name.tar.gz.part" "$ARCHIVE/$name.tar.gz"
+  fi
 done
 runs=()
 for name in "${order[@]}"; do runs+=("$OUT/$name"); done

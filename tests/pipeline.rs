@@ -387,6 +387,32 @@ fn inference_defenses_run_for_a_naive_and_an_adaptive_attacker() {
 }
 
 #[test]
+fn export_can_hold_more_non_members_than_members() {
+    let p = pipeline();
+    let bundle = p.scratch("bundle-skewed");
+    let b = bundle.to_str().unwrap();
+    ok(&["export", "--run", &p.run, "--out", b, "--reference", "30", "--reference-members", "10"]);
+    let text = std::fs::read_to_string(bundle.join("manifest.json")).unwrap();
+    let manifest = mia_core::bundle::Manifest::parse(&text).unwrap();
+    assert_eq!((manifest.reference.members, manifest.reference.non_members), (10, 20));
+    let bytes = std::fs::read(bundle.join(&manifest.reference.file.path)).unwrap();
+    let sample = mia_core::bundle::ReferenceSample::decode(&bytes, manifest.input).unwrap();
+    assert_eq!(sample.is_member.len(), 30);
+    assert!(
+        sample.is_member[..10].iter().all(|m| *m) && !sample.is_member[10..].iter().any(|m| *m)
+    );
+    let lira = manifest.models[0].lira.as_ref().unwrap();
+    assert_eq!(lira.bytes, 12 + 30 * 16, "LiRA statistics for every reference example");
+    for (reference, members) in [("21", None), ("20", Some("20")), ("20", Some("0"))] {
+        let mut args = vec!["export", "--run", &p.run, "--out", b, "--reference", reference];
+        if let Some(m) = members {
+            args.extend(["--reference-members", m]);
+        }
+        assert!(fails(&args).contains("--reference"), "{args:?}");
+    }
+}
+
+#[test]
 fn export_writes_a_verified_web_bundle() {
     let p = pipeline();
     let bundle = p.scratch("bundle");

@@ -33,9 +33,14 @@ pub struct ExportArgs {
     /// Output folder (the demo reads `pretrained/`).
     #[arg(long)]
     out: PathBuf,
-    /// Reference examples: half members, half non-members of the shared split.
+    /// Reference examples, members and non-members of the shared split together.
     #[arg(long, default_value_t = 1000)]
     reference: usize,
+    /// How many of the reference examples are members (default: half). Fewer members leave
+    /// room for more non-members in the same bytes: the smallest false-positive rate the page
+    /// can resolve is one over the non-members.
+    #[arg(long)]
+    reference_members: Option<usize>,
     /// Dataset folder, when it moved since training.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -104,23 +109,45 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// (members, non-members) of a reference sample of `total` examples, `members` of them members
+/// (default: half, which needs an even total); each count at least 1.
+fn reference_counts(total: usize, members: Option<usize>) -> Result<(usize, usize)> {
+    let members = match members {
+        Some(m) => m,
+        None if total.is_multiple_of(2) => total / 2,
+        None => {
+            return Err(hinted(
+                "--reference must be even when half of it are members",
+                "e.g. --reference 1000, or give --reference-members",
+            ));
+        }
+    };
+    if members == 0 || members >= total {
+        return Err(hinted(
+            format!(
+                "a reference of {total} examples with {members} members has no members or no non-members"
+            ),
+            "e.g. --reference 1250 --reference-members 250",
+        ));
+    }
+    Ok((members, total - members))
+}
+
 /// Runs `mia export`.
 pub fn run(args: ExportArgs) -> Result<()> {
-    if args.reference < 2 || args.reference % 2 == 1 {
-        return Err(hinted("--reference must be an even number ≥ 2", "e.g. --reference 1000"));
-    }
+    let (n_members, n_non) = reference_counts(args.reference, args.reference_members)?;
     let first = &args.runs[0];
     let first_layout = RunLayout::new(first);
     let split = Split::load(&first_layout.split())?;
-    let half = args.reference / 2;
-    if split.members.len() < half || split.non_members.len() < half {
+    if split.members.len() < n_members || split.non_members.len() < n_non {
         return Err(hinted(
             format!(
-                "the split has {} members and {} non-members, fewer than {half} each",
+                "the split has {} members and {} non-members, fewer than the {n_members} and \
+                 {n_non} asked for",
                 split.members.len(),
                 split.non_members.len()
             ),
-            "lower --reference",
+            "lower --reference or --reference-members",
         ));
     }
     let mut config: TrainConfig = json(&first_layout.config())?;
@@ -128,12 +155,12 @@ pub fn run(args: ExportArgs) -> Result<()> {
         config.data_dir = d.clone();
     }
     let ds = config.dataset.load(&config.data_dir, &config.load)?;
-    // Candidate rows of the reference: the first `half` members, then the first `half`
+    // Candidate rows of the reference: the first `n_members` members, then the first `n_non`
     // non-members (candidates are members then non-members).
     let m = split.members.len();
-    let rows: Vec<usize> = (0..half).chain(m..m + half).collect();
+    let rows: Vec<usize> = (0..n_members).chain(m..m + n_non).collect();
     let dataset_index: Vec<usize> =
-        split.members[..half].iter().chain(&split.non_members[..half]).copied().collect();
+        split.members[..n_members].iter().chain(&split.non_members[..n_non]).copied().collect();
     let mut pixels = Vec::with_capacity(args.reference * ds.input.numel());
     for &i in &dataset_index {
         pixels.extend_from_slice(ds.pixels(i).ok_or_else(|| {
@@ -177,8 +204,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
         models,
         reference: ReferenceEntry {
             file: FileRef::describe(REFERENCE_FILE, &ref_bytes),
-            members: half,
-            non_members: half,
+            members: n_members,
+            non_members: n_non,
         },
         provenance: args.provenance.clone(),
         citation: args.citation.clone(),
