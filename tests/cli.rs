@@ -16,6 +16,18 @@ use mia_train::{EpochMetrics, Observer, Summary, TrainConfig};
 
 // ---- harness -------------------------------------------------------------------------------
 
+/// Held by every test that trains or builds a model in this process: burn's random draws
+/// (dropout, weight initialisation) come from one process-wide generator per backend, which the trainer seeds
+/// at each epoch, so two trainings on the test harness's threads would draw from each other's
+/// stream and a bit-exact comparison would fail by chance (tests that run the `mia` binary are
+/// separate processes and need no lock).
+static IN_PROCESS_TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn in_process_training() -> std::sync::MutexGuard<'static, ()> {
+    // A test that panicked while holding the lock leaves nothing shared in a bad state.
+    IN_PROCESS_TRAINING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn summary(out: &Path) -> Summary {
     serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
 }
@@ -132,6 +144,7 @@ impl Observer for StopInPhase {
 /// Trains `toml` (over a tiny dataset) whole, and again interrupted by `stop` then resumed;
 /// returns both runs' signal logits.
 fn whole_and_resumed(toml: &str, stop: &mut dyn Observer) -> (Vec<u8>, Vec<u8>) {
+    let _training = in_process_training();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
@@ -426,6 +439,7 @@ fn mixup_mmd_records_each_epochs_mmd_and_skips_the_last_epoch() {
 
 #[test]
 fn resume_after_an_interruption_equals_an_uninterrupted_run() {
+    let _training = in_process_training();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
@@ -697,6 +711,8 @@ fn shipped_bundle_is_consistent_and_its_weights_decode() {
     let reference =
         ReferenceSample::decode(&read(&manifest.reference.file.path), manifest.input).unwrap();
     assert_eq!(reference.len(), manifest.reference.members + manifest.reference.non_members);
+    // Loading a model initialises its parameters from the process-wide generator first.
+    let _training = in_process_training();
     let device = mia_train::DeviceChoice::Flex.device().unwrap();
     let mut total = 0u64;
     for m in &manifest.models {
