@@ -16,8 +16,8 @@
 # Finished targets, shadows and attack tables in runs/baselines/ are reused and an interrupted
 # target resumes, so it can be re-run after a stop (FORCE_ATTACK=1 reruns every attack).
 # A recipe attacked with 16 or more shadows is also archived in bench/results/baselines/NAME.tar.gz
-# (what the report reads: summary, config, metrics, signals and attack outputs; no weights,
-# checkpoints or shadows): commit it, and a later run on a fresh machine unpacks it instead of
+# (what the report reads: summary, config, metrics, the candidates' indices and labels and the
+# attack outputs; no weights, checkpoints, split, logits or shadows, about 0.5 MB): commit it, and a later run on a fresh machine unpacks it instead of
 # training again (delete the archive to redo the recipe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,7 +98,7 @@ for name in "${order[@]}"; do
   mv "$run.attack.txt.part" "$run.attack.txt"
   if ((SHADOWS >= 16)); then
     tar -czf "$ARCHIVE/$name.tar.gz.part" -C "$OUT" --exclude='*.bpk' --exclude=checkpoint \
-      --exclude=shadows "$name" "$name.attack.txt"
+      --exclude=shadows --exclude=split.json --exclude=logits.npy "$name" "$name.attack.txt"
     mv "$ARCHIVE/$name.tar.gz.part" "$ARCHIVE/$name.tar.gz"
   fi
 done
