@@ -114,7 +114,11 @@ async function responsiveness() {
 }
 
 results.responsive = await responsiveness();
-if (results.responsive.clickMs > 500) await fail(`a click took ${results.responsive.clickMs} ms while training`, page);
+// The behaviour checked is that the page yields while it trains: a page that did not would
+// answer the click only after the whole run (minutes). The latency itself is a benchmark,
+// printed above; the bound leaves room for a loaded machine (on SwiftShader, with two other
+// trainings sharing 2 cores, one task took 1.3 s while it computed the images' features).
+if (results.responsive.clickMs > 2500) await fail(`a click took ${results.responsive.clickMs} ms while training`, page);
 results.erm = await train('ERM');
 if (!(results.erm.aucs['lira-online'] > 0.6)) await fail(`ERM head: LiRA AUC ${results.erm.aucs['lira-online']} is not clearly above 0.5`, page);
 // An inference-time defense on top: label only leaves the attacks nothing but the label, and
