@@ -15,10 +15,11 @@
 # 100 epochs on 20 000 rows, take about 23 min).
 # Finished targets, shadows and attack tables in runs/baselines/ are reused and an interrupted
 # target resumes, so it can be re-run after a stop (FORCE_ATTACK=1 reruns every attack).
-# A recipe attacked with 16 or more shadows is also archived in bench/results/baselines/NAME.tar.gz
-# (what the report reads: summary, config, metrics, the candidates' indices and labels and the
-# attack outputs; no weights, checkpoints, split, logits or shadows, about 0.5 MB): commit it, and a later run on a fresh machine unpacks it instead of
-# training again (delete the archive to redo the recipe).
+# A recipe attacked with 16 or more shadows is also archived in
+# bench/results/baselines/NAME.tar.gz: what the report reads (summary, config, metrics, the
+# candidates' indices and labels, the attack outputs), without weights, checkpoints, split,
+# logits or shadows; 0.4–1.1 MB. Commit it: a later run on a fresh machine unpacks it instead of
+# training again, and skips a recipe so unpacked (no weights). Delete it to redo the recipe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D="${1:-../shared/data/cifar-10}"
@@ -67,13 +68,14 @@ mkdir -p "$ARCHIVE"
 for name in "${order[@]}"; do
   [[ -n "${recipe[$name]:-}" ]] || { echo "error: no recipe named $name" >&2; exit 2; }
   run="$OUT/$name"
-  if [[ ! -f $run/summary.json && -f $ARCHIVE/$name.tar.gz ]]; then
-    echo "== $name: unpacking $ARCHIVE/$name.tar.gz (delete it to train and attack again)"
-    mkdir -p "$OUT"
-    tar -xzf "$ARCHIVE/$name.tar.gz" -C "$OUT"
+  if [[ -f $ARCHIVE/$name.tar.gz && ! -f $run/model.bpk ]]; then
+    if [[ ! -f $run/summary.json ]]; then
+      echo "== $name: unpacking $ARCHIVE/$name.tar.gz (delete it to train and attack again)"
+      mkdir -p "$OUT"
+      tar -xzf "$ARCHIVE/$name.tar.gz" -C "$OUT"
+    fi
     continue
   fi
-  [[ -f $run/summary.json && ! -d $run/shadows && -f $ARCHIVE/$name.tar.gz ]] && continue
   if [[ $name == synthshield* && ! -f $OUT/synthetic/generator.json ]]; then
     [[ -f $OUT/erm/summary.json ]] || { echo "error: $name needs the erm run first" >&2; exit 2; }
     $MIA generate --run "$OUT/erm" --out "$OUT/synthetic" --images 5000 --epochs 10

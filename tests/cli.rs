@@ -17,10 +17,10 @@ use mia_train::{EpochMetrics, Observer, Summary, TrainConfig};
 // ---- harness -------------------------------------------------------------------------------
 
 /// Held by every test that trains or builds a model in this process: burn's random draws
-/// (dropout, weight initialisation) come from one process-wide generator per backend, which the trainer seeds
-/// at each epoch, so two trainings on the test harness's threads would draw from each other's
-/// stream and a bit-exact comparison would fail by chance (tests that run the `mia` binary are
-/// separate processes and need no lock).
+/// (dropout, weight initialisation) come from one process-wide generator per backend, which
+/// the trainer seeds at each epoch, so two trainings on the test harness's threads would draw
+/// from each other's stream and a bit-exact comparison would fail by chance (tests that run
+/// the `mia` binary are separate processes and need no lock).
 static IN_PROCESS_TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn in_process_training() -> std::sync::MutexGuard<'static, ()> {
