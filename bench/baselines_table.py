@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """The per-recipe table of docs/results.md from `bench/baselines.sh`'s report.
 
-Usage: python3 bench/baselines_table.py [--runs DIR] [REPORT_DIR] [RUN ...]
+Usage: python3 bench/baselines_table.py [--runs DIR] [--cost DIR] [REPORT_DIR] [RUN ...]
 (default runs/baselines/report and every run in its metrics.csv, in file order; the runs'
-folders, for their summary.json, in DIR, by default the report's parent folder).
+folders, for their summary.json, in DIR, by default the report's parent folder). With --cost,
+the training seconds come from DIR/RUN/summary.json, the quiet re-timing of
+`bench/baselines_cost.sh`, instead of the report's (the targets' own, trained on busy cores).
 
 A row per run on its undefended outputs, and one more per inference-time defense the report
 holds for it (the adaptive attacker's rows: e.g. HAMP's training plus its output
@@ -37,7 +39,31 @@ def read(report: Path) -> dict[tuple[str, str], dict[str, dict[str, str]]]:
     return rows
 
 
-def row(runs: Path, run: str, view: str, attacks: dict[str, dict[str, str]]) -> str:
+def quiet_seconds(cost: Path, run: str) -> float | None:
+    """`wall_seconds` of the quiet re-timing of `run`, if there is one."""
+    summary = cost / run / "summary.json"
+    if not summary.is_file():
+        return None
+    return float(json.loads(summary.read_text())["wall_seconds"])
+
+
+def cost_cell(cost: Path | None, run: str, some: dict[str, str]) -> str:
+    """Training seconds and their ratio to ERM's: quiet ones under `cost`, else the report's."""
+    if cost is not None:
+        seconds, erm = quiet_seconds(cost, run), quiet_seconds(cost, "erm")
+        if seconds is None:
+            return "–"
+        return f"{seconds:.0f}" + (f" ({seconds / erm:.1f}×)" if erm else "")
+    if not some.get("train_seconds"):
+        return "–"
+    cell = f"{float(some['train_seconds']):.0f}"
+    if some.get("train_cost_vs_erm"):
+        cell += f" ({float(some['train_cost_vs_erm']):.1f}×)"
+    return cell
+
+
+def row(runs: Path, cost: Path | None, run: str, view: str,
+        attacks: dict[str, dict[str, str]]) -> str:
     summary = json.loads((runs / run / "summary.json").read_text())
     dp = summary.get("dp")
 
@@ -51,16 +77,11 @@ def row(runs: Path, run: str, view: str, attacks: dict[str, dict[str, str]]) -> 
     some = next(iter(attacks.values()))
     # Test accuracy of the outputs the attacks saw (an output modification can change it).
     test_acc = float(some["test_acc"])
-    cost = "–"
-    if some.get("train_seconds"):
-        cost = f"{float(some['train_seconds']):.0f}"
-        if some.get("train_cost_vs_erm"):
-            cost += f" ({float(some['train_cost_vs_erm']):.1f}×)"
     best = max(attacks.values(), key=lambda a: float(a["tpr_at_0.1pct_fpr"]))
     cells = [
         run + (f" + `{view}`" if view else ""),
         f"{summary['train_acc']:.3f} / {test_acc:.3f}",
-        cost,
+        cost_cell(cost, run, some),
         f"{dp['epsilon']:.2f}" if dp else "–",
         cell("lira-online", True),
         cell("rmia-online", True),
@@ -75,9 +96,13 @@ def row(runs: Path, run: str, view: str, attacks: dict[str, dict[str, str]]) -> 
 
 def main() -> None:
     args = sys.argv[1:]
-    runs_dir = None
-    if args[:1] == ["--runs"]:
-        runs_dir, args = Path(args[1]), args[2:]
+    runs_dir = cost = None
+    while args[:1] in (["--runs"], ["--cost"]):
+        if args[0] == "--runs":
+            runs_dir = Path(args[1])
+        else:
+            cost = Path(args[1])
+        args = args[2:]
     report = Path(args[0] if args else "runs/baselines/report")
     runs_dir = runs_dir or report.parent
     rows = read(report)
@@ -89,7 +114,7 @@ def main() -> None:
         if not views:
             print(f"| {run} | no attacks in the report |" + " |" * (len(COLUMNS) - 2))
         for view in views:
-            print(row(runs_dir, run, view, rows[(run, view)]))
+            print(row(runs_dir, cost, run, view, rows[(run, view)]))
 
 
 if __name__ == "__main__":

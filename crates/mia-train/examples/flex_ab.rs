@@ -80,6 +80,22 @@ fn conv(repeats: usize, [b, ci, h]: [usize; 3], co: usize) {
     row("conv input gradient", &shape, dx0, dx1);
 }
 
+/// burn's default bias gradient: swap batch and channels (a copy), then a sum per row.
+fn bias_grad_before(dy: FlexTensor, c: usize) -> FlexTensor {
+    let n = dy.layout().shape().iter().product::<usize>() / c;
+    let rows = Flex::float_reshape(Flex::float_swap_dims(dy, 0, 1), Shape::new([c, n]));
+    Flex::float_reshape(Flex::float_sum_dim(rows, 1), Shape::new([c]))
+}
+
+fn bias_grad(repeats: usize, [b, c, h]: [usize; 3]) {
+    let (dy, bias) = (values(&[b, c, h, h], 8), values(&[c], 9));
+    let before = best(repeats, || drop(bias_grad_before(dy.clone(), c)));
+    let after = best(repeats, || {
+        drop(Flex::conv2d_bias_backward(dy.clone(), bias.clone(), dy.clone()))
+    });
+    row("conv bias gradient", &format!("{c}×{h}×{h}"), before, after);
+}
+
 fn pool(repeats: usize, [b, c, h]: [usize; 3]) {
     let x = values(&[b, c, h, h], 4);
     let before = best(repeats, || {
@@ -146,6 +162,8 @@ fn main() {
     conv(repeats, [128, 16, 16], 32);
     pool(repeats, [128, 16, 32]);
     pool(repeats, [128, 32, 16]);
+    bias_grad(repeats, [128, 16, 32]);
+    bias_grad(repeats, [128, 32, 16]);
     for (c, h) in [(16, 32), (32, 16), (64, 8)] {
         conv(repeats, [128, c, h], c);
         batch_norm(repeats, [128, c, h]);

@@ -323,17 +323,19 @@ fn conv2d_and_batch_norm_run_in_f64_and_f16() {
     }
 }
 
-/// The weight gradient sums fixed chunks of images in order: the same bits on one thread or
-/// on several.
+/// The weight gradient sums fixed chunks of images in order, the bias gradient fixed lanes of
+/// each channel: the same bits on one thread or on several.
 #[test]
-fn conv2d_weight_gradient_does_not_depend_on_the_thread_count() {
+fn conv2d_weight_and_bias_gradients_do_not_depend_on_the_thread_count() {
     let case = Case { x: [37, 8, 10, 10], w: [16, 8, 3, 3], ..CASES[0] };
     let d = data(&case);
     let on = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
         pool.install(|| gradients(&case, &d.x, &d.w, &d.bias, &d.gy))
     };
-    assert_eq!(on(1)[1], on(3)[1]);
+    let (one, three) = (on(1), on(3));
+    assert_eq!(one[1], three[1], "weight gradient");
+    assert_eq!(one[2], three[2], "bias gradient");
 }
 
 /// 2×2 / stride-2 pooling: the window maximum; ties go to the first in row-major window

@@ -413,17 +413,44 @@ fn weight_backward_impl<T: GemmFloat>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     dw
 }
 
-fn bias_backward_impl<T: GemmFloat>(dy: &[T], batch: usize, c_out: usize, hw: usize) -> Vec<T> {
-    let mut db = vec![T::zero(); c_out];
-    for img in dy.chunks(c_out * hw).take(batch) {
-        for (acc, plane) in db.iter_mut().zip(img.chunks(hw)) {
-            let mut s = T::zero();
-            for v in plane {
-                s += *v;
+/// Lanes of partial sums per plane in [`bias_backward_impl`]: independent accumulators the
+/// compiler can keep in vector registers (one running sum is a serial dependency chain).
+const SUM_LANES: usize = 16;
+
+/// One channel's sum over every image's plane, in a fixed order (lane by lane, then the lanes
+/// in order), so the result does not depend on the thread count.
+fn channel_sum<T: GemmFloat>(dy: &[T], batch: usize, c_out: usize, hw: usize, ch: usize) -> T {
+    let mut lanes = [T::zero(); SUM_LANES];
+    let mut tail = T::zero();
+    for b in 0..batch {
+        let plane = &dy[(b * c_out + ch) * hw..][..hw];
+        let mut blocks = plane.chunks_exact(SUM_LANES);
+        for block in &mut blocks {
+            for (acc, v) in lanes.iter_mut().zip(block) {
+                *acc += *v;
             }
-            *acc += s;
+        }
+        for v in blocks.remainder() {
+            tail += *v;
         }
     }
+    let mut total = tail;
+    for v in lanes {
+        total += v;
+    }
+    total
+}
+
+fn bias_backward_impl<T: GemmFloat>(dy: &[T], batch: usize, c_out: usize, hw: usize) -> Vec<T> {
+    let mut db = vec![T::zero(); c_out];
+    let sum = |(ch, acc): (usize, &mut T)| *acc = channel_sum(dy, batch, c_out, hw, ch);
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        db.par_iter_mut().enumerate().for_each(sum);
+    }
+    #[cfg(not(feature = "rayon"))]
+    db.iter_mut().enumerate().for_each(sum);
     db
 }
 

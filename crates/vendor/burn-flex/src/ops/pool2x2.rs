@@ -32,6 +32,15 @@ pub fn applies(
         && (!ceil_mode || even)
 }
 
+/// `(best, at)` after offering `(v, i)`: `v` wins when greater or NaN. Written as selects, not
+/// branches: on real activations the comparison is a coin flip, and mispredicted branches were
+/// most of this kernel's time.
+#[inline(always)]
+fn offer<T: num_traits::Float>((best, at): (T, usize), v: T, i: usize) -> (T, usize) {
+    let take = (v > best) | v.is_nan();
+    (if take { v } else { best }, if take { i } else { at })
+}
+
 /// One plane: the maxima of its 2×2 windows and their flat indices in the plane.
 fn pool_plane<T: num_traits::Float>(plane: &[T], w: usize, out: &mut [T], idx: &mut [i64]) {
     let ow = w / 2;
@@ -41,20 +50,16 @@ fn pool_plane<T: num_traits::Float>(plane: &[T], w: usize, out: &mut [T], idx: &
     for (oy, (out_row, idx_row)) in out.chunks_mut(ow).zip(idx.chunks_mut(ow)).enumerate() {
         let base0 = 2 * oy * w;
         let (r0, r1) = (&plane[base0..base0 + w], &plane[base0 + w..base0 + 2 * w]);
-        for ox in 0..ow {
-            let c = 2 * ox;
-            let mut best = r0[c];
-            let mut at = base0 + c;
-            for (v, i) in
-                [(r0[c + 1], base0 + c + 1), (r1[c], base0 + w + c), (r1[c + 1], base0 + w + c + 1)]
-            {
-                if v > best || v.is_nan() {
-                    best = v;
-                    at = i;
-                }
-            }
-            out_row[ox] = best;
-            idx_row[ox] = at as i64;
+        let windows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+        for (ox, ((top, bottom), (o, i))) in
+            windows.zip(out_row.iter_mut().zip(idx_row.iter_mut())).enumerate()
+        {
+            let c = base0 + 2 * ox;
+            let m = offer((top[0], c), top[1], c + 1);
+            let m = offer(m, bottom[0], c + w);
+            let (best, at) = offer(m, bottom[1], c + w + 1);
+            *o = best;
+            *i = at as i64;
         }
     }
 }
