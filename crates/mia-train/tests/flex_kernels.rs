@@ -19,8 +19,10 @@ struct Case {
 }
 
 /// Shapes the models use (3×3, padding 1, 1×1 stride 2) and the corner cases: stride,
-/// dilation, asymmetric padding, groups, depthwise, a kernel larger than the padding.
-const CASES: [Case; 6] = [
+/// dilation, asymmetric padding, groups, depthwise, a kernel larger than the padding; the last
+/// two have an im2col height (channels per group × kernel) that is a multiple of 16, the case
+/// in which gemm can read the im2col without packing it.
+const CASES: [Case; 8] = [
     Case {
         x: [2, 3, 7, 6],
         w: [4, 3, 3, 3],
@@ -68,6 +70,22 @@ const CASES: [Case; 6] = [
         pad: [(1, 1), (1, 1)],
         dilation: [1, 1],
         groups: 1,
+    },
+    Case {
+        x: [3, 16, 5, 5],
+        w: [4, 16, 3, 3],
+        stride: [1, 1],
+        pad: [(1, 1), (1, 1)],
+        dilation: [1, 1],
+        groups: 1,
+    },
+    Case {
+        x: [2, 16, 7, 6],
+        w: [4, 8, 2, 3],
+        stride: [2, 1],
+        pad: [(1, 0), (0, 2)],
+        dilation: [2, 2],
+        groups: 2,
     },
 ];
 
