@@ -90,9 +90,8 @@ fn bias_grad_before(dy: FlexTensor, c: usize) -> FlexTensor {
 fn bias_grad(repeats: usize, [b, c, h]: [usize; 3]) {
     let (dy, bias) = (values(&[b, c, h, h], 8), values(&[c], 9));
     let before = best(repeats, || drop(bias_grad_before(dy.clone(), c)));
-    let after = best(repeats, || {
-        drop(Flex::conv2d_bias_backward(dy.clone(), bias.clone(), dy.clone()))
-    });
+    let after =
+        best(repeats, || drop(Flex::conv2d_bias_backward(dy.clone(), bias.clone(), dy.clone())));
     row("conv bias gradient", &format!("{c}×{h}×{h}"), before, after);
 }
 
