@@ -76,8 +76,11 @@ pub fn tradeoff(title: &str, x_label: &str, points: &[(String, f64, f64)], x: Sc
     let pad = ((ymax - ymin) * 0.15).max(0.02);
     let y = Scale::Linear((ymin - pad).max(0.0), (ymax + pad).min(1.0));
     let mut p = Plot::new(title, x_label, "test accuracy", x, y);
-    for (i, (label, xv, yv)) in points.iter().enumerate() {
-        p.point(*xv, *yv, PALETTE[i % PALETTE.len()], label);
-    }
+    let pts: Vec<(f64, f64, &str, &str)> = points
+        .iter()
+        .enumerate()
+        .map(|(i, (label, xv, yv))| (*xv, *yv, PALETTE[i % PALETTE.len()], label.as_str()))
+        .collect();
+    p.labelled_points(&pts);
     p.finish()
 }

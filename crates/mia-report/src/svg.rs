@@ -88,6 +88,88 @@ pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// Gap between a point and its label, in pixels.
+const LABEL_GAP: f64 = 8.0;
+/// Height of a 12 px label's box.
+const LABEL_H: f64 = 14.0;
+
+/// An axis-aligned box in pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rect {
+    /// Left.
+    pub x0: f64,
+    /// Top.
+    pub y0: f64,
+    /// Right.
+    pub x1: f64,
+    /// Bottom.
+    pub y1: f64,
+}
+
+impl Rect {
+    fn overlap(&self, o: &Rect) -> f64 {
+        let w = self.x1.min(o.x1) - self.x0.max(o.x0);
+        let h = self.y1.min(o.y1) - self.y0.max(o.y0);
+        if w > 0.0 && h > 0.0 { w * h } else { 0.0 }
+    }
+
+    /// Area outside `frame`.
+    fn outside(&self, frame: &Rect) -> f64 {
+        let area = (self.x1 - self.x0) * (self.y1 - self.y0);
+        area - self.overlap(frame)
+    }
+}
+
+/// Estimated width of a 12 px DejaVu Sans label (its glyphs average about 0.6 em).
+fn text_width(label: &str) -> f64 {
+    label.chars().count() as f64 * 7.2
+}
+
+/// Places one label box per point (pixel coordinates, label widths), greedily in order: the
+/// first of the positions around the point (right, left, above, below, the diagonals, then the
+/// same further out) that overlaps no point, no earlier label and stays inside `frame`; when
+/// none is free, the position with the least overlap.
+pub fn place_labels(points: &[(f64, f64)], widths: &[f64], frame: Rect) -> Vec<Rect> {
+    let dots: Vec<Rect> = points
+        .iter()
+        .map(|&(x, y)| Rect { x0: x - 5.0, y0: y - 5.0, x1: x + 5.0, y1: y + 5.0 })
+        .collect();
+    let mut placed: Vec<Rect> = Vec::with_capacity(points.len());
+    for (&(x, y), &w) in points.iter().zip(widths) {
+        let h = LABEL_H;
+        let mut best: Option<(f64, Rect)> = None;
+        'search: for ring in 0..4 {
+            let d = LABEL_GAP + ring as f64 * (h + 2.0);
+            let candidates = [
+                (x + d, y - h / 2.0),
+                (x - d - w, y - h / 2.0),
+                (x - w / 2.0, y - d - h),
+                (x - w / 2.0, y + d),
+                (x + d * 0.7, y - d * 0.7 - h),
+                (x + d * 0.7, y + d * 0.7),
+                (x - d * 0.7 - w, y - d * 0.7 - h),
+                (x - d * 0.7 - w, y + d * 0.7),
+            ];
+            for (x0, y0) in candidates {
+                let r = Rect { x0, y0, x1: x0 + w, y1: y0 + h };
+                let cost = r.outside(&frame) * 4.0
+                    + dots.iter().chain(&placed).map(|o| r.overlap(o)).sum::<f64>()
+                    + ring as f64 * 0.5;
+                if best.is_none_or(|(c, _)| cost < c) {
+                    best = Some((cost, r));
+                }
+                if cost <= ring as f64 * 0.5 {
+                    break 'search;
+                }
+            }
+        }
+        let fallback =
+            Rect { x0: x + LABEL_GAP, y0: y - h / 2.0, x1: x + LABEL_GAP + w, y1: y + h / 2.0 };
+        placed.push(best.map_or(fallback, |(_, r)| r));
+    }
+    placed
+}
+
 /// One plot under construction.
 pub struct Plot {
     width: f64,
@@ -224,16 +306,36 @@ impl Plot {
         self.legend.push((label.to_string(), color.to_string(), false));
     }
 
-    /// A labelled point.
-    pub fn point(&mut self, x: f64, y: f64, color: &str, label: &str) {
-        let (cx, cy) = (self.px(x), self.py(y));
-        let _ = write!(
-            self.body,
-            r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{color}"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
-            cx + 8.0,
-            cy + 4.0,
-            escape(label)
-        );
+    /// Labelled points: each label goes where it overlaps no other label, point or the frame
+    /// edge (see [`place_labels`]); a label pushed away from its point gets a leader line.
+    /// `points` are `(x, y, colour, label)` in data units.
+    pub fn labelled_points(&mut self, points: &[(f64, f64, &str, &str)]) {
+        let px: Vec<(f64, f64)> = points.iter().map(|p| (self.px(p.0), self.py(p.1))).collect();
+        let widths: Vec<f64> = points.iter().map(|p| text_width(p.3)).collect();
+        let frame = Rect {
+            x0: self.left,
+            y0: self.top,
+            x1: self.width - self.right,
+            y1: self.height - self.bottom,
+        };
+        let boxes = place_labels(&px, &widths, frame);
+        for ((&(cx, cy), p), b) in px.iter().zip(points).zip(&boxes) {
+            let (bx, by) = ((cx).clamp(b.x0, b.x1), (cy).clamp(b.y0, b.y1));
+            if (bx - cx).hypot(by - cy) > LABEL_GAP + 4.0 {
+                let _ = write!(
+                    self.body,
+                    r##"<line x1="{cx:.1}" y1="{cy:.1}" x2="{bx:.1}" y2="{by:.1}" stroke="#999" stroke-width="1"/>"##
+                );
+            }
+            let _ = write!(
+                self.body,
+                r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
+                p.2,
+                b.x0,
+                b.y1 - 3.0,
+                escape(p.3)
+            );
+        }
     }
 
     /// The finished SVG document.
@@ -292,5 +394,28 @@ mod tests {
         let t: Vec<String> = Scale::Log(1e-4, 1.0).ticks().into_iter().map(|t| t.1).collect();
         assert_eq!(t, ["1e-4", "1e-3", "0.01", "0.1", "1"]);
         assert_eq!(escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+    }
+
+    #[test]
+    fn close_points_get_labels_that_do_not_overlap() {
+        let frame = Rect { x0: 64.0, y0: 36.0, x1: 624.0, y1: 368.0 };
+        // Three points within a few pixels (as HAMP naive/adaptive and AdvReg were), one at the
+        // right edge, one in a corner.
+        let pts = [(420.0, 200.0), (424.0, 201.0), (540.0, 199.0), (620.0, 100.0), (66.0, 366.0)];
+        let widths = [180.0, 180.0, 50.0, 40.0, 60.0];
+        let boxes = place_labels(&pts, &widths, frame);
+        for (i, a) in boxes.iter().enumerate() {
+            assert!(a.outside(&frame) == 0.0, "label {i} leaves the frame: {a:?}");
+            for (j, b) in boxes.iter().enumerate().skip(i + 1) {
+                assert!(a.overlap(b) == 0.0, "labels {i} and {j} overlap: {a:?} {b:?}");
+            }
+            for (j, &(x, y)) in pts.iter().enumerate() {
+                let dot = Rect { x0: x - 5.0, y0: y - 5.0, x1: x + 5.0, y1: y + 5.0 };
+                assert!(a.overlap(&dot) == 0.0, "label {i} covers point {j}");
+            }
+        }
+        // A lone point keeps its label on the right.
+        let lone = place_labels(&[(300.0, 200.0)], &[50.0], frame);
+        assert_eq!(lone[0].x0, 308.0);
     }
 }
