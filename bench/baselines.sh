@@ -12,7 +12,10 @@
 # and the attacks that need no shadows only). NETWORK_EPOCHS and NETWORK_ROWS set the neural
 # attack models' budget (default 30 epochs on 10 000 shadow rows, i.e. SAMIA on the first 2
 # shadows: about 3.5 min of SAMIA per recipe on 2 cores; mia attack's own defaults, the paper's
-# 100 epochs on 20 000 rows, take about 23 min).
+# 100 epochs on 20 000 rows, take about 23 min). MODEL=resnet20 (default small-cnn) runs the
+# same table for another architecture into runs/baselines-MODEL and
+# bench/results/baselines-MODEL; DEVICE=wgpu (or cuda) trains the targets, and so their
+# shadows, on a GPU.
 # Finished targets, shadows and attack tables in runs/baselines/ are reused and an interrupted
 # target resumes, so it can be re-run after a stop (FORCE_ATTACK=1 reruns every attack).
 # A recipe attacked with 16 or more shadows is also archived in
@@ -25,11 +28,15 @@ cd "$(dirname "$0")/.."
 D="${1:-../shared/data/cifar-10}"
 shift || true
 MIA="${MIA:-cargo run --release -q -p mia-cli --}"
-OUT=runs/baselines
+MODEL="${MODEL:-small-cnn}"
+suffix=""
+[[ $MODEL == small-cnn ]] || suffix="-$MODEL"
+OUT=runs/baselines$suffix
 SHADOWS="${SHADOWS:-16}"
 NETWORK=(--network-epochs "${NETWORK_EPOCHS:-30}" --max-network-rows "${NETWORK_ROWS:-10000}")
-common=(--dataset cifar10 --data-dir "$D" --model small-cnn --members 2500 --epochs 20 --seed 0
+common=(--dataset cifar10 --data-dir "$D" --model "$MODEL" --members 2500 --epochs 20 --seed 0
   --val 2500)
+[[ -z "${DEVICE:-}" ]] || common+=(--device "$DEVICE")
 declare -A recipe=(
   [erm]="--defense erm"
   # λ 30: with the MMD term in every training step, MLHospital's λ 3 left the model as mixup
@@ -63,7 +70,7 @@ order=(erm mixup-mmd distillation advreg selena hamp relaxloss dp-eps8 dp-eps4 d
   prune50-members prune75-members synthshield50 synthshield75 ppb adamixup mixup)
 (($#)) && order=("$@")
 
-ARCHIVE=bench/results/baselines
+ARCHIVE=bench/results/baselines$suffix
 mkdir -p "$ARCHIVE"
 for name in "${order[@]}"; do
   [[ -n "${recipe[$name]:-}" ]] || { echo "error: no recipe named $name" >&2; exit 2; }

@@ -14,10 +14,13 @@ cd "$(dirname "$0")/.."
 D="${1:-../shared/data/cifar-10}"
 shift || true
 MIA="${MIA:-cargo run --release -q -p mia-cli --}"
-OUT=runs/baselines-cost
+MODEL="${MODEL:-small-cnn}"
+suffix=""
+[[ $MODEL == small-cnn ]] || suffix="-$MODEL"
+OUT=runs/baselines-cost$suffix
 # The recipes' one home is bench/baselines.sh: read its `common` flags and `recipe` table.
-eval "$(sed -n '/^common=(/,/)$/p; /^declare -A recipe=(/,/^)$/p' bench/baselines.sh |
-  sed "s|\"\$D\"|\"$D\"|; s|\$OUT/|runs/baselines/|g")"
+eval "$(sed -n '/^common=(/,/)$/p; /^\[\[ -z "\${DEVICE/p; /^declare -A recipe=(/,/^)$/p' bench/baselines.sh |
+  sed "s|\"\$D\"|\"$D\"|; s|\$OUT/|runs/baselines$suffix/|g")"
 order=(erm relaxloss hamp distillation advreg mixup-mmd selena dp-eps8 dp-eps4 dp-eps1)
 (($#)) && order=("$@")
 mkdir -p "$OUT"
