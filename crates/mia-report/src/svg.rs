@@ -307,7 +307,8 @@ impl Plot {
     }
 
     /// Labelled points: each label goes where it overlaps no other label, point or the frame
-    /// edge (see [`place_labels`]); a label pushed away from its point gets a leader line.
+    /// edge (see [`place_labels`]); a label pushed away from its point gets a leader line. The
+    /// first eight points are dots, the rest squares (the palette's colours repeat after eight).
     /// `points` are `(x, y, colour, label)` in data units.
     pub fn labelled_points(&mut self, points: &[(f64, f64, &str, &str)]) {
         let px: Vec<(f64, f64)> = points.iter().map(|p| (self.px(p.0), self.py(p.1))).collect();
@@ -319,7 +320,7 @@ impl Plot {
             y1: self.height - self.bottom,
         };
         let boxes = place_labels(&px, &widths, frame);
-        for ((&(cx, cy), p), b) in px.iter().zip(points).zip(&boxes) {
+        for (i, ((&(cx, cy), p), b)) in px.iter().zip(points).zip(&boxes).enumerate() {
             let (bx, by) = ((cx).clamp(b.x0, b.x1), (cy).clamp(b.y0, b.y1));
             if (bx - cx).hypot(by - cy) > LABEL_GAP + 4.0 {
                 let _ = write!(
@@ -327,10 +328,20 @@ impl Plot {
                     r##"<line x1="{cx:.1}" y1="{cy:.1}" x2="{bx:.1}" y2="{by:.1}" stroke="#999" stroke-width="1"/>"##
                 );
             }
+            // Past the palette's eight colours, squares tell a repeated colour apart.
+            let marker = if i < PALETTE.len() {
+                format!(r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{}"/>"#, p.2)
+            } else {
+                format!(
+                    r#"<rect x="{:.1}" y="{:.1}" width="9" height="9" fill="{}"/>"#,
+                    cx - 4.5,
+                    cy - 4.5,
+                    p.2
+                )
+            };
             let _ = write!(
                 self.body,
-                r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
-                p.2,
+                r#"{marker}<text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
                 b.x0,
                 b.y1 - 3.0,
                 escape(p.3)
@@ -414,6 +425,14 @@ mod tests {
                 assert!(a.overlap(&dot) == 0.0, "label {i} covers point {j}");
             }
         }
+        // Past eight points the markers turn square, so a repeated colour is told apart.
+        let mut p = Plot::new("t", "x", "y", Scale::Linear(0.0, 1.0), Scale::Linear(0.0, 1.0));
+        let pts: Vec<(f64, f64, &str, &str)> =
+            (0..10).map(|i| (i as f64 / 10.0, 0.5, PALETTE[i % 8], "p")).collect();
+        p.labelled_points(&pts);
+        let svg = p.finish();
+        assert_eq!(svg.matches("<circle").count(), 8);
+        assert_eq!(svg.matches(r#"width="9" height="9""#).count(), 2);
         // A lone point keeps its label on the right.
         let lone = place_labels(&[(300.0, 200.0)], &[50.0], frame);
         assert_eq!(lone[0].x0, 308.0);
