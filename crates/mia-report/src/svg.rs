@@ -137,7 +137,8 @@ pub fn place_labels(points: &[(f64, f64)], widths: &[f64], frame: Rect) -> Vec<R
     let mut placed: Vec<Rect> = Vec::with_capacity(points.len());
     for (&(x, y), &w) in points.iter().zip(widths) {
         let h = LABEL_H;
-        let mut best: Option<(f64, Rect)> = None;
+        // (cost, box); any candidate beats infinity, so this box is always replaced.
+        let mut best = (f64::INFINITY, Rect { x0: x, y0: y, x1: x, y1: y });
         'search: for ring in 0..4 {
             let d = LABEL_GAP + ring as f64 * (h + 2.0);
             let candidates = [
@@ -155,17 +156,15 @@ pub fn place_labels(points: &[(f64, f64)], widths: &[f64], frame: Rect) -> Vec<R
                 let cost = r.outside(&frame) * 4.0
                     + dots.iter().chain(&placed).map(|o| r.overlap(o)).sum::<f64>()
                     + ring as f64 * 0.5;
-                if best.is_none_or(|(c, _)| cost < c) {
-                    best = Some((cost, r));
+                if cost < best.0 {
+                    best = (cost, r);
                 }
                 if cost <= ring as f64 * 0.5 {
                     break 'search;
                 }
             }
         }
-        let fallback =
-            Rect { x0: x + LABEL_GAP, y0: y - h / 2.0, x1: x + LABEL_GAP + w, y1: y + h / 2.0 };
-        placed.push(best.map_or(fallback, |(_, r)| r));
+        placed.push(best.1);
     }
     placed
 }
@@ -427,12 +426,19 @@ mod tests {
         }
         // Past eight points the markers turn square, so a repeated colour is told apart.
         let mut p = Plot::new("t", "x", "y", Scale::Linear(0.0, 1.0), Scale::Linear(0.0, 1.0));
-        let pts: Vec<(f64, f64, &str, &str)> =
-            (0..10).map(|i| (i as f64 / 10.0, 0.5, PALETTE[i % 8], "p")).collect();
+        let pts: Vec<(f64, f64, &str, &str)> = (0..10)
+            .map(|i| (0.5 + i as f64 / 500.0, 0.5, PALETTE[i % 8], "a long label"))
+            .collect();
         p.labelled_points(&pts);
         let svg = p.finish();
         assert_eq!(svg.matches("<circle").count(), 8);
         assert_eq!(svg.matches(r#"width="9" height="9""#).count(), 2);
+        // Ten points a pixel apart crowd their labels: the ones pushed away get leader lines, a
+        // lone point's label sits beside it without one.
+        assert!(svg.contains(r##"stroke="#999" stroke-width="1""##), "no leader line");
+        let mut p = Plot::new("t", "x", "y", Scale::Linear(0.0, 1.0), Scale::Linear(0.0, 1.0));
+        p.labelled_points(&[(0.5, 0.5, PALETTE[0], "lone")]);
+        assert!(!p.finish().contains(r##"stroke="#999" stroke-width="1""##));
         // A lone point keeps its label on the right.
         let lone = place_labels(&[(300.0, 200.0)], &[50.0], frame);
         assert_eq!(lone[0].x0, 308.0);
