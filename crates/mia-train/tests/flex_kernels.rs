@@ -19,10 +19,12 @@ struct Case {
 }
 
 /// Shapes the models use (3×3, padding 1, 1×1 stride 2) and the corner cases: stride,
-/// dilation, asymmetric padding, groups, depthwise, a kernel larger than the padding; the last
-/// two have an im2col height (channels per group × kernel) that is a multiple of 16, the case
+/// dilation, asymmetric padding, groups, depthwise, a kernel larger than the padding; a
+/// stride-1 case whose output channels, kernel rows and output size are no multiple of the
+/// direct weight gradient's blocks (4 channels, 3 rows, the SIMD width) and large enough
+/// (17×19 outputs) to take that kernel; the last two have an im2col height (channels per group × kernel) that is a multiple of 16, the case
 /// in which gemm can read the im2col without packing it.
-const CASES: [Case; 8] = [
+const CASES: [Case; 9] = [
     Case {
         x: [2, 3, 7, 6],
         w: [4, 3, 3, 3],
@@ -68,6 +70,14 @@ const CASES: [Case; 8] = [
         w: [2, 2, 3, 3],
         stride: [1, 1],
         pad: [(1, 1), (1, 1)],
+        dilation: [1, 1],
+        groups: 1,
+    },
+    Case {
+        x: [6, 3, 17, 19],
+        w: [6, 3, 4, 2],
+        stride: [1, 1],
+        pad: [(2, 1), (0, 1)],
         dilation: [1, 1],
         groups: 1,
     },
@@ -345,7 +355,7 @@ fn conv2d_and_batch_norm_run_in_f64_and_f16() {
 /// each channel: the same bits on one thread or on several.
 #[test]
 fn conv2d_weight_and_bias_gradients_do_not_depend_on_the_thread_count() {
-    let case = Case { x: [37, 8, 10, 10], w: [16, 8, 3, 3], ..CASES[0] };
+    let case = Case { x: [37, 8, 16, 16], w: [16, 8, 3, 3], ..CASES[0] };
     let d = data(&case);
     let on = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
