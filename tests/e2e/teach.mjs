@@ -87,7 +87,7 @@ results.toggle0 = await toggleLatency(desk, 'temperature');
 // A defense that pushes every score past the naive threshold is not called protection.
 await desk.click('[data-testid="toggle-temperature"]');
 await desk.waitForSelector('[data-testid="naive-warning"]', { timeout: 30_000 })
-  .catch(() => fail('no warning when the naive threshold flags nothing after a defense', desk));
+  .catch(() => fail('no warning when the naive threshold flags (almost) nothing after a defense', desk));
 await desk.click('[data-testid="naive-warning"] button');
 await desk.waitForFunction(() => !document.querySelector('[data-testid="naive-warning"]') && document.querySelector('[data-testid="attacker-adaptive"]').checked, null, { timeout: 30_000 })
   .catch(() => fail('the warning\'s button did not switch to the adaptive attacker', desk));

@@ -1,7 +1,7 @@
 //! One attack: histograms with the undefended ghost, a draggable threshold with live
 //! TPR/FPR/advantage, AUC against the natively measured one, ROC on linear and log-log axes,
 //! a sentence saying what the attack looks at, and a warning when a naive threshold flags
-//! nothing (a miscalibrated attacker, not a protected model).
+//! nothing or almost nothing after a defense (a miscalibrated attacker, not a protected model).
 
 use mia_core::bundle::BrowserAttack;
 use yew::prelude::*;
@@ -45,16 +45,34 @@ pub fn axis(id: BrowserAttack) -> &'static str {
     }
 }
 
-/// The warning shown when a naive threshold, after a defense, flags no image at all.
+/// The largest share of members and of non-members a threshold may still flag for the card to
+/// call the naive attacker silenced: one in a hundred.
+const SILENCED_SHARE: f64 = 0.01;
+
+/// The warning shown when a naive threshold, after a defense, flags no image or almost none
+/// (at most [`SILENCED_SHARE`] of either group) where it flagged more without the defense.
 fn naive_warning(p: &AttackCardProps, tpr: f64, fpr: f64) -> Html {
-    let silent = tpr == 0.0 && fpr == 0.0;
-    if !(silent && p.ghost.is_some() && p.attacker == Attacker::Naive) {
+    let silenced = tpr <= SILENCED_SHARE && fpr <= SILENCED_SHARE;
+    let flagged_before = p.ghost.as_ref().is_some_and(|g| {
+        let (t, f) = g.rates(&p.member, p.threshold);
+        t > SILENCED_SHARE || f > SILENCED_SHARE
+    });
+    if !(silenced && flagged_before && p.attacker == Attacker::Naive) {
         return html! {};
     }
+    let flags = if tpr == 0.0 && fpr == 0.0 {
+        "lies beyond every score, so it flags nothing".to_string()
+    } else {
+        format!(
+            "lies beyond almost every score, so it flags almost nothing ({:.1}% of members, {:.1}% of non-members)",
+            100.0 * tpr,
+            100.0 * fpr
+        )
+    };
     let cb = p.on_adaptive.clone();
     html! {
         <p class="warning" data-testid="naive-warning">
-            { "The naive attacker's threshold, calibrated on undefended shadow models, now lies beyond every score, so it flags nothing. That is an attacker who does not know about the defense, not protection: the AUC above still says how far apart members and non-members are. " }
+            { format!("The naive attacker's threshold, calibrated on undefended shadow models, now {flags}. That is an attacker who does not know about the defense, not protection: the AUC above still says how far apart members and non-members are. ") }
             if p.adaptive_available {
                 <button onclick={Callback::from(move |_| cb.emit(()))}>{ "use the adaptive attacker" }</button>
             }

@@ -26,7 +26,7 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     (
         "#attacker",
         "Try the adaptive attacker",
-        "The naive attacker does not know about the defense, so its threshold can end up where no image reaches it: it then flags nothing, which looks like safety but is not. The adaptive attacker recalibrates on shadow models behind the same defense. Switch to it and see what the defense really hides.",
+        "The naive attacker does not know about the defense, so its threshold can end up where (almost) no image reaches it: it then flags (almost) nothing, which looks like safety but is not. The adaptive attacker recalibrates on shadow models behind the same defense. Switch to it and see what the defense really hides.",
     ),
     (
         "#uploads",
