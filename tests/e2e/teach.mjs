@@ -84,7 +84,7 @@ if (adapter === 'software') {
 }
 await desk.screenshot({ path: path.join(outDir, 'desktop-first-visit.png') });
 results.toggle0 = await toggleLatency(desk, 'temperature');
-// A defense that pushes every score past the naive threshold is not called protection.
+// A defense that pushes (almost) every score past the naive threshold is not called protection.
 await desk.click('[data-testid="toggle-temperature"]');
 await desk.waitForSelector('[data-testid="naive-warning"]', { timeout: 30_000 })
   .catch(() => fail('no warning when the naive threshold flags (almost) nothing after a defense', desk));

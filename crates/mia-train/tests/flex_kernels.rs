@@ -22,8 +22,9 @@ struct Case {
 /// dilation, asymmetric padding, groups, depthwise, a kernel larger than the padding; a
 /// stride-1 case whose output channels, kernel rows and output size are no multiple of the
 /// direct weight gradient's blocks (4 channels, 3 rows, the SIMD width) and large enough
-/// (17×19 outputs) to take that kernel; the last two have an im2col height (channels per group × kernel) that is a multiple of 16, the case
-/// in which gemm can read the im2col without packing it.
+/// (17×19 outputs) to take that kernel; the last two have an im2col height (channels per
+/// group × kernel) that is a multiple of 16, the case in which gemm can read the im2col
+/// without packing it.
 const CASES: [Case; 9] = [
     Case {
         x: [2, 3, 7, 6],

@@ -49,15 +49,18 @@ pub fn axis(id: BrowserAttack) -> &'static str {
 /// call the naive attacker silenced: one in a hundred.
 const SILENCED_SHARE: f64 = 0.01;
 
+/// Whether a threshold that flagged `before` = (TPR, FPR) without the defense (None: no defense
+/// is on) flags at most [`SILENCED_SHARE`] of either group, `after`, behind it.
+fn silenced(before: Option<(f64, f64)>, (tpr, fpr): (f64, f64)) -> bool {
+    let flags = |t: f64, f: f64| t > SILENCED_SHARE || f > SILENCED_SHARE;
+    before.is_some_and(|(t, f)| flags(t, f)) && !flags(tpr, fpr)
+}
+
 /// The warning shown when a naive threshold, after a defense, flags no image or almost none
 /// (at most [`SILENCED_SHARE`] of either group) where it flagged more without the defense.
 fn naive_warning(p: &AttackCardProps, tpr: f64, fpr: f64) -> Html {
-    let silenced = tpr <= SILENCED_SHARE && fpr <= SILENCED_SHARE;
-    let flagged_before = p.ghost.as_ref().is_some_and(|g| {
-        let (t, f) = g.rates(&p.member, p.threshold);
-        t > SILENCED_SHARE || f > SILENCED_SHARE
-    });
-    if !(silenced && flagged_before && p.attacker == Attacker::Naive) {
+    let before = p.ghost.as_ref().map(|g| g.rates(&p.member, p.threshold));
+    if !(p.attacker == Attacker::Naive && silenced(before, (tpr, fpr))) {
         return html! {};
     }
     let flags = if tpr == 0.0 && fpr == 0.0 {
@@ -130,5 +133,23 @@ pub fn attack_card(p: &AttackCardProps) -> Html {
                 <RocChart roc={v.roc.clone()} ghost={p.ghost.as_ref().map(|g| g.roc.clone())} log={true} />
             </div>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::silenced;
+
+    #[test]
+    fn a_threshold_is_silenced_when_a_defense_leaves_it_flagging_at_most_one_percent() {
+        // No flag at all, and the bundle's case: 0.0 % of members, 0.2 % of non-members.
+        assert!(silenced(Some((0.905, 0.554)), (0.0, 0.0)));
+        assert!(silenced(Some((0.905, 0.554)), (0.0, 0.002)));
+        // Still flagging more than 1 % of either group: not silenced.
+        assert!(!silenced(Some((0.905, 0.554)), (0.02, 0.0)));
+        assert!(!silenced(Some((0.905, 0.554)), (0.0, 0.011)));
+        // Without a defense, or when it flagged almost nothing before either, no warning.
+        assert!(!silenced(None, (0.0, 0.0)));
+        assert!(!silenced(Some((0.005, 0.001)), (0.0, 0.0)));
     }
 }
