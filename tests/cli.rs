@@ -771,7 +771,28 @@ fn bench_phases_time_every_phase_of_a_step_on_cpu_backends_only() {
     assert!(!table.contains("burn wgpu"), "GPU backends queue work: no phase rows\n{table}");
     assert!(table.contains("forward · PyTorch CPU | — |  | reference unavailable"), "{table}");
     let stderr = fails(&["bench", "--only", "phases", "--steps", "0"]);
+    assert!(!stderr.contains("debug build"), "bad arguments fail before the warning: {stderr}");
     assert!(stderr.contains("one step") && stderr.contains("hint:"), "{stderr}");
+}
+
+#[test]
+fn bench_warns_when_the_binary_is_a_debug_build() {
+    let out = mia(&[
+        "bench",
+        "--only",
+        "attacks",
+        "--examples",
+        "200",
+        "--attack-models",
+        "2",
+        "--python",
+        "",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warned = stderr.contains("warning: this `mia` is a debug build")
+        && stderr.contains("hint: measure with `cargo run --release -- bench`");
+    assert_eq!(warned, cfg!(debug_assertions), "{stderr}");
 }
 
 #[test]

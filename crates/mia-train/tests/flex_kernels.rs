@@ -22,10 +22,11 @@ struct Case {
 /// dilation, asymmetric padding, groups, depthwise, a kernel larger than the padding; a
 /// stride-1 case whose output channels, kernel rows and output size are no multiple of the
 /// direct weight gradient's blocks (4 channels, 3 rows, the SIMD width) and large enough
-/// (17×19 outputs) to take that kernel; the last two have an im2col height (channels per
-/// group × kernel) that is a multiple of 16, the case in which gemm can read the im2col
-/// without packing it.
-const CASES: [Case; 9] = [
+/// (17×19 outputs) to take that kernel; two with an im2col height (channels per group ×
+/// kernel) that is a multiple of 16, the case in which gemm can read the im2col without
+/// packing it; then two for the direct forward and input gradient (see their comments). Every
+/// stride-1 case with 8 or more output channels takes the direct forward.
+const CASES: [Case; 11] = [
     Case {
         x: [2, 3, 7, 6],
         w: [4, 3, 3, 3],
@@ -76,7 +77,7 @@ const CASES: [Case; 9] = [
     },
     Case {
         x: [6, 3, 17, 19],
-        w: [6, 3, 4, 2],
+        w: [9, 3, 4, 2],
         stride: [1, 1],
         pad: [(2, 1), (0, 1)],
         dilation: [1, 1],
@@ -97,6 +98,26 @@ const CASES: [Case; 9] = [
         pad: [(1, 0), (0, 2)],
         dilation: [2, 2],
         groups: 2,
+    },
+    // The direct forward and input gradient (shifted copies): 10 and 9 output channels (a full
+    // and a partial block of 8), 9×12 = 108 positions (two blocks of 3 vectors, then single
+    // positions), padding kh − 1 on top (the input gradient's padding is 0 there).
+    Case {
+        x: [2, 9, 9, 11],
+        w: [10, 9, 3, 3],
+        stride: [1, 1],
+        pad: [(2, 0), (1, 2)],
+        dilation: [1, 1],
+        groups: 1,
+    },
+    // Padding as tall as the kernel: the forward is direct, the input gradient falls back to GEMM.
+    Case {
+        x: [2, 3, 6, 6],
+        w: [8, 3, 2, 2],
+        stride: [1, 1],
+        pad: [(2, 2), (0, 0)],
+        dilation: [1, 1],
+        groups: 1,
     },
 ];
 

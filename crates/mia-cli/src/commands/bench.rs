@@ -126,6 +126,12 @@ impl Row {
     }
 }
 
+/// Printed before measuring in a debug build, whose numbers say little about the trainer.
+const DEBUG_BUILD: &str = "warning: this `mia` is a debug build: its dependencies run with debug \
+assertions and overflow checks, which made training 1.3-2.3x slower than a release build on the \
+same machine (docs/benchmarks.md)
+hint: measure with `cargo run --release -- bench`";
+
 /// Runs `mia bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(out) = &args.browser_fixture {
@@ -149,6 +155,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "the bench needs a batch size > 0, at least one batch of images, one step and 2 examples",
             "e.g. --batch 128 --images 2048 --steps 20",
         ));
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("{DEBUG_BUILD}");
     }
     let scratch = tempfile::tempdir().context("cannot create a scratch folder")?;
     let mut rows = Vec::new();

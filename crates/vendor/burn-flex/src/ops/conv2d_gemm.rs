@@ -14,9 +14,12 @@
 //! - forward: `y[b] = W · cols + bias`, written straight into the NCHW output;
 //! - input gradient: `dx[b] = col2im(Wᵀ · dy[b])`;
 //! - weight gradient: `dW = Σ_b dy[b] · colsᵀ`, summed per fixed chunk of images and the chunks
-//!   added in order, so the result does not depend on the number of threads. For f32 with
-//!   stride 1, dilation 1 and one group, the module [`shifted`] computes it without im2col or
-//!   GEMM (dot products on shifted copies of the input).
+//!   added in order, so the result does not depend on the number of threads.
+//!
+//! For f32 with stride 1, dilation 1 and one group (and the `simd` feature), the module
+//! [`shifted`] computes all three without im2col or GEMM, on copies of the input shifted by
+//! each kernel column: the forward and the input gradient as a direct correlation with a
+//! register block of output channels × positions, the weight gradient as dot products.
 //!
 //! `cols` is built for a band of output rows at a time (at most [`BAND_ELEMS`] values), so the
 //! scratch stays in cache and is bounded for large images. Images run in parallel (rayon).
@@ -321,6 +324,10 @@ fn for_each_chunk<T: GemmFloat>(
 }
 
 fn forward_impl<T: GemmFloat>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) -> Vec<T> {
+    #[cfg(feature = "simd")]
+    if let Some(y) = shifted::forward(x, w, bias, g) {
+        return y;
+    }
     let (hw_out, col_len, cout_g) = (g.hw_out(), g.col_len(), g.cout_g());
     let mut out = vec![T::zero(); g.batch * g.c_out * hw_out];
     for_each_chunk(&mut out, g.c_out * hw_out, g.scratch_len(), |b, y, cols| {
@@ -351,6 +358,10 @@ fn forward_impl<T: GemmFloat>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) ->
 }
 
 fn x_backward_impl<T: GemmFloat>(w: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+    #[cfg(feature = "simd")]
+    if let Some(dx) = shifted::x_backward(w, dy, g) {
+        return dx;
+    }
     let (hw_out, col_len, cout_g) = (g.hw_out(), g.col_len(), g.cout_g());
     let mut dx = vec![T::zero(); g.batch * g.c_in * g.hw_in()];
     for_each_chunk(&mut dx, g.c_in * g.hw_in(), g.scratch_len(), |b, dx_img, cols| {
@@ -555,198 +566,5 @@ pub fn conv2d_bias_backward(output_grad: FlexTensor, bias: FlexTensor) -> FlexTe
     db
 }
 
-/// The weight gradient of a stride-1, dilation-1, single-group f32 convolution (every 3×3 layer
-/// of the small CNN and ResNet-20) without im2col and without GEMM.
-///
-/// The input is copied once per kernel column, shifted and zero-padded:
-/// `xs[(c, kj)][r·ow + ox] = x[c, r − ph, ox + kj − pw]` for `r < oh + kh − 1`. Tap `(ki, kj)` of
-/// every output position is then the contiguous run `xs[(c, kj)][ki·ow ..][.. oh·ow]`, so
-/// `dW[o, (c, ki, kj)] = Σ_b dy[b, o, ·] · xs[b, (c, kj)][ki·ow ..]` is a dot product of two
-/// contiguous vectors. A register block of 4 output channels × 3 kernel rows shares its loads
-/// (7 loads for 12 fused multiply-adds) and runs over every image of a chunk before it is
-/// reduced. The copies are `kw` times the input where an im2col is `kh·kw` times, and gemm's
-/// repacking of the im2col (the reduction runs along its rows) is gone.
-///
-/// Chunks of [`WEIGHT_CHUNK`] images, lanes and blocks are all fixed, so the result does not
-/// depend on the thread count (it does depend on the SIMD width, like any vector sum).
 #[cfg(feature = "simd")]
-mod shifted {
-    use super::{BAND_ELEMS, GemmFloat, Geom, WEIGHT_CHUNK, for_each_chunk, valid_range};
-
-    /// Output channels per register block.
-    const CO_BLOCK: usize = 4;
-    /// Kernel rows per register block.
-    const KI_BLOCK: usize = 3;
-    /// Fewest output positions per image for this kernel. Below it each register block runs
-    /// too few vector iterations between its setup and its reductions, and GEMM is faster
-    /// (`flex_ab`, 2 cores with AVX-512: 64→64 channels at 8×8 took 17.5–29.5 ms here against
-    /// 14.0–16.3 ms through GEMM; 16×16 and 32×32 layers were 1.2–2.3× faster here).
-    const MIN_POSITIONS: usize = 256;
-
-    /// Whether this kernel computes the weight gradient of `g` in `T`.
-    fn applies<T: 'static>(g: &Geom) -> bool {
-        core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>()
-            && (g.sh, g.sw, g.dh, g.dw, g.groups) == (1, 1, 1, 1, 1)
-            && g.hw_out() >= MIN_POSITIONS
-            && per_image(g) <= BAND_ELEMS
-    }
-
-    /// Values of one image's shifted copies: the scratch is [`WEIGHT_CHUNK`] of them, so large
-    /// images (over [`BAND_ELEMS`] values of copies) stay on the banded GEMM path.
-    fn per_image(g: &Geom) -> usize {
-        g.c_in * g.kw * rows(g) * g.ow
-    }
-
-    /// Rows of one shifted copy: every input row a tap of an output row reads, padding included.
-    fn rows(g: &Geom) -> usize {
-        g.oh + g.kh - 1
-    }
-
-    /// Fill `partial` (one weight gradient per chunk of images) and return true when the kernel
-    /// applies to `g` and `T`; leave it untouched and return false otherwise.
-    pub(super) fn weight_backward<T: GemmFloat>(
-        x: &[T],
-        dy: &[T],
-        g: &Geom,
-        partial: &mut [T],
-    ) -> bool {
-        if !applies::<T>(g) {
-            return false;
-        }
-        // `applies` checked that T is f32, so these casts reinterpret f32 as f32.
-        let (x, dy) = (bytemuck::cast_slice::<T, f32>(x), bytemuck::cast_slice::<T, f32>(dy));
-        let partial = bytemuck::cast_slice_mut::<T, f32>(partial);
-        let w_len = g.c_out * g.col_len();
-        let per_image = per_image(g);
-        let (hw_in, hw_out) = (g.hw_in(), g.hw_out());
-        for_each_chunk(partial, w_len, WEIGHT_CHUNK * per_image, |chunk, dw, xs| {
-            let b0 = chunk * WEIGHT_CHUNK;
-            let images = WEIGHT_CHUNK.min(g.batch - b0);
-            for i in 0..images {
-                let x_img = &x[(b0 + i) * g.c_in * hw_in..][..g.c_in * hw_in];
-                shift_copies(x_img, g, &mut xs[i * per_image..][..per_image]);
-            }
-            let dy = &dy[b0 * g.c_out * hw_out..][..images * g.c_out * hw_out];
-            chunk_gradient(dy, &xs[..images * per_image], g, images, dw);
-        });
-        true
-    }
-
-    /// The shifted copies of one image (see the module's documentation) into `xs`.
-    fn shift_copies(x_img: &[f32], g: &Geom, xs: &mut [f32]) {
-        let plane = rows(g) * g.ow;
-        for c in 0..g.c_in {
-            let src = &x_img[c * g.hw_in()..][..g.hw_in()];
-            for kj in 0..g.kw {
-                let dst = &mut xs[(c * g.kw + kj) * plane..][..plane];
-                let (x0, x1) = valid_range(g.ow, 1, kj, g.pw, g.w);
-                for (r, row) in dst.chunks_exact_mut(g.ow).enumerate() {
-                    let iy = r as isize - g.ph as isize;
-                    if iy < 0 || iy >= g.h as isize || x0 >= x1 {
-                        row.fill(0.0);
-                        continue;
-                    }
-                    row[..x0].fill(0.0);
-                    row[x1..].fill(0.0);
-                    let first = iy as usize * g.w + x0 + kj - g.pw;
-                    row[x0..x1].copy_from_slice(&src[first..first + (x1 - x0)]);
-                }
-            }
-        }
-    }
-
-    /// One chunk's weight gradient `dw` ([c_out, c_in·kh·kw]) from its images' output gradients
-    /// `dy` and shifted copies `xs`.
-    #[macerator::with_simd]
-    fn chunk_gradient<S: macerator::Simd>(
-        dy: &[f32],
-        xs: &[f32],
-        g: &Geom,
-        images: usize,
-        dw: &mut [f32],
-    ) {
-        let full = g.c_out / CO_BLOCK * CO_BLOCK;
-        for o0 in (0..full).step_by(CO_BLOCK) {
-            channel_block::<S, CO_BLOCK>(dy, xs, g, images, o0, dw);
-        }
-        for o0 in full..g.c_out {
-            channel_block::<S, 1>(dy, xs, g, images, o0, dw);
-        }
-    }
-
-    /// Output channels `o0 .. o0 + CB`, every input channel and tap.
-    #[inline(always)]
-    fn channel_block<S: macerator::Simd, const CB: usize>(
-        dy: &[f32],
-        xs: &[f32],
-        g: &Geom,
-        images: usize,
-        o0: usize,
-        dw: &mut [f32],
-    ) {
-        let full = g.kh / KI_BLOCK * KI_BLOCK;
-        for c in 0..g.c_in {
-            for kj in 0..g.kw {
-                for ki0 in (0..full).step_by(KI_BLOCK) {
-                    tap_block::<S, CB, KI_BLOCK>(dy, xs, g, images, [o0, c, ki0, kj], dw);
-                }
-                for ki0 in full..g.kh {
-                    tap_block::<S, CB, 1>(dy, xs, g, images, [o0, c, ki0, kj], dw);
-                }
-            }
-        }
-    }
-
-    /// `dw[o0 + a, (c, ki0 + t, kj)]` for `a < CB`, `t < KB`: `CB·KB` vector accumulators over
-    /// every position of every image in the chunk, each reduced once at the end.
-    #[inline(always)]
-    fn tap_block<S: macerator::Simd, const CB: usize, const KB: usize>(
-        dy: &[f32],
-        xs: &[f32],
-        g: &Geom,
-        images: usize,
-        [o0, c, ki0, kj]: [usize; 4],
-        dw: &mut [f32],
-    ) {
-        use macerator::{Scalar, Vector, vload_unaligned};
-        let lanes = f32::lanes::<S>();
-        let hw = g.hw_out();
-        let plane = rows(g) * g.ow;
-        let simd_len = hw / lanes * lanes;
-        let mut acc = [[0f32.splat::<S>(); KB]; CB];
-        let mut tail = [[0f32; KB]; CB];
-        for img in 0..images {
-            let dy_img = &dy[img * g.c_out * hw..][..g.c_out * hw];
-            let xs_img = &xs[((img * g.c_in + c) * g.kw + kj) * plane..][..plane];
-            let d: [&[f32]; CB] = core::array::from_fn(|a| &dy_img[(o0 + a) * hw..][..hw]);
-            let xr: [&[f32]; KB] = core::array::from_fn(|t| &xs_img[(ki0 + t) * g.ow..][..hw]);
-            let mut p = 0;
-            while p < simd_len {
-                // SAFETY: `p + lanes <= hw`, the length of every slice in `d` and `xr`.
-                let xv: [Vector<S, f32>; KB] =
-                    core::array::from_fn(|t| unsafe { vload_unaligned(xr[t].as_ptr().add(p)) });
-                for (row, dr) in acc.iter_mut().zip(&d) {
-                    // SAFETY: as above.
-                    let dv: Vector<S, f32> = unsafe { vload_unaligned(dr.as_ptr().add(p)) };
-                    for (a, xv) in row.iter_mut().zip(&xv) {
-                        *a = dv.mul_add(*xv, *a);
-                    }
-                }
-                p += lanes;
-            }
-            for p in simd_len..hw {
-                for (row, dr) in tail.iter_mut().zip(&d) {
-                    for (a, xr) in row.iter_mut().zip(&xr) {
-                        *a += dr[p] * xr[p];
-                    }
-                }
-            }
-        }
-        let col_len = g.col_len();
-        for (a, (row, trow)) in acc.iter().zip(&tail).enumerate() {
-            for (t, (v, tv)) in row.iter().zip(trow).enumerate() {
-                dw[(o0 + a) * col_len + (c * g.kh + ki0 + t) * g.kw + kj] = v.reduce_add() + tv;
-            }
-        }
-    }
-}
+mod shifted;
