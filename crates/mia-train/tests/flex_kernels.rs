@@ -342,6 +342,40 @@ fn conv2d_on_an_image_larger_than_one_band_is_still_exact() {
     assert_close("banded weight gradient", &case, &dw, &want_dw);
 }
 
+/// The models' own layer shapes (3×3, padding 1, 4 images), where the direct kernels run full
+/// register blocks over whole CIFAR-sized planes: forward and both gradients against direct
+/// sums in f64. The tolerance grows with the length of each sum (up to 4 096 terms for the
+/// weight gradient), far below what a wrong tap or a skipped block would give.
+#[test]
+fn conv2d_at_the_models_layer_shapes_matches_the_direct_sums() {
+    for (c_in, c_out, h) in [(3, 16, 32), (16, 16, 32), (16, 32, 16), (32, 32, 16), (64, 64, 8)] {
+        let case = Case { x: [4, c_in, h, h], w: [c_out, c_in, 3, 3], ..CASES[0] };
+        let d = data(&case);
+        let zero = vec![0f32; c_out];
+        let device = Device::flex();
+        let y = conv2d(
+            tensor(d.x.clone(), case.x, &device),
+            tensor(d.w.clone(), case.w, &device),
+            None,
+            case.options(),
+        );
+        let [dx, dw, _] = gradients(&case, &d.x, &d.w, &zero, &d.gy);
+        let (want_dx, want_dw) = direct_gradients(&case, &d.x, &d.w, &d.gy);
+        let near = |name: &str, got: &[f32], want: &[f64], tol: f64| {
+            assert_eq!(got.len(), want.len(), "{name} {case:?}: length");
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (*g as f64 - w).abs() < tol,
+                    "{name} {case:?}: element {i}: {g} against {w}"
+                );
+            }
+        };
+        near("forward", &read(y), &case.direct(&d.x, &d.w, &zero), 1e-4);
+        near("input gradient", &dx, &want_dx, 1e-4);
+        near("weight gradient", &dw, &want_dw, 1e-3);
+    }
+}
+
 /// f64 runs natively and f16 through f32: both agree with the direct sum to their precision.
 #[test]
 fn conv2d_and_batch_norm_run_in_f64_and_f16() {

@@ -8,8 +8,8 @@
 //!
 //! - **Forward**: `y[o, p] = bias[o] + Σ_(c, ki, kj) W[o, c, ki, kj] · xs[(c, kj)][ki·ow + p]`, an
 //!   implicit GEMM whose right operand is read in place: a register block of [`OUT_BLOCK`]
-//!   output channels × 3 vectors of positions (1 vector where SIMD registers are narrower than
-//!   16 lanes) accumulates over every tap, weights broadcast, and is stored once.
+//!   output channels × 3 vectors of positions accumulates over every tap, weights broadcast,
+//!   and is stored once. Only with 16-lane vectors (AVX-512, see [`wide`]).
 //! - **Input gradient**: for stride 1, `dx` is the same correlation of `dy` with the kernel
 //!   transposed and flipped (`K[c, o, ki, kj] = W[o, c, kh − 1 − ki, kw − 1 − kj]`) and padding
 //!   `kh − 1 − ph` (applies when `ph < kh` and `pw < kw`), so it runs the forward's kernel.
@@ -115,6 +115,16 @@ impl Corr {
     }
 }
 
+/// Whether the widest SIMD here has 16 f32 lanes (AVX-512), which the forward and
+/// input-gradient kernel's register block (8 × 3 vectors, 24 of its 32 registers) is sized for.
+/// Narrower vectors keep GEMM: with wasm's simd128 (4 lanes, no fused multiply-add) an 8 × 1
+/// block made the page's whole-network fine-tuning 1.27× slower (28.3 s against 22.3 s,
+/// `tests/e2e/labbench.mjs`); AVX2 and NEON were not measured.
+#[macerator::with_simd]
+fn wide<S: Simd>() -> bool {
+    f32::lanes::<S>() >= 16
+}
+
 fn is_f32<T: 'static>() -> bool {
     core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>()
 }
@@ -159,7 +169,7 @@ pub(super) fn forward<T: GemmFloat>(
     g: &Geom,
 ) -> Option<Vec<T>> {
     let c = Corr::forward(g);
-    if !applies::<T>(g, &c) || c.c_out < OUT_BLOCK {
+    if !applies::<T>(g, &c) || c.c_out < OUT_BLOCK || !wide() {
         return None;
     }
     // `applies` checked that T is f32, so these casts reinterpret f32 as f32.
@@ -175,7 +185,7 @@ pub(super) fn forward<T: GemmFloat>(
 /// `dx` of `g` from `dy` when the kernel applies to `g` and `T`; `None` otherwise.
 pub(super) fn x_backward<T: GemmFloat>(w: &[T], dy: &[T], g: &Geom) -> Option<Vec<T>> {
     let c = Corr::input_gradient(g)?;
-    if !applies::<T>(g, &c) || c.c_out < OUT_BLOCK {
+    if !applies::<T>(g, &c) || c.c_out < OUT_BLOCK || !wide() {
         return None;
     }
     // `applies` checked that T is f32, so these casts reinterpret f32 as f32.
@@ -228,12 +238,8 @@ fn correlate_batch(
 #[macerator::with_simd]
 fn correlate<S: Simd>(xs: &[f32], c: &Corr, packed: &[f32], bias: &[f32], y: &mut [f32]) {
     let bias = (!bias.is_empty()).then_some(bias);
-    // 8 × 3 accumulators fit AVX-512's 32 registers; 8 × 1 fit 16 (AVX2, wasm's simd128).
-    if f32::lanes::<S>() >= 16 {
-        positions::<S, 3>(xs, c, packed, bias, y);
-    } else {
-        positions::<S, 1>(xs, c, packed, bias, y);
-    }
+    // 8 × 3 accumulators: 24 of AVX-512's 32 registers (callers checked `wide`).
+    positions::<S, 3>(xs, c, packed, bias, y);
 }
 
 /// Blocks of `PV` vectors of positions, then single vectors, then single positions.
