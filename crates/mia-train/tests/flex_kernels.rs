@@ -321,12 +321,10 @@ fn direct_gradients(case: &Case, x: &[f32], w: &[f32], gy: &[f32]) -> (Vec<f64>,
     (dx, dw)
 }
 
-/// An image whose im2col (576 × 1 600 values) exceeds the kernels' band of 2^18 values, so
-/// forward and gradients are computed a band of output rows at a time.
-#[test]
-fn conv2d_on_an_image_larger_than_one_band_is_still_exact() {
-    let case = Case { x: [2, 64, 40, 40], w: [3, 64, 3, 3], ..CASES[0] };
-    let d = data(&case);
+/// The case's forward without bias and its input and weight gradients through flex, and the
+/// same three by direct sums in f64.
+fn without_bias(case: &Case) -> ([Vec<f32>; 3], [Vec<f64>; 3]) {
+    let d = data(case);
     let zero = vec![0f32; case.w[0]];
     let device = Device::flex();
     let y = conv2d(
@@ -335,9 +333,18 @@ fn conv2d_on_an_image_larger_than_one_band_is_still_exact() {
         None,
         case.options(),
     );
-    assert_close("banded forward", &case, &read(y), &case.direct(&d.x, &d.w, &zero));
-    let [dx, dw, _] = gradients(&case, &d.x, &d.w, &zero, &d.gy);
-    let (want_dx, want_dw) = direct_gradients(&case, &d.x, &d.w, &d.gy);
+    let [dx, dw, _] = gradients(case, &d.x, &d.w, &zero, &d.gy);
+    let (want_dx, want_dw) = direct_gradients(case, &d.x, &d.w, &d.gy);
+    ([read(y), dx, dw], [case.direct(&d.x, &d.w, &zero), want_dx, want_dw])
+}
+
+/// An image whose im2col (576 × 1 600 values) exceeds the kernels' band of 2^18 values, so
+/// forward and gradients are computed a band of output rows at a time.
+#[test]
+fn conv2d_on_an_image_larger_than_one_band_is_still_exact() {
+    let case = Case { x: [2, 64, 40, 40], w: [3, 64, 3, 3], ..CASES[0] };
+    let ([y, dx, dw], [want_y, want_dx, want_dw]) = without_bias(&case);
+    assert_close("banded forward", &case, &y, &want_y);
     assert_close("banded input gradient", &case, &dx, &want_dx);
     assert_close("banded weight gradient", &case, &dw, &want_dw);
 }
@@ -350,17 +357,7 @@ fn conv2d_on_an_image_larger_than_one_band_is_still_exact() {
 fn conv2d_at_the_models_layer_shapes_matches_the_direct_sums() {
     for (c_in, c_out, h) in [(3, 16, 32), (16, 16, 32), (16, 32, 16), (32, 32, 16), (64, 64, 8)] {
         let case = Case { x: [4, c_in, h, h], w: [c_out, c_in, 3, 3], ..CASES[0] };
-        let d = data(&case);
-        let zero = vec![0f32; c_out];
-        let device = Device::flex();
-        let y = conv2d(
-            tensor(d.x.clone(), case.x, &device),
-            tensor(d.w.clone(), case.w, &device),
-            None,
-            case.options(),
-        );
-        let [dx, dw, _] = gradients(&case, &d.x, &d.w, &zero, &d.gy);
-        let (want_dx, want_dw) = direct_gradients(&case, &d.x, &d.w, &d.gy);
+        let ([y, dx, dw], [want_y, want_dx, want_dw]) = without_bias(&case);
         let near = |name: &str, got: &[f32], want: &[f64], tol: f64| {
             assert_eq!(got.len(), want.len(), "{name} {case:?}: length");
             for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -370,7 +367,7 @@ fn conv2d_at_the_models_layer_shapes_matches_the_direct_sums() {
                 );
             }
         };
-        near("forward", &read(y), &case.direct(&d.x, &d.w, &zero), 1e-4);
+        near("forward", &y, &want_y, 1e-4);
         near("input gradient", &dx, &want_dx, 1e-4);
         near("weight gradient", &dw, &want_dw, 1e-3);
     }
