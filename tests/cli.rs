@@ -499,6 +499,27 @@ fn dp_sgd_reaches_its_target_epsilon_and_reports_it_every_epoch() {
 }
 
 #[test]
+fn dp_sgd_without_noise_is_refused_and_a_delta_above_one_over_n_is_flagged() {
+    let (tmp, data) = tiny_dataset(300);
+    let (d, out) = (data.to_str().unwrap(), tmp.path().join("dp0"));
+    let base = ["--epochs", "1", "--members", "64", "--test", "32", "--dp-clip", "1"];
+    let mut args = train_args(d, out.to_str().unwrap(), &base);
+    args.extend(["--dp-noise", "0"]);
+    let stderr = fails(&args);
+    assert!(stderr.contains("no noise") && stderr.contains("--dp-noise σ > 0"), "{stderr}");
+    assert!(!out.join("summary.json").exists(), "nothing trained");
+    // δ = 0.05 ≥ 1/64: trained, with a warning; stdout says what the ε means.
+    let mut args = train_args(d, out.to_str().unwrap(), &base);
+    args.extend(["--dp-noise", "1", "--dp-delta", "0.05"]);
+    let run = mia(&args);
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: δ = ") && stderr.contains("1/N"), "{stderr}");
+    assert!(stdout.contains("guarantee"), "{stdout}");
+}
+
+#[test]
 fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -888,4 +909,48 @@ fn bench_scores_attacks_and_writes_the_browser_fixture() {
         "/nonexistent",
     ]);
     assert!(stderr.contains("manifest.json"), "{stderr}");
+}
+
+#[test]
+fn real_dp_sgd_under_early_stopping_reports_the_epsilon_of_every_epoch_run() {
+    // The run that under-reported ε: 4 epochs run, epoch 3 kept, ε of 3 epochs reported.
+    let Some(dir) = shared("fashion-mnist") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let (d, o) = (dir.to_str().unwrap(), out.to_str().unwrap());
+    let extra = [
+        "--members",
+        "300",
+        "--val",
+        "300",
+        "--epochs",
+        "15",
+        "--early-stopping",
+        "1",
+        "--dp-clip",
+        "1",
+        "--dp-noise",
+        "2",
+        "--lr",
+        "0.02",
+        "--batch-size",
+        "64",
+        "--seed",
+        "3",
+    ];
+    let mut args = train_args(d, o, &extra);
+    args.extend(["--test", "300"]);
+    ok(&args);
+    let s = summary(&out);
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let eps: Vec<f64> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["epsilon"].as_f64().unwrap())
+        .collect();
+    let dp = s.dp.unwrap();
+    assert_eq!(eps.len(), s.epochs);
+    assert_eq!(dp.epsilon, *eps.last().unwrap(), "ε of every epoch run ({eps:?})");
+    if s.kept_epoch < s.epochs {
+        assert!(dp.epsilon > eps[s.kept_epoch - 1], "more than the kept epoch's {eps:?}");
+    }
 }

@@ -6,7 +6,8 @@
 # student meets: default backend, honest upload verdicts, toggle latency, phone layout, tour,
 # a corrupt model beside working ones), labmode.mjs (training on a student's images in the
 # page, on both paths), labextras.mjs (camera, early stopping, export/import of the trained
-# network, fine-tuning) and lab.mjs on the CPU path and on the WebGPU path
+# network, fine-tuning), labtrust.mjs (intervals across member splits, the comparison table,
+# ε with its δ) and lab.mjs on the CPU path and on the WebGPU path
 # (SwiftShader's software adapter in headless Chromium), then checks both show the same AUCs.
 # Screenshots and results go to tests/e2e/out/.
 set -euo pipefail
@@ -72,6 +73,8 @@ node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" webgpu | tee 
 # Camera, early stopping, the network in the lab file, fine-tuning: the CPU path only (on
 # SwiftShader the fine-tuned run alone takes minutes; run it by hand with `webgpu`).
 node tests/e2e/labextras.mjs "http://127.0.0.1:$PORT" "$OUT/labextras" flex | tee "$OUT/labextras-flex.json"
+# Intervals that agree across member splits, the comparison table, ε with its δ: CPU path.
+node tests/e2e/labtrust.mjs "http://127.0.0.1:$PORT" "$OUT/labtrust" flex | tee "$OUT/labtrust-flex.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" flex | tee "$OUT/flex.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" webgpu | tee "$OUT/webgpu.json"
 node -e '

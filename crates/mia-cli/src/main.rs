@@ -34,6 +34,9 @@ enum Command {
     Generate(Box<commands::generate::GenerateArgs>),
     /// Store a bundle's weights at f16 where the reference sample's AUCs do not move.
     Shrink(commands::shrink::ShrinkArgs),
+    /// Run the browser lab's experiment natively, many times: each attack's mean AUC over
+    /// independent image draws and member splits, with its standard error.
+    Lab(Box<commands::lab::LabArgs>),
     /// Measure training, shadow-training and attack-scoring throughput against references.
     Bench(Box<commands::bench::BenchArgs>),
     /// Download or inspect datasets.
@@ -68,6 +71,7 @@ fn main() {
         Command::Export(args) => commands::export::run(args),
         Command::Shrink(args) => commands::shrink::run(args),
         Command::Generate(args) => commands::generate::run(*args),
+        Command::Lab(args) => commands::lab::run(*args),
         Command::Bench(args) => commands::bench::run(*args),
         Command::Data(cmd) => commands::data::run(cmd),
     };

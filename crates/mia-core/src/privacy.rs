@@ -203,6 +203,57 @@ pub fn noise_for_epsilon(target: f64, q: f64, steps: u64, delta: f64) -> Result<
     Ok(hi)
 }
 
+/// The highest balanced accuracy (mean of TPR and TNR) any membership-inference attack can
+/// reach against an (ε, δ)-DP training run: (e^ε + δ) / (1 + e^ε). It follows from the
+/// hypothesis-testing form of DP (Kairouz, Oh & Viswanath 2015: TPR ≤ e^ε·FPR + δ and
+/// TNR ≤ e^ε·(1 − TPR) + δ, added), so ε ≈ 1 caps an attack at 0.73, ε ≈ 8 at 0.9997.
+pub fn max_attack_accuracy(epsilon: f64, delta: f64) -> f64 {
+    if epsilon.is_nan() || epsilon == f64::INFINITY {
+        return 1.0;
+    }
+    // (e^ε + δ) / (1 + e^ε) = (1 + δ·e^−ε) / (1 + e^−ε), stable for large ε.
+    let inv = (-epsilon.max(0.0)).exp();
+    ((1.0 + delta * inv) / (1.0 + inv)).min(1.0)
+}
+
+/// What an ε promises, on the scale of Ponomareva et al. 2023 ("How to DP-fy ML", JAIR,
+/// Section 5.2: ε ≤ 1 strong, ε ≤ 10 reasonable, above that weak), with the ceiling it puts on
+/// a membership-inference attack's balanced accuracy ([`max_attack_accuracy`]).
+pub fn epsilon_meaning(epsilon: f64, delta: f64) -> String {
+    let cap = max_attack_accuracy(epsilon, delta);
+    let tier = if !epsilon.is_finite() {
+        "no guarantee at all"
+    } else if epsilon <= 1.0 {
+        "a strong guarantee (ε ≤ 1)"
+    } else if epsilon <= 10.0 {
+        "a reasonable guarantee (1 < ε ≤ 10)"
+    } else {
+        "a weak guarantee that promises next to nothing by itself (ε > 10)"
+    };
+    let cap = if cap >= 0.9995 {
+        "does not limit an attack's balanced accuracy below 1".to_string()
+    } else {
+        format!("caps any attack's balanced accuracy at {cap:.3}")
+    };
+    format!("{tier}: it {cap} (tiers of Ponomareva et al. 2023, \"How to DP-fy ML\")")
+}
+
+/// A warning when δ is not far below 1/N for N training examples: a mechanism that publishes
+/// each example outright with probability δ is (0, δ)-DP, so δ ≥ 1/N allows leaking one
+/// example in full and still "satisfying" the guarantee. Common practice is δ ≪ 1/N.
+pub fn delta_warning(delta: f64, examples: usize) -> Option<String> {
+    let n = examples.max(1) as f64;
+    (delta * n >= 1.0).then(|| {
+        format!(
+            "δ = {delta:e} is at least 1/N = {:.3e} for N = {examples} training examples: at \
+             such a δ a run may publish one example outright and still meet the guarantee; \
+             choose δ well below 1/N (e.g. {:.0e})",
+            1.0 / n,
+            0.1 / n
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +317,26 @@ mod tests {
         assert!(epsilon(0.1, -1.0, 1, 1e-5).is_err());
         assert!(epsilon(0.1, 1.0, 1, 0.0).is_err());
         assert!(noise_for_epsilon(-1.0, 0.1, 10, 1e-5).is_err());
+    }
+    #[test]
+    fn an_epsilon_caps_attack_accuracy_and_has_a_stated_meaning() {
+        assert!((max_attack_accuracy(0.0, 0.0) - 0.5).abs() < 1e-12);
+        let e1 = std::f64::consts::E / (1.0 + std::f64::consts::E);
+        assert!((max_attack_accuracy(1.0, 0.0) - e1).abs() < 1e-12);
+        assert_eq!(max_attack_accuracy(f64::INFINITY, 1e-5), 1.0);
+        assert!(max_attack_accuracy(800.0, 1e-5) <= 1.0, "no overflow far out");
+        assert!(epsilon_meaning(0.5, 1e-5).contains("strong"));
+        assert!(epsilon_meaning(8.0, 1e-5).contains("reasonable"));
+        let fifty = epsilon_meaning(50.0, 1e-5);
+        assert!(fifty.contains("next to nothing") && fifty.contains("does not limit"), "{fifty}");
+        assert!(epsilon_meaning(f64::INFINITY, 1e-5).contains("no guarantee"));
+    }
+
+    #[test]
+    fn a_delta_of_one_over_n_or_more_is_flagged() {
+        assert!(delta_warning(1e-5, 100).is_none());
+        assert!(delta_warning(0.01, 100).is_some(), "δ = 1/N");
+        assert!(delta_warning(0.1, 100).unwrap().contains("1/N"));
+        assert!(delta_warning(1e-5, 200_000).is_some());
     }
 }

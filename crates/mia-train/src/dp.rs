@@ -66,12 +66,13 @@ impl DpConfig {
             return bad(format!("DP-SGD's δ must lie in (0, 1), got {}", self.delta));
         }
         match (self.noise_multiplier, self.target_epsilon) {
-            (Some(s), None) if (0.0..=1000.0).contains(&s) => {}
+            (Some(0.0), None) => return Err(TrainError::NoNoise),
+            (Some(s), None) if s > 0.0 && s <= 1000.0 => {}
             (None, Some(e)) if e > 0.0 && e.is_finite() => {}
             (Some(_), Some(_)) | (None, None) => {
                 return bad("DP-SGD needs exactly one of --dp-noise and --target-epsilon".into());
             }
-            _ => return bad("DP-SGD's σ must lie in [0, 1000] and ε must be positive".into()),
+            _ => return bad("DP-SGD's σ must lie in (0, 1000] and ε must be positive".into()),
         }
         if matches!(
             arch,

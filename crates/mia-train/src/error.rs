@@ -56,6 +56,11 @@ pub enum TrainError {
         /// Last completed epoch (1-based).
         epoch: usize,
     },
+    /// DP-SGD asked for with no noise.
+    #[error(
+        "DP-SGD with --dp-noise 0 adds no noise: ε is infinite and the run promises no privacy"
+    )]
+    NoNoise,
     /// The loss became NaN or infinite.
     #[error("training diverged at epoch {epoch}: the loss is {loss}")]
     Diverged {
@@ -87,6 +92,9 @@ impl TrainError {
             Self::Backend(_) => "try --device cpu".into(),
             Self::Resume { .. } => "resume with the same options, or start a new run with another --out".into(),
             Self::Diverged { .. } => "lower --lr".into(),
+            Self::NoNoise => "pass --dp-noise σ > 0 (e.g. 1) or --target-epsilon, or leave out \
+                              --dp-clip to train without DP-SGD"
+                .into(),
             Self::ShadowMismatch { .. } => {
                 "repeat the options of the first `mia shadows` call (see pool.json there), or pass another --dir".into()
             }

@@ -72,6 +72,10 @@ fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> 
     Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
 }
 
+fn infinite_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+}
+
 /// The outcome of a run, written to `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -114,7 +118,10 @@ pub struct Summary {
 /// What DP-SGD spent (in `summary.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DpSummary {
-    /// ε of the kept weights.
+    /// ε of the kept weights: every step taken, the epochs after an early-stopped run's kept
+    /// epoch included. JSON has no infinity: an infinite ε (no noise, from runs made before
+    /// σ = 0 was refused) was written as `null` and reads back as infinite.
+    #[serde(deserialize_with = "infinite_if_null")]
     pub epsilon: f64,
     /// δ.
     pub delta: f64,
@@ -840,6 +847,11 @@ pub fn train(
         masks: None,
         eval_each_epoch: true,
     };
+    if let Some(warning) =
+        config.dp.and_then(|dp| mia_core::privacy::delta_warning(dp.delta, split.members.len()))
+    {
+        observer.on_warning(&warning);
+    }
     let Fitted { model, state, kept_epoch, plan } = fit(&job, &base, resume, observer)?;
     save_record(&model, &paths.weights())?;
     write_signals(&model, &ds, &split, &paths.signals(), &base)?;
@@ -865,7 +877,7 @@ pub fn train(
         device: config.device.to_string(),
         counts: [split.members.len(), split.non_members.len(), split.test.len()],
         split_sha256: split.sha256.clone(),
-        dp: plan.map(|p| dp_summary(&p, kept)).transpose()?,
+        dp: plan.map(|p| dp_summary(&p, &state.metrics)).transpose()?,
         sparsity: config
             .prune
             .as_ref()
@@ -876,11 +888,14 @@ pub fn train(
     Ok(summary)
 }
 
-/// What DP-SGD spent on the kept weights: the ε the epoch loop recorded for the kept epoch.
-fn dp_summary(plan: &DpPlan, kept: &EpochMetrics) -> Result<DpSummary, TrainError> {
-    let epsilon = kept
+/// What DP-SGD spent on the kept weights: the ε after the last epoch run. Under early
+/// stopping that counts the epochs after the kept one too: their validation losses chose the
+/// kept epoch, so the released weights depend on every step taken (as Opacus counts it).
+fn dp_summary(plan: &DpPlan, metrics: &[EpochMetrics]) -> Result<DpSummary, TrainError> {
+    let last = metrics.last().ok_or_else(|| TrainError::Backend("no epoch was run".into()))?;
+    let epsilon = last
         .epsilon
-        .ok_or_else(|| TrainError::Backend(format!("no ε for epoch {}", kept.epoch)))?;
+        .ok_or_else(|| TrainError::Backend(format!("no ε for epoch {}", last.epoch)))?;
     Ok(DpSummary {
         epsilon,
         delta: plan.delta,
@@ -915,5 +930,43 @@ mod tests {
         let back: EpochMetrics = serde_json::from_str(&text).unwrap();
         assert!(back.train_acc.is_nan() && back.test_loss.is_nan());
         assert_eq!((back.epoch, back.train_objective), (3, 1.5));
+    }
+
+    fn epoch_with_epsilon(epoch: usize, epsilon: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            lr: 0.01,
+            train_objective: 1.0,
+            train_acc: 0.5,
+            train_loss: 1.0,
+            test_acc: 0.5,
+            test_loss: 1.0,
+            val_loss: Some(1.0),
+            train_seconds: 1.0,
+            images_per_s: 10.0,
+            epsilon: Some(epsilon),
+            mmd: None,
+        }
+    }
+
+    #[test]
+    fn the_summarys_epsilon_counts_every_epoch_run_not_only_up_to_the_kept_one() {
+        // Four epochs run, early stopping kept the third: the fourth epoch's validation loss
+        // chose it, so the released weights spent what all four epochs spent.
+        let metrics: Vec<_> = [1.2, 1.8, 2.333, 2.655]
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| epoch_with_epsilon(i + 1, e))
+            .collect();
+        let plan = DpPlan { q: 0.2, steps: 5, sigma: 2.0, clip: 1.0, delta: 1e-5 };
+        assert_eq!(dp_summary(&plan, &metrics).unwrap().epsilon, 2.655);
+        assert!(dp_summary(&plan, &[]).is_err());
+    }
+
+    #[test]
+    fn an_infinite_epsilon_written_as_null_reads_back() {
+        let text = r#"{"epsilon":null,"delta":1e-5,"noise_multiplier":0.0,"clip":1.0,"sampling_rate":0.1}"#;
+        let dp: DpSummary = serde_json::from_str(text).unwrap();
+        assert_eq!(dp.epsilon, f64::INFINITY);
     }
 }

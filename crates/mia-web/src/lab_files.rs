@@ -183,7 +183,7 @@ fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
         lr: s.lr,
         weight_decay: s.weight_decay,
         dropout: s.dropout,
-        shadows: s.shadows.clamp(4, 64) & !1,
+        shadows: s.shadows.clamp(6, 64) & !1,
         delta: s.delta,
         clip: s.clip,
         batch_size: s.batch_size,
@@ -210,6 +210,7 @@ fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
         run: Run::Idle,
         stale: false,
         imported,
+        history: Vec::new(),
     })
 }
 
@@ -285,9 +286,22 @@ pub fn scores_json(lab: &LabState, r: &LabResult) -> String {
         .collect();
     let aucs: serde_json::Map<String, serde_json::Value> =
         r.attacks.iter().map(|(a, _, auc)| (a.name().to_string(), (*auc).into())).collect();
+    let draws: serde_json::Map<String, serde_json::Value> = r
+        .draws
+        .iter()
+        .map(|d| {
+            let v = serde_json::json!({
+                "auc": d.auc, "tpr": d.tpr, "fpr": d.fpr, "aucs": d.aucs, "tprs": d.tprs,
+            });
+            (d.attack.name().to_string(), v)
+        })
+        .collect();
     let doc = serde_json::json!({
         "shadow_models": r.shadows,
-        "epsilon": r.epsilon,
+        "epsilon": r.epsilon.map(|e| e.0),
+        "delta": r.epsilon.map(|e| e.1),
+        "trained_on": r.trained,
+        "over_draws": draws,
         "accuracy": { "members": r.accuracy.0, "held_out": r.accuracy.1 },
         "auc": aucs,
         "images": images,

@@ -11,12 +11,11 @@ use burn::prelude::Device;
 use mia_core::InputSpec;
 use mia_core::bundle::Manifest;
 use mia_core::lab::{
-    HeadTrainer, LabAttack, LabNet, LabScores, Split, TrainSet, lab_logits, normalize_features,
-    shadow_keep, validation_split,
+    AttackDraws, HeadTrainer, LabAttack, LabNet, LabScores, Models, RunPlan, Split, TrainSet,
+    lab_logits, normalize_features, rotate, rows_of,
 };
 use mia_core::models::Model;
 use mia_core::posterior::argmax;
-use mia_core::rng::mix;
 use yew::UseReducerHandle;
 
 use mia_core::inference::Chain;
@@ -24,7 +23,8 @@ use mia_core::inference::Chain;
 use crate::analysis;
 use crate::engine::{self, Backend, LoadedModel, SharedBundle};
 use crate::hooks::Engine;
-use crate::lab_state::{LabAction, LabImage, LabLogits, LabResult, LabState, SavedNet};
+use crate::lab_history;
+use crate::lab_state::{LabAction, LabDefense, LabImage, LabLogits, LabResult, LabState, SavedNet};
 
 /// Seed of the lab's heads (the split has its own).
 const SEED: u64 = 11;
@@ -77,7 +77,6 @@ async fn run_inner(
     started: f64,
 ) -> Result<LabResult, String> {
     let images = &snap.images;
-    let n = images.len();
     let settings = &snap.settings;
     if let Some(why) = settings.refused() {
         return Err(why);
@@ -95,46 +94,41 @@ async fn run_inner(
     let labels: Vec<usize> = images.iter().map(|im| im.class).collect();
     let chosen: Vec<bool> = images.iter().map(|im| im.member).collect();
     let classes = snap.classes.len();
-    let all = Inputs { values: &values, dim, labels: &labels, classes };
+    let all = TrainSet { features: &values, dim, labels: &labels, classes };
     let trunk = settings.fine_tune.then_some((model.as_ref(), manifest.input));
     // Which images each model trains on: the members for the target, random halves for the
     // shadows, less the fifth each validates on under early stopping (OUT for that model).
-    let mut keep = shadow_keep(n, s, snap.split_seed);
-    let mut member = chosen.clone();
-    let mut validation = Vec::new();
+    let plan = RunPlan::new(&chosen, s, snap.split_seed, settings.early_stopping.is_some(), SEED);
     let mut trained = Vec::with_capacity(total);
-    for m in 0..total {
-        let flags = if m == 0 { &mut member[..] } else { &mut keep[(m - 1) * n..m * n] };
-        let rows: Vec<usize> = (0..n).filter(|&i| flags[i]).collect();
-        let (rows, val) = match settings.early_stopping {
-            Some(_) => validation_split(&rows, mix(snap.split_seed, m as u64)),
-            None => (rows, Vec::new()),
-        };
-        val.iter().for_each(|&i| flags[i] = false);
-        if m == 0 {
-            validation = val.iter().map(|&i| images[i].id).collect();
-        }
+    for (m, planned) in plan.models.iter().enumerate() {
         let what = if m == 0 {
             "training your model on the members".to_string()
         } else {
             format!("training shadow model {m} of {s}")
         };
         progress(&what, m);
-        let cfg = settings.head(SEED + m as u64);
-        trained.push(train_one(cfg, &all, (&rows, &val), trunk, &device, &mut pacer).await?);
+        let cfg = settings.head(planned.seed);
+        let rows = (&planned.rows[..], &planned.validation[..]);
+        trained.push(train_one(cfg, &all, rows, trunk, &device, &mut pacer).await?);
     }
+    let validation = plan.models[0].validation.iter().map(|&i| images[i].id).collect();
+    let (member, keep) = (plan.member().to_vec(), plan.shadow_keep().to_vec());
     progress("scoring every attack", total);
     let target = trained.remove(0);
     let shadows: Vec<f32> = trained.iter().flat_map(|t| t.logits.iter().copied()).collect();
     let logits =
         LabLogits { labels: labels.clone(), classes, target: target.logits, shadows, keep };
     let attacks = score(&logits, &member)?;
+    let draws = draws(&logits, &member)?;
     let accuracy = accuracy(&logits.target, &labels, classes, &member);
+    let trained = member.iter().filter(|m| **m).count();
     Ok(LabResult {
         ids: images.iter().map(|im| im.id).collect(),
         member,
         attacks,
-        epsilon: target.epsilon,
+        draws,
+        epsilon: target.epsilon.zip(Some(settings.delta)),
+        trained,
         accuracy,
         ms: engine::now_ms() - started,
         logits: Rc::new(logits),
@@ -142,6 +136,9 @@ async fn run_inner(
         validation,
         kept_epoch: (target.kept_epoch, settings.epochs),
         net: saved(&target.net).await?,
+        recipe: lab_history::recipe(settings),
+        smoothing: (settings.defense == LabDefense::LabelSmoothing).then_some(settings.strength),
+        pairing: lab_history::pairing(images, snap.split_seed, settings),
     })
 }
 
@@ -225,22 +222,6 @@ pub async fn check_imported(snap: &LabState, inputs: &RunInputs) -> Result<(f64,
     Ok(accuracy(&logits, &labels, classes, &member))
 }
 
-/// Every image's network inputs and labels.
-struct Inputs<'a> {
-    values: &'a [f32],
-    dim: usize,
-    labels: &'a [usize],
-    classes: usize,
-}
-
-impl Inputs<'_> {
-    fn rows(&self, rows: &[usize]) -> (Vec<f32>, Vec<usize>) {
-        let d = self.dim;
-        let xs = rows.iter().flat_map(|&i| self.values[i * d..(i + 1) * d].iter().copied());
-        (xs.collect(), rows.iter().map(|&i| self.labels[i]).collect())
-    }
-}
-
 /// One trained network: its logits on every image, the ε it spent (DP-SGD), the epoch it
 /// kept, and the network.
 struct Trained {
@@ -254,7 +235,7 @@ struct Trained {
 /// to the page between epochs), and returns its logits on every image.
 async fn train_one(
     cfg: mia_core::lab::HeadConfig,
-    all: &Inputs<'_>,
+    all: &TrainSet<'_>,
     (rows, val): (&[usize], &[usize]),
     trunk: Option<(&Model, InputSpec)>,
     device: &Device,
@@ -262,8 +243,8 @@ async fn train_one(
 ) -> Result<Trained, String> {
     let text = |e: mia_core::CoreError| e.to_string();
     let (d, classes) = (all.dim, all.classes);
-    let (xs, ys) = all.rows(rows);
-    let (vx, vy) = all.rows(val);
+    let (xs, ys) = rows_of(all, rows);
+    let (vx, vy) = rows_of(all, val);
     let data = TrainSet { features: &xs, dim: d, labels: &ys, classes };
     let early = cfg.early_stopping.is_some();
     let mut trainer = match trunk {
@@ -284,7 +265,7 @@ async fn train_one(
     }
     let (epsilon, kept_epoch) = (trainer.epsilon(), trainer.kept_epoch().0);
     let net = trainer.finish();
-    let logits = logits_of(&net, all.values, d, device).await?;
+    let logits = logits_of(&net, all.features, d, device).await?;
     pacer.tick().await?;
     Ok(Trained { logits, epsilon, kept_epoch, net })
 }
@@ -337,6 +318,16 @@ pub fn score(
         .collect())
 }
 
+/// Every attack over every draw: each model of the run (the target, then each shadow) in turn
+/// as the target, the others as its reference models ([`mia_core::lab::rotate`]).
+pub fn draws(logits: &LabLogits, member: &[bool]) -> Result<Vec<AttackDraws>, String> {
+    let all: Vec<f32> = logits.target.iter().chain(&logits.shadows).copied().collect();
+    let keep: Vec<bool> = member.iter().chain(&logits.keep).copied().collect();
+    let models =
+        Models { labels: &logits.labels, classes: logits.classes, logits: &all, keep: &keep };
+    rotate(&models).map_err(|e| e.to_string())
+}
+
 /// The logits behind a lab result through an inference-time `chain`: the target's (MemGuard
 /// fitted on its own members) and, for the adaptive attacker, every shadow's through the same
 /// chain (each with its own members).
@@ -380,12 +371,13 @@ async fn logits_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mia_core::lab::shadow_keep;
 
-    /// 4 images, 2 classes; the target and 4 shadows are surer of the images they trained on.
+    /// 8 images, 2 classes; the target and 6 shadows are surer of the images they trained on.
     fn world() -> (LabLogits, Vec<bool>) {
-        let (n, s) = (4usize, 4usize);
-        let labels = vec![0, 1, 0, 1];
-        let member = vec![true, true, false, false];
+        let (n, s) = (8usize, 6usize);
+        let labels = vec![0, 1, 0, 1, 0, 1, 0, 1];
+        let member = vec![true, true, false, false, true, false, true, false];
         let logit = |y: usize, sure: f32| if y == 0 { [sure, 0.0] } else { [0.0, sure] };
         let target =
             (0..n).flat_map(|i| logit(labels[i], if member[i] { 4.0 } else { 1.0 })).collect();
@@ -411,5 +403,17 @@ mod tests {
         let after = score(&hot, &member).unwrap();
         let lira = after.iter().find(|a| a.0 == LabAttack::LiraOnline).unwrap();
         assert_eq!(lira.2, 1.0);
+    }
+
+    #[test]
+    fn every_model_of_a_run_takes_its_turn_as_the_target() {
+        let (logits, member) = world();
+        let d = draws(&logits, &member).unwrap();
+        let lira = d.iter().find(|a| a.attack == LabAttack::LiraOnline).unwrap();
+        assert_eq!(lira.aucs.len(), 7, "the target and 6 shadows");
+        assert_eq!(lira.leave_out.len(), 4, "the target, then three pairs, left out");
+        let own = score(&logits, &member).unwrap();
+        let own = own.iter().find(|a| a.0 == LabAttack::LiraOnline).unwrap().2;
+        assert_eq!(lira.aucs[0], own, "draw 0 is the student's own target");
     }
 }

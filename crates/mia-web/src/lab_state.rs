@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use mia_core::defense::{DefenseConfig, RelaxVariant, SmoothingForm};
-use mia_core::lab::{DpSgd, HeadConfig, LabAttack, NetShape};
+use mia_core::lab::{AttackDraws, DpSgd, HeadConfig, LabAttack, NetShape};
 use yew::Reducible;
 
 /// Most classes a lab holds.
@@ -64,10 +64,24 @@ impl LabDefense {
     pub fn title(self) -> &'static str {
         match self {
             Self::Erm => "none (ERM: plain cross-entropy)",
-            Self::LabelSmoothing => "label smoothing (ε)",
+            Self::LabelSmoothing => "label smoothing (ε) ⚠ can make attacks stronger",
             Self::ConfidencePenalty => "confidence penalty (β)",
             Self::RelaxLoss => "RelaxLoss (target loss α)",
             Self::DpSgd => "DP-SGD (noise multiplier σ)",
+        }
+    }
+
+    /// Why this defense can help the attacker instead, where it can (shown with the recipe).
+    pub fn backfires(self) -> Option<&'static str> {
+        match self {
+            Self::LabelSmoothing => Some(
+                "Label smoothing can make membership easier to see: a head that fits its members \
+                 puts every member's confidence exactly at the smoothed target 1 − ε + ε/C, while \
+                 held-out images land anywhere, and an attacker who knows the recipe (LiRA's \
+                 shadow models) reads membership from that exact value. In the lab it often takes \
+                 LiRA close to 1.",
+            ),
+            _ => None,
         }
     }
 
@@ -202,8 +216,13 @@ pub struct LabResult {
     pub member: Vec<bool>,
     /// Each attack's scores and AUC.
     pub attacks: Vec<(LabAttack, Vec<f32>, f64)>,
-    /// ε at δ (DP-SGD).
-    pub epsilon: Option<f64>,
+    /// Each attack over every draw (each model of the run in turn as the target): mean AUC
+    /// and TPR with their 95 % intervals.
+    pub draws: Vec<AttackDraws>,
+    /// (ε, δ) that DP-SGD spent on the target: every step taken, early stopping included.
+    pub epsilon: Option<(f64, f64)>,
+    /// Images the target trained on (N, for δ against 1/N).
+    pub trained: usize,
     /// Accuracy of the target head on its members and on the held-out images.
     pub accuracy: (f64, f64),
     /// Wall time of the whole run, ms.
@@ -219,6 +238,51 @@ pub struct LabResult {
     pub kept_epoch: (usize, usize),
     /// The target network's weights (for export).
     pub net: SavedNet,
+    /// The recipe in words (for the comparison table).
+    pub recipe: String,
+    /// Label smoothing's ε, when the run used it (the page shows its fingerprint).
+    pub smoothing: Option<f32>,
+    /// Runs with equal keys trained every draw on the same images (the comparison pairs them).
+    pub pairing: u64,
+}
+
+/// Runs the table keeps (the oldest go first).
+pub const MAX_RUNS: usize = 24;
+
+/// One finished run, as the comparison table shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// Run number, from 1, in the order the student made them.
+    pub number: usize,
+    /// The recipe in words.
+    pub recipe: String,
+    /// Runs with equal keys trained every draw on the same images.
+    pub pairing: u64,
+    /// Accuracy on the members and on the held-out images.
+    pub accuracy: (f64, f64),
+    /// (ε, δ) spent, DP-SGD only.
+    pub epsilon: Option<(f64, f64)>,
+    /// Every attack over the run's draws.
+    pub draws: Vec<AttackDraws>,
+}
+
+impl RunRecord {
+    /// The record of a finished run.
+    pub fn of(number: usize, r: &LabResult) -> Self {
+        Self {
+            number,
+            recipe: r.recipe.clone(),
+            pairing: r.pairing,
+            accuracy: r.accuracy,
+            epsilon: r.epsilon,
+            draws: r.draws.clone(),
+        }
+    }
+
+    /// The draws of `attack`.
+    pub fn attack(&self, attack: LabAttack) -> Option<&AttackDraws> {
+        self.draws.iter().find(|d| d.attack == attack)
+    }
 }
 
 /// A trained network's shape and burnpack weights, read back from the device.
@@ -290,6 +354,8 @@ pub struct LabState {
     pub stale: bool,
     /// The network of an imported lab file (until a new run replaces it).
     pub imported: Option<ImportedNet>,
+    /// Every finished run, oldest first (at most [`MAX_RUNS`]), for the comparison table.
+    pub history: Vec<RunRecord>,
 }
 
 impl Default for LabState {
@@ -303,6 +369,7 @@ impl Default for LabState {
             run: Run::Idle,
             stale: false,
             imported: None,
+            history: Vec::new(),
         }
     }
 }
@@ -335,6 +402,8 @@ pub enum LabAction {
     Replace(Box<LabState>),
     /// The imported network was rebuilt and checked.
     Checked(Result<(f64, f64), String>),
+    /// Empty the comparison table.
+    ClearHistory,
 }
 
 impl LabState {
@@ -439,12 +508,23 @@ impl Reducible for LabState {
                 s.run = Run::Running(what, done, total, ms)
             }
             LabAction::Finished(r) => {
+                let number = s.history.last().map_or(1, |h| h.number + 1);
+                s.history.push(RunRecord::of(number, &r));
+                if s.history.len() > MAX_RUNS {
+                    s.history.remove(0);
+                }
                 s.run = Run::Done(r);
                 s.stale = false;
                 s.imported = None;
             }
             LabAction::Failed(e) => s.run = Run::Failed(e),
-            LabAction::Replace(lab) => s = *lab,
+            LabAction::Replace(lab) => {
+                // An imported lab keeps the table of the runs made so far.
+                let history = std::mem::take(&mut s.history);
+                s = *lab;
+                s.history = history;
+            }
+            LabAction::ClearHistory => s.history.clear(),
             LabAction::Checked(check) => {
                 if let Some(net) = &mut s.imported {
                     net.check = Some(check);

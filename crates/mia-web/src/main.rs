@@ -9,6 +9,7 @@ mod components;
 mod engine;
 mod hooks;
 mod lab_files;
+mod lab_history;
 mod lab_run;
 mod lab_state;
 mod state;

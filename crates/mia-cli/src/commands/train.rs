@@ -535,9 +535,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     if let Some(dp) = &summary.dp {
         println!(
-            "DP-SGD: ε = {:.3} at δ = {:e} (σ = {:.4}, C = {}, q = {:.5}; RDP accountant)",
+            "DP-SGD: ε = {:.3} at δ = {:e} (σ = {:.4}, C = {}, q = {:.5}; RDP accountant, every \
+             step taken counted)",
             dp.epsilon, dp.delta, dp.noise_multiplier, dp.clip, dp.sampling_rate
         );
+        println!("  {}", mia_core::privacy::epsilon_meaning(dp.epsilon, dp.delta));
     }
     if let Some(s) = summary.sparsity {
         println!("pruned: {:.2} % of the convolution and linear weights are zero", 100.0 * s);

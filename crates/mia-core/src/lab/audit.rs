@@ -41,14 +41,22 @@ pub fn shadow_keep(n: usize, shadows: usize, seed: u64) -> Vec<bool> {
 /// Share of a head's training images early stopping sets aside to validate on.
 pub const VALIDATION_SHARE: f64 = 0.2;
 
+/// How many of `len` training images [`validation_split`] sets aside.
+pub fn validation_size(len: usize) -> usize {
+    if len < 3 {
+        return 0;
+    }
+    ((len as f64 * VALIDATION_SHARE).round() as usize).clamp(1, len - 2)
+}
+
 /// Splits a head's training images `rows` into those it trains on and, for early stopping,
 /// a seeded [`VALIDATION_SHARE`] it only validates on (at least one, and at least two left to
 /// train on; fewer than three images give no validation set).
 pub fn validation_split(rows: &[usize], seed: u64) -> (Vec<usize>, Vec<usize>) {
-    if rows.len() < 3 {
+    let k = validation_size(rows.len());
+    if k == 0 {
         return (rows.to_vec(), Vec::new());
     }
-    let k = ((rows.len() as f64 * VALIDATION_SHARE).round() as usize).clamp(1, rows.len() - 2);
     let mut order = rows.to_vec();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed, 0x7A11)));
     let val = order.split_off(order.len() - k);
@@ -172,6 +180,31 @@ impl LabScores {
     }
 }
 
+/// Label smoothing's fingerprint on a network that fits its training images: trained to its
+/// optimum, every training image's true-class probability sits at the smoothed target
+/// `1 − ε + ε/C`, while other images land anywhere. Returns the share of the images with
+/// `flag[i] == want` whose true-class probability lies within `tol` of that target
+/// (`[n × C]` logits).
+pub fn at_smoothing_target(
+    logits: &[f32],
+    labels: &[usize],
+    classes: usize,
+    epsilon: f32,
+    (flag, want): (&[bool], bool),
+    tol: f64,
+) -> f64 {
+    let target = 1.0 - f64::from(epsilon) + f64::from(epsilon) / classes as f64;
+    let rows: Vec<usize> = (0..labels.len()).filter(|&i| flag.get(i) == Some(&want)).collect();
+    let near = rows
+        .iter()
+        .filter(|&&i| {
+            let z = &logits[i * classes..(i + 1) * classes];
+            (f64::from(softmax(z)[labels[i]]) - target).abs() <= tol
+        })
+        .count();
+    near as f64 / rows.len().max(1) as f64
+}
+
 /// Online RMIA with γ = 1: the share of the *other* images z whose likelihood ratio x beats.
 fn rmia_online(split: &Split<'_>, n: usize, c: usize, s: usize) -> Result<Vec<f32>, CoreError> {
     let true_p = |l: &[f32], i: usize| softmax(&l[i * c..(i + 1) * c])[split.labels[i]];
@@ -202,6 +235,17 @@ mod tests {
         assert_ne!(validation_split(&rows, 5).1, val, "another seed, another draw");
         assert_eq!(validation_split(&[1, 2, 3, 4], 0).1.len(), 1);
         assert_eq!(validation_split(&[1, 2], 0), (vec![1, 2], vec![]));
+    }
+
+    #[test]
+    fn the_smoothing_fingerprint_counts_images_at_the_smoothed_target() {
+        // ε = 0.1, C = 2: the target is 0.95, a logit gap of ln 19.
+        let gap = 19f32.ln();
+        let logits = [gap, 0.0, 0.0, gap, 4.0, 0.0, 0.0, 0.5];
+        let labels = [0, 1, 0, 1];
+        let member = [true, true, false, false];
+        let share = |want| at_smoothing_target(&logits, &labels, 2, 0.1, (&member, want), 0.005);
+        assert_eq!((share(true), share(false)), (1.0, 0.0));
     }
 
     #[test]

@@ -100,9 +100,15 @@ impl HeadConfig {
             if !(dp.clip > 0.0 && dp.clip.is_finite()) {
                 return bad(format!("DP-SGD's clip norm must be positive, got {}", dp.clip));
             }
-            if !(dp.noise_multiplier >= 0.0 && dp.noise_multiplier <= 1000.0) {
+            if dp.noise_multiplier == 0.0 {
+                return bad("DP-SGD with noise multiplier σ = 0 adds no noise, so ε is infinite \
+                            and the run promises no privacy: choose σ > 0 (e.g. 1), or train \
+                            without DP-SGD"
+                    .into());
+            }
+            if !(dp.noise_multiplier > 0.0 && dp.noise_multiplier <= 1000.0) {
                 return bad(format!(
-                    "DP-SGD's noise multiplier must lie in [0, 1000], got {}",
+                    "DP-SGD's noise multiplier must lie in (0, 1000], got {}",
                     dp.noise_multiplier
                 ));
             }
@@ -116,6 +122,23 @@ impl HeadConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl HeadConfig {
+    /// The ε at δ that training on `members` images with this recipe spends when it runs every
+    /// planned epoch (`None` without DP-SGD): with early stopping, on the members less the
+    /// share set aside to validate on ([`crate::lab::validation_split`]), as the trainer runs
+    /// it. Early stopping can only end a run sooner and spend less, never more.
+    pub fn planned_epsilon(&self, members: usize) -> Result<Option<f64>, CoreError> {
+        let Some(dp) = self.dp else { return Ok(None) };
+        let trained = match self.early_stopping {
+            Some(_) => members - super::audit::validation_size(members),
+            None => members,
+        };
+        let (q, steps) = crate::privacy::poisson_schedule(self.batch_size, trained);
+        let steps = (steps * self.epochs) as u64;
+        crate::privacy::epsilon(q, f64::from(dp.noise_multiplier), steps, dp.delta).map(Some)
     }
 }
 

@@ -6,12 +6,17 @@
 
 mod audit;
 mod head;
+mod interval;
+mod plan;
 mod trainer;
 
 pub use audit::{
-    LabAttack, LabScores, Split, VALIDATION_SHARE, shadow_keep, split_members, validation_split,
+    LabAttack, LabScores, Split, VALIDATION_SHARE, at_smoothing_target, shadow_keep, split_members,
+    validation_size, validation_split,
 };
 pub use head::{
     DpSgd, Head, HeadConfig, LabNet, NetShape, TrainSet, lab_logits, normalize_features,
 };
+pub use interval::{AttackDraws, Interval, Models, paired_difference, rotate, t_975};
+pub use plan::{ModelPlan, RunLogits, RunPlan, rows_of, run_heads};
 pub use trainer::HeadTrainer;

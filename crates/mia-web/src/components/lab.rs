@@ -6,19 +6,20 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use mia_core::lab::LabAttack;
+use mia_core::lab::{AttackDraws, LabAttack};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use super::camera::Camera;
 use super::glossary::Term;
 use super::lab_card::LabCard;
+use super::lab_compare::LabCompare;
 use super::lab_settings::LabSettingsPanel;
 use crate::engine::{self, SharedBundle};
 use crate::hooks::Engine;
 use crate::lab_files;
 use crate::lab_run::{self, RunInputs};
-use crate::lab_state::{ImportedNet, LabAction, LabImage, LabResult, LabState, Run};
+use crate::lab_state::{ImportedNet, LabAction, LabDefense, LabImage, LabResult, LabState, Run};
 use crate::state::{State, Toggle, chain, toggles};
 
 /// Props.
@@ -209,8 +210,9 @@ fn defense_toggles(toggles: &UseStateHandle<Vec<Toggle>>) -> Html {
     }
 }
 
-/// Scores after the chosen inference-time defenses (None when none is on).
-type Defended = Option<Vec<(LabAttack, Vec<f32>, f64)>>;
+/// Scores and every attack's draws after the chosen inference-time defenses (None when none
+/// is on).
+type Defended = Option<(Vec<(LabAttack, Vec<f32>, f64)>, Vec<AttackDraws>)>;
 
 /// Each attack's scores after the chosen inference-time defenses; an error when a defense
 /// cannot run.
@@ -220,7 +222,8 @@ fn defended(r: &LabResult, toggles: &[Toggle]) -> Result<Defended, String> {
         return Ok(None);
     }
     let logits = lab_run::released(&r.logits, &r.member, &chain)?;
-    lab_run::score(&logits, &r.member).map(Some)
+    let scores = lab_run::score(&logits, &r.member)?;
+    Ok(Some((scores, lab_run::draws(&logits, &r.member)?)))
 }
 
 fn results(
@@ -229,7 +232,6 @@ fn results(
     thresholds: &UseStateHandle<Vec<Option<f32>>>,
     toggles: &UseStateHandle<Vec<Toggle>>,
 ) -> Html {
-    let eps = r.epsilon.map(|e| format!(" · ε = {e:.2}")).unwrap_or_default();
     let kept = if r.validation.is_empty() {
         String::new()
     } else {
@@ -257,10 +259,12 @@ fn results(
         <section class="lab-results" data-testid="lab-results">
             <h2>{ "Attacks on your images" }</h2>
             if lab.stale { <p class="warning">{ "You changed images or roles since this run: train again to update." }</p> }
-            <p data-testid="lab-summary" data-ms={format!("{:.0}", r.ms)}>{ format!("Your model is right on {:.0}% of its members and {:.0}% of the held-out images; {} shadow models; {:.1} s{eps}.", 100.0 * r.accuracy.0, 100.0 * r.accuracy.1, r.shadows, r.ms / 1000.0) }{ kept }
+            <p data-testid="lab-summary" data-ms={format!("{:.0}", r.ms)}>{ format!("Your model is right on {:.0}% of its members and {:.0}% of the held-out images; {} shadow models; {:.1} s.", 100.0 * r.accuracy.0, 100.0 * r.accuracy.1, r.shadows, r.ms / 1000.0) }{ kept }
                 <button onclick={csv} data-testid="lab-csv">{ "download scores (CSV)" }</button>
                 <button onclick={json} data-testid="lab-json">{ "(JSON)" }</button></p>
-            <p class="explain">{ "Blue: your members, orange: your held-out images. Thumbnails above carry LiRA's verdict without inference-time defenses: ✔ a member caught, ✘ a held-out image wrongly flagged, · a member missed." }</p>
+            { spent(r) }
+            { fingerprint(r) }
+            <p class="explain">{ format!("Each attack's mean and 95 % interval come from {} draws: your model, then each shadow model in turn, is the target and the others its reference models (the LiRA paper's protocol). Histograms and ROC curves show your own model's draw. ", r.shadows + 1) }{ "Blue: your members, orange: your held-out images. Thumbnails above carry LiRA's verdict without inference-time defenses: ✔ a member caught, ✘ a held-out image wrongly flagged, · a member missed." }</p>
             { defense_toggles(toggles) }
             { match defended(r, toggles) {
                 Err(e) => html! { <p class="messages" data-testid="lab-defense-error">{ format!("These defenses cannot run here: {e}.") }</p> },
@@ -275,16 +279,54 @@ fn results(
 fn lab_cards(r: &LabResult, now: Defended, thresholds: &UseStateHandle<Vec<Option<f32>>>) -> Html {
     let ghosts: Vec<Option<Vec<f32>>> =
         r.attacks.iter().map(|a| now.as_ref().map(|_| a.1.clone())).collect();
-    let shown = now.unwrap_or_else(|| r.attacks.clone());
+    let (shown, draws) = now.unwrap_or_else(|| (r.attacks.clone(), r.draws.clone()));
     let n = shown.len();
     html! {
         <div class="attacks lab-cards">
             { for shown.iter().zip(ghosts).enumerate().map(|(k, ((a, scores, auc), ghost))| {
                 let t = thresholds.get(k).copied().flatten().unwrap_or(if a.name().starts_with("lira") { 0.0 } else { median(scores) });
                 let on = { let th = thresholds.clone(); Callback::from(move |v: f32| { let mut next = (*th).clone(); next.resize(n, None); next[k] = Some(v); th.set(next); }) };
-                html! { <LabCard name={a.name()} scores={scores.clone()} {ghost} member={r.member.clone()} auc={*auc} threshold={t} on_threshold={on} /> }
+                let draws = draws.iter().find(|d| d.attack == *a).cloned();
+                html! { <LabCard name={a.name()} scores={scores.clone()} {ghost} member={r.member.clone()} auc={*auc} {draws} threshold={t} on_threshold={on} /> }
             }) }
         </div>
+    }
+}
+
+/// Label smoothing's fingerprint, measured on this run: the share of members and of held-out
+/// images whose confidence sits at the smoothed target.
+fn fingerprint(r: &LabResult) -> Html {
+    let Some(eps) = r.smoothing else { return html! {} };
+    let l = &r.logits;
+    let share = |want| {
+        mia_core::lab::at_smoothing_target(
+            &l.target,
+            &l.labels,
+            l.classes,
+            eps,
+            (&r.member, want),
+            0.01,
+        )
+    };
+    let target = 1.0 - eps + eps / l.classes as f32;
+    html! {
+        <p class="caution" data-testid="lab-smoothing-note">
+            { format!("Label smoothing's fingerprint: {:.0}% of your members and {:.0}% of your held-out images have a confidence within 0.01 of the smoothed target {target:.3}. ", 100.0 * share(true), 100.0 * share(false)) }
+            { LabDefense::LabelSmoothing.backfires().unwrap_or_default() }
+        </p>
+    }
+}
+
+/// What DP-SGD spent, with its δ, what that ε means, and a warning when δ ≥ 1/N.
+fn spent(r: &LabResult) -> Html {
+    let Some((e, delta)) = r.epsilon else { return html! {} };
+    let warning = mia_core::privacy::delta_warning(delta, r.trained);
+    html! {
+        <p data-testid="lab-spent">
+            { format!("DP-SGD spent ε = {e:.2} at δ = {delta:.0e}, counting every step taken (early stopping's extra epochs too): ") }
+            { mia_core::privacy::epsilon_meaning(e, delta) }{ "." }
+            if let Some(w) = warning { <br /><span class="caution" data-testid="lab-delta-warning">{ w }</span> }
+        </p>
     }
 }
 
@@ -485,6 +527,7 @@ pub fn lab(p: &LabProps) -> Html {
                 if let Some(net) = &lab.imported { { imported(net) } }
             </section>
             { result.map(|r| results(&lab, &r, &thresholds, &toggles)).unwrap_or_default() }
+            <LabCompare lab={lab.clone()} />
         </div>
     }
 }

@@ -1,6 +1,7 @@
 //! One attack on the student's own images: member and held-out histograms with a draggable
 //! threshold, AUC, TPR at the lowest FPR the lab can resolve (stated), and the ROC.
 
+use mia_core::lab::AttackDraws;
 use mia_core::metrics::{Confusion, roc};
 use yew::prelude::*;
 
@@ -16,8 +17,11 @@ pub struct LabCardProps {
     pub scores: Vec<f32>,
     /// Membership.
     pub member: Vec<bool>,
-    /// AUC.
+    /// AUC of the student's own target.
     pub auc: f64,
+    /// The attack over every draw of the run (mean and interval).
+    #[prop_or_default]
+    pub draws: Option<AttackDraws>,
     /// Scores without the inference-time defenses (when some are on).
     #[prop_or_default]
     pub ghost: Option<Vec<f32>>,
@@ -56,13 +60,29 @@ pub fn lab_card(p: &LabCardProps) -> Html {
                 </label>
             </div>
             <p class="readout">
-                <Term name="AUC" />{ " " }<b data-testid={format!("lab-auc-{}", p.name)}>{ format!("{:.3}", p.auc) }</b>
+                <Term name="AUC" />{ " (your model) " }<b data-testid={format!("lab-auc-{}", p.name)}>{ format!("{:.3}", p.auc) }</b>
                 { format!(" · at threshold {:.2}: ", p.threshold) }<Term name="TPR" />{ format!(" {:.0}% · ", 100.0 * c.tpr()) }<Term name="FPR" />{ format!(" {:.0}%", 100.0 * c.fpr()) }
                 <br />
                 <span class="muted">{ format!("TPR {:.0}% at FPR ≤ {:.1}%: with {held_out} held-out images that is the smallest non-zero FPR this lab can measure.", 100.0 * low, 100.0 * step_fpr) }</span>
             </p>
+            { p.draws.as_ref().map(interval).unwrap_or_default() }
             { ghost_roc.as_ref().map(|g| html! { <span class="muted">{ format!("without the defenses: AUC {:.3}", g.auc()) }</span> }).unwrap_or_default() }
             { curve.map(|c| html! { <div class="rocs"><RocChart roc={c.clone()} ghost={ghost_roc.clone()} log={false} /><RocChart roc={c} ghost={ghost_roc.clone()} log={true} /></div> }).unwrap_or_default() }
         </section>
+    }
+}
+
+/// The attack's mean AUC and TPR over the run's draws with their 95 % intervals, and a flag
+/// when the AUC lies below chance beyond its error.
+fn interval(d: &AttackDraws) -> Html {
+    let (a, t) = (&d.auc, &d.tpr);
+    html! {
+        <p class="readout" data-testid={format!("lab-interval-{}", d.attack.name())} data-mean={format!("{:.4}", a.mean)} data-lo={format!("{:.4}", a.lo)} data-hi={format!("{:.4}", a.hi)}>
+            <b>{ format!("AUC {:.3}", a.mean) }</b>{ format!(" (95 % interval {:.3}–{:.3}, mean of {} draws)", a.lo, a.hi, a.draws) }
+            { format!(" · TPR at FPR ≤ {:.1}%: {:.0}% ({:.0}–{:.0}%)", 100.0 * d.fpr, 100.0 * t.mean, 100.0 * t.lo.max(0.0), 100.0 * t.hi.min(1.0)) }
+            if a.below(0.5) {
+                <br /><span class="caution" data-testid={format!("lab-below-chance-{}", d.attack.name())}>{ "Below chance beyond its error: this attack ranks held-out images above members more often than noise explains. The lab reports it as measured instead of flipping it." }</span>
+            }
+        </p>
     }
 }

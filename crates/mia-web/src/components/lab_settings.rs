@@ -50,15 +50,27 @@ fn field(f: Field, cb: Callback<Event>) -> Html {
     }
 }
 
-/// ε of the recipe's DP-SGD at its δ, for the members the lab holds (Poisson sampling at the
-/// batch size, as the trainer runs it; early stopping can only lower it).
-fn epsilon(s: &LabSettings, members: usize) -> Option<f64> {
+/// ε at δ of the recipe's DP-SGD for the members the lab holds, as the run will spend it
+/// ([`mia_core::lab::HeadConfig::planned_epsilon`]: Poisson sampling at the batch size, on the
+/// members less early stopping's set-aside share), with what it means and a warning when δ is
+/// not below 1/N.
+fn epsilon(s: &LabSettings, members: usize) -> Html {
     if s.defense != LabDefense::DpSgd {
-        return None;
+        return html! {};
     }
-    let (q, steps) = mia_core::privacy::poisson_schedule(s.batch_size, members);
-    let steps = (steps * s.epochs) as u64;
-    mia_core::privacy::epsilon(q, f64::from(s.strength), steps, s.delta).ok()
+    let Ok(Some(e)) = s.head(0).planned_epsilon(members) else { return html! {} };
+    let trained = match s.early_stopping {
+        Some(_) => members - mia_core::lab::validation_size(members),
+        None => members,
+    };
+    let bound = if s.early_stopping.is_some() { "at most " } else { "" };
+    html! {
+        <p data-testid="lab-epsilon" data-epsilon={format!("{e:.6}")}>
+            { format!("DP-SGD with σ = {}, C = {} over {} epochs on {trained} images: ε = {bound}{e:.2} at δ = {:.0e} (RDP accountant, Poisson sampling, every step counted). ", s.strength, s.clip, s.epochs, s.delta) }
+            { mia_core::privacy::epsilon_meaning(e, s.delta) }{ "." }
+            if let Some(w) = mia_core::privacy::delta_warning(s.delta, trained) { <br /><span class="caution" data-testid="lab-delta-warning">{ w }</span> }
+        </p>
+    }
 }
 
 fn defense_select(lab: &UseReducerHandle<LabState>) -> Html {
@@ -84,6 +96,7 @@ fn defense_select(lab: &UseReducerHandle<LabState>) -> Html {
             if let Some((_, lo, hi, step)) = s.defense.strength() {
                 <label class="param">{ " strength " }<input type="number" value={s.strength.to_string()} min={lo.to_string()} max={hi.to_string()} step={step.to_string()} onchange={setter(lab, |s, v| s.strength = v as f32)} data-testid="lab-strength" /></label>
             }
+            if let Some(why) = s.defense.backfires() { <p class="caution" data-testid="lab-backfires">{ why }</p> }
             if s.defense == LabDefense::DpSgd {
                 { field(Field { label: " clip norm C", value: s.clip.to_string(), range: ("0.01", "100", "0.1"), id: "lab-clip" }, setter(lab, |s, v| s.clip = v.clamp(0.01, 100.0) as f32)) }
                 { field(Field { label: " δ", value: format!("{:e}", s.delta), range: ("1e-9", "0.1", "any"), id: "lab-delta" }, setter(lab, |s, v| s.delta = v.clamp(1e-9, 0.1))) }
@@ -142,9 +155,7 @@ pub fn lab_settings_panel(p: &LabSettingsProps) -> Html {
                 "A new head is trained on the shipped CIFAR-10 model's features of your members; the shadow models follow the same recipe on random halves of all your images."
             } }</p>
             { defense_select(lab) }
-            if let Some(e) = epsilon(s, members) {
-                <p data-testid="lab-epsilon">{ format!("DP-SGD with σ = {}, C = {} over {} epochs: ε = {:.2} at δ = {:.0e} (RDP accountant, Poisson sampling).", s.strength, s.clip, s.epochs, e, s.delta) }</p>
-            }
+            { epsilon(s, members) }
             <div class="lab-fields">
                 { field(Field { label: "epochs", value: s.epochs.to_string(), range: ("1", "500", "1"), id: "lab-epochs" }, setter(lab, |s, v| s.epochs = v.clamp(1.0, 500.0) as usize)) }
                 { field(Field { label: "learning rate", value: s.lr.to_string(), range: ("0.001", "2", "0.01"), id: "lab-lr" }, setter(lab, |s, v| s.lr = v.clamp(0.001, 2.0))) }
@@ -152,7 +163,7 @@ pub fn lab_settings_panel(p: &LabSettingsProps) -> Html {
                 { field(Field { label: "hidden units (0 = linear)", value: s.hidden.to_string(), range: ("0", "512", "16"), id: "lab-hidden" }, setter(lab, |s, v| s.hidden = v.clamp(0.0, 512.0) as usize)) }
                 { field(Field { label: "dropout", value: s.dropout.to_string(), range: ("0", "0.9", "0.05"), id: "lab-dropout" }, setter(lab, |s, v| s.dropout = v.clamp(0.0, 0.9))) }
                 { field(Field { label: "weight decay", value: s.weight_decay.to_string(), range: ("0", "0.1", "0.0005"), id: "lab-wd" }, setter(lab, |s, v| s.weight_decay = v.clamp(0.0, 0.1) as f32)) }
-                { field(Field { label: "shadow models", value: s.shadows.to_string(), range: ("4", "64", "2"), id: "lab-shadows" }, setter(lab, |s, v| s.shadows = (v.clamp(4.0, 64.0) as usize) & !1)) }
+                { field(Field { label: "shadow models", value: s.shadows.to_string(), range: ("6", "64", "2"), id: "lab-shadows" }, setter(lab, |s, v| s.shadows = (v.clamp(6.0, 64.0) as usize) & !1)) }
             </div>
             { options(lab) }
             if let Some(why) = refused { <p class="messages" data-testid="lab-refused">{ why }</p> }

@@ -9,6 +9,7 @@ pub mod glossary;
 pub mod header;
 pub mod lab;
 pub mod lab_card;
+pub mod lab_compare;
 pub mod lab_settings;
 pub mod messages;
 pub mod model_select;
