@@ -63,6 +63,9 @@ pub struct LabArgs {
     /// Hidden units (0 = a linear head).
     #[arg(long, default_value_t = 0)]
     hidden: usize,
+    /// L2 weight decay (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
     /// Seed of the image draws, splits and heads.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -139,6 +142,7 @@ impl LabArgs {
             epochs: self.epochs,
             batch_size: self.batch_size,
             lr: self.lr,
+            weight_decay: self.weight_decay,
             defense,
             dp,
             ..HeadConfig::default()
