@@ -1,7 +1,9 @@
 // Real-browser test that lab numbers can be trusted: node labtrust.mjs URL OUT_DIR BACKEND
 // - the same 60 CIFAR-10 photos (the page's sample: three classes of 20) under three member
 //   splits (re-draw): every attack's interval (each model of the run in turn as the target)
-//   overlaps the other splits', and each split's mean lies inside the others' intervals;
+//   overlaps the other splits'. How often a split's mean lies inside another's interval is
+//   printed, not required: for calibrated 95 % intervals of the mean (checked natively, 19-20 of
+//   20 seeds) another run's mean falls inside only ~83 % of the time (|Z| < 1.96/√2);
 // - the comparison table keeps every run: ERM, DP-SGD and label smoothing on the same split
 //   are paired with the first run on it, DP-SGD's row states ε with its δ;
 // - DP-SGD's ε comes with its δ and what it means, and a δ of at least 1/N is flagged.
@@ -56,16 +58,18 @@ for (let k = 0; k < 3; k++) {
 results.splits = splits;
 const attacks = Object.keys(splits[0]);
 if (attacks.length !== 6) await fail(`${attacks.length} attacks show an interval, expected 6`, page);
+let inside = 0;
 for (const a of attacks) {
   for (let i = 0; i < 3; i++) {
     for (let j = 0; j < 3; j++) {
       if (i === j) continue;
       const [x, y] = [splits[i][a], splits[j][a]];
       if (!(x.lo <= y.hi && y.lo <= x.hi)) await fail(`${a}: split ${i + 1}'s interval ${JSON.stringify(x)} misses split ${j + 1}'s ${JSON.stringify(y)}`, page);
-      if (!(y.lo <= x.mean && x.mean <= y.hi)) await fail(`${a}: split ${i + 1}'s mean ${x.mean} lies outside split ${j + 1}'s interval ${JSON.stringify(y)}`, page);
+      if (y.lo <= x.mean && x.mean <= y.hi) inside += 1;
     }
   }
 }
+results.meansInsideOthersIntervals = `${inside} of ${attacks.length * 6}`;
 
 // DP-SGD on the third split: ε with δ and its meaning before and after the run; δ ≥ 1/N flagged.
 await page.selectOption('[data-testid="lab-defense"]', 'dp-sgd');
