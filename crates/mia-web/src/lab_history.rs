@@ -89,17 +89,9 @@ mod tests {
 
     /// Draws whose leave-out means are `aucs` (so the jackknife pairs them group by group).
     fn draws(aucs: &[f64]) -> Vec<AttackDraws> {
-        let mean = aucs.iter().sum::<f64>() / aucs.len() as f64;
-        let i = Interval::jackknife(mean, aucs, aucs.len()).unwrap();
-        vec![AttackDraws {
-            attack: LabAttack::LiraOnline,
-            aucs: aucs.to_vec(),
-            tprs: aucs.to_vec(),
-            auc: i,
-            tpr: i,
-            fpr: 0.05,
-            leave_out: aucs.to_vec(),
-        }]
+        let out: Vec<(f64, f64)> = aucs.iter().map(|&v| (v, v)).collect();
+        let both = (aucs.to_vec(), aucs.to_vec());
+        vec![AttackDraws::from_parts(LabAttack::LiraOnline, both, 0.05, &out).unwrap()]
     }
 
     fn run(number: usize, pairing: u64, aucs: &[f64]) -> RunRecord {

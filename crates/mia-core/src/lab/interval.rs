@@ -147,6 +147,23 @@ pub struct AttackDraws {
     pub leave_out: Vec<f64>,
 }
 
+impl AttackDraws {
+    /// An attack's draws from its per-draw AUCs and TPRs at `fpr` and the means with each
+    /// jackknife group left out (`leave_out`: (AUC, TPR) per group); `None` with fewer than two
+    /// groups or a non-finite value.
+    pub fn from_parts(
+        attack: LabAttack,
+        (aucs, tprs): (Vec<f64>, Vec<f64>),
+        fpr: f64,
+        leave_out: &[(f64, f64)],
+    ) -> Option<Self> {
+        let (oa, ot): (Vec<f64>, Vec<f64>) = leave_out.iter().copied().unzip();
+        let auc = Interval::jackknife(mean(&aucs), &oa, aucs.len())?;
+        let tpr = Interval::jackknife(mean(&tprs), &ot, tprs.len())?;
+        Some(Self { attack, aucs, tprs, auc, tpr, fpr, leave_out: oa })
+    }
+}
+
 /// Each model of `models` in turn as the target, the others as its reference models: every
 /// attack's AUC and TPR at the smallest measurable FPR per draw, with their means and 95 %
 /// grouped-jackknife intervals. Needs at least 7 models (the target and three pairs of
@@ -182,11 +199,8 @@ pub fn rotate(models: &Models<'_>) -> Result<Vec<AttackDraws>, CoreError> {
     full.into_iter()
         .zip(leave_out)
         .map(|((attack, aucs, tprs), out)| {
-            let bad = || CoreError::Shape("a draw gave a non-finite AUC".into());
-            let (oa, ot): (Vec<f64>, Vec<f64>) = out.into_iter().unzip();
-            let auc = Interval::jackknife(mean(&aucs), &oa, m).ok_or_else(bad)?;
-            let tpr = Interval::jackknife(mean(&tprs), &ot, m).ok_or_else(bad)?;
-            Ok(AttackDraws { attack, aucs, tprs, auc, tpr, fpr, leave_out: oa })
+            AttackDraws::from_parts(attack, (aucs, tprs), fpr, &out)
+                .ok_or_else(|| CoreError::Shape("a draw gave a non-finite AUC".into()))
         })
         .collect()
 }
@@ -270,16 +284,9 @@ mod tests {
     }
 
     fn draws_with(aucs: &[f64], leave_out: &[f64]) -> AttackDraws {
-        let i = Interval::jackknife(mean(aucs), leave_out, aucs.len()).unwrap();
-        AttackDraws {
-            attack: LabAttack::LiraOnline,
-            aucs: aucs.to_vec(),
-            tprs: aucs.to_vec(),
-            auc: i,
-            tpr: i,
-            fpr: 0.05,
-            leave_out: leave_out.to_vec(),
-        }
+        let out: Vec<(f64, f64)> = leave_out.iter().map(|&v| (v, v)).collect();
+        let both = (aucs.to_vec(), aucs.to_vec());
+        AttackDraws::from_parts(LabAttack::LiraOnline, both, 0.05, &out).unwrap()
     }
 
     #[test]

@@ -526,22 +526,38 @@ mod tests {
         assert!(right >= 32, "{right}/40 right");
     }
 
+    /// Trains until finished, reading the validation loss back after every epoch when early
+    /// stopping is on.
+    fn run_all(t: &mut HeadTrainer<'_>) {
+        while !t.finished() {
+            t.epoch().unwrap();
+            if let Some(loss) = t.validation_loss() {
+                t.observe_validation(f64::from(loss.into_data().try_to_vec::<f32>().unwrap()[0]));
+            }
+        }
+    }
+
+    /// A trainer run with early stopping on `val` until it stops.
+    fn trained_early<'a>(
+        cfg: &HeadConfig,
+        train: TrainSet<'a>,
+        val: TrainSet<'a>,
+    ) -> HeadTrainer<'a> {
+        let mut t = HeadTrainer::new(cfg.clone(), train, &Device::flex())
+            .unwrap()
+            .with_validation(val)
+            .unwrap();
+        run_all(&mut t);
+        t
+    }
+
     /// Trains with early stopping on `val`, reading the validation loss back after every epoch.
     fn train_early(
         cfg: &HeadConfig,
         train: TrainSet<'_>,
         val: TrainSet<'_>,
     ) -> (LabNet, usize, bool) {
-        let mut t = HeadTrainer::new(cfg.clone(), train, &Device::flex())
-            .unwrap()
-            .with_validation(val)
-            .unwrap();
-        while !t.finished() {
-            t.epoch().unwrap();
-            let loss =
-                f64::from(t.validation_loss().unwrap().into_data().try_to_vec::<f32>().unwrap()[0]);
-            t.observe_validation(loss);
-        }
+        let t = trained_early(cfg, train, val);
         let (kept, stopped) = t.kept_epoch();
         (t.finish(), kept, stopped)
     }
@@ -594,15 +610,7 @@ mod tests {
         let (vx, vy) = rows_of(&x, &labels, &val_rows, 16);
         let set = TrainSet { features: &tx, dim: 16, labels: &ty, classes: 2 };
         let val = TrainSet { features: &vx, dim: 16, labels: &vy, classes: 2 };
-        let mut t = HeadTrainer::new(cfg.clone(), set, &Device::flex())
-            .unwrap()
-            .with_validation(val)
-            .unwrap();
-        while !t.finished() {
-            t.epoch().unwrap();
-            let loss = t.validation_loss().unwrap().into_data().try_to_vec::<f32>().unwrap()[0];
-            t.observe_validation(f64::from(loss));
-        }
+        let t = trained_early(&cfg, set, val);
         let (kept, stopped) = t.kept_epoch();
         let done = t.epochs_done();
         assert!(stopped && kept < done, "kept {kept} of {done} epochs run");
@@ -632,12 +640,7 @@ mod tests {
                 let val = TrainSet { features: &vx, dim: 16, labels: &vy, classes: 2 };
                 t = t.with_validation(val).unwrap();
             }
-            while !t.finished() {
-                t.epoch().unwrap();
-                if let Some(l) = t.validation_loss() {
-                    t.observe_validation(f64::from(l.into_data().try_to_vec::<f32>().unwrap()[0]));
-                }
-            }
+            run_all(&mut t);
             assert_eq!(t.epochs_done(), 4);
             let planned = cfg.planned_epsilon(members.len()).unwrap().unwrap();
             let spent = t.epsilon().unwrap();
