@@ -53,9 +53,13 @@ for (const backend of backends.split(',')) {
     await page.waitForSelector('[data-testid="lab-results"]', { timeout: 900_000 });
     const wallMs = Date.now() - t0;
     const summary = await page.textContent('[data-testid="lab-summary"]');
+    const spent = await page.textContent('[data-testid="lab-spent"]').catch(() => '');
     const aucs = Object.fromEntries(await page.$$eval('[data-testid^="lab-auc-"]', (els) =>
       els.map((e) => [e.dataset.testid.replace('lab-auc-', ''), parseFloat(e.textContent)])));
-    const row = { backend, defense: option ? `${defense} + ${option}` : defense, strength, wallMs, summary, epsilon, aucs };
+    // Each attack's mean over the run's draws with its 95 % interval.
+    const means = Object.fromEntries(await page.$$eval('[data-testid^="lab-interval-"]', (els) =>
+      els.map((e) => [e.dataset.testid.replace('lab-interval-', ''), [+e.dataset.mean, +e.dataset.lo, +e.dataset.hi]])));
+    const row = { backend, defense: option ? `${defense} + ${option}` : defense, strength, wallMs, summary, spent, epsilon, aucs, means };
     rows.push(row);
     console.error(JSON.stringify(row));
   }
@@ -64,10 +68,12 @@ for (const backend of backends.split(',')) {
 }
 await browser.close();
 fs.writeFileSync(out, JSON.stringify(rows, null, 1));
+// AUCs: the mean over the run's draws (the student's own draw in brackets).
 console.log('| path | defense | wall s | member / held-out acc. | ε | loss | LiRA on | LiRA off | RMIA |');
 console.log('|---|---|---|---|---|---|---|---|---|');
+const auc = (x, a) => `${x.means[a] ? x.means[a][0].toFixed(3) : '–'} (${x.aucs[a]})`;
 for (const x of rows) {
   const acc = x.summary.match(/right on (\d+)% of its members and (\d+)%/);
-  const eps = x.summary.match(/ε = (\d+\.\d+)/);
-  console.log(`| ${x.backend} | ${x.defense}${x.strength ? ` ${x.strength}` : ''} | ${(x.wallMs / 1000).toFixed(1)} | ${acc[1]} % / ${acc[2]} % | ${eps ? eps[1] : '–'} | ${x.aucs.loss} | ${x.aucs['lira-online']} | ${x.aucs['lira-offline']} | ${x.aucs['rmia-online']} |`);
+  const eps = x.spent.match(/ε = (\d+\.\d+)/);
+  console.log(`| ${x.backend} | ${x.defense}${x.strength ? ` ${x.strength}` : ''} | ${(x.wallMs / 1000).toFixed(1)} | ${acc[1]} % / ${acc[2]} % | ${eps ? eps[1] : '–'} | ${auc(x, 'loss')} | ${auc(x, 'lira-online')} | ${auc(x, 'lira-offline')} | ${auc(x, 'rmia-online')} |`);
 }
