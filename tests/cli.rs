@@ -520,6 +520,27 @@ fn dp_sgd_without_noise_is_refused_and_a_delta_above_one_over_n_is_flagged() {
 }
 
 #[test]
+fn mia_lab_runs_the_pages_lab_natively_and_explains_bad_input() {
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pretrained");
+    let b = bundle.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("study.json");
+    let args = ["lab", "--bundle", b, "--runs", "2", "--per-class", "6", "--shadows", "6"];
+    let mut with_out = args.to_vec();
+    with_out.extend(["--out", out.to_str().unwrap()]);
+    let stdout = ok(&with_out);
+    assert!(stdout.contains("2 runs × 7 draws") && stdout.contains("| lira-online |"), "{stdout}");
+    let study = json(&out);
+    let lira = study.as_array().unwrap().iter().find(|a| a["attack"] == "lira-online").unwrap();
+    assert_eq!(lira["aucs"].as_array().unwrap().len(), 2, "one row of draws per run");
+    assert_eq!(lira["aucs"][0].as_array().unwrap().len(), 7, "the target and 6 shadows");
+    fails(&["lab", "--bundle", "/nonexistent"]);
+    fails(&["lab", "--bundle", b, "--shadows", "5"]);
+    fails(&["lab", "--bundle", b, "--defense", "label-smoothing"]);
+    fails(&["lab", "--bundle", b, "--classes", "3"]);
+}
+
+#[test]
 fn every_defense_trains_from_the_command_line_and_from_a_config_file() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

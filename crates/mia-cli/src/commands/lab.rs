@@ -170,9 +170,14 @@ impl LabArgs {
 
 /// The reference sample's non-members: features (normalised per image) and labels.
 fn pool(args: &LabArgs, device: &Device) -> Result<(Vec<f32>, Vec<usize>, usize)> {
-    let read = |name: &str| {
-        std::fs::read(args.bundle.join(name))
-            .with_context(|| format!("reading {}", args.bundle.join(name).display()))
+    let read = |name: &str| -> Result<Vec<u8>> {
+        let path = args.bundle.join(name);
+        std::fs::read(&path).map_err(|e| {
+            hinted(
+                format!("cannot read {}: {e}", path.display()),
+                "pass --bundle with a folder written by `mia export` (the page's is pretrained/)",
+            )
+        })
     };
     let manifest = Manifest::parse(&String::from_utf8_lossy(&read("manifest.json")?))?;
     let entry = match &args.model {
