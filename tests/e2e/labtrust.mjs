@@ -6,7 +6,8 @@
 //   20 seeds) another run's mean falls inside only ~83 % of the time (|Z| < 1.96/√2);
 // - the comparison table keeps every run: ERM, DP-SGD and label smoothing on the same split
 //   are paired with the first run on it, DP-SGD's row states ε with its δ;
-// - DP-SGD's ε comes with its δ and what it means, and a δ of at least 1/N is flagged.
+// - DP-SGD's ε comes with its δ and what it means, and a δ of at least 1/N is flagged;
+// - label smoothing is marked as a defense that can backfire and shows its fingerprint.
 // Prints one JSON line; screenshots to OUT_DIR.
 import { chromium } from 'playwright-core';
 import { launchOptions } from './chromium.mjs';
@@ -88,9 +89,14 @@ if (!(Math.abs(shown - planned) < 0.01)) await fail(`the run spent ε ${shown}, 
 results.dp = { planned, spent };
 await page.screenshot({ path: path.join(outDir, `labtrust-dp-${backend}.png`), fullPage: true });
 
-// Label smoothing on the same split.
+// Label smoothing on the same split: marked as a defense that can help the attacker, and its
+// fingerprint measured on the student's model after the run.
 await page.selectOption('[data-testid="lab-defense"]', 'label-smoothing');
+await page.waitForSelector('[data-testid="lab-backfires"]', { timeout: 10_000 }).catch(() => fail('label smoothing is not marked as a defense that can backfire', page));
 await train('label smoothing');
+const note = await page.textContent('[data-testid="lab-smoothing-note"]').catch(() => '');
+if (!/fingerprint: \d+% of your members/.test(note)) await fail(`no fingerprint after a label-smoothing run: ${note}`, page);
+results.smoothingNote = note.slice(0, 140);
 
 // The comparison table: five runs; runs 4 and 5 paired with run 3 (the same split).
 const rows = await page.$$eval('[data-testid^="lab-compare-row-"]', (els) => els.map((e) => e.textContent));

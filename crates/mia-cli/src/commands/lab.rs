@@ -242,10 +242,11 @@ fn one_run(
         .collect();
     let y: Vec<usize> = chosen.iter().map(|&(_, k)| k).collect();
     let member = split_members(&y, 0.5, seed)?;
+    // Each model's seed comes from the plan (the page's heads are seeded the same way).
     let plan = RunPlan::new(&member, args.shadows, seed, false, mix(seed, 0x4EAD));
     let classes = args.classes.len();
     let all = TrainSet { features: &x, dim, labels: &y, classes };
-    let logits = run_heads(&plan, &HeadConfig { seed, ..cfg.clone() }, &all, device)?;
+    let logits = run_heads(&plan, cfg, &all, device)?;
     if r == 0
         && let Some(dir) = &args.dump
     {
