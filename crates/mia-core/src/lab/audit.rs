@@ -42,7 +42,7 @@ pub fn shadow_keep(n: usize, shadows: usize, seed: u64) -> Vec<bool> {
 pub const VALIDATION_SHARE: f64 = 0.2;
 
 /// How many of `len` training images [`validation_split`] sets aside.
-pub fn validation_size(len: usize) -> usize {
+pub(crate) fn validation_size(len: usize) -> usize {
     if len < 3 {
         return 0;
     }

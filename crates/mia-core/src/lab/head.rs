@@ -126,17 +126,23 @@ impl HeadConfig {
 }
 
 impl HeadConfig {
+    /// How many of `members` images a model trains on: all of them, or under early stopping
+    /// those left after the share set aside to validate on ([`crate::lab::validation_split`]).
+    pub fn trained_on(&self, members: usize) -> usize {
+        match self.early_stopping {
+            Some(_) => members - super::audit::validation_size(members),
+            None => members,
+        }
+    }
+
     /// The ε at δ that training on `members` images with this recipe spends when it runs every
     /// planned epoch (`None` without DP-SGD): with early stopping, on the members less the
     /// share set aside to validate on ([`crate::lab::validation_split`]), as the trainer runs
     /// it. Early stopping can only end a run sooner and spend less, never more.
     pub fn planned_epsilon(&self, members: usize) -> Result<Option<f64>, CoreError> {
         let Some(dp) = self.dp else { return Ok(None) };
-        let trained = match self.early_stopping {
-            Some(_) => members - super::audit::validation_size(members),
-            None => members,
-        };
-        let (q, steps) = crate::privacy::poisson_schedule(self.batch_size, trained);
+        let (q, steps) =
+            crate::privacy::poisson_schedule(self.batch_size, self.trained_on(members));
         let steps = (steps * self.epochs) as u64;
         crate::privacy::epsilon(q, f64::from(dp.noise_multiplier), steps, dp.delta).map(Some)
     }

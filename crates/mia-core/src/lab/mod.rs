@@ -12,7 +12,7 @@ mod trainer;
 
 pub use audit::{
     LabAttack, LabScores, Split, VALIDATION_SHARE, at_smoothing_target, shadow_keep, split_members,
-    validation_size, validation_split,
+    validation_split,
 };
 pub use head::{
     DpSgd, Head, HeadConfig, LabNet, NetShape, TrainSet, lab_logits, normalize_features,

@@ -641,6 +641,7 @@ mod tests {
                 t = t.with_validation(val).unwrap();
             }
             run_all(&mut t);
+            assert_eq!(cfg.trained_on(members.len()), train_rows.len(), "{early:?}");
             assert_eq!(t.epochs_done(), 4);
             let planned = cfg.planned_epsilon(members.len()).unwrap().unwrap();
             let spent = t.epsilon().unwrap();

@@ -58,11 +58,9 @@ fn epsilon(s: &LabSettings, members: usize) -> Html {
     if s.defense != LabDefense::DpSgd {
         return html! {};
     }
-    let Ok(Some(e)) = s.head(0).planned_epsilon(members) else { return html! {} };
-    let trained = match s.early_stopping {
-        Some(_) => members - mia_core::lab::validation_size(members),
-        None => members,
-    };
+    let head = s.head(0);
+    let Ok(Some(e)) = head.planned_epsilon(members) else { return html! {} };
+    let trained = head.trained_on(members);
     let bound = if s.early_stopping.is_some() { "at most " } else { "" };
     html! {
         <p data-testid="lab-epsilon" data-epsilon={format!("{e:.6}")}>
