@@ -3,7 +3,8 @@
 # five small-CNN targets on one split (20 000 members, 15 epochs, cosine schedule), each with
 # 16 shadows trained with its own recipe (the adaptive attacker), the native attacks, then
 # `mia export` with a 1 200-image reference sample (1 000 non-members: 0.1 % FPR resolution;
-# 200 members, which keeps the first visit under its 5 MB budget with room to spare).
+# 200 members, which keeps the first visit under its 5 MB budget with room to spare), and the
+# index of all 20 000 members' image hashes that lets the page recognise them among uploads.
 #
 # A defense's strength is chosen here, not guessed: its candidate values are tried strongest
 # first and the first whose test accuracy is within 3 points of ERM's is kept (the table is

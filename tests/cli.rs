@@ -785,6 +785,53 @@ fn shipped_bundle_is_consistent_and_its_weights_decode() {
     assert!(total <= 25_000_000, "the bundle is {total} bytes, over 25 MB");
 }
 
+/// The shipped index of the model's training images verifies, holds every member of the split
+/// (20 000) and finds each reference member exactly, with the label it was trained with.
+#[test]
+fn shipped_members_index_finds_every_reference_member_exactly() {
+    use mia_core::bundle::{Manifest, ReferenceSample};
+    use mia_core::recognise::MembersIndex;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pretrained");
+    let read = |p: &str| std::fs::read(dir.join(p)).unwrap();
+    let manifest = Manifest::parse(&String::from_utf8(read("manifest.json")).unwrap()).unwrap();
+    let entry = manifest.members_index.as_ref().expect("the shipped bundle has an index");
+    entry.file.verify(&read(&entry.file.path)).unwrap();
+    let index = MembersIndex::decode(&read(&entry.file.path)).unwrap();
+    assert_eq!((index.len(), entry.members), (20_000, 20_000));
+    let r = ReferenceSample::decode(&read(&manifest.reference.file.path), manifest.input).unwrap();
+    for i in (0..r.len()).filter(|&i| r.is_member[i]) {
+        let m = index.find(r.image(i), r.input).unwrap().expect("a member is found");
+        assert_eq!((m.distance, m.label), (0, r.labels[i]), "reference member {i}");
+    }
+}
+
+/// `mia index` draws the bundle's split again from its seed, checks it against the reference
+/// sample and writes the very index that ships; a wrong seed is refused with a hint.
+#[test]
+fn real_mia_index_rebuilds_the_shipped_index_and_refuses_a_wrong_split() {
+    let Some(data) = shared("cifar-10") else { return };
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pretrained");
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("bundle");
+    std::fs::create_dir(&copy).unwrap();
+    for f in ["manifest.json", "reference.02.bin"] {
+        std::fs::copy(shipped.join(f), copy.join(f)).unwrap();
+    }
+    let (b, d) = (copy.to_str().unwrap(), data.to_str().unwrap());
+    let err =
+        fails(&["index", "--bundle", b, "--data-dir", d, "--members", "20000", "--seed", "1"]);
+    assert!(err.contains("does not match the bundle") && err.contains("hint:"), "{err}");
+    let out = ok(&["index", "--bundle", b, "--data-dir", d, "--members", "20000", "--seed", "0"]);
+    assert!(out.contains("20000 members") && out.contains("1 of its 1000 non-members"), "{out}");
+    let built = std::fs::read(copy.join("members.index.bin")).unwrap();
+    assert!(
+        built == std::fs::read(shipped.join("members.index.bin")).unwrap(),
+        "not the shipped index"
+    );
+    let text = std::fs::read_to_string(copy.join("manifest.json")).unwrap();
+    assert_eq!(text, std::fs::read_to_string(shipped.join("manifest.json")).unwrap());
+}
+
 #[test]
 fn bench_phases_time_every_phase_of_a_step_on_cpu_backends_only() {
     let table = ok(&[

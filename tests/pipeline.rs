@@ -423,7 +423,8 @@ fn export_writes_a_verified_web_bundle() {
     let manifest = mia_core::bundle::Manifest::parse(&text).unwrap();
     let model = &manifest.models[0];
     assert_eq!((model.id.as_str(), model.shadows), ("run", 4));
-    for f in [&model.weights, model.lira.as_ref().unwrap(), &manifest.reference.file] {
+    let index = manifest.members_index.as_ref().expect("an index of the training images");
+    for f in [&model.weights, model.lira.as_ref().unwrap(), &manifest.reference.file, &index.file] {
         f.verify(&std::fs::read(bundle.join(&f.path)).unwrap()).unwrap();
     }
     // f16 weights unless that moved an AUC (then said); the names `mia shrink` writes too.
@@ -432,6 +433,15 @@ fn export_writes_a_verified_web_bundle() {
     let bytes = std::fs::read(bundle.join(&manifest.reference.file.path)).unwrap();
     let sample = mia_core::bundle::ReferenceSample::decode(&bytes, manifest.input).unwrap();
     assert_eq!(sample.is_member.iter().filter(|m| **m).count(), 10);
+    // Every member of the split is in the index; the reference members are found exactly.
+    let split = json(&p.run_dir().join("split.json"));
+    assert_eq!(Some(index.members as u64), split["counts"]["members"].as_u64());
+    let bytes = std::fs::read(bundle.join(&index.file.path)).unwrap();
+    let members = mia_core::recognise::MembersIndex::decode(&bytes).unwrap();
+    for i in (0..sample.len()).filter(|&i| sample.is_member[i]) {
+        let m = members.find(sample.image(i), sample.input).unwrap().expect("found");
+        assert_eq!((m.distance, m.label), (0, sample.labels[i]));
+    }
     let loss = model.attacks.iter().find(|a| a.name == "loss").unwrap();
     assert!(loss.reference_auc.is_some() && loss.threshold.is_some());
     let lira = model.attacks.iter().find(|a| a.name == "lira-online-fixed").unwrap();

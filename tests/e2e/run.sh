@@ -4,7 +4,8 @@
 # 5 MB over the wire), serves it on 127.0.0.1 and runs the real-browser tests: deeplink.mjs
 # (the site built for a sub-path with --public-url, opened from a deep link), teach.mjs (what a new
 # student meets: default backend, honest upload verdicts, toggle latency, phone layout, tour,
-# a corrupt model beside working ones), labmode.mjs (training on a student's images in the
+# a corrupt model beside working ones), recognise.mjs (the shipped model's training images
+# recognised among uploads, and nothing else), labmode.mjs (training on a student's images in the
 # page, on both paths), labextras.mjs (camera, early stopping, export/import of the trained
 # network, fine-tuning), labtrust.mjs (intervals across member splits, the comparison table,
 # ε with its δ) and lab.mjs on the CPU path and on the WebGPU path
@@ -68,6 +69,8 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$HOST_PORT/my-paper/" >/dev/nu
 node tests/e2e/deeplink.mjs "http://127.0.0.1:$HOST_PORT/my-paper" "$PUBLIC" "$OUT/deeplink" | tee "$OUT/deeplink.json"
 
 node tests/e2e/teach.mjs "http://127.0.0.1:$PORT" "http://127.0.0.1:$BROKEN_PORT" "$OUT/teach" | tee "$OUT/teach.json"
+# The shipped model's training images recognised among uploads (PNG and 1024 × 1024 JPEG).
+node tests/e2e/recognise.mjs "http://127.0.0.1:$PORT" "$OUT/recognise" | tee "$OUT/recognise.json"
 node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" flex | tee "$OUT/labmode-flex.json"
 node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" webgpu | tee "$OUT/labmode-webgpu.json"
 # Camera, early stopping, the network in the lab file, fine-tuning: the CPU path only (on

@@ -2,7 +2,7 @@
 //   node teach.mjs URL BROKEN_URL OUT_DIR
 // URL serves the page; BROKEN_URL the same page with one model's weights corrupted.
 // Checks: the default backend is not a software WebGPU adapter when the CPU is faster; upload
-// verdicts state their false-positive rate and never call a student's file a member; the rate
+// verdicts state their false-positive rate and say a student's file is not a training image; the rate
 // a verdict states for reference images uploaded as files matches what those uploads show and,
 // with the true label, the card's own; a defense toggle answers quickly with 0 and 50 uploads
 // (long tasks measured); uploads can be removed; one corrupt model leaves the others working;
@@ -100,7 +100,7 @@ await desk.waitForSelector('[data-testid="naive-warning"]', { state: 'detached',
 await desk.setInputFiles('[data-testid="upload-input"]', fixture('pattern.png'));
 await desk.waitForSelector('[data-testid="upload-summary"]', { timeout: 60_000 }).catch(() => fail('no verdict for an upload', desk));
 const summary = await desk.textContent('[data-testid="upload-summary"]');
-await check(/never saw it/.test(summary), `the verdict of a student's file does not say the model never saw it: ${summary}`, desk);
+await check(/^not one of the model's training images/.test(summary), `the verdict of a student's file does not say it is not one of the model's training images: ${summary}`, desk);
 await desk.click('[data-testid="upload-result"] summary');
 const fprLines = await desk.$$eval('[data-testid="verdict-fpr"]', (els) => els.map((e) => e.textContent));
 await check(fprLines.length >= 3 && fprLines.every((t) => /flags \d+\.\d % of the \d+ images the model never saw/.test(t)),

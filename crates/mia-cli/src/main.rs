@@ -34,6 +34,9 @@ enum Command {
     Generate(Box<commands::generate::GenerateArgs>),
     /// Store a bundle's weights at f16 where the reference sample's AUCs do not move.
     Shrink(commands::shrink::ShrinkArgs),
+    /// Add to a bundle the index of its models' training images, so the page recognises them
+    /// among uploads (bundles exported before `mia export` wrote it).
+    Index(commands::index::IndexArgs),
     /// Run the browser lab's experiment natively, many times: each attack's mean AUC over
     /// independent image draws and member splits, with its standard error.
     Lab(Box<commands::lab::LabArgs>),
@@ -70,6 +73,7 @@ fn main() {
         Command::Report(args) => commands::report::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Shrink(args) => commands::shrink::run(args),
+        Command::Index(args) => commands::index::run(args),
         Command::Generate(args) => commands::generate::run(*args),
         Command::Lab(args) => commands::lab::run(*args),
         Command::Bench(args) => commands::bench::run(*args),

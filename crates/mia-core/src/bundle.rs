@@ -197,6 +197,16 @@ pub struct ReferenceEntry {
     pub non_members: usize,
 }
 
+/// The index of the models' training images ([`crate::recognise::MembersIndex`]): the page
+/// fetches it at the first upload to recognise a member among the student's images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MembersIndexEntry {
+    /// The binary file.
+    pub file: FileRef,
+    /// Members it holds (every member of the shared split).
+    pub members: usize,
+}
+
 /// `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -220,6 +230,11 @@ pub struct Manifest {
     /// "about" panel shows it. Absent in bundles made before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub citation: Option<String>,
+    /// Every member's image hash, so uploads of training images are recognised. Absent in
+    /// bundles made before it existed (`mia index` adds it); the page then says it cannot
+    /// tell whether an upload was trained on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_index: Option<MembersIndexEntry>,
 }
 
 impl Manifest {
@@ -635,6 +650,7 @@ mod tests {
             },
             provenance: "test".into(),
             citation: None,
+            members_index: None,
         }
     }
 

@@ -5,7 +5,7 @@
 //! attack signals ([`npy`]), metrics and attack math ([`metrics`], [`scores`], [`lira`],
 //! [`rmia`]), the attack models ([`classifier`]), the training-time defense losses
 //! ([`defense`]), the inference-time defenses ([`inference`]), the DP accountant
-//! ([`privacy`]) and lab mode's head training and audit ([`lab`]). Nothing here touches the network; the file system only through
+//! ([`privacy`]) and lab mode's head training and audit ([`lab`]), and recognising a bundle's training images among uploads ([`recognise`]). Nothing here touches the network; the file system only through
 //! [`files`], the one atomic writer every crate uses natively.
 
 pub mod bundle;
@@ -24,6 +24,7 @@ pub mod npy;
 pub mod posterior;
 pub mod preprocess;
 pub mod privacy;
+pub mod recognise;
 pub mod rmia;
 pub mod rng;
 pub mod scores;

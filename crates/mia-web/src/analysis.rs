@@ -3,12 +3,13 @@
 //! ROC curve, AUC and the verdicts at the attacker's threshold. Pure functions over
 //! `mia-core`, so the numbers are the trainer's and are tested natively.
 
-use mia_core::CoreError;
 use mia_core::bundle::{BrowserAttack, LiraStats, ShadowOutputs};
 use mia_core::inference::{Chain, ModelContext, Row, Surrogate, released_logits};
 use mia_core::lira;
 use mia_core::metrics::{Confusion, Roc, roc};
 use mia_core::posterior::{argmax, softmax};
+use mia_core::recognise::MembersIndex;
+use mia_core::{CoreError, InputSpec};
 
 /// One plain-language sentence on what `id` measures, for its chart.
 pub fn explain(id: BrowserAttack) -> &'static str {
@@ -253,11 +254,52 @@ fn pool(stats: &LiraStats) -> LiraStats {
     LiraStats { rows: vec![mean] }
 }
 
+/// What the page knows of whether the model trained on one of the student's files, from the
+/// bundle's index of its training images ([`mia_core::recognise`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Being looked up (the index is fetched at the first upload).
+    Checking,
+    /// The bundle lists no training images, or the list could not be fetched.
+    Unchecked,
+    /// Not one of the model's training images.
+    NotMember,
+    /// One of the model's training images, or a copy of one (re-encoded, resized, recoloured
+    /// or mirrored).
+    Member {
+        /// The label it was trained with.
+        label: usize,
+        /// Its position among the training images.
+        position: usize,
+        /// Hash bits that differ.
+        distance: u32,
+        /// The upload is the training image mirrored.
+        mirrored: bool,
+    },
+}
+
+/// What the index says of `pixels` (CHW at the model's `input`).
+pub fn recognise(index: &MembersIndex, pixels: &[u8], input: InputSpec) -> Known {
+    match index.find(pixels, input) {
+        Ok(Some(m)) => Known::Member {
+            label: usize::from(m.label),
+            position: m.position,
+            distance: m.distance,
+            mirrored: m.mirrored,
+        },
+        Ok(None) => Known::NotMember,
+        Err(_) => Known::Unchecked,
+    }
+}
+
 /// Where an upload came from, which decides what the page may claim about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// The student's own file: the model never trained on it.
-    File,
+    /// The student's own file, and whether it is one of the model's training images.
+    File {
+        /// What the index says.
+        known: Known,
+    },
     /// A reference example: its membership and true label are known.
     Reference {
         /// Its index in the reference sample.
@@ -276,7 +318,8 @@ pub enum LabelUsed {
     Predicted(usize),
     /// The class the student picked.
     Chosen(usize),
-    /// A reference example's true label.
+    /// A reference example's true label, or the label a recognised training image was
+    /// trained with.
     True(usize),
 }
 
@@ -379,9 +422,10 @@ pub fn upload_analysis(
                 .collect();
             (LabelUsed::True(label), verdicts)
         }
-        Origin::File => {
-            let label = match chosen {
-                Some(k) if k < p.len() => LabelUsed::Chosen(k),
+        Origin::File { known } => {
+            let label = match (chosen, known) {
+                (Some(k), _) if k < p.len() => LabelUsed::Chosen(k),
+                (_, Known::Member { label, .. }) if label < p.len() => LabelUsed::True(label),
                 _ => LabelUsed::Predicted(argmax(&released)),
             };
             let calibration = usize::from(matches!(label, LabelUsed::Predicted(_)));
@@ -402,6 +446,9 @@ pub fn upload_analysis(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file of the student's that is not a training image.
+    const FILE: Origin = Origin::File { known: Known::NotMember };
 
     /// Members have a larger true-class logit; 4 paired shadows behave alike.
     fn world() -> (Vec<f32>, Vec<usize>, Vec<bool>, ShadowOutputs) {
@@ -504,10 +551,8 @@ mod tests {
         let mut flagged = vec![0f64; views.len()];
         for (i, z) in target.chunks(3).enumerate().filter(|(i, _)| !member[*i]) {
             let up =
-                upload_analysis(&none, z, &ctx, (7, i), Origin::File, None, views, member, |v| {
-                    v.threshold
-                })
-                .unwrap();
+                upload_analysis(&none, z, &ctx, (7, i), FILE, None, views, member, |v| v.threshold)
+                    .unwrap();
             assert!(matches!(up.label, LabelUsed::Predicted(_)));
             for (f, v) in flagged.iter_mut().zip(&up.verdicts) {
                 *f += f64::from(u8::from(v.flagged)) / non_members;
@@ -527,7 +572,7 @@ mod tests {
             z,
             &ModelContext::default(),
             (7, 0),
-            Origin::File,
+            FILE,
             None,
             &views,
             &member,
@@ -551,8 +596,7 @@ mod tests {
         let z = &target[3 * i..3 * i + 3];
         let chosen = Some(labels[i]);
         let t = |v: &AttackView| v.threshold;
-        let up = upload_analysis(&none, z, &ctx, (7, 0), Origin::File, chosen, &views, &member, t)
-            .unwrap();
+        let up = upload_analysis(&none, z, &ctx, (7, 0), FILE, chosen, &views, &member, t).unwrap();
         assert_eq!(up.label, LabelUsed::Chosen(labels[i]));
         let card = &views[0];
         assert_eq!(up.verdicts[0].score, card.scores[i]);
@@ -564,5 +608,44 @@ mod tests {
             let (tpr, fpr) = card.rates(&member, card.threshold);
             assert_eq!((v.tpr, v.fpr, v.pooled), (tpr, fpr, false), "{:?}", v.attack);
         }
+    }
+
+    #[test]
+    fn a_recognised_training_image_is_scored_at_the_label_it_was_trained_with() {
+        let (target, labels, member, _) = world();
+        let views = views_of(&target, &member, &labels);
+        let (ctx, none) = (ModelContext::default(), Chain::default());
+        let t = |v: &AttackView| v.threshold;
+        let i = 4; // a member whose label is not always the prediction
+        let z = &target[3 * i..3 * i + 3];
+        let known = Known::Member { label: labels[i], position: 9, distance: 4, mirrored: false };
+        let file = Origin::File { known };
+        let up = upload_analysis(&none, z, &ctx, (7, 0), file, None, &views, &member, t).unwrap();
+        assert_eq!(up.label, LabelUsed::True(labels[i]));
+        let chosen = Some(labels[i]);
+        let same =
+            upload_analysis(&none, z, &ctx, (7, 0), FILE, chosen, &views, &member, t).unwrap();
+        assert_eq!(up.verdicts, same.verdicts, "scored like the true class picked by hand");
+        let other = Some((labels[i] + 1) % 3);
+        let picked =
+            upload_analysis(&none, z, &ctx, (7, 0), file, other, &views, &member, t).unwrap();
+        assert_eq!(picked.label, LabelUsed::Chosen((labels[i] + 1) % 3), "the student's pick wins");
+    }
+
+    #[test]
+    fn recognise_names_the_training_image_and_nothing_else() {
+        let input = InputSpec::new(3, 32, 32);
+        let noise = |seed: usize| -> Vec<u8> {
+            (0..input.numel()).map(|k| mia_core::rng::mix(seed as u64, k as u64) as u8).collect()
+        };
+        let pixels: Vec<u8> = (0..4).flat_map(noise).collect();
+        let index = MembersIndex::build(&pixels, &[5, 6, 7, 8], input).unwrap();
+        let known = recognise(&index, &noise(2), input);
+        assert!(
+            matches!(known, Known::Member { label: 7, position: 2, distance: 0, mirrored: false }),
+            "{known:?}"
+        );
+        assert_eq!(recognise(&index, &noise(11), input), Known::NotMember);
+        assert_eq!(recognise(&index, &[0; 5], input), Known::Unchecked, "a wrong size is unknown");
     }
 }

@@ -274,6 +274,7 @@ fn side(
                 on_param={dispatch(state, |(i, j, v)| Action::SetParam(i, j, v))}
                 on_attacker={dispatch(state, Action::SetAttacker)} />
             <Uploads uploads={uploads} thumbs={thumbs.to_vec()} classes={manifest.class_names.clone()} {on_files} {on_reference}
+                index_members={manifest.members_index.as_ref().map(|i| i.members)}
                 on_remove={dispatch(state, Action::RemoveUpload)}
                 on_clear={dispatch(state, |()| Action::ClearUploads)}
                 on_label={dispatch(state, |(id, l)| Action::SetUploadLabel(id, l))} />
@@ -292,6 +293,7 @@ pub fn app() -> Html {
     use_bundle(state.clone());
     use_model_files(state.clone());
     hooks::use_shadow_files(state.clone());
+    hooks::use_members_index(state.clone());
     let lab_view = *use_memo((), |_| lab_requested());
     use_reference_logits(state.clone(), engine.clone(), started);
     use_upload_logits(state.clone(), engine.clone());

@@ -11,6 +11,7 @@ use js_sys::{Promise, Reflect, Uint8Array};
 use mia_core::bundle::{FileRef, LiraStats, Manifest, ReferenceSample, ShadowOutputs};
 use mia_core::inference::RANDOM_INPUTS;
 use mia_core::preprocess::batch_tensor;
+use mia_core::recognise::MembersIndex;
 use mia_core::{InputSpec, Model};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -187,6 +188,16 @@ pub async fn load_shadows(bundle: &Bundle, id: &str) -> Result<Option<ShadowOutp
     let bytes = fetch_checked(base, f, &what).await?;
     let decoded = ShadowOutputs::decode(&bytes, n, c);
     Ok(Some(decoded.map_err(|e| format!("{what} cannot be read ({e})"))?))
+}
+
+/// Fetches and verifies the index of the model's training images; `Ok(None)` when the bundle
+/// ships none.
+pub async fn load_members_index(bundle: &Bundle) -> Result<Option<MembersIndex>, String> {
+    let Some(entry) = &bundle.manifest.members_index else { return Ok(None) };
+    let what = format!("the list of the model's training images ({})", entry.file.path);
+    let bytes = fetch_checked(&bundle.base, &entry.file, &what).await?;
+    let index = MembersIndex::decode(&bytes).map_err(|e| format!("{what} cannot be read ({e})"))?;
+    Ok(Some(index))
 }
 
 /// What the browser's WebGPU adapter is: `Ok(None)` for hardware, `Ok(Some(name))` for a

@@ -13,9 +13,9 @@ use mia_core::posterior::softmax;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
-use crate::analysis::{Attacker, Origin};
+use crate::analysis::{Attacker, Known, Origin};
 use crate::engine::{self, Backend, LoadedModel, SharedBundle};
-use crate::state::{Action, State, UploadEntry};
+use crate::state::{Action, MembersIndexState, State, UploadEntry};
 use crate::view_url;
 
 /// Where the bundle is served from, relative to the page.
@@ -213,6 +213,29 @@ pub fn use_shadow_files(state: UseReducerHandle<State>) {
     });
 }
 
+/// Fetches the index of the model's training images once a file of the student's waits for
+/// it (the first upload, not the first visit).
+#[hook]
+pub fn use_members_index(state: UseReducerHandle<State>) {
+    let waiting = state.members_index == MembersIndexState::NotFetched
+        && state
+            .uploads
+            .iter()
+            .any(|u| matches!(u.origin, Origin::File { known: Known::Checking }));
+    use_effect_with(waiting, move |waiting| {
+        let (true, Some(bundle)) = (*waiting, state.bundle.clone()) else { return };
+        state.dispatch(Action::MembersIndexFetching);
+        spawn_local(async move {
+            let result = match engine::load_members_index(&bundle).await {
+                Ok(Some(index)) => Ok((Rc::new(index), bundle.manifest.input)),
+                Ok(None) => Err("the bundle lists none".to_string()),
+                Err(e) => Err(e),
+            };
+            state.dispatch(Action::MembersIndexLoaded(result));
+        });
+    });
+}
+
 /// Runs the reference sample through the selected model whenever it has no logits on the
 /// current backend; `started` is the page's start (for the time to first distributions).
 #[hook]
@@ -336,7 +359,7 @@ pub fn upload_files(state: &UseReducerHandle<State>, files: Vec<web_sys::File>) 
             match engine::decode_upload(&f, &bundle.manifest).await {
                 Ok(u) => state.dispatch(Action::Uploaded(UploadEntry {
                     id: 0,
-                    origin: Origin::File,
+                    origin: Origin::File { known: Known::Checking },
                     label: None,
                     name: u.name,
                     pixels: Rc::new(u.pixels),

@@ -8,7 +8,10 @@ use mia_core::bundle::BrowserAttack;
 use mia_core::inference::{Chain, Defense};
 use yew::Reducible;
 
-use crate::analysis::{Attacker, Origin};
+use mia_core::InputSpec;
+use mia_core::recognise::MembersIndex;
+
+use crate::analysis::{self, Attacker, Known, Origin};
 use crate::engine::{Backend, LoadedModel, SharedBundle};
 use crate::view_url::{self, View};
 
@@ -107,6 +110,20 @@ pub enum Status {
     Failed(String),
 }
 
+/// The bundle's index of the model's training images: fetched at the first upload of a file,
+/// not on the first visit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MembersIndexState {
+    /// The bundle ships none, or it could not be fetched: files stay unchecked.
+    Absent,
+    /// Shipped, not fetched yet.
+    NotFetched,
+    /// Being fetched.
+    Fetching,
+    /// Fetched and verified, with the model's input.
+    Ready(Rc<MembersIndex>, InputSpec),
+}
+
 /// The whole UI state.
 #[derive(Clone)]
 pub struct State {
@@ -136,6 +153,8 @@ pub struct State {
     pub uploads: Vec<UploadEntry>,
     /// The next upload's id.
     pub next_upload: u64,
+    /// The index uploads are looked up in.
+    pub members_index: MembersIndexState,
     /// Each model's files once fetched and verified, by id.
     pub models: HashMap<String, Rc<LoadedModel>>,
     /// Models whose files could not be used, with what the student should know.
@@ -174,6 +193,7 @@ impl Default for State {
             thresholds: HashMap::new(),
             uploads: Vec::new(),
             next_upload: 0,
+            members_index: MembersIndexState::Absent,
             models: HashMap::new(),
             broken: HashMap::new(),
             progress: None,
@@ -230,6 +250,11 @@ pub enum Action {
     ClearUploads,
     /// The class the student says upload `id` shows (None: use the prediction).
     SetUploadLabel(u64, Option<usize>),
+    /// The index of the model's training images is being fetched.
+    MembersIndexFetching,
+    /// The index arrived, with the model's input (the files waiting for it are looked up), or
+    /// could not be had (they stay unchecked, and the student is told why).
+    MembersIndexLoaded(Result<(Rc<MembersIndex>, InputSpec), String>),
     /// A model's files are fetched and verified.
     ModelLoaded(String, Rc<LoadedModel>),
     /// A model's shadow outputs are fetched and verified (the adaptive attacker's).
@@ -261,7 +286,9 @@ impl Reducible for State {
             | Action::UploadLogits(..)
             | Action::RemoveUpload(_)
             | Action::ClearUploads
-            | Action::SetUploadLabel(..)) => s.reduce_uploads(a),
+            | Action::SetUploadLabel(..)
+            | Action::MembersIndexFetching
+            | Action::MembersIndexLoaded(_)) => s.reduce_uploads(a),
             a @ (Action::Toggle(_)
             | Action::SetParam(..)
             | Action::SetAttacker(_)
@@ -283,6 +310,10 @@ impl State {
         match action {
             Action::Loaded(bundle, view) => {
                 s.model = bundle.manifest.models[0].id.clone();
+                s.members_index = match bundle.manifest.members_index {
+                    Some(_) => MembersIndexState::NotFetched,
+                    None => MembersIndexState::Absent,
+                };
                 s.bundle = Some(bundle);
                 s.status = Status::Loading("running the reference sample".into());
                 s.apply_view(view);
@@ -422,6 +453,29 @@ impl State {
         }
     }
 
+    /// Looks up the files waiting for the index, or marks them unchecked when it failed.
+    fn index_arrived(&mut self, result: Result<(Rc<MembersIndex>, InputSpec), String>) {
+        let ready = result
+            .map_err(|e| {
+                self.messages.push(format!(
+                    "The list of the model's training images could not be fetched ({e}): the page cannot tell whether your images are among them."
+                ));
+            })
+            .ok();
+        for u in &mut self.uploads {
+            if let Origin::File { known: known @ Known::Checking } = &mut u.origin {
+                *known = match &ready {
+                    Some((index, input)) => analysis::recognise(index, &u.pixels, *input),
+                    None => Known::Unchecked,
+                };
+            }
+        }
+        self.members_index = match ready {
+            Some((index, input)) => MembersIndexState::Ready(index, input),
+            None => MembersIndexState::Absent,
+        };
+    }
+
     /// The student's uploads.
     fn reduce_uploads(&mut self, action: Action) {
         let s = self;
@@ -429,8 +483,19 @@ impl State {
             Action::Uploaded(mut u) => {
                 u.id = s.next_upload;
                 s.next_upload += 1;
+                if let Origin::File { known } = &mut u.origin {
+                    *known = match &s.members_index {
+                        MembersIndexState::Absent => Known::Unchecked,
+                        MembersIndexState::Ready(index, input) => {
+                            analysis::recognise(index, &u.pixels, *input)
+                        }
+                        _ => Known::Checking,
+                    };
+                }
                 s.uploads.push(u);
             }
+            Action::MembersIndexFetching => s.members_index = MembersIndexState::Fetching,
+            Action::MembersIndexLoaded(result) => s.index_arrived(result),
             Action::UploadLogits(id, model, logits) => {
                 if let Some(u) = s.uploads.iter_mut().find(|u| u.id == id) {
                     u.logits.insert(model, logits);
@@ -492,5 +557,64 @@ mod tests {
         assert_eq!(s.messages.len(), 1);
         s = s.reduce(Action::Dismiss);
         assert!(s.messages.is_empty());
+    }
+
+    fn file(pixels: Vec<u8>) -> Action {
+        Action::Uploaded(UploadEntry {
+            id: 0,
+            origin: Origin::File { known: Known::Checking },
+            label: None,
+            name: "f.png".into(),
+            pixels: Rc::new(pixels),
+            preview: String::new(),
+            logits: HashMap::new(),
+        })
+    }
+
+    fn known(s: &State) -> Vec<Known> {
+        s.uploads
+            .iter()
+            .filter_map(|u| match u.origin {
+                Origin::File { known } => Some(known),
+                Origin::Reference { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn files_wait_for_the_index_and_are_then_looked_up() {
+        let input = InputSpec::new(1, 16, 16);
+        let image = |seed: u64| -> Vec<u8> {
+            (0..256).map(|k| mia_core::rng::mix(seed, k) as u8).collect()
+        };
+        let member: Vec<u8> = image(1);
+        let index = MembersIndex::build(&member, &[4], input).unwrap();
+        let mut s =
+            Rc::new(State { members_index: MembersIndexState::NotFetched, ..State::default() });
+        s = s.reduce(file(member.clone())).reduce(file(image(2)));
+        assert_eq!(known(&s), [Known::Checking, Known::Checking]);
+        s = s.reduce(Action::MembersIndexFetching);
+        assert_eq!(s.members_index, MembersIndexState::Fetching);
+        s = s.reduce(Action::MembersIndexLoaded(Ok((Rc::new(index), input))));
+        let k = known(&s);
+        assert!(matches!(k[0], Known::Member { label: 4, position: 0, distance: 0, .. }), "{k:?}");
+        assert_eq!(k[1], Known::NotMember);
+        s = s.reduce(file(member));
+        assert!(
+            matches!(known(&s)[2], Known::Member { .. }),
+            "once in, a new file is looked up at once"
+        );
+    }
+
+    #[test]
+    fn without_an_index_files_are_unchecked_and_a_failed_fetch_is_said() {
+        let s = Rc::new(State::default()).reduce(file(vec![0; 256]));
+        assert_eq!(known(&s), [Known::Unchecked], "a bundle without an index");
+        let s = Rc::new(State { members_index: MembersIndexState::NotFetched, ..State::default() })
+            .reduce(file(vec![0; 256]))
+            .reduce(Action::MembersIndexLoaded(Err("offline".into())));
+        assert_eq!(known(&s), [Known::Unchecked]);
+        assert_eq!(s.members_index, MembersIndexState::Absent);
+        assert!(s.messages.iter().any(|m| m.contains("offline")), "{:?}", s.messages);
     }
 }

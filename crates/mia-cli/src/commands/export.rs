@@ -1,8 +1,9 @@
 //! `mia export`: turns attacked runs into the web bundle the browser lab opens
 //! (`pretrained/`): `manifest.json`, each model's weights, one reference sample of members
 //! and non-members shared by every model (they must share one split), per-example LiRA
-//! statistics of that sample from each run's shadows, and the attack results measured
-//! natively, with the thresholds the browser's verdicts use. See `mia_core::bundle`.
+//! statistics of that sample from each run's shadows, the attack results measured natively,
+//! with the thresholds the browser's verdicts use, and the index of every member's image hash
+//! that lets the page recognise them among uploads. See `mia_core::bundle`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,8 +12,8 @@ use clap::Args;
 use mia_attack::{AttackInput, AttackReport};
 use mia_core::ModelConfig;
 use mia_core::bundle::{
-    AttackSummary, BrowserAttack, FORMAT_VERSION, FileRef, LiraStats, Manifest, ModelEntry,
-    ReferenceEntry, ReferenceSample, ShadowOutputs,
+    AttackSummary, BrowserAttack, FORMAT_VERSION, FileRef, LiraStats, Manifest, MembersIndexEntry,
+    ModelEntry, ReferenceEntry, ReferenceSample, ShadowOutputs,
 };
 use mia_core::layout::RunLayout;
 use mia_core::lira;
@@ -21,6 +22,7 @@ use mia_core::preprocess::Normalization;
 use mia_data::Split;
 use mia_train::{DeviceChoice, Summary, TrainConfig};
 
+use super::index::INDEX_FILE;
 use super::{decimal, hinted};
 
 /// Arguments of `mia export`.
@@ -195,6 +197,25 @@ pub fn run(args: ExportArgs) -> Result<()> {
         let precision = (args.weights, &sample, &ds.normalization);
         models.push(export_model(run, &id, &rows, &args.out, precision)?);
     }
+    let members_index = match super::index::hashable(ds.input) {
+        true => {
+            let index = super::index::build(&ds, &split.members)?;
+            let bytes = index.encode();
+            write(&args.out.join(INDEX_FILE), &bytes)?;
+            Some(MembersIndexEntry {
+                file: FileRef::describe(INDEX_FILE, &bytes),
+                members: index.len(),
+            })
+        }
+        false => {
+            println!(
+                "note: {} images are too small to hash: no index of the training images (the \
+                 page will say it cannot tell whether an upload was trained on)",
+                ds.input
+            );
+            None
+        }
+    };
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         dataset: ds.name.clone(),
@@ -209,6 +230,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         },
         provenance: args.provenance.clone(),
         citation: args.citation.clone(),
+        members_index,
     };
     let text = serde_json::to_string_pretty(&manifest)?;
     Manifest::parse(&text)?;

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod data;
 pub mod export;
 pub mod generate;
+pub mod index;
 pub mod lab;
 pub mod report;
 pub mod shadows;
