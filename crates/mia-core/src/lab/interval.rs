@@ -66,6 +66,15 @@ impl Interval {
         Some(Self { mean: full, lo: full - half, hi: full + half, draws })
     }
 
+    /// Where another run's mean on the same images lands 95 % of the time: the mean ± √2 times
+    /// this interval's half-width (two runs' means differ by the noise of both, √2 times one
+    /// mean's). What a class compares: a classmate's number with other seeds lands here, while
+    /// only about 83 % of them land inside this interval of the mean itself (|Z| < 1.96/√2).
+    pub fn rerun(&self) -> Self {
+        let half = (self.hi - self.lo) / 2.0 * std::f64::consts::SQRT_2;
+        Self { lo: self.mean - half, hi: self.mean + half, ..*self }
+    }
+
     /// Whether `x` lies in the interval.
     pub fn contains(&self, x: f64) -> bool {
         self.lo <= x && x <= self.hi

@@ -460,6 +460,27 @@ mod tests {
             let held = runs.iter().filter(|r| r[a].auc.contains(grand)).count();
             eprintln!("{attack:?}: grand mean {grand:.4}, held by {held} of 20 intervals");
             assert!(held >= 17, "{attack:?}: only {held} of 20 intervals hold {grand}");
+            // Another seed's mean inside a run's rerun range (the class's comparison), and
+            // inside the interval of the mean itself (expected ~83 % for calibrated intervals).
+            let pairs =
+                |inside: &dyn Fn(&crate::lab::AttackDraws, &crate::lab::AttackDraws) -> bool| {
+                    let hits = runs.iter().enumerate().flat_map(|(i, r)| {
+                        runs.iter()
+                            .enumerate()
+                            .filter(move |(j, _)| *j != i)
+                            .map(move |(_, o)| (r, o))
+                    });
+                    hits.filter(|(r, o)| inside(&r[a], &o[a])).count()
+                };
+            let rerun = pairs(&|r, o| r.auc.rerun().contains(o.auc.mean));
+            let mean = pairs(&|r, o| r.auc.contains(o.auc.mean));
+            eprintln!(
+                "{attack:?}: another seed's mean in the rerun range {rerun} of 380, in the interval {mean} of 380"
+            );
+            assert!(
+                rerun >= 342,
+                "{attack:?}: only {rerun} of 380 seeds' means in each other's rerun range"
+            );
             for r in &runs[..3] {
                 for o in &runs[..3] {
                     assert!(

@@ -264,7 +264,7 @@ fn results(
                 <button onclick={json} data-testid="lab-json">{ "(JSON)" }</button></p>
             { spent(r) }
             { fingerprint(r) }
-            <p class="explain">{ format!("Each attack's mean and 95 % interval come from {} draws: your model, then each shadow model in turn, is the target and the others its reference models (the LiRA paper's protocol). Histograms and ROC curves show your own model's draw. ", r.shadows + 1) }{ "Blue: your members, orange: your held-out images. Thumbnails above carry LiRA's verdict without inference-time defenses: ✔ a member caught, ✘ a held-out image wrongly flagged, · a member missed." }</p>
+            <p class="explain">{ format!("Each attack's mean and 95 % interval come from {} draws: your model, then each shadow model in turn, is the target and the others its reference models (the LiRA paper's protocol). The interval is where the mean lies; another run on the same images (another split, other seeds) has noise of its own and lands in the wider rerun range. Histograms and ROC curves show your own model's draw. ", r.shadows + 1) }{ "Blue: your members, orange: your held-out images. Thumbnails above carry LiRA's verdict without inference-time defenses: ✔ a member caught, ✘ a held-out image wrongly flagged, · a member missed." }</p>
             { defense_toggles(toggles) }
             { match defended(r, toggles) {
                 Err(e) => html! { <p class="messages" data-testid="lab-defense-error">{ format!("These defenses cannot run here: {e}.") }</p> },

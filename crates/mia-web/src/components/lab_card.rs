@@ -72,14 +72,16 @@ pub fn lab_card(p: &LabCardProps) -> Html {
     }
 }
 
-/// The attack's mean AUC and TPR over the run's draws with their 95 % intervals, and a flag
-/// when the AUC lies below chance beyond its error.
+/// The attack's mean AUC and TPR over the run's draws with their 95 % intervals, where a rerun
+/// with another split lands, and a flag when the AUC lies below chance beyond its error.
 fn interval(d: &AttackDraws) -> Html {
-    let (a, t) = (&d.auc, &d.tpr);
+    let (a, t, r) = (&d.auc, &d.tpr, d.auc.rerun());
     html! {
-        <p class="readout" data-testid={format!("lab-interval-{}", d.attack.name())} data-mean={format!("{:.4}", a.mean)} data-lo={format!("{:.4}", a.lo)} data-hi={format!("{:.4}", a.hi)}>
+        <p class="readout" data-testid={format!("lab-interval-{}", d.attack.name())} data-mean={format!("{:.4}", a.mean)} data-lo={format!("{:.4}", a.lo)} data-hi={format!("{:.4}", a.hi)}
+            data-rerun-lo={format!("{:.4}", r.lo)} data-rerun-hi={format!("{:.4}", r.hi)}>
             <b>{ format!("AUC {:.3}", a.mean) }</b>{ format!(" (95 % interval {:.3}–{:.3}, mean of {} draws)", a.lo, a.hi, a.draws) }
             { format!(" · TPR at FPR ≤ {:.1}%: {:.0}% ({:.0}–{:.0}%)", 100.0 * d.fpr, 100.0 * t.mean, 100.0 * t.lo.max(0.0), 100.0 * t.hi.min(1.0)) }
+            <br /><span class="muted" data-testid={format!("lab-rerun-{}", d.attack.name())}>{ format!("A rerun on these images with another split lands in {:.3}–{:.3} (95 %): compare classmates' numbers with this.", r.lo, r.hi) }</span>
             if a.below(0.5) {
                 <br /><span class="caution" data-testid={format!("lab-below-chance-{}", d.attack.name())}>{ "Below chance beyond its error: this attack ranks held-out images above members more often than noise explains. The lab reports it as measured instead of flipping it." }</span>
             }
