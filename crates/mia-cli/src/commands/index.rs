@@ -22,6 +22,7 @@ use mia_data::{DatasetKind, Split};
 use rayon::prelude::*;
 
 use super::hinted;
+use super::shrink::{read_checked, read_manifest};
 
 /// The index's file name in a bundle.
 pub const INDEX_FILE: &str = "members.index.bin";
@@ -54,14 +55,7 @@ pub struct IndexArgs {
 /// Runs `mia index`.
 pub fn run(args: IndexArgs) -> Result<()> {
     let dir = &args.bundle;
-    let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        hinted(
-            format!("cannot read {}: {e}", path.display()),
-            "pass --bundle with a folder written by `mia export`",
-        )
-    })?;
-    let mut manifest = Manifest::parse(&text)?;
+    let (path, mut manifest) = read_manifest(dir)?;
     let kind: DatasetKind = manifest.dataset.parse()?;
     // A folder dataset is read at the bundle's size and colour, as it was for training.
     let options = LoadOptions {
@@ -141,15 +135,7 @@ pub fn build(ds: &Dataset, members: &[usize]) -> Result<MembersIndex> {
 }
 
 fn read_reference(dir: &Path, manifest: &Manifest) -> Result<ReferenceSample> {
-    let f = &manifest.reference.file;
-    let bytes = std::fs::read(dir.join(&f.path))
-        .with_context(|| format!("reading {}", dir.join(&f.path).display()))?;
-    f.verify(&bytes).map_err(|_| {
-        hinted(
-            format!("{} does not match its size and hash in manifest.json", f.path),
-            "export the bundle again with `mia export`",
-        )
-    })?;
+    let bytes = read_checked(dir, &manifest.reference.file)?;
     Ok(ReferenceSample::decode(&bytes, manifest.input)?)
 }
 

@@ -20,7 +20,21 @@ pub struct ShrinkArgs {
     bundle: PathBuf,
 }
 
-fn read_checked(dir: &Path, f: &FileRef) -> Result<Vec<u8>> {
+/// Reads `DIR/manifest.json` of a bundle `mia export` wrote: its path and the parsed manifest.
+pub fn read_manifest(dir: &Path) -> Result<(PathBuf, Manifest)> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        hinted(
+            format!("cannot read {}: {e}", path.display()),
+            "pass --bundle with a folder written by `mia export`",
+        )
+    })?;
+    let manifest = Manifest::parse(&text)?;
+    Ok((path, manifest))
+}
+
+/// Reads a bundle's file and checks it against its size and hash in the manifest.
+pub fn read_checked(dir: &Path, f: &FileRef) -> Result<Vec<u8>> {
     let bytes = std::fs::read(dir.join(&f.path))
         .with_context(|| format!("reading {}", dir.join(&f.path).display()))?;
     f.verify(&bytes).map_err(|_| {
@@ -35,14 +49,7 @@ fn read_checked(dir: &Path, f: &FileRef) -> Result<Vec<u8>> {
 /// Runs `mia shrink`.
 pub fn run(args: ShrinkArgs) -> Result<()> {
     let dir = &args.bundle;
-    let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        hinted(
-            format!("cannot read {}: {e}", path.display()),
-            "pass --bundle with a folder written by `mia export`",
-        )
-    })?;
-    let mut manifest = Manifest::parse(&text)?;
+    let (path, mut manifest) = read_manifest(dir)?;
     let stored = read_checked(dir, &manifest.reference.file)?;
     let reference = ReferenceSample::decode(&stored, manifest.input)?;
     let mut replaced = Vec::new();
