@@ -1022,3 +1022,37 @@ fn real_dp_sgd_under_early_stopping_reports_the_epsilon_of_every_epoch_run() {
         assert!(dp.epsilon > eps[s.kept_epoch - 1], "more than the kept epoch's {eps:?}");
     }
 }
+
+/// Every repository path the docs name in backticks (`crates/…`, `tests/…`, `web/…`, …)
+/// exists, so docs/architecture.md and the guides cannot point a newcomer at a file that
+/// moved. Paths with a placeholder (`<id>`, `*`, `{…}`) and build outputs git ignores are
+/// not checked.
+#[test]
+fn paths_the_docs_name_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut docs = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            docs.push(p);
+        }
+    }
+    let tops = ["crates/", "tests/", "web/", "bench/", "docs/", "pretrained/", ".ci/"];
+    let ignored = ["bench/browser/out", "tests/e2e/out", "web/site/pretrained"];
+    let mut missing = Vec::new();
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for span in text.split('`').skip(1).step_by(2) {
+            let path = span.split(':').next().unwrap_or("").trim_end_matches('/');
+            let named =
+                tops.iter().any(|t| path.starts_with(t)) && !path.contains(char::is_whitespace);
+            let pattern =
+                path.contains(['<', '*', '{']) || ignored.iter().any(|i| path.starts_with(i));
+            if named && !pattern && !root.join(path).exists() {
+                missing.push(format!("{}: {path}", doc.file_name().unwrap().to_string_lossy()));
+            }
+        }
+    }
+    assert!(docs.len() >= 5, "read {} docs", docs.len());
+    assert!(missing.is_empty(), "the docs name paths that do not exist: {missing:#?}");
+}
