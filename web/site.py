@@ -169,8 +169,11 @@ def budget(folder, limit_mb, json_out):
         print(f"  {f:<48}{raw:>12,}{gz:>12,}{br:>12,}")
     # The page opens on the naive attacker: the adaptive attacker's shadow outputs are fetched
     # when it is chosen (tests/e2e/lab.mjs fails if the first visit fetches anything not above).
-    if first.get("shadow_outputs"):
-        f = "pretrained/" + first["shadow_outputs"]["path"]
+    # Likewise the index of the training images, fetched at the first upload of a file
+    # (tests/e2e/recognise.mjs checks that the first visit does not fetch it).
+    on_demand = [first.get("shadow_outputs"), manifest.get("members_index", {}).get("file")]
+    for ref in filter(None, on_demand):
+        f = "pretrained/" + ref["path"]
         print(f"  on demand: {f:<37}" + "".join(f"{v:>12,}" for v in wire(os.path.join(folder, f))))
     if json_out:
         with open(json_out, "w", encoding="utf-8") as out:
