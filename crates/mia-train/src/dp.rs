@@ -109,7 +109,7 @@ impl DpPlan {
 
 /// Every float parameter's gradient in `grads`, flattened, in the model's visiting order
 /// (zeros for a parameter the loss does not reach).
-fn flatten(model: &Model, grads: &GradientsParams) -> Vec<Tensor<1>> {
+fn flatten<M: Module>(model: &M, grads: &GradientsParams) -> Vec<Tensor<1>> {
     struct Flatten<'a>(&'a GradientsParams, Vec<Tensor<1>>);
     impl ModuleVisitor for Flatten<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -134,11 +134,20 @@ pub(crate) fn per_example(
     examples: Vec<(Tensor<4>, Tensor<1, Int>)>,
     epoch: usize,
 ) -> Result<(Vec<Vec<Tensor<1>>>, f64), TrainError> {
+    let losses = examples.into_iter().map(|(x, y)| defense.loss(model.forward(x), y, epoch));
+    gradients_of_each(model, losses)
+}
+
+/// The gradients of `model`'s parameters, flattened per parameter, of each loss in turn (one
+/// backward pass each: each loss is built only when the previous one is done), and their sum.
+fn gradients_of_each<M: Module>(
+    model: &M,
+    losses: impl Iterator<Item = Tensor<1>>,
+) -> Result<(Vec<Vec<Tensor<1>>>, f64), TrainError> {
     let mut total = 0f64;
-    let mut grads = Vec::with_capacity(examples.len());
-    for (x, y) in examples {
-        let loss = defense.loss(model.forward(x), y, epoch); // [1]
-        total += scalar(loss.clone())?;
+    let mut grads = Vec::new();
+    for loss in losses {
+        total += scalar(loss.clone())?; // [1]
         grads.push(flatten(model, &GradientsParams::from_grads(loss.backward(), model)));
     }
     Ok((grads, total))
@@ -306,6 +315,91 @@ mod tests {
         let neither = DpConfig { target_epsilon: None, ..dp };
         assert!(neither.validate(Architecture::SmallCnn).is_err());
         assert!(DpConfig { clip: 0.0, ..dp }.validate(Architecture::Mlp).is_err());
+    }
+
+    /// The lab (mia-core's head trainer: per-layer norms from two passes over the batch) and
+    /// this trainer (one backward pass per example) implement DP-SGD twice; on the same head,
+    /// examples and clip they must give the same clipped sum, the same noise scale and the
+    /// same ε.
+    #[test]
+    fn the_native_and_the_lab_dp_sgd_clip_alike_add_the_same_noise_and_count_the_same_epsilon() {
+        use mia_core::lab::{DpSgd, HeadConfig, HeadTrainer, TrainSet};
+        let (n, dim, classes) = (24, 40, 10);
+        let features: Vec<f32> = (0..n * dim)
+            .map(|k| {
+                ((mia_core::rng::mix(7, k as u64) % 2001) as f32 / 1000.0 - 1.0)
+                    * (1 + k / dim % 3) as f32
+            })
+            .collect();
+        let labels: Vec<usize> = (0..n).map(|i| i % classes).collect();
+        let rows: Vec<usize> = (0..n).step_by(2).collect();
+        // A clip that binds for some examples only (the hidden layer's gradients are smaller).
+        for (hidden, clip) in [(0, 6.0f32), (6, 3.0)] {
+            let dp = DpSgd { clip, noise_multiplier: 1.3, delta: 1e-5 };
+            let cfg = HeadConfig {
+                hidden,
+                dropout: 0.0,
+                batch_size: 8,
+                epochs: 3,
+                dp: Some(dp),
+                ..HeadConfig::default()
+            };
+            let device = Device::flex();
+            let data = TrainSet { features: &features, dim, labels: &labels, classes };
+            let mut lab = HeadTrainer::new(cfg.clone(), data, &device).unwrap();
+            let lab_sum = values(&lab.clipped_gradient(&rows, clip));
+            let head = lab.head().clone();
+            let on = Device::flex().autodiff();
+            let loss = cfg.defense.build().unwrap();
+            let x = |i: usize| {
+                let row = features[i * dim..(i + 1) * dim].to_vec();
+                Tensor::<2>::from_data(TensorData::new(row, [1, dim]), &on)
+            };
+            let y = |i: usize| {
+                Tensor::<1, Int>::from_data(TensorData::new(vec![labels[i] as i64], [1]), &on)
+            };
+            let losses = rows.iter().map(|&i| loss.loss(head.forward(x(i)), y(i), 0));
+            let (each, _) = gradients_of_each(&head, losses).unwrap();
+            let norms: Vec<f64> = each.iter().map(|g| norm(g).unwrap()).collect();
+            assert!(
+                norms.iter().any(|&g| g > f64::from(clip))
+                    && norms.iter().any(|&g| g < f64::from(clip)),
+                "hidden {hidden}: clipping must bind for some examples only: {norms:?}"
+            );
+            let native = values(&clipped_sum(each, f64::from(clip)).unwrap().unwrap());
+            assert_eq!(native.len(), lab_sum.len());
+            for (a, b) in native.iter().zip(&lab_sum) {
+                assert!(
+                    (a - b).abs() < 1e-4 * (1.0 + a.abs()),
+                    "hidden {hidden}: native {a}, lab {b}"
+                );
+            }
+            // Noise: with no example in the batch the step is noise alone, σC/(q·n) per
+            // coordinate in both (the native trainer's is checked above).
+            let noise = values(&lab.noisy_gradient(&[]).unwrap());
+            let plan = DpConfig {
+                clip: f64::from(clip),
+                noise_multiplier: Some(f64::from(dp.noise_multiplier)), // the lab's σ is an f32
+                target_epsilon: None,
+                delta: 1e-5,
+            }
+            .plan(n, 8, 3)
+            .unwrap();
+            let want = plan.sigma * plan.clip / (plan.q * n as f64);
+            let sd =
+                (noise.iter().map(|v| f64::from(v * v)).sum::<f64>() / noise.len() as f64).sqrt();
+            assert!(
+                (sd / want - 1.0).abs() < 0.1,
+                "hidden {hidden}: lab noise sd {sd}, native {want}"
+            );
+            // ε: the same schedule and accountant, before and after training.
+            let planned = cfg.planned_epsilon(n).unwrap().unwrap();
+            assert_eq!(planned, plan.epsilon_after(3).unwrap());
+            for _ in 0..3 {
+                lab.epoch().unwrap();
+            }
+            assert_eq!(lab.epsilon(), Some(planned), "hidden {hidden}: ε spent");
+        }
     }
 
     #[test]

@@ -268,6 +268,50 @@ impl<'a> HeadTrainer<'a> {
         self.accountant.step(q, f64::from(dp.noise_multiplier), steps as u64)
     }
 
+    /// The head being trained.
+    pub fn head(&self) -> &Head {
+        self.net.head_ref()
+    }
+
+    /// DP-SGD's clipped sum Σ_i min(1, C/‖g_i‖)·g_i of the per-example gradients of `rows`
+    /// (before noise and before dividing by the batch), per parameter of the head in its
+    /// visiting order, flattened. The native trainer computes the same sum with one backward
+    /// pass per example; mia-train's tests check that the two agree.
+    pub fn clipped_gradient(&mut self, rows: &[usize], clip: f32) -> Vec<Tensor<1>> {
+        let grads = GradientsParams::from_grads(self.clipped_sum(rows, clip).backward(), &self.net);
+        self.head_gradients(&grads)
+    }
+
+    /// The gradient one DP-SGD step hands the optimiser for `rows` (clipped sum plus
+    /// N(0, σ²C²) noise per coordinate, divided by the expected batch q·n), per parameter of
+    /// the head, flattened; `None` without DP-SGD.
+    pub fn noisy_gradient(&mut self, rows: &[usize]) -> Option<Vec<Tensor<1>>> {
+        let dp = self.cfg.dp?;
+        let (q, _) = crate::privacy::poisson_schedule(self.cfg.batch_size, self.n);
+        let grads = self.dp_gradients(rows, dp, q * self.n as f64);
+        Some(self.head_gradients(&grads))
+    }
+
+    /// The head's parameter gradients in `grads`, flattened, in visiting order (zeros where
+    /// the loss does not reach).
+    fn head_gradients(&self, grads: &GradientsParams) -> Vec<Tensor<1>> {
+        struct Flatten<'g>(&'g GradientsParams, Vec<Tensor<1>>);
+        impl burn::module::ModuleVisitor for Flatten<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                let v = param.val();
+                let n = v.shape().num_elements();
+                let g = self
+                    .0
+                    .get::<D>(param.id)
+                    .unwrap_or_else(|| Tensor::zeros(v.shape(), &v.device()).inner());
+                self.1.push(g.reshape([n]));
+            }
+        }
+        let mut f = Flatten(grads, Vec::new());
+        self.net.head_ref().visit(&mut f);
+        f.1
+    }
+
     /// The noisy clipped gradient of one Poisson batch, divided by the expected batch size.
     fn dp_gradients(&mut self, rows: &[usize], dp: DpSgd, expected: f64) -> GradientsParams {
         let clipped = if rows.is_empty() { None } else { Some(self.clipped_sum(rows, dp.clip)) };
