@@ -1056,3 +1056,28 @@ fn paths_the_docs_name_exist() {
     assert!(docs.len() >= 5, "read {} docs", docs.len());
     assert!(missing.is_empty(), "the docs name paths that do not exist: {missing:#?}");
 }
+
+/// The README's table of inference-time defenses and `mia attack --help` are the catalogue's:
+/// one row per defense, with its defaults and whether it keeps the label.
+#[test]
+fn the_readme_table_and_the_help_list_the_defense_catalogue() {
+    use mia_core::inference::catalogue::CATALOGUE;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("| spec (defaults) |").nth(1).expect("the README's defense table");
+    let rows: Vec<Vec<&str>> = section
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.split('|').map(str::trim).filter(|c| !c.is_empty()).collect())
+        .collect();
+    assert_eq!(rows.len(), CATALOGUE.len(), "one row per defense");
+    for (row, e) in rows.iter().zip(&CATALOGUE) {
+        assert_eq!(row[0], format!("`{}`", e.spec_with_defaults()), "{}", e.name);
+        assert_eq!(row[row.len() - 1], e.keeps_label, "{}: keeps label", e.name);
+    }
+    let help = ok(&["attack", "--help"]);
+    for e in &CATALOGUE {
+        assert!(help.contains(&e.spec_with_defaults()), "--help lacks {}", e.name);
+    }
+}

@@ -5,8 +5,9 @@
 //! attack signals ([`npy`]), metrics and attack math ([`metrics`], [`scores`], [`lira`],
 //! [`rmia`]), the attack models ([`classifier`]), the training-time defense losses
 //! ([`defense`]), the inference-time defenses ([`inference`]), the DP accountant
-//! ([`privacy`]) and lab mode's head training and audit ([`lab`]), and recognising a bundle's training images among uploads ([`recognise`]). Nothing here touches the network; the file system only through
-//! [`files`], the one atomic writer every crate uses natively.
+//! ([`privacy`]) and lab mode's head training and audit ([`lab`]), and recognising a bundle's training images among uploads ([`recognise`]). Nothing here touches the network. The file system is written only through
+//! [`files`], the one atomic writer every crate uses natively, and read only where a run
+//! directory is listed ([`layout`], natively).
 
 pub mod bundle;
 pub mod classifier;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use mia_core::bundle::BrowserAttack;
+use mia_core::inference::catalogue::CATALOGUE;
 use mia_core::inference::{Chain, Defense};
 use yew::Reducible;
 
@@ -40,34 +41,23 @@ impl Toggle {
     }
 }
 
-/// The defenses the lab offers, off by default.
+/// The defenses the lab offers, off by default: the catalogue's (`mia_core::inference::
+/// catalogue`), each parameter at its default on its slider.
 pub fn toggles() -> Vec<Toggle> {
-    let t = |name, title, params| Toggle { name, title, enabled: false, params };
-    vec![
-        t("topk", "Top-k release", vec![("k", 1.0, 1.0, 9.0, 1.0)]),
-        t("label", "Label only", vec![]),
-        t("round", "Rounding", vec![("d", 1.0, 0.0, 4.0, 1.0)]),
-        t("cap", "Confidence cap (redistributed)", vec![("c", 0.6, 0.15, 1.0, 0.05)]),
-        t("clip", "Clip-renormalise (the broken cap)", vec![("c", 0.6, 0.15, 1.0, 0.05)]),
-        t("temperature", "Temperature", vec![("t", 10.0, 0.1, 50.0, 0.1)]),
-        t("gaussian", "Gaussian noise", vec![("sigma", 0.1, 0.0, 1.0, 0.01)]),
-        t(
-            "reverse-sigmoid",
-            "Reverse sigmoid",
-            vec![("beta", 1.0, 0.0, 2.0, 0.05), ("gamma", 0.1, 0.01, 1.0, 0.01)],
-        ),
-        t(
-            "dynanoise",
-            "DynaNoise",
-            vec![
-                ("sigma2", 0.3, 0.0, 3.0, 0.05),
-                ("lambda", 2.0, 0.0, 10.0, 0.5),
-                ("t", 10.0, 0.1, 50.0, 0.1),
-            ],
-        ),
-        t("hamp", "HAMP output modification", vec![]),
-        t("memguard", "MemGuard", vec![("budget", 1.0, 0.0, 2.0, 0.05)]),
-    ]
+    CATALOGUE
+        .iter()
+        .filter(|e| e.in_page)
+        .map(|e| Toggle {
+            name: e.name,
+            title: e.title,
+            enabled: false,
+            params: e
+                .params
+                .iter()
+                .map(|p| (p.key, p.start as f32, p.min as f32, p.max as f32, p.step as f32))
+                .collect(),
+        })
+        .collect()
 }
 
 /// The chain of the enabled toggles (in list order).

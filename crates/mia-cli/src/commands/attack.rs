@@ -99,13 +99,14 @@ pub struct AttackArgs {
     /// Label for reports (default: the run folder's name).
     #[arg(long)]
     label: Option<String>,
-    /// Also attack through an inference-time defense, as a naive attacker (undefended
-    /// shadows, plus fixed thresholds 0.9/0.5) and an adaptive one (shadows through the same
-    /// defense); repeatable. A spec is `name[:key=value,...]`, steps chained with `+`, e.g.
-    /// `dynanoise:sigma2=0.3,lambda=2,t=10` or `temperature:t=2+round:d=2`. Names: topk, label,
-    /// round, cap, clip, temperature, gaussian, reverse-sigmoid, dynanoise, hamp, memguard,
-    /// hyga. Results go to OUT/inference/SPEC/{naive,adaptive}.
-    #[arg(long = "inference-defense", value_name = "SPEC")]
+    /// Also attack through an inference-time defense (naive and adaptive attacker);
+    /// repeatable. `--help` lists the defenses. Results go to OUT/inference/SPEC/{naive,adaptive}.
+    #[arg(
+        long = "inference-defense",
+        value_name = "SPEC",
+        long_help = mia_core::inference::catalogue::help()
+            + "\nResults go to OUT/inference/SPEC/{naive,adaptive}."
+    )]
     inference_defense: Vec<String>,
     /// Device for the signals HAMP and HyGA-ANI need (default: the target's).
     #[arg(long)]

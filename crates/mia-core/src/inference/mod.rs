@@ -5,25 +5,15 @@
 //! same code live; `mia attack --inference-defense` runs every attack through it twice (naive
 //! and adaptive attacker).
 //!
-//! | spec | defense | source | keeps label |
-//! |---|---|---|---|
-//! | `topk:k=3` | release the k largest posteriors; the unreleased mass is spread evenly (what an attacker reconstructs) | Shokri et al. 2017, §6 | yes |
-//! | `label` | label-only release (one-hot argmax) | Shokri et al. 2017; Choquette-Choo et al. 2021 | yes |
-//! | `round:d=2` | round every posterior to d decimals | Shokri et al. 2017, §6 | no (ties) |
-//! | `cap:c=0.6` | cap the posterior at c; the excess is redistributed to the other classes in proportion to their headroom, so the max really is ≤ c | this project (the fixed form of the CS2980 cap) | yes |
-//! | `clip:c=0.6` | clip at c then renormalise (the CS2980 version: the max can exceed c again) | CS2980 course code, kept to show why it fails | no (ties) |
-//! | `temperature:t=10` | softmax(z/T) | Guo et al. 2017 (calibration) | yes |
-//! | `gaussian:sigma=0.1` | p + N(0, σ²), clipped at 0 and renormalised | common baseline | no |
-//! | `reverse-sigmoid:beta=1,gamma=0.1` | p − β(σ(γ·logit p) − ½), clipped, renormalised | Lee et al. 2019; IBM ART `ReverseSigmoid` | no |
-//! | `dynanoise:sigma2=0.3,lambda=2,t=10,m=1` | z + N(0, σ₀²(1 + λR)) with R = 1 − H(softmax z)/log k, then softmax(z̃/T), mean of M draws | Forough & Haddadi, PETs 2026 | no |
-//! | `hamp` | the sorted posterior of the model on a random input, re-ordered to the example's ranking | Chen & Pattabiraman, NDSS 2024 (output modification) | yes |
-//! | `memguard:budget=1` | noise that drives a defender-trained attack model to 0.5, keeping the label, within an expected L1 budget | Jia et al., CCS 2019 | yes |
-//! | `hyga:alpha=2,beta=0.05,sigma-max=1.5,kappa=0.1` | logit noise scaled by the input-gradient sensitivity, shrunk to KL ≤ κ | HyGA-ANI, re-derived (see [`hyga`]) | no |
+//! The defenses, their parameters' defaults and ranges and whether each keeps the label are
+//! listed once, in [`catalogue`]; the README's table (with what each releases and its source)
+//! is tested against it.
 //!
 //! HAMP, MemGuard and HyGA-ANI need more than the logits; [`ModelContext`] carries what they
 //! need per model (random-input posteriors, the defender's surrogate, the gradient scale) and
 //! [`Row`] per example (its id and gradient norm).
 
+pub mod catalogue;
 pub mod hyga;
 pub mod memguard;
 
@@ -332,45 +322,50 @@ impl Defense {
             }
             kv.push((k.trim().to_string(), v));
         }
-        let mut take = |key: &str, default: Option<f64>| -> Result<f64, CoreError> {
+        let name = name.trim();
+        let entry = catalogue::find(name).ok_or_else(|| {
+            bad(format!("unknown defense `{name}` (known: {})", catalogue::names()))
+        })?;
+        // A parameter left out takes the catalogue's default; one without a default is asked for.
+        let mut take = |key: &str| -> Result<f64, CoreError> {
             match kv.iter().position(|(k, _)| k == key) {
                 Some(i) => Ok(kv.remove(i).1),
-                None => default.ok_or_else(|| bad(format!("missing parameter `{key}`"))),
+                None => entry
+                    .params
+                    .iter()
+                    .find(|p| p.key == key)
+                    .and_then(|p| p.default)
+                    .ok_or_else(|| bad(format!("missing parameter `{key}`"))),
             }
         };
-        let d = match name.trim() {
-            "topk" => Defense::TopK { k: take("k", Some(1.0))? as usize },
+        let d = match name {
+            "topk" => Defense::TopK { k: take("k")? as usize },
             "label" => Defense::Label,
-            "round" => Defense::Round { d: take("d", Some(2.0))? as u32 },
-            "cap" => Defense::Cap { c: take("c", None)? as f32 },
-            "clip" => Defense::Clip { c: take("c", None)? as f32 },
-            "temperature" => Defense::Temperature { t: take("t", None)? as f32 },
-            "gaussian" => Defense::Gaussian { sigma: take("sigma", None)? as f32 },
-            "reverse-sigmoid" => Defense::ReverseSigmoid {
-                beta: take("beta", Some(1.0))? as f32,
-                gamma: take("gamma", Some(0.1))? as f32,
-            },
+            "round" => Defense::Round { d: take("d")? as u32 },
+            "cap" => Defense::Cap { c: take("c")? as f32 },
+            "clip" => Defense::Clip { c: take("c")? as f32 },
+            "temperature" => Defense::Temperature { t: take("t")? as f32 },
+            "gaussian" => Defense::Gaussian { sigma: take("sigma")? as f32 },
+            "reverse-sigmoid" => {
+                Defense::ReverseSigmoid { beta: take("beta")? as f32, gamma: take("gamma")? as f32 }
+            }
             "dynanoise" => Defense::DynaNoise {
-                sigma2: take("sigma2", Some(0.3))? as f32,
-                lambda: take("lambda", Some(2.0))? as f32,
-                t: take("t", Some(10.0))? as f32,
-                m: take("m", Some(1.0))? as usize,
+                sigma2: take("sigma2")? as f32,
+                lambda: take("lambda")? as f32,
+                t: take("t")? as f32,
+                m: take("m")? as usize,
             },
             "hamp" => Defense::Hamp,
-            "memguard" => Defense::MemGuard { budget: take("budget", Some(1.0))? as f32 },
-            "hyga" => {
-                let def = hyga::HygaParams::default();
-                Defense::Hyga(hyga::HygaParams {
-                    alpha: take("alpha", Some(f64::from(def.alpha)))? as f32,
-                    beta: take("beta", Some(f64::from(def.beta)))? as f32,
-                    sigma_max: take("sigma-max", Some(f64::from(def.sigma_max)))? as f32,
-                    kappa: take("kappa", Some(f64::from(def.kappa)))? as f32,
-                })
-            }
+            "memguard" => Defense::MemGuard { budget: take("budget")? as f32 },
+            "hyga" => Defense::Hyga(hyga::HygaParams {
+                alpha: take("alpha")? as f32,
+                beta: take("beta")? as f32,
+                sigma_max: take("sigma-max")? as f32,
+                kappa: take("kappa")? as f32,
+            }),
             other => {
                 return Err(bad(format!(
-                    "unknown defense `{other}` (known: topk, label, round, cap, clip, \
-                     temperature, gaussian, reverse-sigmoid, dynanoise, hamp, memguard, hyga)"
+                    "`{other}` is in the catalogue but cannot be built (a bug: please report it)"
                 )));
             }
         };
