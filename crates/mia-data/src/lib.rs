@@ -8,9 +8,11 @@ pub mod error;
 pub mod fetch;
 pub mod folder;
 pub mod idx;
+pub mod kind;
 pub mod split;
 pub mod tabular;
 
-pub use dataset::{Dataset, DatasetKind, Samples};
+pub use dataset::{Dataset, Samples};
 pub use error::DataError;
+pub use kind::{DatasetKind, LoadOptions};
 pub use split::{Split, SplitSizes};

@@ -8,7 +8,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
 use mia_core::Architecture;
 pub use mia_core::mixup::MixupConfig;
-use mia_data::dataset::LoadOptions;
+use mia_data::LoadOptions;
 use mia_data::{DatasetKind, SplitSizes};
 use serde::{Deserialize, Serialize};
 

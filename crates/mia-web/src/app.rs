@@ -22,7 +22,8 @@ use crate::engine::{self, LoadedModel, SharedBundle};
 use crate::hooks::{
     self, use_bundle, use_engine, use_model_files, use_reference_logits, use_upload_logits,
 };
-use crate::state::{Action, State, Status, chain};
+use crate::state::{Action, State, Status};
+use crate::toggles::chain;
 
 /// Seed of the defenses' randomness in the lab.
 const SEED: u64 = 7;

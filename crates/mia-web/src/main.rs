@@ -13,6 +13,7 @@ mod lab_history;
 mod lab_run;
 mod lab_state;
 mod state;
+mod toggles;
 mod view_url;
 
 #[cfg(target_arch = "wasm32")]

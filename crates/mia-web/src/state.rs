@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use mia_core::bundle::BrowserAttack;
-use mia_core::inference::catalogue::CATALOGUE;
-use mia_core::inference::{Chain, Defense};
 use yew::Reducible;
 
 use mia_core::InputSpec;
@@ -14,61 +12,8 @@ use mia_core::recognise::MembersIndex;
 
 use crate::analysis::{self, Attacker, Known, Origin};
 use crate::engine::{Backend, LoadedModel, SharedBundle};
+use crate::toggles::{Toggle, toggles};
 use crate::view_url::{self, View};
-
-/// One toggleable inference-time defense and its parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Toggle {
-    /// The spec name (`temperature`, …).
-    pub name: &'static str,
-    /// What the user reads.
-    pub title: &'static str,
-    /// On or off.
-    pub enabled: bool,
-    /// Parameters: key, value, min, max, step.
-    pub params: Vec<(&'static str, f32, f32, f32, f32)>,
-}
-
-impl Toggle {
-    /// The `--defense` spec (`name` or `name:key=value,…`).
-    pub fn spec(&self) -> String {
-        let params: Vec<String> = self.params.iter().map(|(k, v, ..)| format!("{k}={v}")).collect();
-        if params.is_empty() {
-            self.name.to_string()
-        } else {
-            format!("{}:{}", self.name, params.join(","))
-        }
-    }
-}
-
-/// The defenses the lab offers, off by default: the catalogue's (`mia_core::inference::
-/// catalogue`), each parameter at its default on its slider.
-pub fn toggles() -> Vec<Toggle> {
-    CATALOGUE
-        .iter()
-        .filter(|e| e.in_page)
-        .map(|e| Toggle {
-            name: e.name,
-            title: e.title,
-            enabled: false,
-            params: e
-                .params
-                .iter()
-                .map(|p| (p.key, p.start as f32, p.min as f32, p.max as f32, p.step as f32))
-                .collect(),
-        })
-        .collect()
-}
-
-/// The chain of the enabled toggles (in list order).
-pub fn chain(toggles: &[Toggle]) -> Result<Chain, String> {
-    let steps: Vec<Defense> = toggles
-        .iter()
-        .filter(|t| t.enabled)
-        .map(|t| Defense::parse(&t.spec()).map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()?;
-    Ok(Chain { steps })
-}
 
 /// An uploaded image, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -533,11 +478,11 @@ mod tests {
     #[test]
     fn toggles_build_valid_chains_and_params_stay_in_range() {
         let mut s = Rc::new(State::default());
-        assert!(chain(&s.toggles).unwrap().steps.is_empty());
+        assert!(crate::toggles::chain(&s.toggles).unwrap().steps.is_empty());
         for i in 0..s.toggles.len() {
             s = s.reduce(Action::Toggle(i));
         }
-        let c = chain(&s.toggles).unwrap();
+        let c = crate::toggles::chain(&s.toggles).unwrap();
         assert_eq!(c.steps.len(), toggles().len(), "every default parameter set parses");
         s = s.reduce(Action::SetParam(5, 0, 1e9));
         assert_eq!(s.toggles[5].params[0].1, 50.0);

@@ -17,7 +17,7 @@
 use mia_core::bundle::BrowserAttack;
 
 use crate::analysis::Attacker;
-use crate::state::Toggle;
+use crate::toggles::Toggle;
 
 /// One defense of a link: its name and the parameters given (`name:key=value,…`).
 pub type DefenseSpec = (String, Vec<(String, f32)>);
@@ -224,7 +224,7 @@ pub fn merge(current: &str, view: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::toggles;
+    use crate::toggles::toggles;
 
     #[test]
     fn a_full_query_is_read() {

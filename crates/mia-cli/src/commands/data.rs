@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use mia_data::DatasetKind;
-use mia_data::dataset::LoadOptions;
+use mia_data::LoadOptions;
 use mia_data::fetch::{Http, Outcome};
 
 /// Dataset subcommands.

@@ -16,13 +16,12 @@ use mia_core::InputSpec;
 use mia_core::bundle::{FileRef, Manifest, MembersIndexEntry, ReferenceSample};
 use mia_core::layout::RunLayout;
 use mia_core::recognise::{BLOCK, MATCH_DISTANCE, MembersIndex};
-use mia_data::dataset::{Dataset, LoadOptions};
 use mia_data::split::SplitSizes;
+use mia_data::{Dataset, LoadOptions};
 use mia_data::{DatasetKind, Split};
 use rayon::prelude::*;
 
-use super::hinted;
-use super::shrink::{read_checked, read_manifest};
+use super::{hinted, read_checked, read_manifest};
 
 /// The index's file name in a bundle.
 pub const INDEX_FILE: &str = "members.index.bin";

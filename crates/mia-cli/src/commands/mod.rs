@@ -1,4 +1,9 @@
-//! One module per subcommand.
+//! One module per subcommand, and what several share: errors with a hint, reading a bundle.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use mia_core::bundle::{FileRef, Manifest};
 
 pub mod attack;
 pub mod bench;
@@ -38,4 +43,30 @@ pub fn decimal(x: f32) -> f64 {
 /// Builds a [`Hinted`] error.
 pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
     Hinted { message: message.into(), hint: hint.into() }.into()
+}
+
+/// Reads `DIR/manifest.json` of a bundle `mia export` wrote: its path and the parsed manifest.
+pub fn read_manifest(dir: &Path) -> Result<(PathBuf, Manifest)> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        hinted(
+            format!("cannot read {}: {e}", path.display()),
+            "pass --bundle with a folder written by `mia export`",
+        )
+    })?;
+    let manifest = Manifest::parse(&text)?;
+    Ok((path, manifest))
+}
+
+/// Reads a bundle's file and checks it against its size and hash in the manifest.
+pub fn read_checked(dir: &Path, f: &FileRef) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(dir.join(&f.path))
+        .with_context(|| format!("reading {}", dir.join(&f.path).display()))?;
+    f.verify(&bytes).map_err(|_| {
+        hinted(
+            format!("{} does not match its size and hash in manifest.json", f.path),
+            "export the bundle again with `mia export`",
+        )
+    })?;
+    Ok(bytes)
 }

@@ -3,14 +3,14 @@
 //! AUCs (by more than [`F16_MAX_AUC_SHIFT`]), and the reference sample in the current,
 //! residual-coded format (`MIAREF02`). What `mia export` writes for a new bundle.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use mia_core::bundle::{FileRef, Manifest, ReferenceSample};
 
 use super::export::{F16_MAX_AUC_SHIFT, REFERENCE_FILE, half_if_harmless, weights_file};
-use super::hinted;
+use super::{read_checked, read_manifest};
 
 /// Arguments of `mia shrink`.
 #[derive(Args)]
@@ -18,32 +18,6 @@ pub struct ShrinkArgs {
     /// The bundle folder (written by `mia export`).
     #[arg(long)]
     bundle: PathBuf,
-}
-
-/// Reads `DIR/manifest.json` of a bundle `mia export` wrote: its path and the parsed manifest.
-pub fn read_manifest(dir: &Path) -> Result<(PathBuf, Manifest)> {
-    let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        hinted(
-            format!("cannot read {}: {e}", path.display()),
-            "pass --bundle with a folder written by `mia export`",
-        )
-    })?;
-    let manifest = Manifest::parse(&text)?;
-    Ok((path, manifest))
-}
-
-/// Reads a bundle's file and checks it against its size and hash in the manifest.
-pub fn read_checked(dir: &Path, f: &FileRef) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(dir.join(&f.path))
-        .with_context(|| format!("reading {}", dir.join(&f.path).display()))?;
-    f.verify(&bytes).map_err(|_| {
-        hinted(
-            format!("{} does not match its size and hash in manifest.json", f.path),
-            "export the bundle again with `mia export`",
-        )
-    })?;
-    Ok(bytes)
 }
 
 /// Runs `mia shrink`.

@@ -4,7 +4,7 @@ use yew::prelude::*;
 
 use super::glossary::Term;
 use crate::analysis::Attacker;
-use crate::state::Toggle;
+use crate::toggles::Toggle;
 
 /// Props.
 #[derive(Properties, PartialEq)]

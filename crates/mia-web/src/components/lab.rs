@@ -20,7 +20,8 @@ use crate::hooks::Engine;
 use crate::lab_files;
 use crate::lab_run::{self, RunInputs};
 use crate::lab_state::{ImportedNet, LabAction, LabDefense, LabImage, LabResult, LabState, Run};
-use crate::state::{State, Toggle, chain, toggles};
+use crate::state::State;
+use crate::toggles::{Toggle, chain, toggles};
 
 /// Props.
 #[derive(Properties, PartialEq)]
