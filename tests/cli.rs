@@ -1057,14 +1057,16 @@ fn paths_the_docs_name_exist() {
     assert!(missing.is_empty(), "the docs name paths that do not exist: {missing:#?}");
 }
 
-/// The README's table of inference-time defenses and `mia attack --help` are the catalogue's:
+/// The CLI reference's table of inference-time defenses and `mia attack --help` are the
+/// catalogue's:
 /// one row per defense, with its defaults and whether it keeps the label.
 #[test]
 fn the_readme_table_and_the_help_list_the_defense_catalogue() {
     use mia_core::inference::catalogue::CATALOGUE;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let section = readme.split("| spec (defaults) |").nth(1).expect("the README's defense table");
+    let reference = std::fs::read_to_string(root.join("docs/cli.md")).unwrap();
+    let section =
+        reference.split("| spec (defaults) |").nth(1).expect("docs/cli.md's defense table");
     let rows: Vec<Vec<&str>> = section
         .lines()
         .skip(2)

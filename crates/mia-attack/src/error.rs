@@ -54,7 +54,7 @@ impl AttackError {
                 mia_core::CoreError::BadDefense { .. } | mia_core::CoreError::DefenseContext(_),
             ) => {
                 "a defense is `name[:key=value,...]`, chained with `+`; see the inference-defense \
-                  table in the README or `mia attack --help`"
+                  table in docs/cli.md or `mia attack --help`"
                     .into()
             }
             Self::Option(_) | Self::Core(mia_core::CoreError::Parameter(_)) => {

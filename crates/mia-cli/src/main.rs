@@ -95,7 +95,7 @@ fn core_hint(e: &mia_core::CoreError) -> String {
     use mia_core::CoreError as C;
     match e {
         C::BadDefense { .. } => "a defense is `name[:key=value,...]`, chained with `+`; see the \
-             inference-defense table in the README or `mia attack --help`"
+             inference-defense table in docs/cli.md or `mia attack --help`"
             .into(),
         C::DefenseContext(_) => "HAMP and HyGA-ANI need `mia attack --run` with shadows".into(),
         _ => "check --model against the dataset's input shape".into(),

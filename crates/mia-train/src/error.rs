@@ -77,11 +77,11 @@ impl TrainError {
         Some(match self {
             Self::Data(e) => return e.hint(),
             Self::Core(mia_core::CoreError::Parameter(_)) => {
-                "see `mia train --help` and the README's defense table for each parameter's range"
+                "see `mia train --help` and the defense table in docs/cli.md for each parameter's range"
                     .into()
             }
             Self::Core(_) => "check --model against the dataset's input shape".into(),
-            Self::Config(_) => "see `mia train --help` and the README's config file example".into(),
+            Self::Config(_) => "see `mia train --help` and the config file example in docs/cli.md".into(),
             Self::Device { device, .. } if device == "cuda" => {
                 "build with `cargo build --release --features cuda` on a machine with CUDA".into()
             }

@@ -44,7 +44,7 @@ use crate::trainer::{Job, accuracy_and_loss, batch, predict, read_scalar};
 #[serde(deny_unknown_fields)]
 pub struct MmdConfig {
     /// Weight λ of MMD² against the cross-entropy (MLHospital's default for its separate MMD
-    /// steps is 3; with the term in each step, 30 is what moved our small CNN, see the README).
+    /// steps is 3; with the term in each step, 30 is what moved our small CNN, see docs/cli.md).
     pub lambda: f64,
     /// Bandwidth σ of the Gaussian kernel on posteriors (the original's: 1).
     #[serde(default = "one")]

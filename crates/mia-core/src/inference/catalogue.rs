@@ -1,7 +1,7 @@
 //! The one list of inference-time defenses: each one's name, what it releases, its source,
 //! whether it keeps the label, and each parameter's default and range. [`Defense::parse`]
 //! takes its defaults and its list of names from here, the page builds its toggles and sliders
-//! from it, `mia attack --help` prints [`help`], and a test holds the README's table to it.
+//! from it, `mia attack --help` prints [`help`], and a test holds docs/cli.md's table to it.
 //!
 //! [`Defense::parse`]: super::Defense::parse
 

@@ -6,7 +6,7 @@
 //! and adaptive attacker).
 //!
 //! The defenses, their parameters' defaults and ranges and whether each keeps the label are
-//! listed once, in [`catalogue`]; the README's table (with what each releases and its source)
+//! listed once, in [`catalogue`]; docs/cli.md's table (with what each releases and its source)
 //! is tested against it.
 //!
 //! HAMP, MemGuard and HyGA-ANI need more than the logits; [`ModelContext`] carries what they
