@@ -6,19 +6,20 @@
 //! - **adaptive** attacker: every shadow's outputs pass through the same defense (with its
 //!   own randomness), so calibration sees what the target releases.
 //!
-//! Each model gets the per-model context its defenses need ([`ModelContext`]): its sorted
-//! posteriors on random inputs (HAMP), a MemGuard surrogate fitted on *its own* members
-//! against the population samples, and the gradient scale of HyGA-ANI (the 95th percentile of
-//! its input-gradient norms on the population samples). The randomness of each model's
-//! defense is independent (seeded by model), as a real defender's is of the attacker's.
+//! Each model is released by mia-core's [`Defender`] (the same code the page runs) with the
+//! per-model context its defenses need: its sorted posteriors on random inputs (HAMP), a
+//! MemGuard surrogate fitted on *its own* members against the population samples, and the
+//! gradient scale of HyGA-ANI (the 95th percentile of its input-gradient norms on the
+//! population samples). The randomness of each model's defense is independent (seeded by
+//! model), as a real defender's is of the attacker's.
 
 use std::path::Path;
 
-use mia_core::inference::{Chain, ModelContext, Needs, Row, Surrogate, released_logits};
+use mia_core::inference::defender::{Defender, ModelOutputs, TARGET, shadow, sorted_posteriors};
+use mia_core::inference::{Chain, Needs};
 use mia_core::layout::{DefenseSignalFiles, ShadowLayout};
 use mia_core::npy::{NpyArray, NpyData};
-use mia_core::posterior::{argmax, softmax};
-use mia_core::rng::mix;
+use mia_core::posterior::argmax;
 
 use crate::{AttackError, AttackInput, Logits, Shadow};
 
@@ -76,120 +77,39 @@ impl DefenseSignals {
     }
 }
 
-/// Applies `chain` to every query and row of one model's logits.
-pub struct Defender<'a> {
-    chain: &'a Chain,
-    seed: u64,
-}
-
-impl<'a> Defender<'a> {
-    /// A defender with its seed.
-    pub fn new(chain: &'a Chain, seed: u64) -> Self {
-        Self { chain, seed }
-    }
-
-    /// The context of one model: `members` are the candidate rows it trained on; the rows
-    /// after the candidates are the population (its held-out data).
-    pub fn context(
-        &self,
-        logits: &Logits,
-        members: &[bool],
-        signals: &ModelSignals,
-        model: u64,
-    ) -> Result<ModelContext, AttackError> {
-        let needs = self.chain.needs();
-        let c = logits.classes;
-        let n = members.len();
-        let mut ctx = ModelContext::default();
-        if needs.references {
-            let r = signals.random_logits.as_ref().ok_or_else(|| missing("random-input logits"))?;
-            if r.is_empty() || r.len() % c != 0 {
-                return Err(AttackError::Shape(format!(
-                    "{} random-input logits for {c} classes",
-                    r.len()
-                )));
-            }
-            ctx.references = r
-                .chunks(c)
-                .map(|z| {
-                    let mut p = softmax(z);
-                    p.sort_by(|a, b| b.total_cmp(a));
-                    p
-                })
-                .collect();
-        }
-        // Held-out rows: the population, or the candidates the model did not train on.
-        let held_out: Vec<usize> = if logits.rows > n {
-            (n..logits.rows).collect()
-        } else {
-            (0..n).filter(|&i| !members[i]).collect()
-        };
-        if needs.surrogate {
-            let rows: Vec<usize> = (0..n).filter(|&i| members[i]).chain(held_out.clone()).collect();
-            let mut x = Vec::with_capacity(rows.len() * c);
-            let y: Vec<bool> = rows.iter().map(|&i| i < n && members[i]).collect();
-            rows.iter().for_each(|&i| x.extend(softmax(logits.row(0, i))));
-            ctx.surrogate = Some(Surrogate::fit(&x, c, &y, mix(self.seed, model)));
-        }
-        if needs.gradients {
-            let g = gradients(signals, logits)?;
-            let mut h: Vec<f32> = held_out.iter().map(|&i| g[i]).collect();
-            h.sort_by(f32::total_cmp);
-            let q = h.get(((h.len() as f64 * 0.95) as usize).min(h.len().saturating_sub(1)));
-            ctx.gradient_scale = Some(q.copied().unwrap_or(1.0).max(1e-12));
-        }
-        Ok(ctx)
-    }
-
-    /// The released logits (`ln` of the released posteriors) of one model.
-    pub fn release(
-        &self,
-        logits: &Logits,
-        ctx: &ModelContext,
-        signals: &ModelSignals,
-        model: u64,
-    ) -> Result<Logits, AttackError> {
-        let grads =
-            if self.chain.needs().gradients { Some(gradients(signals, logits)?) } else { None };
-        let seed = mix(self.seed, model);
-        let mut data = Vec::with_capacity(logits.data.len());
-        for q in 0..logits.queries {
-            for i in 0..logits.rows {
-                let id = (q * logits.rows + i) as u64;
-                let row = Row { id, gradient_norm: grads.map(|g| g[id as usize]) };
-                data.extend(released_logits(&self.chain.apply(
-                    logits.row(q, i),
-                    ctx,
-                    row,
-                    seed,
-                )?));
-            }
-        }
-        Logits::new(logits.queries, logits.rows, logits.classes, data)
+/// One model's logits and signals as the core [`Defender`] reads them.
+fn outputs<'a>(
+    logits: &'a Logits,
+    members: &'a [bool],
+    signals: &'a ModelSignals,
+    references: &'a [Vec<f32>],
+) -> ModelOutputs<'a> {
+    ModelOutputs {
+        logits: &logits.data,
+        queries: logits.queries,
+        rows: logits.rows,
+        classes: logits.classes,
+        members,
+        references,
+        gradient_norms: signals.gradient_norms.as_deref(),
     }
 }
 
-fn missing(what: &str) -> AttackError {
-    AttackError::Io {
-        path: "shadows".into(),
-        reason: format!("the defense needs {what}, which were not computed"),
-    }
-}
-
-fn gradients<'s>(signals: &'s ModelSignals, logits: &Logits) -> Result<&'s [f32], AttackError> {
-    let g = signals.gradient_norms.as_ref().ok_or_else(|| missing("input-gradient norms"))?;
-    // Norms are cached query-major for every cached query; an attack on the first K queries
-    // (`--queries`) uses the first K blocks.
-    let need = logits.queries * logits.rows;
-    if g.len() < need || logits.rows == 0 || g.len() % logits.rows != 0 {
-        return Err(AttackError::Shape(format!(
-            "{} gradient norms for {} queries × {} rows",
-            g.len(),
-            logits.queries,
-            logits.rows
-        )));
-    }
-    Ok(&g[..need])
+/// Releases one model's logits through the chain (the core [`Defender`], shared with the
+/// page): HAMP's references from its own random-input logits.
+fn release(
+    defender: &Defender<'_>,
+    logits: &Logits,
+    members: &[bool],
+    signals: &ModelSignals,
+    model: u64,
+) -> Result<Logits, AttackError> {
+    let references = match &signals.random_logits {
+        Some(r) if defender.chain().needs().references => sorted_posteriors(r, logits.classes)?,
+        _ => Vec::new(),
+    };
+    let data = defender.release_model(&outputs(logits, members, signals, &references), model)?;
+    Logits::new(logits.queries, logits.rows, logits.classes, data)
 }
 
 /// The defended views of one attack input.
@@ -223,10 +143,9 @@ pub fn defend(
     }
     let defender = Defender::new(chain, seed);
     let one = |logits: &Logits, members: &[bool], sig: &ModelSignals, model: u64| {
-        let ctx = defender.context(logits, members, sig, model)?;
-        defender.release(logits, &ctx, sig, model)
+        release(&defender, logits, members, sig, model)
     };
-    let target = one(&input.target, &input.is_member, &signals.target, 0)?;
+    let target = one(&input.target, &input.is_member, &signals.target, TARGET)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
     let jobs: Vec<(usize, &Shadow)> = input.shadows.iter().enumerate().collect();
     let mut shadows: Vec<Option<Result<Logits, AttackError>>> = Vec::new();
@@ -243,7 +162,7 @@ pub fn defend(
                     chunk
                         .into_iter()
                         .map(|(i, sh)| {
-                            (i, one(&sh.logits, &sh.keep, &signals.shadows[i], i as u64 + 1))
+                            (i, one(&sh.logits, &sh.keep, &signals.shadows[i], shadow(i)))
                         })
                         .collect::<Vec<_>>()
                 })

@@ -50,9 +50,12 @@ impl AttackError {
             Self::Io { .. } => {
                 "check the path; `mia train` and `mia shadows` write these files".into()
             }
-            Self::Core(
-                mia_core::CoreError::BadDefense { .. } | mia_core::CoreError::DefenseContext(_),
-            ) => {
+            Self::Core(mia_core::CoreError::DefenseContext(_)) => {
+                "HAMP and HyGA-ANI need the models' random-input logits and gradient norms, \
+                 which `mia attack --run` with shadows computes"
+                    .into()
+            }
+            Self::Core(mia_core::CoreError::BadDefense { .. }) => {
                 "a defense is `name[:key=value,...]`, chained with `+`; see the inference-defense \
                   table in docs/cli.md or `mia attack --help`"
                     .into()

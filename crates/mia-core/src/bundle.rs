@@ -507,11 +507,12 @@ impl LiraStats {
         Ok(Self { rows })
     }
 
-    /// The online LiRA score of φ for example `i`: log N(φ; μ_in, σ_in) − log N(φ; μ_out, σ_out).
+    /// The online LiRA score of φ for example `i`: log N(φ; μ_in, σ_in) − log N(φ; μ_out, σ_out),
+    /// in f64 exactly as `mia attack`'s [`crate::lira::online`] computes it.
     pub fn online(&self, i: usize, phi: f32) -> f32 {
-        let [mi, si, mo, so] = self.rows[i];
-        let logpdf = |x: f32, m: f32, s: f32| -0.5 * ((x - m) / s).powi(2) - s.ln();
-        logpdf(phi, mi, si) - logpdf(phi, mo, so)
+        let [mi, si, mo, so] = self.rows[i].map(f64::from);
+        let x = f64::from(phi);
+        (crate::lira::log_pdf(x, mi, si) - crate::lira::log_pdf(x, mo, so)) as f32
     }
 }
 

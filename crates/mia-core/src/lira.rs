@@ -287,7 +287,7 @@ pub fn fit_online(
     Ok((gin, gout))
 }
 
-fn log_pdf(x: f64, mu: f64, sigma: f64) -> f64 {
+pub(crate) fn log_pdf(x: f64, mu: f64, sigma: f64) -> f64 {
     let z = (x - mu) / sigma;
     -0.5 * z * z - sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
 }

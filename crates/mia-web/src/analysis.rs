@@ -4,7 +4,8 @@
 //! `mia-core`, so the numbers are the trainer's and are tested natively.
 
 use mia_core::bundle::{BrowserAttack, LiraStats, ShadowOutputs};
-use mia_core::inference::{Chain, ModelContext, Row, Surrogate, released_logits};
+use mia_core::inference::defender::{Defender, ModelOutputs, TARGET, shadow};
+use mia_core::inference::{Chain, ModelContext};
 use mia_core::lira;
 use mia_core::metrics::{Confusion, Roc, roc};
 use mia_core::posterior::{argmax, softmax};
@@ -110,8 +111,9 @@ pub struct ModelData<'a> {
     pub references: &'a [Vec<f32>],
 }
 
-/// The per-model context a chain needs, built from what the browser has: HAMP's random-input
-/// outputs of the target, and a MemGuard surrogate fitted on `members` vs the rest.
+/// The target's context for `chain` (mia-core's [`Defender`], the code `mia attack` runs):
+/// HAMP's references are the target's outputs on random inputs, MemGuard's surrogate is
+/// fitted on `members` against the rest of the reference sample.
 pub fn context(
     chain: &Chain,
     logits: &[f32],
@@ -119,18 +121,13 @@ pub fn context(
     members: &[bool],
     references: &[Vec<f32>],
     seed: u64,
-) -> ModelContext {
-    let needs = chain.needs();
-    let mut ctx = ModelContext { references: references.to_vec(), ..ModelContext::default() };
-    if needs.surrogate {
-        let x: Vec<f32> = logits.chunks(classes).flat_map(softmax).collect();
-        ctx.surrogate = Some(Surrogate::fit(&x, classes, members, seed));
-    }
-    ctx
+) -> Result<ModelContext, CoreError> {
+    let outputs = ModelOutputs::single(logits, classes, members, references);
+    Defender::new(chain, seed).context(&outputs, TARGET)
 }
 
-/// Released logits of `[n × C]` logits through `chain` (ids `0..n`, so the same example gets
-/// the same noise each time).
+/// The target's released logits of `[n × C]` logits through `chain` (row ids `0..n`, so the
+/// same example gets the same noise each time).
 pub fn release(
     chain: &Chain,
     logits: &[f32],
@@ -138,17 +135,18 @@ pub fn release(
     ctx: &ModelContext,
     seed: u64,
 ) -> Result<Vec<f32>, CoreError> {
-    let mut out = Vec::with_capacity(logits.len());
-    for (i, z) in logits.chunks(classes).enumerate() {
-        let p = chain.apply(z, ctx, Row { id: i as u64, gradient_norm: None }, seed)?;
-        out.extend(released_logits(&p));
-    }
-    Ok(out)
+    Defender::new(chain, seed).release(
+        &ModelOutputs::single(logits, classes, &[], &[]),
+        ctx,
+        TARGET,
+    )
 }
 
 /// The adaptive attacker's shadows through `chain`: each shadow's `[n × C]` logits (from
-/// `shadows`, `[S × n × C]`) released with its own members (`keep`, `[S × n]`) as the
-/// defenses' context, seeded per shadow. Shared by the shipped models' view and lab mode.
+/// `shadows`, `[S × n × C]`) released by mia-core's [`Defender`] with its own members
+/// (`keep`, `[S × n]`) as the defenses' context, as `mia attack` releases them. The page has
+/// no shadow's outputs on random inputs, so HAMP's references are the target's
+/// (`references`). Shared by the shipped models' view and lab mode.
 pub fn release_shadows(
     chain: &Chain,
     shadows: &[f32],
@@ -157,13 +155,13 @@ pub fn release_shadows(
     references: &[Vec<f32>],
     seed: u64,
 ) -> Result<Vec<Vec<f32>>, CoreError> {
+    let defender = Defender::new(chain, seed);
     shadows
         .chunks(n * c)
         .zip(keep.chunks(n))
         .enumerate()
         .map(|(s, (logits, keep))| {
-            let ctx = context(chain, logits, c, keep, references, seed ^ (s as u64 + 1));
-            release(chain, logits, c, &ctx, seed.wrapping_add(1 + s as u64))
+            defender.release_model(&ModelOutputs::single(logits, c, keep, references), shadow(s))
         })
         .collect()
 }
@@ -499,7 +497,7 @@ mod tests {
         let lira = views.iter().find(|v| v.id == BrowserAttack::Lira).unwrap();
         assert!(lira.auc > 0.9, "{}", lira.auc);
         let chain = Chain::parse("temperature:t=20").unwrap();
-        let ctx = context(&chain, &target, 3, &member, &[], 0);
+        let ctx = context(&chain, &target, 3, &member, &[], 0).unwrap();
         let released = release(&chain, &target, 3, &ctx, 0).unwrap();
         let naive = attacks(&m, &chain, &released, Attacker::Naive, 0).unwrap();
         let conf = &naive[0];

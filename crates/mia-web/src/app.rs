@@ -62,7 +62,8 @@ fn views(
         references: random,
     };
     let current = (|| {
-        let ctx = analysis::context(chain, logits, c, &r.is_member, random, SEED);
+        let ctx = analysis::context(chain, logits, c, &r.is_member, random, SEED)
+            .map_err(|e| e.to_string())?;
         let released =
             analysis::release(chain, logits, c, &ctx, SEED).map_err(|e| e.to_string())?;
         analysis::attacks(&data, chain, &released, attacker, SEED).map_err(|e| e.to_string())
@@ -142,7 +143,9 @@ fn upload_views(
     let c = manifest.class_names.len();
     let is_member = &bundle.reference.is_member;
     let ctx = match (state.logits.get(&state.model), state.random.get(&state.model)) {
-        (Some(l), Some(r)) => analysis::context(chain_now, l, c, is_member, r, SEED),
+        (Some(l), Some(r)) => {
+            analysis::context(chain_now, l, c, is_member, r, SEED).unwrap_or_default()
+        }
         _ => Default::default(),
     };
     let class = |k: usize| manifest.class_names.get(k).cloned().unwrap_or_default();

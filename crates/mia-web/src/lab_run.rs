@@ -334,7 +334,7 @@ pub fn draws(logits: &LabLogits, member: &[bool]) -> Result<Vec<AttackDraws>, St
 pub fn released(logits: &LabLogits, member: &[bool], chain: &Chain) -> Result<LabLogits, String> {
     let (c, n) = (logits.classes, logits.labels.len());
     let ctx = analysis::context(chain, &logits.target, c, member, &[], SEED);
-    let target = analysis::release(chain, &logits.target, c, &ctx, SEED);
+    let target = ctx.and_then(|ctx| analysis::release(chain, &logits.target, c, &ctx, SEED));
     let shadows =
         analysis::release_shadows(chain, &logits.shadows, &logits.keep, (n, c), &[], SEED);
     let (target, shadows) =

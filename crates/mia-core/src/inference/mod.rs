@@ -14,6 +14,7 @@
 //! [`Row`] per example (its id and gradient norm).
 
 pub mod catalogue;
+pub mod defender;
 pub mod hyga;
 pub mod memguard;
 
