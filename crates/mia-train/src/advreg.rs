@@ -36,8 +36,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::job::{Job, batch, load_record, read_scalar, save_record};
 use crate::run::write_atomic;
-use crate::trainer::{Job, batch, load_record, read_scalar, save_record};
 
 /// AdvReg's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,9 @@ use mia_data::{Dataset, Samples};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::trainer::{Job, Silent, batch, fit, init_model, read_scalar};
+use crate::epochs::Silent;
+use crate::job::{Job, batch, init_model, read_scalar};
+use crate::trainer::fit;
 use crate::{TrainConfig, TrainError};
 
 /// What one timed training run measured.

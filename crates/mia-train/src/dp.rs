@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 use crate::defense::TrainingDefense;
-use crate::trainer::read_scalar;
+use crate::job::read_scalar;
 
 /// DP-SGD's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -35,8 +35,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::job::{load_record, read_f32, read_scalar, save_record};
 use crate::run::{read_json, write_atomic, write_json};
-use crate::trainer::{load_record, read_f32, read_scalar, save_record};
 
 /// Latent dimension.
 pub const LATENT: usize = 64;

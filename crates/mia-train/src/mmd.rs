@@ -37,7 +37,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::trainer::{Job, accuracy_and_loss, batch, predict, read_scalar};
+use crate::job::{Job, accuracy_and_loss, batch, predict, read_scalar};
 
 /// The MMD regulariser's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

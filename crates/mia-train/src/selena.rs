@@ -27,8 +27,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::defense::DefenseConfig;
-use crate::distill::SoftTargets;
-use crate::trainer::{Fitted, Job, Observer, fit_with, phase_folder, predict};
+use crate::epochs::{Fitted, Observer, fit_with};
+use crate::job::{Job, phase_folder, predict};
+use crate::soft::SoftTargets;
 use crate::{TrainConfig, TrainError};
 
 /// SELENA's parameters.

@@ -40,8 +40,10 @@ use mia_core::{ModelConfig, Query};
 use mia_data::{Dataset, Split};
 use serde::{Deserialize, Serialize};
 
+use crate::epochs::Fitted;
+use crate::job::{Job, accuracy_and_loss, predict, predict_queries, save_record};
 use crate::run::{read_json, write_json, write_npy};
-use crate::trainer::{Fitted, Job, accuracy_and_loss, fit, predict, predict_queries, save_record};
+use crate::trainer::fit;
 use crate::{DefenseConfig, DeviceChoice, Observer, TrainConfig, TrainError};
 pub use mia_core::shadows::keep_mask;
 

@@ -25,9 +25,9 @@ use mia_data::{Dataset, Split};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::job::{batch, for_each_query_batch, read_f32};
 use crate::run::{read_json, write_npy};
 use crate::shadows::PoolSpec;
-use crate::trainer::{batch, for_each_query_batch, read_f32};
 use crate::{DeviceChoice, TrainConfig, TrainError};
 
 /// Which signals to make.
