@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The baseline-defense table of issue 18 (docs/results.md, "Baseline defenses"): CIFAR-10,
+# The ten-recipe table (docs/results.md, "Ten training recipes, 16 adaptive shadows each"): CIFAR-10,
 # small CNN, 2 500 members, 20 epochs, seed 0, the same split for every recipe (a validation
 # part of 2 500 is the reference set of MMD and AdvReg and the transfer set of
 # distillation; SELENA at K = 5, L = 2: the paper's L/K at a quarter of its cost); 16
 # adaptive shadows per recipe (each trained with that recipe), 4 queries, a population of
 # 500; every attack; one report.
-# Issue 17's recipes (pruning, SynthShield, PPB, AdaMixup, mixup) share the same split and ERM.
+# The recipes of the 16-shadow defense table (pruning, SynthShield, PPB, AdaMixup, mixup) share the same split and ERM.
 # Usage: bash bench/baselines.sh [CIFAR10_DIR] [RECIPE ...]   (default ../shared/data/cifar-10,
 # every recipe). MIA=path/to/mia picks the binary (default: cargo run --release); SHADOWS=N
 # trains N shadows per recipe instead of 16 (a later run with more reuses them; 0: the targets
@@ -50,7 +50,7 @@ declare -A recipe=(
   [dp-eps8]="--dp-clip 1 --target-epsilon 8"
   [dp-eps4]="--dp-clip 1 --target-epsilon 4"
   [dp-eps1]="--dp-clip 1 --target-epsilon 1"
-  # Issue 17: pruning (global L1) then 10 fine-tuning epochs at a tenth of the learning rate,
+  # Pruning (global L1) then 10 fine-tuning epochs at a tenth of the learning rate,
   # on the members (mia_prune's baseline) or on synthetic images (SynthShield) from MIA Lab's
   # generator, trained on the ERM run's shadow pool.
   [prune50-members]="--prune 0.5 --finetune-epochs 10"

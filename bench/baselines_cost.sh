@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Issue 18's training-cost column, timed quietly: each recipe's target of bench/baselines.sh
+# The ten-recipe table's training-cost column, timed quietly: each recipe's target of bench/baselines.sh
 # trained once more, one after another, into runs/baselines-cost/NAME (the same flags, split
 # and seed, so the same model), and a table of the seconds and their ratio to ERM's.
 # The harness's own targets and shadows are trained while other jobs share the cores (two
 # shadows at a time, attacks, builds), so their seconds are not comparable across recipes; run
 # this on an otherwise idle machine.
 # Usage: bash bench/baselines_cost.sh [CIFAR10_DIR] [RECIPE ...]   (default ../shared/data/cifar-10,
-# issue 18's recipes). MIA=path/to/mia picks the binary (default: cargo run --release).
+# the ten recipes). MIA=path/to/mia picks the binary (default: cargo run --release).
 # A finished recipe is kept (delete its folder to time it again); `python3
 # bench/baselines_table.py --cost runs/baselines-cost ...` puts these seconds in the table.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 20, ready for a machine with an NVIDIA GPU and a Vulkan driver:
+# The GPU check of the burn-flex patch, ready for a machine with an NVIDIA GPU and a Vulkan driver:
 #   1. builds the `mia` CLI (release, wgpu backend; with CUDA=1 also burn's CUDA backend),
 #   2. trains one ResNet-20 epoch on real CIFAR-10 on wgpu (when $MIA_SHARED_DATA or
 #      ../shared/data holds cifar-10/), and prints the run's summary,

@@ -122,8 +122,8 @@ main() {
     step "shadows-$m" shadows "$m"
   done
   # Every attack but the four that train neural networks on the shadows' outputs (nn, nn-top3,
-  # nn-cls, SAMIA; SAMIA alone took 491 s on 5 000 candidates in issue 18's table, and these
-  # runs have 40 000). Issues 17's and 18's tables in docs/results.md measure them on the same
+  # nn-cls, SAMIA; SAMIA alone took 491 s on 5 000 candidates in docs/results.md's ten-recipe
+  # table, and these runs have 40 000). The defense tables in docs/results.md measure them on the same
   # model family.
   attacks=confidence,loss,entropy,modified-entropy,top1,correctness,label-only
   attacks+=,shadow-lr-top3,shadow-lr-posterior,shadow-lr-posterior-label

@@ -1030,13 +1030,7 @@ fn real_dp_sgd_under_early_stopping_reports_the_epsilon_of_every_epoch_run() {
 #[test]
 fn paths_the_docs_name_exist() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut docs = vec![root.join("README.md")];
-    for e in std::fs::read_dir(root.join("docs")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "md") {
-            docs.push(p);
-        }
-    }
+    let docs = markdown_docs(&root);
     let tops = ["crates/", "tests/", "web/", "bench/", "docs/", "pretrained/", ".ci/"];
     let ignored = ["bench/browser/out", "tests/e2e/out", "web/site/pretrained"];
     let mut missing = Vec::new();
@@ -1055,6 +1049,76 @@ fn paths_the_docs_name_exist() {
     }
     assert!(docs.len() >= 5, "read {} docs", docs.len());
     assert!(missing.is_empty(), "the docs name paths that do not exist: {missing:#?}");
+}
+
+/// README.md and every Markdown file in docs/.
+fn markdown_docs(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut docs = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            docs.push(p);
+        }
+    }
+    docs
+}
+
+/// GitHub's anchors of a Markdown file's headings (outside code blocks): lower case, spaces
+/// to hyphens, punctuation other than `-` and `_` dropped.
+fn heading_anchors(text: &str) -> Vec<String> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        }
+        let Some(title) = line.strip_prefix('#').filter(|_| !fenced) else { continue };
+        let title = title.trim_start_matches('#');
+        if !title.starts_with(' ') {
+            continue;
+        }
+        let slug = title.trim().chars().filter_map(|c| match c {
+            ' ' => Some('-'),
+            '-' | '_' => Some(c),
+            c if c.is_alphanumeric() => Some(c),
+            _ => None,
+        });
+        out.push(slug.collect::<String>().to_lowercase());
+    }
+    out
+}
+
+/// Every relative link in README.md and docs/ (`[text](path#anchor)`, images too) reaches a
+/// file, and its anchor one of that file's headings: the docs are reorganised by topic from
+/// time to time, and a moved section must not leave a dead link behind.
+#[test]
+fn links_in_the_docs_reach_their_file_and_heading() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut dead = Vec::new();
+    let mut checked = 0;
+    for doc in markdown_docs(&root) {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let dir = doc.parent().unwrap();
+        for target in text.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+            if target.contains("://") || target.starts_with("mailto:") || target.contains(' ') {
+                continue;
+            }
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let file = if path.is_empty() { doc.clone() } else { dir.join(path) };
+            let name = doc.file_name().unwrap().to_string_lossy().to_string();
+            checked += 1;
+            if !file.exists() {
+                dead.push(format!("{name}: {target} (no such file)"));
+            } else if !anchor.is_empty() {
+                let anchors = heading_anchors(&std::fs::read_to_string(&file).unwrap());
+                if !anchors.iter().any(|a| a == anchor) {
+                    dead.push(format!("{name}: {target} (no such heading)"));
+                }
+            }
+        }
+    }
+    assert!(checked >= 20, "checked only {checked} links");
+    assert!(dead.is_empty(), "dead links in the docs: {dead:#?}");
 }
 
 /// The CLI reference's table of inference-time defenses and `mia attack --help` are the

@@ -26,7 +26,7 @@ SOURCES = [
     "crates/mia-core/src",
     "crates/mia-web/Cargo.toml",
     "crates/mia-web/src",
-    # burn-flex with MIA Lab's kernels (issue 20): the page's CPU path runs them too.
+    # burn-flex with MIA Lab's kernels: the page's CPU path runs them too.
     "crates/vendor/burn-flex/Cargo.toml",
     "crates/vendor/burn-flex/src",
     "Cargo.toml",

@@ -1,4 +1,4 @@
-// Real-browser test of the paper-companion deployment (issue 16): the site built by
+// Real-browser test of the paper-companion deployment: the site built by
 // `web/build.sh --bundle … --public-url …` served under a sub-path, opened from a deep link.
 //   node deeplink.mjs SITE_URL PUBLIC_URL OUT_DIR
 // SITE_URL is the sub-path the site is served under (http://127.0.0.1:PORT/my-paper); the

@@ -1,4 +1,4 @@
-// Lab-mode benchmark (issue 13): in headless Chromium, a lab of 2 classes × 50 CIFAR-10
+// Lab-mode benchmark: in headless Chromium, a lab of 2 classes × 50 CIFAR-10
 // images (the reference sample's non-members of `automobile` and `ship`, so the shipped trunk
 // never trained on them) is trained and attacked with the default recipe (linear head, 60
 // epochs, 32 shadow heads) under each defense, then with early stopping (patience 5) and

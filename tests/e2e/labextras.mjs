@@ -1,5 +1,5 @@
 // Real-browser test of lab mode's camera, early stopping, fine-tuning and the network kept in
-// an exported lab file (issue 13): node labextras.mjs URL OUT_DIR BACKEND
+// an exported lab file: node labextras.mjs URL OUT_DIR BACKEND
 // - camera: Chromium's fake camera (a generated test pattern, no permission prompt); two
 //   snaps add two images to the class;
 // - early stopping: every model sets a fifth of its images aside; the page marks the target's

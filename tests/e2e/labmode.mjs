@@ -1,4 +1,4 @@
-// Real-browser test of lab mode (issue 13): node labmode.mjs URL OUT_DIR BACKEND
+// Real-browser test of lab mode: node labmode.mjs URL OUT_DIR BACKEND
 // Fills two classes with 40 generated images (each three random coloured waves; the class has
 // nothing to do with the content, so the head must memorise its members, as overfit models do),
 // trains the ERM head and 32 shadow heads in the page, and checks that LiRA finds the

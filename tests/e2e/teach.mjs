@@ -1,4 +1,4 @@
-// Real-browser test of what a first-time student meets (issue 14), against the built page:
+// Real-browser test of what a first-time student meets, against the built page:
 //   node teach.mjs URL BROKEN_URL OUT_DIR
 // URL serves the page; BROKEN_URL the same page with one model's weights corrupted.
 // Checks: the default backend is not a software WebGPU adapter when the CPU is faster; upload

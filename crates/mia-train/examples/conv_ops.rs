@@ -4,7 +4,7 @@
 //! crates/vendor replaced by one GEMM per image), its weight gradient (`conv2d_weight_backward`,
 //! the patch's per-image GEMM; before it, burn's default convolution with the output gradient
 //! as kernel), the 2×2 max-pool (the patch's 2×2 kernel; the same maximum as reshape +
-//! `max_dim` was tried and rejected in the training step) and the dense layer. Issue 20's
+//! `max_dim` was tried and rejected in the training step) and the dense layer. The patch's
 //! profile; see docs/benchmarks.md.
 //!
 //! `cargo run -p mia-train --example conv_ops [-- BATCH REPEATS]` (add `--release` for a

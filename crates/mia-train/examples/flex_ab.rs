@@ -1,4 +1,4 @@
-//! Issue 20's A/B of the burn-flex patch (crates/vendor/burn-flex/PATCH.md), op by op in one
+//! The A/B of the burn-flex patch (crates/vendor/burn-flex/PATCH.md), op by op in one
 //! run: each training op of the small CNN and ResNet-20 as burn-flex 0.22.1 computes it (its
 //! own conv2d / pooling kernels, still in the crate, and burn's default compositions for the
 //! conv gradients and batch norm) against the patched op that training now calls. Best of

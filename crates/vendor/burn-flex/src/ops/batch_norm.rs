@@ -1,7 +1,7 @@
 //! Batch normalisation in one pass per statistic: `batch_norm`, `batch_norm_train` and
 //! `batch_norm_train_backward`.
 //!
-//! Added by MIA Lab (issue 20; see `PATCH.md`), written to go upstream. burn's defaults build
+//! Added by MIA Lab (see `PATCH.md`), written to go upstream. burn's defaults build
 //! these from tensor operations: a `swap_dims` copy of the input (and of the output gradient)
 //! for every per-channel reduction, and one full-size temporary per broadcast operation. Here the
 //! per-channel sums run over the `[batch, channels, rest…]` layout in place (channels in

@@ -1,7 +1,7 @@
 //! 2D convolution for training: forward, input gradient, weight gradient and bias gradient,
 //! each as one GEMM per image on an im2col matrix in channels-first order.
 //!
-//! Added by MIA Lab (issue 20; see `PATCH.md`), written to go upstream. burn's default
+//! Added by MIA Lab (see `PATCH.md`), written to go upstream. burn's default
 //! `conv2d_weight_backward` turns the weight gradient into a convolution whose kernel is the
 //! whole batch's output gradient; flex then reorders that "kernel" and both swapped operands on
 //! one thread and runs a GEMM with a `batch · H · W`-long reduction over a handful of rows. The

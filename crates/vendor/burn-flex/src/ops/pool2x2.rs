@@ -1,6 +1,6 @@
 //! 2×2, stride-2 max-pooling (no padding, no dilation): the pooling of most small CNNs.
 //!
-//! Added by MIA Lab (issue 20; see `PATCH.md`), written to go upstream. flex's general pooling
+//! Added by MIA Lab (see `PATCH.md`), written to go upstream. flex's general pooling
 //! computes each window's valid range and walks it through a 3D index per output value; here the
 //! two input rows of a window are read side by side. Results, indices, tie-breaking (the first
 //! maximum in row-major window order) and NaN handling (a NaN wins; the last NaN's index) are
