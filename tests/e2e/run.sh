@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds the site with the shipped page (web/build.sh: web/site/, checked to match the sources
 # by tests/run-all.sh) and checks its first visit fits the size budget (web/site.py --budget,
-# 5 MB over the wire), serves it on 127.0.0.1 and runs the real-browser tests: deeplink.mjs
+# 5 MB over the wire), serves it on 127.0.0.1 and runs the real-browser tests: serve.mjs (web/serve.py
+# serving a room: bytes over the wire, headers, the loading indicator), deeplink.mjs
 # (the site built for a sub-path with --public-url, opened from a deep link), teach.mjs (what a new
 # student meets: default backend, honest upload verdicts, toggle latency, phone layout, tour,
-# a corrupt model beside working ones), recognise.mjs (the shipped model's training images
+# a corrupt model beside working ones), limits.mjs (a 54-megapixel JPEG, a HEIC photo, out-of-range
+# lab settings, an 11th class),
+# recognise.mjs (the shipped model's training images
 # recognised among uploads, and nothing else), labmode.mjs (training on a student's images in the
 # page, on both paths), labextras.mjs (camera, early stopping, export/import of the trained
 # network, fine-tuning), labtrust.mjs (intervals across member splits, the comparison table,
@@ -26,6 +29,10 @@ python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$SITE" >"$OUT/serve
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break; sleep 0.1; done
+
+# Serving a room: web/serve.py with the site's brotli copies (first visit ≤ 5 MB over the wire,
+# MIME types, revalidating reloads, the loading indicator, a taken port).
+node tests/e2e/serve.mjs "$SITE" "$((PORT + 3))" "$OUT/serve" | tee "$OUT/serve.json"
 
 # The same page with one model's weights corrupted (one byte flipped), for the test that a
 # broken model leaves the others working.
@@ -71,6 +78,9 @@ node tests/e2e/deeplink.mjs "http://127.0.0.1:$HOST_PORT/my-paper" "$PUBLIC" "$O
 node tests/e2e/teach.mjs "http://127.0.0.1:$PORT" "http://127.0.0.1:$BROKEN_PORT" "$OUT/teach" | tee "$OUT/teach.json"
 # The shipped model's training images recognised among uploads (PNG and 1024 × 1024 JPEG).
 node tests/e2e/recognise.mjs "http://127.0.0.1:$PORT" "$OUT/recognise" | tee "$OUT/recognise.json"
+# At the page's limits: a 54-megapixel JPEG decoded smaller, a HEIC photo with conversion
+# advice, out-of-range lab settings and an 11th class said in a notice.
+node tests/e2e/limits.mjs "http://127.0.0.1:$PORT" "$OUT/limits" | tee "$OUT/limits.json"
 node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" flex | tee "$OUT/labmode-flex.json"
 node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" webgpu | tee "$OUT/labmode-webgpu.json"
 # Camera, early stopping, the network in the lab file, fine-tuning: the CPU path only (on

@@ -70,6 +70,10 @@ function __wbg_get_imports() {
             const ret = arg0.arrayBuffer();
             return ret;
         }, arguments); },
+        __wbg_arrayBuffer_5abbcb61bd48f427: function(arg0) {
+            const ret = arg0.arrayBuffer();
+            return ret;
+        },
         __wbg_beginComputePass_b9a325184985e6ff: function(arg0, arg1) {
             const ret = arg0.beginComputePass(arg1);
             return ret;
@@ -156,6 +160,10 @@ function __wbg_get_imports() {
         }, arguments); },
         __wbg_createImageBitmap_540bab0e44380edb: function() { return handleError(function (arg0, arg1) {
             const ret = arg0.createImageBitmap(arg1);
+            return ret;
+        }, arguments); },
+        __wbg_createImageBitmap_b744dabeb9c996a6: function() { return handleError(function (arg0, arg1, arg2) {
+            const ret = arg0.createImageBitmap(arg1, arg2);
             return ret;
         }, arguments); },
         __wbg_createObjectURL_45693a1454d24dac: function() { return handleError(function (arg0, arg1) {
@@ -285,6 +293,10 @@ function __wbg_get_imports() {
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
         }, arguments); },
+        __wbg_getElementById_7ee213db584f37b0: function(arg0, arg1, arg2) {
+            const ret = arg0.getElementById(getStringFromWasm0(arg1, arg2));
+            return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
+        },
         __wbg_getImageData_284584d5017b9f60: function() { return handleError(function (arg0, arg1, arg2, arg3, arg4) {
             const ret = arg0.getImageData(arg1, arg2, arg3, arg4);
             return ret;
@@ -880,6 +892,9 @@ function __wbg_get_imports() {
         __wbg_remove_12e9b1deffec7d2f: function() { return handleError(function (arg0, arg1, arg2) {
             arg0.remove(getStringFromWasm0(arg1, arg2));
         }, arguments); },
+        __wbg_remove_8228e91d7ddbc755: function(arg0) {
+            arg0.remove();
+        },
         __wbg_replaceState_1dad4255f11a05e4: function() { return handleError(function (arg0, arg1, arg2, arg3, arg4, arg5) {
             arg0.replaceState(arg1, getStringFromWasm0(arg2, arg3), arg4 === 0 ? undefined : getStringFromWasm0(arg4, arg5));
         }, arguments); },
@@ -1100,6 +1115,15 @@ function __wbg_get_imports() {
         __wbg_set_required_limits_e78b923d73f9b596: function(arg0, arg1) {
             arg0.requiredLimits = arg1;
         },
+        __wbg_set_resize_height_6e493e298d87cc12: function(arg0, arg1) {
+            arg0.resizeHeight = arg1 >>> 0;
+        },
+        __wbg_set_resize_quality_a272ea42cd5a23ca: function(arg0, arg1) {
+            arg0.resizeQuality = __wbindgen_enum_ResizeQuality[arg1];
+        },
+        __wbg_set_resize_width_3f8058b9cf87f69c: function(arg0, arg1) {
+            arg0.resizeWidth = arg1 >>> 0;
+        },
         __wbg_set_resource_0f960a4279e7e400: function(arg0, arg1) {
             arg0.resource = arg1;
         },
@@ -1187,6 +1211,10 @@ function __wbg_get_imports() {
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
         },
+        __wbg_slice_b94f88ac0a502e53: function() { return handleError(function (arg0, arg1, arg2) {
+            const ret = arg0.slice(arg1, arg2);
+            return ret;
+        }, arguments); },
         __wbg_stack_575c4e0918581b9c: function(arg0, arg1) {
             const ret = arg1.stack;
             const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
@@ -1259,6 +1287,13 @@ function __wbg_get_imports() {
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
         }, arguments); },
+        __wbg_type_c93f3ee8b7eb4f89: function(arg0, arg1) {
+            const ret = arg1.type;
+            const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            const len1 = WASM_VECTOR_LEN;
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
+        },
         __wbg_unconfigure_835307f58dc68d80: function(arg0) {
             arg0.unconfigure();
         },
@@ -1311,42 +1346,42 @@ function __wbg_get_imports() {
         }, arguments); },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 3173, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h178c234056971625);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDevice")], shim_idx: 3173, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3_2);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h178c234056971625_2);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDeviceLostInfo")], shim_idx: 1876, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h9c52b0a7f07ab0b7);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h7332cbf72b0d2f8d);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUUncapturedErrorEvent")], shim_idx: 1876, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h9c52b0a7f07ab0b7_4);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h7332cbf72b0d2f8d_4);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("any")], shim_idx: 3173, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3_5);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h178c234056971625_5);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("undefined")], shim_idx: 3173, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3_6);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h178c234056971625_6);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Ref(NamedExternref("Event"))], shim_idx: 3299, ret: Unit, inner_ret: Some(Unit) }, mutable: false }) -> Externref`.
-            const ret = makeClosure(arg0, arg1, wasm_bindgen__convert__closures________invoke__hbc329538bebdc0fc);
+            const ret = makeClosure(arg0, arg1, wasm_bindgen__convert__closures________invoke__h9416a3dfa6a79210);
             return ret;
         },
         __wbindgen_generic_0000000000000008: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 3171, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hb80ff10fd2695ea3);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h8711ab4e6e2d91c7);
             return ret;
         },
         __wbindgen_generic_0000000000000009: function(arg0) {
@@ -1379,45 +1414,45 @@ function __wbg_get_imports() {
     };
 }
 
-function wasm_bindgen__convert__closures_____invoke__hb80ff10fd2695ea3(arg0, arg1) {
-    wasm.wasm_bindgen__convert__closures_____invoke__hb80ff10fd2695ea3(arg0, arg1);
+function wasm_bindgen__convert__closures_____invoke__h8711ab4e6e2d91c7(arg0, arg1) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h8711ab4e6e2d91c7(arg0, arg1);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h9c52b0a7f07ab0b7(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h9c52b0a7f07ab0b7(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h7332cbf72b0d2f8d(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h7332cbf72b0d2f8d(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h9c52b0a7f07ab0b7_4(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h9c52b0a7f07ab0b7_4(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h7332cbf72b0d2f8d_4(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h7332cbf72b0d2f8d_4(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures________invoke__hbc329538bebdc0fc(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures________invoke__hbc329538bebdc0fc(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures________invoke__h9416a3dfa6a79210(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures________invoke__h9416a3dfa6a79210(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3(arg0, arg1, arg2) {
-    const ret = wasm.wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h178c234056971625(arg0, arg1, arg2) {
+    const ret = wasm.wasm_bindgen__convert__closures_____invoke__h178c234056971625(arg0, arg1, arg2);
     if (ret[1]) {
         throw takeFromExternrefTable0(ret[0]);
     }
 }
 
-function wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3_2(arg0, arg1, arg2) {
-    const ret = wasm.wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3_2(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h178c234056971625_2(arg0, arg1, arg2) {
+    const ret = wasm.wasm_bindgen__convert__closures_____invoke__h178c234056971625_2(arg0, arg1, arg2);
     if (ret[1]) {
         throw takeFromExternrefTable0(ret[0]);
     }
 }
 
-function wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3_5(arg0, arg1, arg2) {
-    const ret = wasm.wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3_5(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h178c234056971625_5(arg0, arg1, arg2) {
+    const ret = wasm.wasm_bindgen__convert__closures_____invoke__h178c234056971625_5(arg0, arg1, arg2);
     if (ret[1]) {
         throw takeFromExternrefTable0(ret[0]);
     }
 }
 
-function wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3_6(arg0, arg1, arg2) {
-    const ret = wasm.wasm_bindgen__convert__closures_____invoke__h519ecd38476f8aa3_6(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h178c234056971625_6(arg0, arg1, arg2) {
+    const ret = wasm.wasm_bindgen__convert__closures_____invoke__h178c234056971625_6(arg0, arg1, arg2);
     if (ret[1]) {
         throw takeFromExternrefTable0(ret[0]);
     }
@@ -1459,6 +1494,9 @@ const __wbindgen_enum_GpuTextureSampleType = ["float", "unfilterable-float", "de
 
 
 const __wbindgen_enum_GpuTextureViewDimension = ["1d", "2d", "2d-array", "cube", "cube-array", "3d"];
+
+
+const __wbindgen_enum_ResizeQuality = ["pixelated", "low", "medium", "high"];
 
 
 const __wbindgen_enum_ScrollBehavior = ["auto", "instant", "smooth"];

@@ -16,10 +16,10 @@ use mia_core::{InputSpec, Model};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use crate::photo::{self, Sniffed};
+
 /// Largest upload accepted, in bytes.
 pub const MAX_UPLOAD_BYTES: f64 = 40e6;
-/// Largest decoded upload, in pixels.
-pub const MAX_UPLOAD_PIXELS: u32 = 50_000_000;
 
 /// Where inference runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -438,7 +438,9 @@ pub fn preview(pixels: &[u8], channels: usize, size: u32) -> Result<String, Stri
 }
 
 /// Decodes any image the browser can, centre-crops it square and resizes it to the model's
-/// input. Empty, huge, non-image and corrupt files are errors.
+/// input. A PNG or JPEG over [`photo::MAX_DECODE_PIXELS`] (a phone's 50–200-megapixel photo) is
+/// decoded straight to a smaller size of the same shape; a HEIC photo gets conversion advice.
+/// Empty, oversized (in bytes), non-image and corrupt files are errors.
 pub async fn decode_upload(file: &web_sys::File, manifest: &Manifest) -> Result<Upload, String> {
     let name = file.name();
     if file.size() == 0.0 {
@@ -446,25 +448,42 @@ pub async fn decode_upload(file: &web_sys::File, manifest: &Manifest) -> Result<
     }
     if file.size() > MAX_UPLOAD_BYTES {
         return Err(format!(
-            "{name}: {:.0} MB is too large (limit {:.0} MB)",
+            "{name}: {:.0} MB is too large (limit {:.0} MB); save a smaller copy (a JPEG of a few \
+             megapixels is plenty: the model sees {}×{} pixels)",
             file.size() / 1e6,
-            MAX_UPLOAD_BYTES / 1e6
+            MAX_UPLOAD_BYTES / 1e6,
+            manifest.input.width,
+            manifest.input.height
         ));
     }
-    let promise = window()?.create_image_bitmap_with_blob(file).map_err(js_err)?;
+    let head = read_head(file).await?;
+    let window = window()?;
+    let promise = match photo::sniff(&head, &name, &file.type_()) {
+        Sniffed::Heic => return Err(photo::heic_advice(&name)),
+        Sniffed::Size(w, h) if photo::decode_size(w, h) != (w, h) => {
+            let (dw, dh) = photo::decode_size(w, h);
+            let options = web_sys::ImageBitmapOptions::new();
+            options.set_resize_width(dw);
+            options.set_resize_height(dh);
+            options.set_resize_quality(web_sys::ResizeQuality::High);
+            window.create_image_bitmap_with_blob_and_image_bitmap_options(file, &options)
+        }
+        _ => window.create_image_bitmap_with_blob(file),
+    }
+    .map_err(js_err)?;
     let bitmap: web_sys::ImageBitmap = JsFuture::from(promise)
         .await
         .map_err(|_| {
-            format!("{name}: not an image this browser can decode (or the file is corrupt)")
+            format!(
+                "{name}: not an image this browser can decode (or the file is corrupt); JPEG and \
+                 PNG always work"
+            )
         })?
         .dyn_into()
         .map_err(js_err)?;
     let (w, h) = (bitmap.width(), bitmap.height());
     if w == 0 || h == 0 {
         return Err(format!("{name}: the image has no pixels"));
-    }
-    if u64::from(w) * u64::from(h) > u64::from(MAX_UPLOAD_PIXELS) {
-        return Err(format!("{name}: {w}×{h} is too large (limit {MAX_UPLOAD_PIXELS} pixels)"));
     }
     let drawn = square(manifest.input, (w, h), |ctx, (sx, sy, side), size| {
         ctx.draw_image_with_image_bitmap_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
@@ -474,6 +493,16 @@ pub async fn decode_upload(file: &web_sys::File, manifest: &Manifest) -> Result<
     bitmap.close();
     let (pixels, preview) = drawn?;
     Ok(Upload { name, pixels, preview })
+}
+
+/// The first [`photo::HEADER_BYTES`] of a file (all of a smaller one).
+async fn read_head(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let end = file.size().min(photo::HEADER_BYTES as f64);
+    let head = file.slice_with_f64_and_f64(0.0, end).map_err(js_err)?;
+    let buffer = JsFuture::from(head.array_buffer())
+        .await
+        .map_err(|_| format!("{}: the file cannot be read", file.name()))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
 }
 
 /// Draws a `w × h` picture centre-cropped square and resized to the model's input (`draw`

@@ -356,6 +356,9 @@ pub struct LabState {
     pub imported: Option<ImportedNet>,
     /// Every finished run, oldest first (at most [`MAX_RUNS`]), for the comparison table.
     pub history: Vec<RunRecord>,
+    /// What the last change could not do as asked (a setting out of range, a class or images
+    /// over the lab's limits), said to the student instead of done silently.
+    pub notice: Option<String>,
 }
 
 impl Default for LabState {
@@ -370,6 +373,7 @@ impl Default for LabState {
             stale: false,
             imported: None,
             history: Vec::new(),
+            notice: None,
         }
     }
 }
@@ -404,6 +408,10 @@ pub enum LabAction {
     Checked(Result<(f64, f64), String>),
     /// Empty the comparison table.
     ClearHistory,
+    /// Say what a change could not do as asked.
+    Notice(String),
+    /// The student read the notice.
+    DismissNotice,
 }
 
 impl LabState {
@@ -449,11 +457,16 @@ impl Reducible for LabState {
 
     fn reduce(self: Rc<Self>, action: LabAction) -> Rc<Self> {
         let mut s = (*self).clone();
+        s.notice = None;
         match action {
             LabAction::AddClass if s.classes.len() < MAX_CLASSES => {
                 s.classes.push(format!("class {}", s.classes.len() + 1));
             }
-            LabAction::AddClass => {}
+            LabAction::AddClass => {
+                s.notice = Some(format!(
+                    "The lab holds at most {MAX_CLASSES} classes: remove one to add another."
+                ));
+            }
             LabAction::Rename(i, name) => {
                 if let Some(c) = s.classes.get_mut(i) {
                     *c = name.chars().take(40).collect();
@@ -471,6 +484,12 @@ impl Reducible for LabState {
             LabAction::RemoveClass(_) => {}
             LabAction::AddImages(class, images) if class < s.classes.len() => {
                 let room = MAX_IMAGES.saturating_sub(s.images.len());
+                if images.len() > room {
+                    s.notice = Some(format!(
+                        "Added {room} of {} images: the lab holds at most {MAX_IMAGES}.",
+                        images.len()
+                    ));
+                }
                 for (pixels, preview) in images.into_iter().take(room) {
                     let id = s.next_id;
                     s.next_id += 1;
@@ -525,6 +544,8 @@ impl Reducible for LabState {
                 s.history = history;
             }
             LabAction::ClearHistory => s.history.clear(),
+            LabAction::Notice(text) => s.notice = Some(text),
+            LabAction::DismissNotice => {}
             LabAction::Checked(check) => {
                 if let Some(net) = &mut s.imported {
                     net.check = Some(check);
@@ -541,6 +562,28 @@ mod tests {
 
     fn image() -> (Vec<u8>, String) {
         (vec![0u8; 12], String::new())
+    }
+
+    #[test]
+    fn a_class_or_images_over_the_limits_are_said_not_dropped_silently() {
+        let mut s = Rc::new(LabState::default());
+        for _ in 2..MAX_CLASSES {
+            s = s.reduce(LabAction::AddClass);
+        }
+        assert!(s.notice.is_none());
+        s = s.reduce(LabAction::AddClass);
+        assert_eq!(s.classes.len(), MAX_CLASSES);
+        assert!(
+            s.notice.as_deref().is_some_and(|n| n.contains("at most 10 classes")),
+            "{:?}",
+            s.notice
+        );
+        s = s.reduce(LabAction::AddImages(0, (0..MAX_IMAGES + 3).map(|_| image()).collect()));
+        assert_eq!(s.images.len(), MAX_IMAGES);
+        let n = s.notice.clone().unwrap_or_default();
+        assert!(n.contains(&format!("Added {MAX_IMAGES} of {}", MAX_IMAGES + 3)), "{n}");
+        s = s.reduce(LabAction::Redraw);
+        assert!(s.notice.is_none(), "a later change clears the notice");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod lab_files;
 mod lab_history;
 mod lab_run;
 mod lab_state;
+mod photo;
 mod state;
 mod toggles;
 mod view_url;
@@ -20,6 +21,11 @@ mod view_url;
 fn main() {
     run_static_constructors();
     yew::Renderer::<app::App>::new().render();
+    // index.html's loading indicator (bytes received while the module downloaded) is done.
+    let document = web_sys::window().and_then(|w| w.document());
+    if let Some(boot) = document.and_then(|d| d.get_element_by_id("boot")) {
+        boot.remove();
+    }
 }
 
 /// Runs the module's static constructors (cubecl registers types through `inventory`) once.

@@ -337,6 +337,21 @@ fn median(v: &[f32]) -> f32 {
     s.get(s.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// What the last change could not do as asked, where the student is looking (a bar at the
+/// bottom of the window) until the next change or a click on "OK".
+fn notice(lab: &UseReducerHandle<LabState>) -> Html {
+    let Some(text) = lab.notice.clone() else { return html! {} };
+    let dismiss = {
+        let lab = lab.clone();
+        Callback::from(move |_: MouseEvent| lab.dispatch(LabAction::DismissNotice))
+    };
+    html! {
+        <div class="lab-notice" role="status" data-testid="lab-notice">
+            <span>{ text }</span>{ " " }<button onclick={dismiss} data-testid="lab-notice-ok">{ "OK" }</button>
+        </div>
+    }
+}
+
 /// The lab's buttons: the CIFAR-10 sample, classes, roles, images, export and import.
 fn toolbar(
     lab: &UseReducerHandle<LabState>,
@@ -529,6 +544,7 @@ pub fn lab(p: &LabProps) -> Html {
             </section>
             { result.map(|r| results(&lab, &r, &thresholds, &toggles)).unwrap_or_default() }
             <LabCompare lab={lab.clone()} />
+            { notice(&lab) }
         </div>
     }
 }

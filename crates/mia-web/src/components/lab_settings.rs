@@ -23,31 +23,91 @@ fn checked(e: &Event) -> bool {
     input.checked()
 }
 
-/// A callback that applies `f` to the recipe with the number typed.
-fn setter(lab: &UseReducerHandle<LabState>, f: fn(&mut LabSettings, f64)) -> Callback<Event> {
-    let lab = lab.clone();
-    Callback::from(move |e: Event| {
-        if let Some(v) = number(&e) {
-            let mut next = lab.settings.clone();
-            f(&mut next, v);
-            lab.dispatch(LabAction::Settings(next));
-        }
-    })
+/// What numbers a field takes besides its range.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Any number.
+    Real,
+    /// Whole numbers.
+    Whole,
+    /// Even numbers (shadow models train in complementary pairs).
+    Even,
+}
+
+/// `typed` brought into `[min, max]` (and to a whole or even number for such fields), with
+/// what to tell the student when that changed it.
+fn bound(label: &str, typed: f64, (min, max): (f64, f64), kind: Kind) -> (f64, Option<String>) {
+    let rounded = match kind {
+        Kind::Real => typed,
+        Kind::Whole => typed.round(),
+        Kind::Even => (typed / 2.0).round() * 2.0,
+    };
+    let used = rounded.clamp(min, max);
+    let label = label.trim();
+    let why = if used == typed {
+        return (used, None);
+    } else if !(min..=max).contains(&typed) {
+        format!("{label}: {typed} is outside {min}–{max}, so {used} is used.")
+    } else if kind == Kind::Even {
+        format!("{label}: {typed} is odd (shadow models train in pairs), so {used} is used.")
+    } else {
+        format!("{label}: {typed} is not a whole number, so {used} is used.")
+    };
+    (used, Some(why))
 }
 
 /// A labelled number field.
 struct Field {
     label: &'static str,
     value: String,
-    range: (&'static str, &'static str, &'static str),
+    range: (f64, f64),
+    step: &'static str,
+    kind: Kind,
     id: &'static str,
 }
 
-fn field(f: Field, cb: Callback<Event>) -> Html {
-    let (min, max, step) = f.range;
+/// The field, whose number goes into the recipe through `apply` once in range; a number it
+/// had to change is said ([`LabAction::Notice`]), not changed silently.
+fn field(lab: &UseReducerHandle<LabState>, f: Field, apply: fn(&mut LabSettings, f64)) -> Html {
+    let (label, range, kind) = (f.label, f.range, f.kind);
+    let lab = lab.clone();
+    let onchange = Callback::from(move |e: Event| {
+        let Some(typed) = number(&e) else { return };
+        let (used, why) = bound(label, typed, range, kind);
+        let mut next = lab.settings.clone();
+        apply(&mut next, used);
+        lab.dispatch(LabAction::Settings(next));
+        if let Some(why) = why {
+            lab.dispatch(LabAction::Notice(why));
+        }
+    });
+    let (min, max) = (f.range.0.to_string(), f.range.1.to_string());
     html! {
-        <label class="param">{ f.label }{ " " }<input type="number" value={f.value} {min} {max} {step} onchange={cb} data-testid={f.id} /></label>
+        <label class="param">{ f.label }{ " " }<input type="number" value={f.value} {min} {max} step={f.step} {onchange} data-testid={f.id} /></label>
     }
+}
+
+/// An f32 as the decimal it was written as (0.01, not 0.009999999776).
+fn decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+/// The loss defense's strength, in its own range (label smoothing's ε, RelaxLoss's α, …).
+fn strength_field(lab: &UseReducerHandle<LabState>, range: (f64, f64), step: f32) -> Html {
+    let step: &'static str = match step {
+        x if x >= 0.1 => "0.1",
+        x if x >= 0.05 => "0.05",
+        _ => "0.01",
+    };
+    let f = Field {
+        label: " strength",
+        value: lab.settings.strength.to_string(),
+        range,
+        step,
+        kind: Kind::Real,
+        id: "lab-strength",
+    };
+    field(lab, f, |s, v| s.strength = v as f32)
 }
 
 /// ε at δ of the recipe's DP-SGD for the members the lab holds, as the run will spend it
@@ -92,12 +152,12 @@ fn defense_select(lab: &UseReducerHandle<LabState>) -> Html {
                 </select>
             </label>
             if let Some((_, lo, hi, step)) = s.defense.strength() {
-                <label class="param">{ " strength " }<input type="number" value={s.strength.to_string()} min={lo.to_string()} max={hi.to_string()} step={step.to_string()} onchange={setter(lab, |s, v| s.strength = v as f32)} data-testid="lab-strength" /></label>
+                { strength_field(lab, (decimal(lo), decimal(hi)), step) }
             }
             if let Some(why) = s.defense.backfires() { <p class="caution" data-testid="lab-backfires">{ why }</p> }
             if s.defense == LabDefense::DpSgd {
-                { field(Field { label: " clip norm C", value: s.clip.to_string(), range: ("0.01", "100", "0.1"), id: "lab-clip" }, setter(lab, |s, v| s.clip = v.clamp(0.01, 100.0) as f32)) }
-                { field(Field { label: " δ", value: format!("{:e}", s.delta), range: ("1e-9", "0.1", "any"), id: "lab-delta" }, setter(lab, |s, v| s.delta = v.clamp(1e-9, 0.1))) }
+                { field(lab, Field { label: " clip norm C", value: s.clip.to_string(), range: (0.01, 100.0), step: "0.1", kind: Kind::Real, id: "lab-clip" }, |s, v| s.clip = v as f32) }
+                { field(lab, Field { label: " δ", value: format!("{:e}", s.delta), range: (1e-9, 0.1), step: "any", kind: Kind::Real, id: "lab-delta" }, |s, v| s.delta = v) }
             }
         </>
     }
@@ -126,7 +186,7 @@ fn options(lab: &UseReducerHandle<LabState>) -> Html {
         <div class="lab-options">
             <label class="toggle"><input type="checkbox" checked={s.early_stopping.is_some()} onchange={early} data-testid="lab-early" />{ " early stopping" }</label>
             if let Some(p) = s.early_stopping {
-                { field(Field { label: " patience (epochs)", value: p.to_string(), range: ("1", "100", "1"), id: "lab-patience" }, setter(lab, |s, v| s.early_stopping = Some(v.clamp(1.0, 100.0) as usize))) }
+                { field(lab, Field { label: " patience (epochs)", value: p.to_string(), range: (1.0, 100.0), step: "1", kind: Kind::Whole, id: "lab-patience" }, |s, v| s.early_stopping = Some(v as usize)) }
                 <p class="muted">{ "Each model sets a fifth of its training images aside, watches its loss on them after every epoch, stops after that many epochs without improving and keeps its best epoch. Your model's set-aside members are not trained on, so the attacks count them as held out (marked V)." }</p>
             }
             <label class="toggle"><input type="checkbox" checked={s.fine_tune} onchange={tune} data-testid="lab-fine-tune" />{ " fine-tune the whole network" }</label>
@@ -155,16 +215,47 @@ pub fn lab_settings_panel(p: &LabSettingsProps) -> Html {
             { defense_select(lab) }
             { epsilon(s, members) }
             <div class="lab-fields">
-                { field(Field { label: "epochs", value: s.epochs.to_string(), range: ("1", "500", "1"), id: "lab-epochs" }, setter(lab, |s, v| s.epochs = v.clamp(1.0, 500.0) as usize)) }
-                { field(Field { label: "learning rate", value: s.lr.to_string(), range: ("0.001", "2", "0.01"), id: "lab-lr" }, setter(lab, |s, v| s.lr = v.clamp(0.001, 2.0))) }
-                { field(Field { label: "batch size", value: s.batch_size.to_string(), range: ("1", "256", "1"), id: "lab-batch" }, setter(lab, |s, v| s.batch_size = v.clamp(1.0, 256.0) as usize)) }
-                { field(Field { label: "hidden units (0 = linear)", value: s.hidden.to_string(), range: ("0", "512", "16"), id: "lab-hidden" }, setter(lab, |s, v| s.hidden = v.clamp(0.0, 512.0) as usize)) }
-                { field(Field { label: "dropout", value: s.dropout.to_string(), range: ("0", "0.9", "0.05"), id: "lab-dropout" }, setter(lab, |s, v| s.dropout = v.clamp(0.0, 0.9))) }
-                { field(Field { label: "weight decay", value: s.weight_decay.to_string(), range: ("0", "0.1", "0.0005"), id: "lab-wd" }, setter(lab, |s, v| s.weight_decay = v.clamp(0.0, 0.1) as f32)) }
-                { field(Field { label: "shadow models", value: s.shadows.to_string(), range: ("6", "64", "2"), id: "lab-shadows" }, setter(lab, |s, v| s.shadows = (v.clamp(6.0, 64.0) as usize) & !1)) }
+                { field(lab, Field { label: "epochs", value: s.epochs.to_string(), range: (1.0, 500.0), step: "1", kind: Kind::Whole, id: "lab-epochs" }, |s, v| s.epochs = v as usize) }
+                { field(lab, Field { label: "learning rate", value: s.lr.to_string(), range: (0.001, 2.0), step: "0.01", kind: Kind::Real, id: "lab-lr" }, |s, v| s.lr = v) }
+                { field(lab, Field { label: "batch size", value: s.batch_size.to_string(), range: (1.0, 256.0), step: "1", kind: Kind::Whole, id: "lab-batch" }, |s, v| s.batch_size = v as usize) }
+                { field(lab, Field { label: "hidden units (0 = linear)", value: s.hidden.to_string(), range: (0.0, 512.0), step: "16", kind: Kind::Whole, id: "lab-hidden" }, |s, v| s.hidden = v as usize) }
+                { field(lab, Field { label: "dropout", value: s.dropout.to_string(), range: (0.0, 0.9), step: "0.05", kind: Kind::Real, id: "lab-dropout" }, |s, v| s.dropout = v) }
+                { field(lab, Field { label: "weight decay", value: s.weight_decay.to_string(), range: (0.0, 0.1), step: "0.0005", kind: Kind::Real, id: "lab-wd" }, |s, v| s.weight_decay = v as f32) }
+                { field(lab, Field { label: "shadow models", value: s.shadows.to_string(), range: (6.0, 64.0), step: "2", kind: Kind::Even, id: "lab-shadows" }, |s, v| s.shadows = v as usize) }
             </div>
             { options(lab) }
             if let Some(why) = refused { <p class="messages" data-testid="lab-refused">{ why }</p> }
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_in_range_is_used_as_typed_and_said_nothing_of() {
+        assert_eq!(bound("epochs", 30.0, (1.0, 500.0), Kind::Whole), (30.0, None));
+        assert_eq!(bound("dropout", 0.25, (0.0, 0.9), Kind::Real), (0.25, None));
+    }
+
+    #[test]
+    fn a_number_out_of_range_is_clamped_and_said() {
+        let (used, why) = bound("epochs", 0.0, (1.0, 500.0), Kind::Whole);
+        assert_eq!(used, 1.0);
+        assert_eq!(why.as_deref(), Some("epochs: 0 is outside 1–500, so 1 is used."));
+        let (used, why) = bound("shadow models", 1000.0, (6.0, 64.0), Kind::Even);
+        assert_eq!(used, 64.0);
+        assert!(why.is_some_and(|w| w.contains("outside 6–64")));
+    }
+
+    #[test]
+    fn an_odd_shadow_count_or_a_fraction_of_an_epoch_is_rounded_and_said() {
+        let (used, why) = bound("shadow models", 7.0, (6.0, 64.0), Kind::Even);
+        assert_eq!(used, 8.0);
+        assert!(why.is_some_and(|w| w.contains("odd")));
+        let (used, why) = bound(" patience (epochs)", 2.5, (1.0, 100.0), Kind::Whole);
+        assert_eq!(used, 3.0);
+        assert!(why.is_some_and(|w| w.starts_with("patience (epochs): 2.5 is not a whole number")));
     }
 }
