@@ -131,6 +131,25 @@ await page.screenshot({ path: path.join(outDir, `labmode-erm-label-only-${backen
 await page.click('[data-testid="lab-toggle-label"]');
 await page.screenshot({ path: path.join(outDir, `labmode-erm-${backend}.png`), fullPage: true });
 
+// Cancelling a new run (a long one: 64 shadows × 400 epochs) brings back the finished one,
+// and says so.
+const setField = async (id, v) => {
+  await page.fill(`[data-testid="${id}"]`, v);
+  await page.dispatchEvent(`[data-testid="${id}"]`, 'change');
+};
+await setField('lab-epochs', '400');
+await setField('lab-shadows', '64');
+await page.click('[data-testid="lab-train"]');
+await page.waitForSelector('[data-testid="lab-progress"]', { timeout: 60_000 }).catch(() => fail('no progress bar for a second run', page));
+await page.click('[data-testid="lab-cancel"]');
+await page.waitForSelector('[data-testid="lab-notice"]', { timeout: 30_000 }).catch(() => fail('no notice after cancelling a second run', page));
+results.cancelNotice = await page.textContent('[data-testid="lab-notice"]');
+if (!/previous run/.test(results.cancelNotice)) await fail(`cancel notice: ${results.cancelNotice}`, page);
+if (await page.textContent('[data-testid="lab-summary"]') !== results.erm.summary) await fail('the previous results did not come back after Cancel', page);
+await page.click('[data-testid="lab-notice-ok"]');
+await setField('lab-epochs', '60');
+await setField('lab-shadows', '32');
+
 await page.selectOption('[data-testid="lab-defense"]', 'dp-sgd');
 await page.fill('[data-testid="lab-strength"]', '20');
 await page.dispatchEvent('[data-testid="lab-strength"]', 'change');

@@ -211,6 +211,7 @@ fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
         stale: false,
         imported,
         history: Vec::new(),
+        previous: None,
         notice: None,
     })
 }

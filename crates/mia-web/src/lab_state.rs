@@ -356,6 +356,9 @@ pub struct LabState {
     pub imported: Option<ImportedNet>,
     /// Every finished run, oldest first (at most [`MAX_RUNS`]), for the comparison table.
     pub history: Vec<RunRecord>,
+    /// The last finished result while a new run trains: a run that is cancelled or fails
+    /// brings it back instead of leaving nothing.
+    pub previous: Option<Rc<LabResult>>,
     /// What the last change could not do as asked (a setting out of range, a class or images
     /// over the lab's limits), said to the student instead of done silently.
     pub notice: Option<String>,
@@ -373,6 +376,7 @@ impl Default for LabState {
             stale: false,
             imported: None,
             history: Vec::new(),
+            previous: None,
             notice: None,
         }
     }
@@ -424,7 +428,7 @@ impl LabState {
     }
 
     fn touched(&mut self) {
-        if matches!(self.run, Run::Done(_)) {
+        if matches!(self.run, Run::Done(_)) || self.previous.is_some() {
             self.stale = true;
         }
         if let Some(net) = &mut self.imported {
@@ -508,6 +512,7 @@ impl Reducible for LabState {
             LabAction::ClearImages => {
                 s.images.clear();
                 s.run = Run::Idle;
+                s.previous = None;
                 s.stale = false;
                 s.touched();
             }
@@ -524,6 +529,9 @@ impl Reducible for LabState {
             }
             LabAction::Settings(settings) => s.settings = settings,
             LabAction::Progress(what, done, total, ms) => {
+                if let Run::Done(r) = &s.run {
+                    s.previous = Some(r.clone());
+                }
                 s.run = Run::Running(what, done, total, ms)
             }
             LabAction::Finished(r) => {
@@ -533,10 +541,19 @@ impl Reducible for LabState {
                     s.history.remove(0);
                 }
                 s.run = Run::Done(r);
+                s.previous = None;
                 s.stale = false;
                 s.imported = None;
             }
-            LabAction::Failed(e) => s.run = Run::Failed(e),
+            LabAction::Failed(e) => match s.previous.take() {
+                Some(r) => {
+                    s.run = Run::Done(r);
+                    s.notice = Some(format!(
+                        "The run stopped ({e}): the results shown are still the previous run's."
+                    ));
+                }
+                None => s.run = Run::Failed(e),
+            },
             LabAction::Replace(lab) => {
                 // An imported lab keeps the table of the runs made so far.
                 let history = std::mem::take(&mut s.history);
@@ -562,6 +579,53 @@ mod tests {
 
     fn image() -> (Vec<u8>, String) {
         (vec![0u8; 12], String::new())
+    }
+
+    fn result() -> Rc<LabResult> {
+        let shape = NetShape { dim: 2, hidden: 0, classes: 2, fine_tuned: false };
+        let logits = LabLogits {
+            labels: vec![0],
+            classes: 2,
+            target: vec![0.0; 2],
+            shadows: Vec::new(),
+            keep: Vec::new(),
+        };
+        Rc::new(LabResult {
+            ids: vec![0],
+            member: vec![true],
+            attacks: Vec::new(),
+            draws: Vec::new(),
+            epsilon: None,
+            trained: 1,
+            accuracy: (1.0, 0.5),
+            ms: 1.0,
+            shadows: 6,
+            logits: Rc::new(logits),
+            validation: Vec::new(),
+            kept_epoch: (1, 1),
+            net: SavedNet { shape, bytes: Rc::new(Vec::new()) },
+            recipe: "ERM".into(),
+            smoothing: None,
+            pairing: 0,
+        })
+    }
+
+    #[test]
+    fn a_cancelled_run_brings_back_the_previous_results_and_says_so() {
+        let first = result();
+        let mut s = Rc::new(LabState::default());
+        s = s.reduce(LabAction::Finished(first.clone()));
+        s = s.reduce(LabAction::Progress("training".into(), 1, 7, 10.0));
+        assert!(matches!(s.run, Run::Running(..)));
+        s = s.reduce(LabAction::Failed("cancelled".into()));
+        assert!(matches!(&s.run, Run::Done(r) if Rc::ptr_eq(r, &first)), "{:?}", s.notice);
+        let n = s.notice.clone().unwrap_or_default();
+        assert!(n.contains("cancelled") && n.contains("previous run"), "{n}");
+        // Without an earlier result a cancelled run says why it stopped.
+        let mut s = Rc::new(LabState::default());
+        s = s.reduce(LabAction::Progress("training".into(), 1, 7, 10.0));
+        s = s.reduce(LabAction::Failed("cancelled".into()));
+        assert!(matches!(&s.run, Run::Failed(e) if e == "cancelled"));
     }
 
     #[test]
