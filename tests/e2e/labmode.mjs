@@ -121,6 +121,15 @@ results.responsive = await responsiveness();
 if (results.responsive.clickMs > 2500) await fail(`a click took ${results.responsive.clickMs} ms while training`, page);
 results.erm = await train('ERM');
 if (!(results.erm.aucs['lira-online'] > 0.6)) await fail(`ERM head: LiRA AUC ${results.erm.aucs['lira-online']} is not clearly above 0.5`, page);
+// The marks on the thumbnails are told apart by shape and named in a legend; the log ROC
+// starts at the smallest FPR the 20 held-out images can measure (1/20 = 5 %), not at 0.1 %.
+const kinds = await page.$$eval('[data-testid="lab-verdict"]', (els) => els.map((e) => e.dataset.verdict));
+results.marks = Object.fromEntries(['caught', 'missed', 'wrong'].map((k) => [k, kinds.filter((x) => x === k).length]));
+if (kinds.length === 0 || !kinds.every((k) => ['caught', 'missed', 'wrong'].includes(k))) await fail(`thumbnail marks: ${kinds}`, page);
+if (!/member caught .*member missed .*wrongly flagged/.test(await page.textContent('[data-testid="lab-verdict-legend"]').catch(() => ''))) await fail('no legend for the marks', page);
+const axes = await page.$$eval('[data-testid="lab-results"] [data-testid="roc-axis"]', (els) => els.map((e) => e.textContent));
+results.logAxis = axes.find((t) => t.startsWith('FPR (log'));
+if (results.logAxis !== 'FPR (log, from 1/20)') await fail(`the lab's log ROC axis: ${results.logAxis}`, page);
 // An inference-time defense on top: label only leaves the attacks nothing but the label, and
 // the undefended scores stay as ghosts.
 await page.click('[data-testid="lab-toggle-label"]');

@@ -225,12 +225,44 @@ pub struct RocProps {
 
 const PAD: f64 = 30.0;
 
-fn map(v: f64, log: bool) -> f64 {
-    let lo = 1e-3f64;
-    if log { (v.max(lo).log10() - lo.log10()) / -lo.log10() } else { v }
+/// The smallest false-positive rate `roc` can measure, 1 / non-members (the log axes start
+/// there: below it a curve shows nothing but the resolution); 0.1 % at the least.
+pub fn fpr_floor(roc: &Roc) -> f64 {
+    (1.0 / roc.negatives.max(1) as f64).clamp(1e-3, 0.5)
 }
 
-fn path(r: &Roc, log: bool, size: f64) -> String {
+/// `v` on an axis from 0 to 1, linear, or logarithmic from `lo` (a log axis starting at
+/// `lo`, values below it drawn at its start).
+fn map(v: f64, log: Option<f64>) -> f64 {
+    match log {
+        Some(lo) => (v.max(lo).log10() - lo.log10()) / -lo.log10(),
+        None => v,
+    }
+}
+
+/// A rate as a short percentage: 2.5%, 0.1%, 10%.
+fn percent(v: f64) -> String {
+    let p = 100.0 * v;
+    let text = if p >= 10.0 { format!("{p:.0}") } else { format!("{p:.2}") };
+    let text =
+        if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { &text };
+    format!("{text}%")
+}
+
+/// The log axes' ticks: the floor, then every decade above it not crowding it.
+fn log_ticks(lo: f64) -> Vec<(f64, String)> {
+    let mut out = vec![(lo, percent(lo))];
+    let mut d = 10f64.powf(lo.log10().floor() + 1.0);
+    while d <= 1.0 + 1e-12 {
+        if d.log10() - lo.log10() > 0.3 {
+            out.push((d, percent(d)));
+        }
+        d *= 10.0;
+    }
+    out
+}
+
+fn path(r: &Roc, log: Option<f64>, size: f64) -> String {
     let mut d = String::new();
     let step = (r.fpr.len() / 400).max(1);
     for (i, (f, t)) in r.fpr.iter().zip(&r.tpr).enumerate() {
@@ -251,24 +283,28 @@ fn path(r: &Roc, log: bool, size: f64) -> String {
 pub fn roc_chart(p: &RocProps) -> Html {
     let s = 190.0;
     let span = s - 1.5 * PAD;
-    let (tv, tl): (Vec<f64>, Vec<&str>) = if p.log {
-        (vec![1e-3, 1e-2, 1e-1, 1.0], vec!["0.1%", "1%", "10%", "100%"])
-    } else {
-        (vec![0.0, 0.5, 1.0], vec!["0", "0.5", "1"])
+    let log = p.log.then(|| fpr_floor(&p.roc));
+    let ticks: Vec<(f64, String)> = match log {
+        Some(lo) => log_ticks(lo),
+        None => [0.0, 0.5, 1.0].iter().map(|&v| (v, tick_label(v))).collect(),
+    };
+    let axis = match log {
+        Some(_) => format!("FPR (log, from 1/{})", p.roc.negatives.max(1)),
+        None => "FPR".to_string(),
     };
     html! {
         <svg class="roc" viewBox={format!("0 0 {s} {s}")} role="img" aria-label={if p.log { "ROC curve, log-log axes" } else { "ROC curve" }}>
             <rect x={PAD.to_string()} y={(PAD / 2.0).to_string()} width={span.to_string()} height={span.to_string()} fill="none" stroke="#999" />
             <line x1={PAD.to_string()} y1={(s - PAD).to_string()} x2={(s - PAD / 2.0).to_string()} y2={(PAD / 2.0).to_string()} stroke="#bbb" stroke-dasharray="3,3" />
-            { for tv.iter().zip(&tl).map(|(&v, &l)| { let u = map(v, p.log) * span; html! { <g>
+            { for ticks.iter().map(|(v, l)| { let u = map(*v, log) * span; html! { <g>
                 <text x={format!("{:.1}", PAD + u)} y={(s - PAD + 12.0).to_string()} font-size="10" text-anchor="middle">{ l }</text>
                 <text x={(PAD - 3.0).to_string()} y={format!("{:.1}", s - PAD - u + 3.0)} font-size="10" text-anchor="end">{ l }</text>
             </g> } }) }
             if let Some(g) = &p.ghost {
-                <path d={path(g, p.log, s)} fill="none" stroke="#999" stroke-dasharray="3,2" />
+                <path d={path(g, log, s)} fill="none" stroke="#999" stroke-dasharray="3,2" />
             }
-            <path d={path(&p.roc, p.log, s)} fill="none" stroke={MEMBER} stroke-width="2" />
-            <text x={(PAD + span / 2.0).to_string()} y={(s - 4.0).to_string()} font-size="10" text-anchor="middle">{ if p.log { "FPR (log scale)" } else { "FPR" } }</text>
+            <path d={path(&p.roc, log, s)} fill="none" stroke={MEMBER} stroke-width="2" />
+            <text x={(PAD + span / 2.0).to_string()} y={(s - 4.0).to_string()} font-size="10" text-anchor="middle" data-testid="roc-axis">{ axis }</text>
             <text x="8" y={(PAD / 2.0 + span / 2.0).to_string()} font-size="10" transform={format!("rotate(-90 8 {})", PAD / 2.0 + span / 2.0)} text-anchor="middle">{ "TPR" }</text>
         </svg>
     }
@@ -277,6 +313,26 @@ pub fn roc_chart(p: &RocProps) -> Html {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_axes_start_at_the_smallest_measurable_fpr() {
+        let roc = |negatives| Roc {
+            fpr: vec![0.0, 1.0],
+            tpr: vec![0.0, 1.0],
+            thresholds: vec![f32::INFINITY, 0.0],
+            positives: 40,
+            negatives,
+        };
+        assert_eq!(fpr_floor(&roc(40)), 0.025);
+        assert_eq!(fpr_floor(&roc(1000)), 0.001);
+        assert_eq!(fpr_floor(&roc(100_000)), 0.001, "0.1 % at the least");
+        let labels = |lo| log_ticks(lo).into_iter().map(|t| t.1).collect::<Vec<_>>();
+        assert_eq!(labels(0.025), ["2.5%", "10%", "100%"]);
+        assert_eq!(labels(0.001), ["0.1%", "1%", "10%", "100%"]);
+        assert_eq!(labels(1.0 / 60.0), ["1.67%", "10%", "100%"]);
+        assert_eq!(map(0.001, Some(0.025)), 0.0, "below the floor is drawn at it");
+        assert!((map(1.0, Some(0.025)) - 1.0).abs() < 1e-12);
+    }
 
     #[test]
     fn ticks_are_round_and_inside_the_range() {

@@ -173,18 +173,19 @@ fn thumb(lab: &UseReducerHandle<LabState>, im: &LabImage, result: &Option<Rc<Lab
         (true, false) => "member",
         (false, _) => "held out",
     };
-    let (mark, title) = match verdict {
-        Some((true, true)) => ("✔", "LiRA flags it as a member: right"),
-        Some((true, false)) => ("✘", "LiRA flags it as a member: wrong (it was held out)"),
-        Some((false, true)) => ("·", "LiRA misses it: it was a member"),
-        Some((false, false)) => ("", "LiRA does not flag it: right"),
-        None => ("", ""),
+    // Three marks told apart by shape, not colour alone (the legend names them).
+    let (mark, kind, title) = match verdict {
+        Some((true, true)) => ("✔", "caught", "LiRA flags it as a member: right (caught)"),
+        Some((true, false)) => ("✘", "wrong", "LiRA flags it as a member: wrong (it was held out)"),
+        Some((false, true)) => ("?", "missed", "LiRA misses it: it was a member"),
+        Some((false, false)) => ("", "", "LiRA does not flag it: right"),
+        None => ("", "", ""),
     };
     html! {
         <button class={classes!("lab-thumb", if im.member { "member" } else { "nonmember" })} onclick={flip}
             title={format!("{role} (click to flip). {title}")} data-testid="lab-thumb" data-member={im.member.to_string()}>
             <img src={im.preview.clone()} alt={role} />
-            if !mark.is_empty() { <span class="lab-verdict" data-testid="lab-verdict">{ mark }</span> }
+            if !mark.is_empty() { <span class={classes!("lab-verdict", kind)} data-testid="lab-verdict" data-verdict={kind}>{ mark }</span> }
             if validated { <span class="lab-validation" data-testid="lab-validation">{ "V" }</span> }
         </button>
     }
@@ -265,7 +266,7 @@ fn results(
                 <button onclick={json} data-testid="lab-json">{ "(JSON)" }</button></p>
             { spent(r) }
             { fingerprint(r) }
-            <p class="explain">{ format!("Each attack's mean and 95 % interval come from {} draws: your model, then each shadow model in turn, is the target and the others its reference models (the LiRA paper's protocol). The interval is where the mean lies; another run on the same images (another split, other seeds) has noise of its own and lands in the wider rerun range. Histograms and ROC curves show your own model's draw. ", r.shadows + 1) }{ "Blue: your members, orange: your held-out images. Thumbnails above carry LiRA's verdict without inference-time defenses: ✔ a member caught, ✘ a held-out image wrongly flagged, · a member missed." }</p>
+            <p class="explain">{ format!("Each attack's mean and 95 % interval come from {} draws: your model, then each shadow model in turn, is the target and the others its reference models (the LiRA paper's protocol). The interval is where the mean lies; another run on the same images (another split, other seeds) has noise of its own and lands in the wider rerun range. Histograms and ROC curves show your own model's draw. ", r.shadows + 1) }{ "Blue: your members, orange: your held-out images. Thumbnails above carry LiRA's verdict without inference-time defenses: ✔ a member caught, ? a member missed, ✘ a held-out image wrongly flagged." }</p>
             { defense_toggles(toggles) }
             { match defended(r, toggles) {
                 Err(e) => html! { <p class="messages" data-testid="lab-defense-error">{ format!("These defenses cannot run here: {e}.") }</p> },
@@ -532,7 +533,9 @@ pub fn lab(p: &LabProps) -> Html {
                 <h2>{ "Lab: attack a model trained on your own images" }</h2>
                 <p class="explain">{ "Make 2–10 classes and give each some images. Half of each class become " }<Term name="member" text="members" />{ " (the model trains on them), half stay held out; click a thumbnail to flip its role. Then train: the page trains your model and " }<Term name="shadow model" text="shadow models" />{ " right here and runs every attack on your images. Your images never leave this browser." }</p>
                 { toolbar(&lab, main, sample) }
-                <p class="muted"><span class="swatch member"></span>{ " member (trained on) " }<span class="swatch nonmember"></span>{ " held out" }</p>
+                <p class="muted"><span class="swatch member"></span>{ " member (trained on) " }<span class="swatch nonmember"></span>{ " held out" }
+                    if result.is_some() { <span data-testid="lab-verdict-legend">{ " · after a run, LiRA's verdicts: " }<span class="lab-verdict-key caught">{ "✔" }</span>{ " member caught " }<span class="lab-verdict-key missed">{ "?" }</span>{ " member missed " }<span class="lab-verdict-key wrong">{ "✘" }</span>{ " held-out image wrongly flagged" }</span> }
+                </p>
                 { for (0..lab.classes.len()).map(|k| class_panel(&lab, k, sources.clone(), &result)) }
             </section>
             <LabSettingsPanel lab={lab.clone()} />
