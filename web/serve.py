@@ -16,6 +16,7 @@ import email.utils
 import errno
 import gzip
 import http.server
+import io
 import os
 import socket
 import sys
@@ -100,7 +101,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("ETag", etag)
         self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
         self.end_headers()
-        return _Bytes(body)
+        return io.BytesIO(body)
 
     def body(self, path, st):
         """The bytes to send and their coding: the precompressed copy the browser accepts, else
@@ -125,21 +126,6 @@ class Handler(http.server.SimpleHTTPRequestHandler):
                     self.gzipped[path] = (key, packed)
                 return packed, "gzip"
         return raw, None
-
-
-class _Bytes:
-    """What send_head returns: copyfile reads it like a file."""
-
-    def __init__(self, data):
-        self.data, self.at = data, 0
-
-    def read(self, n=-1):
-        end = len(self.data) if n is None or n < 0 else min(len(self.data), self.at + n)
-        chunk, self.at = self.data[self.at:end], end
-        return chunk
-
-    def close(self):
-        pass
 
 
 def lan_addresses():
@@ -187,7 +173,7 @@ def main():
         for addr in addresses:
             print(f"  students open http://{addr}:{a.port}/", flush=True)
         if not addresses:
-            print("  (no network address found: is this machine on the room's network?)")
+            print("  (no network address found: is this machine on the room's network?)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -9,7 +9,8 @@
 // - index.html's loading indicator shows the bytes received before the module starts (the
 //   connection is throttled to 4 Mbit/s so the download takes a few seconds), and is gone once
 //   the page runs; no request fails and the console shows no error (the favicon is inline);
-// - a second server on the same port stops with `error:` and `hint:`, no traceback.
+// - a second server on the same port stops with `error:` and `hint:`, no traceback;
+// - `--lan` prints the address students open.
 // Prints one JSON line of measurements.
 import { chromium } from 'playwright-core';
 import { launchOptions } from './chromium.mjs';
@@ -44,6 +45,18 @@ const again = spawnSync('python3', [path.join(root, 'web/serve.py'), '--dir', si
 results.taken_port = again.stderr.trim().split('\n');
 await check(again.status === 1 && /^error: port \d+ is taken/m.test(again.stderr) && /^hint: /m.test(again.stderr)
   && !again.stderr.includes('Traceback'), `a taken port gave: ${again.stderr}`);
+
+// --lan: listens on every interface and prints what students open (or says it found no
+// network address, as on a machine without one).
+const lan = spawn('python3', [path.join(root, 'web/serve.py'), '--dir', site, '--port', String(Number(port) + 10), '--lan'], { stdio: ['ignore', 'pipe', 'pipe'] });
+const lanOut = await new Promise((resolve) => {
+  let out = '';
+  lan.stdout.on('data', (d) => { out += d; if (/students open http:\/\/|no network address/.test(out)) resolve(out); });
+  setTimeout(() => resolve(out), 5_000);
+});
+lan.kill();
+results.lan = lanOut.trim().split('\n');
+await check(/^ {2}(students open http:\/\/[\d.]+:\d+\/|\(no network address found)/m.test(lanOut), `--lan printed: ${lanOut}`);
 
 browser = await chromium.launch(launchOptions);
 const page = await browser.newPage();
