@@ -15,7 +15,7 @@ use super::flatten;
 use crate::InputSpec;
 
 /// (expansion t, output channels c, repeats n, first stride s).
-const STAGES: [(usize, usize, usize, usize); 7] = [
+pub(super) const STAGES: [(usize, usize, usize, usize); 7] = [
     (1, 16, 1, 1),
     (6, 24, 2, 1),
     (6, 32, 3, 2),

@@ -2,6 +2,8 @@
 //! `[batch, channels, height, width]` tensor (tabular data as `[batch, 1, 1, features]`) and
 //! returns `[batch, classes]` logits.
 
+#[cfg(feature = "import")]
+pub mod import;
 mod mlleaks;
 mod mlp;
 mod mobilenet;

@@ -14,7 +14,7 @@ use super::flatten;
 use crate::InputSpec;
 
 /// Channels per conv layer; `0` marks a max-pool.
-const CFG: [usize; 18] =
+pub(super) const CFG: [usize; 18] =
     [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0];
 
 /// See the module documentation.
