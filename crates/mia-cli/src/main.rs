@@ -5,6 +5,7 @@
 mod commands;
 
 use clap::{Parser, Subcommand};
+use mia_core::models::import::ImportError;
 
 /// MIA Lab: membership inference attacks and defenses.
 #[derive(Parser)]
@@ -28,7 +29,10 @@ enum Command {
     /// Write a Markdown/HTML report, a CSV and plots from the attack results of runs.
     Report(commands::report::ReportArgs),
     /// Write the web bundle (weights, reference sample, LiRA statistics, measured attacks).
-    Export(commands::export::ExportArgs),
+    Export(Box<commands::export::ExportArgs>),
+    /// Turn a PyTorch state_dict or a safetensors file into a model of the zoo (for
+    /// `mia export --model`), optionally checking its logits against the original's.
+    Import(Box<commands::import::ImportArgs>),
     /// Train the class-conditional generator on a run's non-member images and write
     /// synthetic images per class (for `mia train --prune S --synthetic-dir DIR`).
     Generate(Box<commands::generate::GenerateArgs>),
@@ -71,7 +75,8 @@ fn main() {
         Command::Shadows(args) => commands::shadows::run(args),
         Command::Attack(args) => commands::attack::run(*args),
         Command::Report(args) => commands::report::run(args),
-        Command::Export(args) => commands::export::run(args),
+        Command::Export(args) => commands::export::run(*args),
+        Command::Import(args) => commands::import::run(*args),
         Command::Shrink(args) => commands::shrink::run(args),
         Command::Index(args) => commands::index::run(args),
         Command::Generate(args) => commands::generate::run(*args),
@@ -102,6 +107,27 @@ fn core_hint(e: &mia_core::CoreError) -> String {
     }
 }
 
+fn import_hint(e: &ImportError) -> String {
+    match e {
+        ImportError::UnknownFormat { .. } => {
+            "save `torch.save(model.state_dict(), 'model.pt')` or a \
+             .safetensors file; ONNX graphs are not read (docs/import.md says why)"
+                .into()
+        }
+        ImportError::BadKeyMap { .. } => {
+            "the part of --key-map before `=` is a regular expression".into()
+        }
+        ImportError::Pytorch { .. } | ImportError::Safetensors { .. } => "is it a state_dict? A \
+             checkpoint dictionary around one needs --top-level-key (e.g. state_dict, net)"
+            .into(),
+        ImportError::Corrupt { .. } => "the file is damaged: save it again".into(),
+        ImportError::Mismatch { .. } => "rename the file's keys with --key-map REGEX=REPLACEMENT; \
+             docs/import.md lists each architecture's key names"
+            .into(),
+        ImportError::Model(e) => core_hint(e),
+    }
+}
+
 /// The first hint any error in the chain offers.
 fn hint(err: &anyhow::Error) -> Option<String> {
     err.chain().find_map(|e| {
@@ -115,6 +141,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             Some(e.hint())
         } else if let Some(e) = e.downcast_ref::<mia_core::CoreError>() {
             Some(core_hint(e))
+        } else if let Some(e) = e.downcast_ref::<ImportError>() {
+            Some(import_hint(e))
         } else {
             e.downcast_ref::<commands::Hinted>().map(|h| h.hint.clone())
         }

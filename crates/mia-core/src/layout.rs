@@ -29,6 +29,13 @@
 //! | `NNN/model.bpk`, `NNN/summary.json`, `NNN/metrics.jsonl`, `NNN/checkpoint/` | as in a run; `summary.json` marks the shadow finished |
 //! | `target_random_logits.npy`, `target_gradient_norms.npy`, `NNN/random_logits.npy`, `NNN/gradient_norms.npy` | inference-defense signals ([`DefenseSignalFiles`]) |
 //! | `target_sensitivity.npy`, `NNN/sensitivity.npy` | SAMIA's posterior sensitivity on the candidates ([`DefenseSignalFiles::sensitivity`]) |
+//!
+//! A model trained elsewhere, as `mia import` writes it ([`ImportedLayout`]):
+//!
+//! | path | content |
+//! |---|---|
+//! | `model.bpk` | the imported weights (burnpack) |
+//! | `imported.json` | architecture, input, classes, preprocessing, class names, source file |
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +57,28 @@ pub const ATTACKERS: [&str; 2] = ["naive", "adaptive"];
 pub const SUMMARY: &str = "summary.json";
 /// `model.bpk`: weights, in a run, a shadow and a checkpoint generation.
 pub const WEIGHTS: &str = "model.bpk";
+
+/// Paths inside an imported-model folder (`mia import --out`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedLayout {
+    /// The folder.
+    pub root: PathBuf,
+}
+
+impl ImportedLayout {
+    /// The layout of `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    /// `model.bpk`.
+    pub fn weights(&self) -> PathBuf {
+        self.root.join(WEIGHTS)
+    }
+    /// `imported.json`.
+    pub fn description(&self) -> PathBuf {
+        self.root.join("imported.json")
+    }
+}
 
 /// Paths inside a run directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -434,7 +434,7 @@ fn defense_signals(args: &AttackArgs, chain: &Chain, shadows: usize) -> Result<D
 
 /// Runs `kinds` on one input, printing a table; under `all`, attacks the shadows cannot
 /// support are skipped with their reason.
-fn attack_set(
+pub(super) fn attack_set(
     input: &AttackInput,
     kinds: &[AttackKind],
     all: bool,

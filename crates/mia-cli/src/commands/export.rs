@@ -30,33 +30,62 @@ use super::{decimal, hinted};
 pub struct ExportArgs {
     /// Run directories (trained, with shadows, attacked); the first is the default model.
     /// The folder name becomes the model id.
-    #[arg(long = "run", required = true)]
-    runs: Vec<PathBuf>,
+    #[arg(long = "run", required_unless_present = "model")]
+    pub(super) runs: Vec<PathBuf>,
+    /// A model trained elsewhere (`mia import --out`), exported with the attacks computed
+    /// here on its own outputs: --logits, --labels, --membership, optionally
+    /// --shadow-logits and --shadow-keep (the .npy contract of `mia attack --logits`), and
+    /// --images, the same rows' images.
+    #[arg(long, conflicts_with = "runs", requires_all = ["logits", "labels", "membership", "images"])]
+    pub(super) model: Option<PathBuf>,
+    /// Target logits .npy, [N, C] float32 (with --model).
+    #[arg(long, requires = "model")]
+    pub(super) logits: Option<PathBuf>,
+    /// Labels .npy, [N] integers (with --model).
+    #[arg(long, requires = "model")]
+    pub(super) labels: Option<PathBuf>,
+    /// Membership .npy, [N] bool (with --model).
+    #[arg(long, requires = "model")]
+    pub(super) membership: Option<PathBuf>,
+    /// Shadow logits .npy, [S, N, C] float32 (with --model).
+    #[arg(long, requires_all = ["model", "shadow_keep"])]
+    pub(super) shadow_logits: Option<PathBuf>,
+    /// Shadow keep-masks .npy, [S, N] bool (with --shadow-logits).
+    #[arg(long, requires = "shadow_logits")]
+    pub(super) shadow_keep: Option<PathBuf>,
+    /// The N images of those rows, in order: a uint8 .npy [N, H, W, C] or [N, C, H, W], or a
+    /// folder of PNG/JPEG files sorted by name (with --model).
+    #[arg(long, requires = "model")]
+    pub(super) images: Option<PathBuf>,
+    /// Largest difference allowed between the imported model's logits on the reference
+    /// images and --logits (the page recomputes them from the weights).
+    #[arg(long, default_value_t = 1e-3)]
+    pub(super) logit_tolerance: f32,
     /// Output folder (the demo reads `pretrained/`).
     #[arg(long)]
-    out: PathBuf,
+    pub(super) out: PathBuf,
     /// Reference examples, members and non-members of the shared split together.
     #[arg(long, default_value_t = 1000)]
-    reference: usize,
+    pub(super) reference: usize,
     /// How many of the reference examples are members (default: half). Fewer members leave
     /// room for more non-members in the same bytes: the smallest false-positive rate the page
     /// can resolve is one over the non-members.
     #[arg(long)]
-    reference_members: Option<usize>,
+    pub(super) reference_members: Option<usize>,
     /// Dataset folder, when it moved since training.
     #[arg(long)]
-    data_dir: Option<PathBuf>,
+    pub(super) data_dir: Option<PathBuf>,
     /// Free text stored as the bundle's provenance (how it was made).
     #[arg(long, default_value = "")]
-    provenance: String,
+    pub(super) provenance: String,
     /// How to cite the work the bundle accompanies (e.g. the paper's reference); the page's
     /// "about this model" panel shows it.
     #[arg(long)]
-    citation: Option<String>,
+    pub(super) citation: Option<String>,
     /// How the weights are stored: f16 halves the bundle's weights and is kept only where the
     /// reference sample's loss and confidence AUCs move by at most 0.002 (else f32, said so).
     #[arg(long, value_enum, default_value_t = Precision::F16)]
-    weights: Precision,
+    pub(super) weights: Precision,
 }
 
 /// How a bundle stores weights.
@@ -106,14 +135,14 @@ fn json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     mia_core::files::write_atomic(path, bytes)
         .with_context(|| format!("writing {}", path.display()))
 }
 
 /// (members, non-members) of a reference sample of `total` examples, `members` of them members
 /// (default: half, which needs an even total); each count at least 1.
-fn reference_counts(total: usize, members: Option<usize>) -> Result<(usize, usize)> {
+pub(super) fn reference_counts(total: usize, members: Option<usize>) -> Result<(usize, usize)> {
     let members = match members {
         Some(m) => m,
         None if total.is_multiple_of(2) => total / 2,
@@ -137,6 +166,9 @@ fn reference_counts(total: usize, members: Option<usize>) -> Result<(usize, usiz
 
 /// Runs `mia export`.
 pub fn run(args: ExportArgs) -> Result<()> {
+    if args.model.is_some() {
+        return super::export_imported::run(&args);
+    }
     let (n_members, n_non) = reference_counts(args.reference, args.reference_members)?;
     let first = &args.runs[0];
     let first_layout = RunLayout::new(first);
@@ -216,18 +248,44 @@ pub fn run(args: ExportArgs) -> Result<()> {
             None
         }
     };
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
+    let about = BundleAbout {
         dataset: ds.name.clone(),
         class_names: ds.class_names.clone(),
         input: ds.input,
         normalization: ds.normalization.clone(),
+    };
+    let reference = ReferenceEntry {
+        file: FileRef::describe(REFERENCE_FILE, &ref_bytes),
+        members: n_members,
+        non_members: n_non,
+    };
+    write_manifest(&args, about, models, reference, members_index)
+}
+
+/// What a bundle says of its data.
+pub(super) struct BundleAbout {
+    pub dataset: String,
+    pub class_names: Vec<String>,
+    pub input: mia_core::InputSpec,
+    pub normalization: Normalization,
+}
+
+/// Writes `manifest.json` last (after every file it names) and says what was written.
+pub(super) fn write_manifest(
+    args: &ExportArgs,
+    about: BundleAbout,
+    models: Vec<ModelEntry>,
+    reference: ReferenceEntry,
+    members_index: Option<MembersIndexEntry>,
+) -> Result<()> {
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        dataset: about.dataset,
+        class_names: about.class_names,
+        input: about.input,
+        normalization: about.normalization,
         models,
-        reference: ReferenceEntry {
-            file: FileRef::describe(REFERENCE_FILE, &ref_bytes),
-            members: n_members,
-            non_members: n_non,
-        },
+        reference,
         provenance: args.provenance.clone(),
         citation: args.citation.clone(),
         members_index,
@@ -268,10 +326,39 @@ fn export_model(
     }
     let (report, _) = AttackReport::read(run)?;
     let weights = std::fs::read(layout.weights())?;
-    // The weights must decode into the architecture before they are shipped (the f16 check
-    // decodes both versions itself).
-    let (weights, half) = if precision == Precision::F16 {
-        let (bytes, half, shift) = half_if_harmless(&model_config, weights, sample, norm)?;
+    let (weights, half) = stored_weights(id, &model_config, weights, (precision, sample, norm))?;
+    let input = AttackInput::from_run(run, None)?;
+    let defense = serde_json::to_value(&config.defense)?;
+    let mut label = defense.get("name").and_then(|v| v.as_str()).unwrap_or("erm").to_string();
+    if config.dropout > 0.0 {
+        label = format!("{label} + dropout {}", config.dropout);
+    }
+    let entry = ModelEntry {
+        id: id.into(),
+        label,
+        config: model_config,
+        training_defense: serde_json::json!({ "loss": defense, "dropout": config.dropout }),
+        train_acc: decimal(summary.train_acc),
+        test_acc: decimal(summary.test_acc),
+        attacks: Vec::new(),
+        weights: FileRef::describe("", &[]),
+        lira: None,
+        shadow_outputs: None,
+        shadows: 0,
+    };
+    complete_entry(entry, (&weights, half), &report, &input, rows, out)
+}
+
+/// The weights as the bundle stores them, and whether at f16. They must decode into the
+/// architecture before they are shipped (the f16 check decodes both versions itself).
+pub(super) fn stored_weights(
+    id: &str,
+    config: &ModelConfig,
+    weights: Vec<u8>,
+    (precision, sample, norm): (Precision, &ReferenceSample, &Normalization),
+) -> Result<(Vec<u8>, bool)> {
+    Ok(if precision == Precision::F16 {
+        let (bytes, half, shift) = half_if_harmless(config, weights, sample, norm)?;
         if !half {
             println!(
                 "{id}: f16 weights move an AUC by {shift:.4} (> {F16_MAX_AUC_SHIFT}): kept f32"
@@ -279,43 +366,42 @@ fn export_model(
         }
         (bytes, half)
     } else {
-        model_config.load_bytes(weights.clone(), &DeviceChoice::Flex.device()?)?;
+        config.load_bytes(weights.clone(), &DeviceChoice::Flex.device()?)?;
         (weights, false)
-    };
-    let weights_name = weights_file(id, half);
-    write(&out.join(&weights_name), &weights)?;
+    })
+}
 
+/// Writes a model's weights, shadow outputs and LiRA statistics and fills in its entry: the
+/// attacks `report` measured natively, with the page's reference-sample AUCs and thresholds
+/// from `input` on the reference `rows`.
+pub(super) fn complete_entry(
+    mut entry: ModelEntry,
+    (weights, half): (&[u8], bool),
+    report: &AttackReport,
+    input: &AttackInput,
+    rows: &[usize],
+    out: &Path,
+) -> Result<ModelEntry> {
+    let id = entry.id.clone();
+    let weights_name = weights_file(&id, half);
+    write(&out.join(&weights_name), weights)?;
     // Reference-sample scores from the target's own logits (identity query), and the shadows
     // for thresholds and LiRA statistics.
-    let input = AttackInput::from_run(run, None)?;
-    let shadow_outputs = shadow_outputs(&input, rows, id, out)?;
-    let lira = lira_statistics(&input, rows, id, out)?;
+    let shadow_outputs = shadow_outputs(input, rows, &id, out)?;
+    let lira = lira_statistics(input, rows, &id, out)?;
     let reference = Reference {
-        input: &input,
+        input,
         rows,
         member: rows.iter().map(|&r| input.is_member[r]).collect(),
         lira_scores: lira.as_ref().map(|l| l.1.clone()),
     };
-    let attacks =
+    entry.attacks =
         report.attacks.iter().map(|a| reference.summary(a)).collect::<Result<Vec<_>>>()?;
-    let defense = serde_json::to_value(&config.defense)?;
-    let mut label = defense.get("name").and_then(|v| v.as_str()).unwrap_or("erm").to_string();
-    if config.dropout > 0.0 {
-        label = format!("{label} + dropout {}", config.dropout);
-    }
-    Ok(ModelEntry {
-        id: id.into(),
-        label,
-        config: model_config,
-        training_defense: serde_json::json!({ "loss": defense, "dropout": config.dropout }),
-        train_acc: decimal(summary.train_acc),
-        test_acc: decimal(summary.test_acc),
-        attacks,
-        weights: FileRef::describe(&weights_name, &weights),
-        lira: lira.map(|l| l.0),
-        shadow_outputs,
-        shadows: input.shadows.len(),
-    })
+    entry.weights = FileRef::describe(&weights_name, weights);
+    entry.lira = lira.map(|l| l.0);
+    entry.shadow_outputs = shadow_outputs;
+    entry.shadows = input.shadows.len();
+    Ok(entry)
 }
 
 /// Writes `<id>.shadows.bin`: every shadow's identity-query logits on the reference rows and

@@ -93,8 +93,13 @@ fn mismatch_text(
 ) -> String {
     let mut text = format!("the weights do not fit {arch}");
     let mut list = |what: &str, items: &[String]| {
+        // At most a dozen names a line: the rest is counted.
+        const SHOWN: usize = 12;
         if !items.is_empty() {
-            text.push_str(&format!("\n  {what} ({}): {}", items.len(), items.join(", ")));
+            let more = items.len().saturating_sub(SHOWN);
+            let rest = if more > 0 { format!(", … and {more} more") } else { String::new() };
+            let names = items[..items.len().min(SHOWN)].join(", ");
+            text.push_str(&format!("\n  {what} ({}): {names}{rest}", items.len()));
         }
     };
     list("missing from the file", missing);
