@@ -3,7 +3,8 @@
 # by tests/run-all.sh) and checks its first visit fits the size budget (web/site.py --budget,
 # 5 MB over the wire), serves it on 127.0.0.1 and runs the real-browser tests: serve.mjs (web/serve.py
 # serving a room: bytes over the wire, headers, the loading indicator), deeplink.mjs
-# (the site built for a sub-path with --public-url, opened from a deep link), teach.mjs (what a new
+# (the site built for a sub-path with --public-url, opened from a deep link), imported.mjs (a
+# PyTorch model imported into a companion site, its AUCs equal to the native), teach.mjs (what a new
 # student meets: default backend, honest upload verdicts, toggle latency, phone layout, tour,
 # a corrupt model beside working ones), limits.mjs (a 54-megapixel JPEG, a HEIC photo, out-of-range
 # lab settings, an 11th class),
@@ -74,6 +75,42 @@ HOST_SERVER=$!
 trap 'kill $SERVER $BROKEN_SERVER $HOST_SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$HOST_PORT/my-paper/" >/dev/null && break; sleep 0.1; done
 node tests/e2e/deeplink.mjs "http://127.0.0.1:$HOST_PORT/my-paper" "$PUBLIC" "$OUT/deeplink" | tee "$OUT/deeplink.json"
+
+# A paper's PyTorch model on its companion site: `mia import` and `mia export --model` on the
+# fixtures bench/pytorch_paper.py wrote with real PyTorch (the images, the first 400 of
+# CIFAR-10's data_batch_5, come from the shared data); the page's AUCs must equal the native.
+if [[ -n "${MIA_SHARED_DATA:-}" ]]; then
+  cargo build --workspace --locked --bin mia -q
+  MIA="${CARGO_TARGET_DIR:-target}/debug/mia"
+  PAPER=tests/fixtures/pytorch/paper
+  python3 -c '
+import sys
+raw = open(sys.argv[1] + "/cifar-10/cifar-10-batches-bin/data_batch_5.bin", "rb").read()
+rows = [raw[i * 3073 + 1:(i + 1) * 3073] for i in range(400)]
+hwc = bytes(r[c * 1024 + p] for r in rows for p in range(1024) for c in range(3))
+head = "{\x27descr\x27: \x27|u1\x27, \x27fortran_order\x27: False, \x27shape\x27: (400, 32, 32, 3), }"
+head += " " * (127 - 10 - len(head)) + "\n"
+open(sys.argv[2], "wb").write(b"\x93NUMPY\x01\x00" + len(head).to_bytes(2, "little") + head.encode() + hwc)
+' "$MIA_SHARED_DATA" "$OUT/paper-images.npy"
+  rm -rf "$OUT/paper-cnn" "$OUT/paper-bundle"
+  "$MIA" import "$PAPER/target.safetensors" --arch small-cnn --preprocess "$PAPER/preprocess.toml" \
+    --check-images "$OUT/paper-images.npy" --check-logits "$PAPER/logits.npy" --out "$OUT/paper-cnn"
+  "$MIA" export --model "$OUT/paper-cnn" --logits "$PAPER/logits.npy" --labels "$PAPER/labels.npy" \
+    --membership "$PAPER/member.npy" --shadow-logits "$PAPER/shadows.npy" --shadow-keep "$PAPER/keep.npy" \
+    --images "$OUT/paper-images.npy" --reference 200 --weights f32 \
+    --provenance "Trained in PyTorch by bench/pytorch_paper.py --fixtures, imported with mia import." \
+    --out "$OUT/paper-bundle" >"$OUT/paper-export.log"
+  bash web/build.sh --bundle "$OUT/paper-bundle" --out "$OUT/paper-site" --no-compress
+  PAPER_PORT=$((PORT + 4))
+  python3 -m http.server "$PAPER_PORT" --bind 127.0.0.1 --directory "$OUT/paper-site" >"$OUT/server-paper.log" 2>&1 &
+  PAPER_SERVER=$!
+  trap 'kill $SERVER $BROKEN_SERVER $HOST_SERVER $PAPER_SERVER 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PAPER_PORT/" >/dev/null && break; sleep 0.1; done
+  node tests/e2e/imported.mjs "http://127.0.0.1:$PAPER_PORT" "$OUT/imported" | tee "$OUT/imported.json"
+  kill "$PAPER_SERVER" 2>/dev/null || true
+else
+  echo "skipped: imported.mjs needs MIA_SHARED_DATA (the paper's images come from ../shared/data)"
+fi
 
 node tests/e2e/teach.mjs "http://127.0.0.1:$PORT" "http://127.0.0.1:$BROKEN_PORT" "$OUT/teach" | tee "$OUT/teach.json"
 # The shipped model's training images recognised among uploads (PNG and 1024 × 1024 JPEG).
