@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use mia_attack::AttackReport;
 use mia_core::bundle::{LiraStats, Manifest, ReferenceSample, ShadowOutputs};
+use mia_core::lab::file as lab_file;
+use mia_core::lab::{Head, HeadConfig, LabNet, NetShape};
 use mia_core::npy::NpyArray;
 use mia_core::{Architecture, InputSpec, ModelConfig};
 use rand::{Rng, SeedableRng};
@@ -220,6 +222,47 @@ const TOML_SEED: &str = "dataset = \"cifar10\"\ndata_dir = \"data\"\nmodel = \"s
     epochs = 30\naugment = true\n[split]\nmembers = 5000\n[defense]\nname = \"relaxloss\"\n\
     alpha = 1.0\n[optimizer]\nkind = \"sgd\"\nlr = 0.05\nmomentum = 0.9\nweight_decay = 0.0005\n";
 
+/// A lab network's weights (a 4 → 3 → 2 head) and a lab file of 1 × 2 × 2 images holding it.
+fn lab_seeds() -> (Vec<u8>, Vec<u8>) {
+    let device = burn::prelude::Device::flex();
+    let cfg = HeadConfig { hidden: 3, ..HeadConfig::default() };
+    let net = LabNet::head(Head::new(4, 2, &cfg, &device)).to_bytes().unwrap();
+    let file = lab_file::LabFile {
+        format: lab_file::FORMAT.into(),
+        version: lab_file::VERSION,
+        input: [1, 2, 2],
+        classes: vec!["cats".into(), "dogs".into()],
+        split_seed: 7,
+        settings: lab_file::FileSettings {
+            defense: "dp-sgd".into(),
+            strength: 1.0,
+            hidden: 3,
+            epochs: 60,
+            lr: 0.1,
+            weight_decay: 0.0,
+            dropout: 0.0,
+            shadows: 32,
+            delta: 1e-5,
+            clip: 1.0,
+            batch_size: 16,
+            early_stopping: Some(4),
+            fine_tune: false,
+        },
+        images: (0..4)
+            .map(|i| lab_file::FileImage {
+                class: i % 2,
+                member: i < 2,
+                pixels: lab_file::hex(&[i as u8, 2, 3, 4]),
+            })
+            .collect(),
+        network: Some(lab_file::FileNet {
+            shape: NetShape { dim: 4, hidden: 3, classes: 2, fine_tuned: false },
+            weights: lab_file::hex(&net),
+        }),
+    };
+    (net, serde_json::to_vec(&file).unwrap())
+}
+
 fn targets() -> Vec<Target> {
     let input = InputSpec::new(3, 4, 4);
     let reference = ReferenceSample {
@@ -236,13 +279,20 @@ fn targets() -> Vec<Target> {
         keep: vec![true, false, false, true],
         logits: (0..12).map(|v| v as f32 / 3.0).collect(),
     };
-    let mlp = ModelConfig::new(Architecture::Mlp, InputSpec::new(1, 1, 6), 3);
+    // The smallest model of the zoo (a small CNN on 4 × 4 images, 9 k parameters): the
+    // format is the same for every architecture, and each execution builds and loads one.
+    let small = ModelConfig::new(Architecture::SmallCnn, InputSpec::new(1, 4, 4), 3);
     let device = burn::prelude::Device::flex();
     let weights = {
         use burn::module::Module;
-        let model = mlp.init(&device).unwrap();
+        let model = small.init(&device).unwrap();
         model.into_record().into_bytes().unwrap().to_vec()
     };
+    let (net, lab_text) = lab_seeds();
+    let head_shape = NetShape { dim: 4, hidden: 3, classes: 2, fine_tuned: false };
+    let lab_input = InputSpec::new(1, 2, 2);
+    let device_lab = device.clone();
+    let device_net = device.clone();
     let (json, scores, members) = report_seed();
     let manifest = include_bytes!("../pretrained/manifest.json").to_vec();
     let utf8 = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
@@ -319,7 +369,26 @@ fn targets() -> Vec<Target> {
         Target {
             name: "weights",
             seeds: vec![weights],
-            run: Box::new(move |b| mlp.load_bytes(b.to_vec(), &device).is_ok()),
+            // Checked, then read by burn, with no panic catching of its own (mia_core::weights).
+            run: Box::new(move |b| small.load_bytes(b.to_vec(), &device).is_ok()),
+        },
+        Target {
+            name: "lab-file",
+            seeds: vec![lab_text],
+            // A classmate's lab file: read, and its network loaded as the page loads it.
+            run: Box::new(move |b| {
+                let Ok(c) = lab_file::read(&utf8(b), lab_input) else { return false };
+                c.network.is_none_or(|(shape, bytes)| {
+                    LabNet::from_bytes(bytes, shape, None, &device_lab).is_ok()
+                })
+            }),
+        },
+        Target {
+            name: "lab-network",
+            seeds: vec![net],
+            run: Box::new(move |b| {
+                LabNet::from_bytes(b.to_vec(), head_shape, None, &device_net).is_ok()
+            }),
         },
         Target {
             name: "toml-config",
@@ -346,7 +415,13 @@ fn targets() -> Vec<Target> {
 fn seeds_are_accepted() {
     // A target whose seeds are all rejected fuzzes only the error paths: the seeds must be
     // valid files.
+    // `MIA_FUZZ_TARGETS=a,b` fuzzes only those (a long run of some readers).
+    let only: Option<Vec<String>> =
+        std::env::var("MIA_FUZZ_TARGETS").ok().map(|v| v.split(',').map(str::to_string).collect());
     for t in targets() {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == t.name)) {
+            continue;
+        }
         for (i, s) in t.seeds.iter().enumerate() {
             assert_eq!(execute(&t, s), Ok(true), "{} seed {i} should be accepted", t.name);
         }
@@ -438,7 +513,11 @@ fn fuzz_every_target() {
         let budget = match seconds {
             Some(s) => Budget::Time(Duration::from_secs_f64(s)),
             // About a second each in the test command; loading weights is the slow reader.
-            None => Budget::Executions(if t.name == "weights" { 500 } else { 40_000 }),
+            None => Budget::Executions(match t.name {
+                "weights" | "lab-network" => 2_000,
+                "lab-file" => 5_000,
+                _ => 40_000,
+            }),
         };
         let started = Instant::now();
         match fuzz(&t, budget, seed) {

@@ -30,6 +30,7 @@ pub mod rmia;
 pub mod rng;
 pub mod scores;
 pub mod shadows;
+pub mod weights;
 
 pub use error::CoreError;
 pub use models::{Architecture, Model, ModelConfig};

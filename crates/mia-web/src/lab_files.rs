@@ -1,100 +1,23 @@
-//! Keeping and sharing a lab: one JSON file with the classes, every image at the model's
-//! input size, its role, the recipe and the trained network's weights (imported back as it
-//! was: the page rebuilds the network and shows how it does on the images), and a CSV of
-//! every image's score under every attack. Files are made and read in the page; nothing is
-//! uploaded.
+//! Keeping and sharing a lab: the lab file (`mia_core::lab::file`: the classes, every image
+//! at the model's input size, its role, the recipe and the trained network's weights, imported
+//! back as it was: the page rebuilds the network and shows how it does on the images) turned
+//! into the page's state and back, and a CSV of every image's score under every attack. Files
+//! are made and read in the page; nothing is uploaded.
 
 use std::rc::Rc;
 
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 use yew::UseReducerHandle;
 
 use mia_core::InputSpec;
-use mia_core::lab::NetShape;
+use mia_core::lab::file::{self, FORMAT, FileImage, FileNet, FileSettings, LabFile, VERSION, hex};
 
 use crate::engine;
 use crate::lab_state::{
-    ImportedNet, LabAction, LabDefense, LabImage, LabResult, LabSettings, LabState, MAX_CLASSES,
-    MAX_IMAGES, Run,
+    ImportedNet, LabAction, LabDefense, LabImage, LabResult, LabSettings, LabState, Run,
 };
 use crate::state::{Action, State};
-
-/// The file's format tag and version.
-const FORMAT: &str = "mia-lab";
-/// Version 2 adds the network and the recipe's batch size, clip norm, early stopping and
-/// fine-tuning; version 1 files still import.
-const VERSION: u32 = 2;
-
-#[derive(Serialize, Deserialize)]
-struct FileImage {
-    class: usize,
-    member: bool,
-    /// CHW bytes as hex.
-    pixels: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct FileSettings {
-    defense: String,
-    strength: f32,
-    hidden: usize,
-    epochs: usize,
-    lr: f64,
-    weight_decay: f32,
-    dropout: f64,
-    shadows: usize,
-    delta: f64,
-    #[serde(default = "default_clip")]
-    clip: f32,
-    #[serde(default = "default_batch")]
-    batch_size: usize,
-    #[serde(default)]
-    early_stopping: Option<usize>,
-    #[serde(default)]
-    fine_tune: bool,
-}
-
-fn default_clip() -> f32 {
-    LabSettings::default().clip
-}
-
-fn default_batch() -> usize {
-    LabSettings::default().batch_size
-}
-
-/// The trained target network: its shape and burnpack weights as hex.
-#[derive(Serialize, Deserialize)]
-struct FileNet {
-    shape: NetShape,
-    weights: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct LabFile {
-    format: String,
-    version: u32,
-    /// [channels, height, width] of every image.
-    input: [usize; 3],
-    classes: Vec<String>,
-    split_seed: u64,
-    settings: FileSettings,
-    images: Vec<FileImage>,
-    #[serde(default)]
-    network: Option<FileNet>,
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
-}
 
 /// The network to keep with the lab: the latest run's target, else an imported one.
 fn network(lab: &LabState) -> Option<FileNet> {
@@ -143,36 +66,19 @@ pub fn export(lab: &LabState, input: InputSpec) -> String {
 /// A lab from a file's text, checked against the model's input size (thumbnails are drawn
 /// by the caller, in the browser).
 fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
-    let f: LabFile =
-        serde_json::from_str(text).map_err(|e| format!("this is not a lab file ({e})"))?;
-    if f.format != FORMAT || !(1..=VERSION).contains(&f.version) {
-        return Err(format!(
-            "this is a {} file of version {}, not a MIA Lab lab file of version {VERSION}",
-            f.format, f.version
-        ));
-    }
-    if f.input != [input.channels, input.height, input.width] {
-        return Err(format!("its images are {:?}, this page's model takes {input}", f.input));
-    }
-    if f.classes.len() < 2 || f.classes.len() > MAX_CLASSES || f.images.len() > MAX_IMAGES {
-        return Err(format!("a lab holds 2–{MAX_CLASSES} classes and at most {MAX_IMAGES} images"));
-    }
-    let mut images = Vec::new();
-    for (id, im) in f.images.into_iter().enumerate() {
-        let pixels = unhex(&im.pixels)
-            .filter(|p| p.len() == input.numel())
-            .ok_or("an image's pixels are damaged")?;
-        if im.class >= f.classes.len() {
-            return Err("an image belongs to a class the file does not have".into());
-        }
-        images.push(LabImage {
+    let f = file::read(text, input)?;
+    let images: Vec<LabImage> = f
+        .images
+        .into_iter()
+        .enumerate()
+        .map(|(id, (class, member, pixels))| LabImage {
             id: id as u64,
-            class: im.class,
+            class,
             pixels: Rc::new(pixels),
             preview: String::new(),
-            member: im.member,
-        });
-    }
+            member,
+        })
+        .collect();
     let s = f.settings;
     let defense = LabDefense::parse(&s.defense).ok_or("an unknown defense")?;
     let settings = LabSettings {
@@ -193,16 +99,10 @@ fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
     if let Some(why) = settings.refused() {
         return Err(format!("its recipe is out of range: {why}"));
     }
-    let imported = match f.network {
-        None => None,
-        Some(n) => Some(ImportedNet {
-            shape: n.shape,
-            bytes: Rc::new(unhex(&n.weights).ok_or("its network's weights are damaged")?),
-            check: None,
-        }),
-    };
+    let imported =
+        f.network.map(|(shape, bytes)| ImportedNet { shape, bytes: Rc::new(bytes), check: None });
     Ok(LabState {
-        classes: f.classes.into_iter().map(|c| c.chars().take(40).collect()).collect(),
+        classes: f.classes,
         next_id: images.len() as u64,
         images,
         split_seed: f.split_seed,
@@ -387,14 +287,5 @@ mod tests {
         let old = parse(v1, input).unwrap();
         assert_eq!(old.settings, LabSettings::default());
         assert!(old.imported.is_none());
-    }
-
-    #[test]
-    fn hex_round_trips_and_rejects_damage() {
-        let b = vec![0u8, 15, 16, 255];
-        assert_eq!(hex(&b), "000f10ff");
-        assert_eq!(unhex(&hex(&b)), Some(b));
-        assert_eq!(unhex("0"), None);
-        assert_eq!(unhex("zz"), None);
     }
 }

@@ -9,10 +9,10 @@ use mia_core::defense::{DefenseConfig, RelaxVariant, SmoothingForm};
 use mia_core::lab::{AttackDraws, DpSgd, HeadConfig, LabAttack, NetShape};
 use yew::Reducible;
 
-/// Most classes a lab holds.
-pub const MAX_CLASSES: usize = 10;
-/// Most images a lab holds.
-pub const MAX_IMAGES: usize = 400;
+/// The most classes a lab holds (its file's bound).
+pub use mia_core::lab::file::MAX_CLASSES;
+/// The most images a lab holds (its file's bound).
+pub use mia_core::lab::file::MAX_IMAGES;
 
 /// One of the student's images, at the model's input size.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,8 +145,8 @@ impl Default for LabSettings {
             dropout: 0.0,
             shadows: 32,
             delta: 1e-5,
-            clip: 1.0,
-            batch_size: 16,
+            clip: mia_core::lab::file::DEFAULT_CLIP,
+            batch_size: mia_core::lab::file::DEFAULT_BATCH,
             early_stopping: None,
             fine_tune: false,
         }

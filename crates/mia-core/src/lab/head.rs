@@ -401,12 +401,8 @@ impl LabNet {
             }
             (true, _) => return Err(bad("fine-tuned on another model's input".into())),
         };
-        let record = std::panic::catch_unwind(|| {
-            burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        })
-        .map_err(|_| bad("damaged".into()))?
-        .map_err(|e| bad(e.to_string()))?;
-        skeleton.try_load_record(record).map_err(|e| bad(e.to_string()))
+        // Checked before burn reads them: a lab file may come from anyone (`crate::weights`).
+        crate::weights::load_record(bytes, skeleton).map_err(bad)
     }
 
     /// The head.

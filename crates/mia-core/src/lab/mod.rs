@@ -5,6 +5,7 @@
 //! this code in wasm; native tests run the same code.
 
 mod audit;
+pub mod file;
 mod head;
 mod interval;
 mod plan;

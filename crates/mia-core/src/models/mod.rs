@@ -19,7 +19,6 @@ pub use small_cnn::SmallCnn;
 pub use vgg::Vgg16Bn;
 
 use burn::prelude::*;
-use burn::store::ModuleRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::{CoreError, InputSpec};
@@ -150,21 +149,15 @@ impl ModelConfig {
             arch: self.arch.to_string(),
             reason: e.to_string(),
         };
-        // The burnpack reader indexes into the buffer it is given; a short or garbled buffer
-        // must be an error, so check the structure before handing it over.
-        let record = std::panic::catch_unwind(|| {
-            ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        })
-        .map_err(|_| bad(&"the weights file is corrupt"))?
-        .map_err(|e| bad(&e))?
-        // Weights stored at f16 (the web bundle's, [`Self::weights_to_f16`]) load into the
-        // f32 model; f32 weights are unchanged.
-        .cast_to_module_dtype();
         // Building the model may draw initial weights from burn's process-wide RNG before the
         // record replaces them: under the lock, so a seeded stream on another thread (a lab
         // head, a shadow) is not advanced in the middle of its draws.
         let _rng = crate::rng::backend_lock();
-        self.init(device)?.try_load_record(record).map_err(|e| bad(&e))
+        let skeleton = self.init(device)?;
+        // Checked before burn reads them (`crate::weights`): in the page a panic would abort
+        // the module. Weights stored at f16 (the web bundle's, [`Self::weights_to_f16`]) load
+        // into the f32 model; f32 weights are unchanged.
+        crate::weights::load_record(bytes, skeleton).map_err(|e| bad(&e))
     }
 
     /// Re-encodes burnpack weights with every f32 tensor stored as f16: half the bytes, for
@@ -176,11 +169,10 @@ impl ModelConfig {
             arch: self.arch.to_string(),
             reason: e.to_string(),
         };
-        let tensors = std::panic::catch_unwind(|| {
-            Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))?.into_tensors()
-        })
-        .map_err(|_| bad(&"the weights file is corrupt"))?
-        .map_err(|e| bad(&e))?;
+        crate::weights::check(&bytes).map_err(|e| bad(&e))?;
+        let tensors = Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .and_then(Reader::into_tensors)
+            .map_err(|e| bad(&e))?;
         let mut out = Vec::with_capacity(tensors.len());
         for t in tensors {
             let (path, dtype, shape, id, data) = t.into_parts().map_err(|e| bad(&e))?;

@@ -26,9 +26,16 @@ impl PartialEq for AboutProps {
     }
 }
 
-/// The training recipe in words: architecture, loss (with its parameters), dropout.
+/// The training recipe in words: architecture, loss (with its parameters), dropout; for a
+/// model trained elsewhere (`mia import`), the file it came from.
 fn recipe(m: &ModelEntry) -> String {
     let d = &m.training_defense;
+    if let Some(source) = d.get("imported").and_then(|s| s.as_str()) {
+        return format!(
+            "{}, {} classes, imported from {source} (trained elsewhere; the attacks below were measured on its own outputs)",
+            m.config.arch, m.config.num_classes
+        );
+    }
     let loss = d.get("loss").map_or_else(String::new, |l| {
         let name = l.get("name").and_then(|n| n.as_str()).unwrap_or("erm");
         let params: Vec<String> = l
