@@ -6,11 +6,11 @@
 # stderr names the target. Prints one line per target (executions, executions/s, share
 # accepted). A crash saves its input under tests/fuzz/crashers/TARGET/ (commit it: the test
 # command replays every saved crasher).
+# MIA_FUZZ_TARGETS=lab-file,weights (names as printed) fuzzes only those.
 # Usage: bash bench/fuzz.sh [SECONDS] [SEED]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MIA_FUZZ_SECONDS="${1:-60}"
 export MIA_FUZZ_SEED="${2:-$(date +%s)}"
 echo "fuzz: ${MIA_FUZZ_SECONDS} s per target, seed ${MIA_FUZZ_SEED}"
-cargo build --locked -p mia-cli --tests
-cargo test --locked -p mia-cli --test fuzz -- --nocapture --test-threads 1
+cargo test --locked --test fuzz -- --nocapture --test-threads 1

@@ -7,7 +7,7 @@
 # PyTorch model imported into a companion site, its AUCs equal to the native), teach.mjs (what a new
 # student meets: default backend, honest upload verdicts, toggle latency, phone layout, tour,
 # a corrupt model beside working ones), limits.mjs (a 54-megapixel JPEG, a HEIC photo, out-of-range
-# lab settings, an 11th class),
+# lab settings, an 11th class), hostile.mjs (crafted and damaged lab files leave the page alive),
 # recognise.mjs (the shipped model's training images
 # recognised among uploads, and nothing else), labmode.mjs (training on a student's images in the
 # page, on both paths), labextras.mjs (camera, early stopping, export/import of the trained
@@ -118,6 +118,9 @@ node tests/e2e/recognise.mjs "http://127.0.0.1:$PORT" "$OUT/recognise" | tee "$O
 # At the page's limits: a 54-megapixel JPEG decoded smaller, a HEIC photo with conversion
 # advice, out-of-range lab settings and an 11th class said in a notice.
 node tests/e2e/limits.mjs "http://127.0.0.1:$PORT" "$OUT/limits" | tee "$OUT/limits.json"
+# Hostile lab files (a crafted network, damaged weights, a cut-short file, garbage): a message
+# each, no panic, and the lab keeps working.
+node tests/e2e/hostile.mjs "http://127.0.0.1:$PORT" "$OUT/hostile" | tee "$OUT/hostile.json"
 node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" flex | tee "$OUT/labmode-flex.json"
 node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" webgpu | tee "$OUT/labmode-webgpu.json"
 # Camera, early stopping, the network in the lab file, fine-tuning: the CPU path only (on
