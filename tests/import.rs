@@ -45,31 +45,27 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `mia import` of the ResNet-20 fixture as `arch` with CIFAR-10's input and classes,
+/// normalised by (`mean`, `std`), then `extra`.
+fn import_resnet(arch: &str, (mean, std): (&str, &str), extra: &[&str]) -> Vec<String> {
+    let pt = fixture("resnet20.pt");
+    let head = ["import", s(&pt), "--arch", arch, "--input", "3x32x32", "--classes", "10"];
+    let tail = ["--mean", mean, "--std", std];
+    head.iter().chain(&tail).chain(extra).map(|a| a.to_string()).collect()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 #[test]
 fn a_pytorch_resnet20_gives_pytorchs_logits() {
     let tmp = tempfile::tempdir().unwrap();
     let Some(images) = cifar_images(tmp.path(), 64) else { return };
     let out = tmp.path().join("resnet");
-    let text = ok(&[
-        "import",
-        s(&fixture("resnet20.pt")),
-        "--arch",
-        "resnet20",
-        "--input",
-        "3x32x32",
-        "--classes",
-        "10",
-        "--mean",
-        CIFAR_MEAN,
-        "--std",
-        CIFAR_STD,
-        "--check-images",
-        s(&images),
-        "--check-logits",
-        s(&fixture("resnet20.logits.npy")),
-        "--out",
-        s(&out),
-    ]);
+    let logits = fixture("resnet20.logits.npy");
+    let extra = ["--check-images", s(&images), "--check-logits", s(&logits), "--out", s(&out)];
+    let text = ok(&strs(&import_resnet("resnet20", (CIFAR_MEAN, CIFAR_STD), &extra)));
     assert!(text.contains("check: 64 images"), "{text}");
     assert!(text.contains("num_batches_tracked ignored"), "{text}");
     let imported = json(&out.join("imported.json"));
@@ -165,22 +161,8 @@ fn a_pytorch_safetensors_paper_becomes_a_bundle() {
 fn weights_of_another_architecture_name_what_does_not_fit() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x");
-    let err = fails(&[
-        "import",
-        s(&fixture("resnet20.pt")),
-        "--arch",
-        "small-cnn",
-        "--input",
-        "3x32x32",
-        "--classes",
-        "10",
-        "--mean",
-        CIFAR_MEAN,
-        "--std",
-        CIFAR_STD,
-        "--out",
-        s(&out),
-    ]);
+    let err =
+        fails(&strs(&import_resnet("small-cnn", (CIFAR_MEAN, CIFAR_STD), &["--out", s(&out)])));
     assert!(err.contains("missing from the file (7): conv1.bias"), "{err}");
     assert!(err.contains("in the file but not in the model"), "{err}");
     assert!(err.contains("(106): bn1.bias") && err.contains("… and 94 more"), "{err}");
@@ -192,26 +174,10 @@ fn weights_of_another_architecture_name_what_does_not_fit() {
 fn a_wrong_normalisation_fails_the_check() {
     let tmp = tempfile::tempdir().unwrap();
     let Some(images) = cifar_images(tmp.path(), 64) else { return };
-    let err = fails(&[
-        "import",
-        s(&fixture("resnet20.pt")),
-        "--arch",
-        "resnet20",
-        "--input",
-        "3x32x32",
-        "--classes",
-        "10",
-        "--mean",
-        "0.5,0.5,0.5",
-        "--std",
-        "0.5,0.5,0.5",
-        "--check-images",
-        s(&images),
-        "--check-logits",
-        s(&fixture("resnet20.logits.npy")),
-        "--out",
-        s(&tmp.path().join("x")),
-    ]);
+    let (logits, out) = (fixture("resnet20.logits.npy"), tmp.path().join("x"));
+    let extra = ["--check-images", s(&images), "--check-logits", s(&logits), "--out", s(&out)];
+    let half = "0.5,0.5,0.5";
+    let err = fails(&strs(&import_resnet("resnet20", (half, half), &extra)));
     assert!(err.contains("logits differ") && err.contains("--mean"), "{err}");
 }
 

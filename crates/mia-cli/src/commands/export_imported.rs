@@ -6,34 +6,57 @@
 //! page. Before anything is written the imported model's logits on the reference images are
 //! compared with the given ones, so the page, which recomputes them, shows the same numbers.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 use mia_attack::{AttackInput, AttackKind, AttackOptions, AttackReport};
 use mia_core::bundle::{FileRef, MembersIndexEntry, ModelEntry, ReferenceEntry, ReferenceSample};
 use mia_core::layout::ImportedLayout;
 use mia_core::recognise::MembersIndex;
 
-use super::export::{
-    BundleAbout, ExportArgs, REFERENCE_FILE, complete_entry, reference_counts, stored_weights,
-    write, write_manifest,
+use super::bundle_write::{
+    BundleAbout, Destination, Precision, REFERENCE_FILE, complete_entry, reference_counts,
+    stored_weights, write, write_manifest,
 };
 use super::hinted;
 use super::import::{ImportedModel, logits_on, read_images};
 use super::index::{INDEX_FILE, hashable};
 
+/// What `mia export --model` was given (see `mia export --help`).
+pub struct FromOutputs<'a> {
+    /// The imported-model folder.
+    pub model: PathBuf,
+    /// Target logits .npy.
+    pub logits: PathBuf,
+    /// Labels .npy.
+    pub labels: PathBuf,
+    /// Membership .npy.
+    pub membership: PathBuf,
+    /// Shadow logits .npy.
+    pub shadow_logits: Option<PathBuf>,
+    /// Shadow keep masks .npy.
+    pub shadow_keep: Option<PathBuf>,
+    /// The rows' images.
+    pub images: PathBuf,
+    /// Largest logit difference allowed on the reference images.
+    pub logit_tolerance: f32,
+    /// Reference examples and how many are members.
+    pub reference: (usize, Option<usize>),
+    /// How the weights are stored.
+    pub weights: Precision,
+    /// Where the bundle goes.
+    pub to: Destination<'a>,
+}
+
 /// Runs `mia export --model`.
-pub fn run(args: &ExportArgs) -> Result<()> {
-    let dir = args.model.as_deref().expect("clap requires --model here");
-    let need = |p: &Option<std::path::PathBuf>, flag: &str| {
-        p.clone().ok_or_else(|| {
-            hinted(format!("{flag} is required with --model"), "see `mia export --help`")
-        })
-    };
+pub fn run(args: &FromOutputs<'_>) -> Result<()> {
+    let dir = args.model.as_path();
     let about = ImportedModel::read(dir)?;
     let weights = std::fs::read(ImportedLayout::new(dir).weights())?;
     let input = AttackInput::from_npy(
-        &need(&args.logits, "--logits")?,
-        &need(&args.labels, "--labels")?,
-        &need(&args.membership, "--membership")?,
+        &args.logits,
+        &args.labels,
+        &args.membership,
         args.shadow_logits.as_deref(),
         args.shadow_keep.as_deref(),
     )?;
@@ -49,14 +72,14 @@ pub fn run(args: &ExportArgs) -> Result<()> {
             "give the outputs of the imported model",
         ));
     }
-    let (images, pixels) = read_images(&need(&args.images, "--images")?, about.model.input)?;
+    let (images, pixels) = read_images(&args.images, about.model.input)?;
     if images != n {
         return Err(hinted(
             format!("--images has {images} images, --labels {n} rows"),
             "give the images of exactly the rows of --logits, in the same order",
         ));
     }
-    let (n_members, n_non) = reference_counts(args.reference, args.reference_members)?;
+    let (n_members, n_non) = reference_counts(args.reference.0, args.reference.1)?;
     let members: Vec<usize> = (0..n).filter(|&i| input.is_member[i]).collect();
     let non: Vec<usize> = (0..n).filter(|&i| !input.is_member[i]).collect();
     if members.len() < n_members || non.len() < n_non {
@@ -88,9 +111,9 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "imported".into());
     let report = attacks(&input, &id)?;
-    std::fs::create_dir_all(&args.out)?;
+    std::fs::create_dir_all(args.to.out)?;
     let ref_bytes = sample.encode();
-    write(&args.out.join(REFERENCE_FILE), &ref_bytes)?;
+    write(&args.to.out.join(REFERENCE_FILE), &ref_bytes)?;
     let (weights, half) =
         stored_weights(&id, &about.model, weights, (args.weights, &sample, &about.normalization))?;
     let accuracy = |member: bool| {
@@ -112,7 +135,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         shadow_outputs: None,
         shadows: 0,
     };
-    let entry = complete_entry(entry, (&weights, half), &report, &input, &rows, &args.out)?;
+    let entry = complete_entry(entry, (&weights, half), &report, &input, &rows, args.to.out)?;
     let members_index = if hashable(about.model.input) {
         let pixels: Vec<u8> = members
             .iter()
@@ -120,7 +143,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
             .collect();
         let labels: Vec<u8> = members.iter().map(|&r| input.labels[r] as u8).collect();
         let bytes = MembersIndex::build(&pixels, &labels, about.model.input)?.encode();
-        write(&args.out.join(INDEX_FILE), &bytes)?;
+        write(&args.to.out.join(INDEX_FILE), &bytes)?;
         Some(MembersIndexEntry {
             file: FileRef::describe(INDEX_FILE, &bytes),
             members: members.len(),
@@ -139,7 +162,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         members: n_members,
         non_members: n_non,
     };
-    write_manifest(args, bundle, vec![entry], reference, members_index)
+    write_manifest(&args.to, bundle, vec![entry], reference, members_index)
 }
 
 fn argmax(row: &[f32]) -> usize {
@@ -148,7 +171,7 @@ fn argmax(row: &[f32]) -> usize {
 
 /// The imported model must give --logits on the reference images: the page recomputes them.
 fn check_logits(
-    args: &ExportArgs,
+    args: &FromOutputs<'_>,
     about: &ImportedModel,
     weights: &[u8],
     sample: &ReferenceSample,

@@ -7,6 +7,7 @@ use mia_core::bundle::{FileRef, Manifest};
 
 pub mod attack;
 pub mod bench;
+pub mod bundle_write;
 pub mod data;
 pub mod export;
 pub mod export_imported;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mia_core::bundle::{FileRef, Manifest, ReferenceSample};
 
-use super::export::{F16_MAX_AUC_SHIFT, REFERENCE_FILE, half_if_harmless, weights_file};
+use super::bundle_write::{F16_MAX_AUC_SHIFT, REFERENCE_FILE, half_if_harmless, weights_file};
 use super::{read_checked, read_manifest};
 
 /// Arguments of `mia shrink`.
