@@ -80,6 +80,9 @@ async function train(label) {
   const aucs = Object.fromEntries(await page.$$eval('[data-testid^="lab-auc-"]', (els) =>
     els.map((e) => [e.dataset.testid.replace('lab-auc-', ''), parseFloat(e.textContent)])));
   const summary = await page.textContent('[data-testid="lab-summary"]');
+  // Every attack card says what its attack does, as Explore's cards do.
+  const explained = await page.$$eval('[data-testid^="lab-explain-"]', (els) => els.filter((e) => e.textContent.length > 60).length);
+  if (explained !== Object.keys(aucs).length) fail(`${explained} of ${Object.keys(aucs).length} attack cards explain their attack`, page);
   const longest = Math.round(await page.evaluate(() => Math.max(0, ...window.__long)));
   return { wallMs, longestTaskMs: longest, aucs, summary };
 }

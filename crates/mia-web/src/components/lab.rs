@@ -289,7 +289,7 @@ fn lab_cards(r: &LabResult, now: Defended, thresholds: &UseStateHandle<Vec<Optio
                 let t = thresholds.get(k).copied().flatten().unwrap_or(if a.name().starts_with("lira") { 0.0 } else { median(scores) });
                 let on = { let th = thresholds.clone(); Callback::from(move |v: f32| { let mut next = (*th).clone(); next.resize(n, None); next[k] = Some(v); th.set(next); }) };
                 let draws = draws.iter().find(|d| d.attack == *a).cloned();
-                html! { <LabCard name={a.name()} scores={scores.clone()} {ghost} member={r.member.clone()} auc={*auc} {draws} threshold={t} on_threshold={on} /> }
+                html! { <LabCard attack={*a} name={a.name()} scores={scores.clone()} {ghost} member={r.member.clone()} auc={*auc} {draws} threshold={t} on_threshold={on} /> }
             }) }
         </div>
     }

@@ -1,7 +1,7 @@
-//! One attack on the student's own images: member and held-out histograms with a draggable
-//! threshold, AUC, TPR at the lowest FPR the lab can resolve (stated), and the ROC.
+//! One attack on the student's own images: what it does, member and held-out histograms with
+//! a draggable threshold, AUC, TPR at the lowest FPR the lab can resolve (stated), and the ROC.
 
-use mia_core::lab::AttackDraws;
+use mia_core::lab::{AttackDraws, LabAttack};
 use mia_core::metrics::{Confusion, roc};
 use yew::prelude::*;
 
@@ -11,6 +11,8 @@ use super::glossary::Term;
 /// Props.
 #[derive(Properties, PartialEq)]
 pub struct LabCardProps {
+    /// The attack.
+    pub attack: LabAttack,
     /// Attack name.
     pub name: AttrValue,
     /// Scores of the images (higher = member).
@@ -29,6 +31,30 @@ pub struct LabCardProps {
     pub threshold: f32,
     /// Threshold dragged.
     pub on_threshold: Callback<f32>,
+}
+
+/// What `attack` does, in words for a student (Explore's cards explain theirs the same way).
+pub fn explain(attack: LabAttack) -> &'static str {
+    match attack {
+        LabAttack::Loss => {
+            "The training loss (cross-entropy) on the image's true class. Training drives the loss of members down, so a low loss hints \"member\"; the score is the loss turned around, so members sit to the right."
+        }
+        LabAttack::Confidence => {
+            "How sure your model is of the true class, as log-odds log(p / (1 − p)) so that 99 % and 99.99 % stay apart. Models are usually surer on the images they trained on."
+        }
+        LabAttack::ModifiedEntropy => {
+            "Song & Mittal's modified entropy: the model's uncertainty, counting confidence in a wrong class against the image. A sharper version of the confidence test; further right = more certain of the true class."
+        }
+        LabAttack::LiraOnline => {
+            "LiRA (Carlini et al.): for this very image, how confident the shadow models are when they trained on it and when they did not, as two bell curves; the score is how much likelier your model's confidence is under the first. The strongest test here."
+        }
+        LabAttack::LiraOffline => {
+            "LiRA with only the shadow models that did not train on the image: how far your model's confidence lies above theirs. Weaker than online LiRA, but it needs no shadow trained on the image itself, as an attacker without it would have."
+        }
+        LabAttack::RmiaOnline => {
+            "RMIA (Zarifzadeh et al.): how much likelier this image is under your model than under the shadow models, compared with the same ratio for your other images. Strong even with few shadow models."
+        }
+    }
 }
 
 /// The card.
@@ -53,6 +79,7 @@ pub fn lab_card(p: &LabCardProps) -> Html {
     html! {
         <section class="card" data-testid={format!("lab-attack-{}", p.name)}>
             <h3>{ p.name.clone() }</h3>
+            <p class="explain" data-testid={format!("lab-explain-{}", p.name)}>{ explain(p.attack) }</p>
             <Histogram scores={p.scores.clone()} ghost={p.ghost.clone()} member={p.member.clone()} threshold={p.threshold} range={r} marks={Vec::new()} axis={"score →  member"} />
             <div class="threshold">
                 <label><Term name="threshold" />{ " " }
@@ -86,5 +113,19 @@ fn interval(d: &AttackDraws) -> Html {
                 <br /><span class="caution" data-testid={format!("lab-below-chance-{}", d.attack.name())}>{ "Below chance beyond its error: this attack ranks held-out images above members more often than noise explains. The lab reports it as measured instead of flipping it." }</span>
             }
         </p>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_lab_attack_is_explained_once() {
+        let texts: Vec<&str> = LabAttack::ALL.iter().map(|a| explain(*a)).collect();
+        for (a, t) in LabAttack::ALL.iter().zip(&texts) {
+            assert!(t.len() > 60, "{a:?}");
+            assert_eq!(texts.iter().filter(|u| *u == t).count(), 1, "{a:?} shares its text");
+        }
     }
 }
