@@ -24,6 +24,9 @@ for a small CNN with 4 shadows on the first 400 images of data_batch_5 (target.s
 no images: the tests read them from the shared data), and a ResNet-20 trained briefly on the
 same images as `resnet20.pt` with its logits on the first 64.
 
+--checkpoint-fixture FILE writes tests/fixtures/pytorch/checkpoint.pt: a small CNN's state_dict
+inside {"epoch": 3, "state_dict": …}, as training scripts save checkpoints.
+
 --check-zoo DIR writes every architecture of the zoo (randomly initialised, with random
 batch-norm statistics) under the public implementations' key names, with its logits on 100
 random images, for `cargo test -- --ignored pytorch_zoo` to compare (not committed: VGG-16 is
@@ -324,6 +327,15 @@ def fixtures(a):
     print(json.dumps({"fixtures": a.fixtures, "torch": torch.__version__}))
 
 
+def checkpoint_fixture(path):
+    """A training checkpoint as many papers save it: the state_dict of a small CNN (1 x 4 x 4
+    inputs, 3 classes, 9 k parameters) inside a dictionary with the epoch, for the test of
+    `mia import --top-level-key`."""
+    torch.manual_seed(5)
+    model = SmallCnn(channels=1, size=4, classes=3)
+    torch.save({"epoch": 3, "state_dict": model.state_dict()}, path)
+
+
 def check_zoo(a):
     """Every architecture, random weights and batch-norm statistics, its logits on 100 images."""
     os.makedirs(a.check_zoo, exist_ok=True)
@@ -358,10 +370,13 @@ def main():
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--fixtures")
     p.add_argument("--check-zoo")
+    p.add_argument("--checkpoint-fixture", metavar="FILE")
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    if a.fixtures:
+    if a.checkpoint_fixture:
+        checkpoint_fixture(a.checkpoint_fixture)
+    elif a.fixtures:
         fixtures(a)
     elif a.check_zoo:
         check_zoo(a)

@@ -1,7 +1,8 @@
 //! `mia import` and `mia export --model` on the fixtures `bench/pytorch_paper.py --fixtures`
 //! made with real PyTorch (tests/fixtures/pytorch/): a ResNet-20 state_dict (`.pt`), and a
 //! small paper — a small CNN target as safetensors with the .npy contract of its 4 shadows on
-//! the first 400 images of CIFAR-10's data_batch_5. The images come from the shared data
+//! the first 400 images of CIFAR-10's data_batch_5; and a checkpoint dictionary around a
+//! state_dict (`checkpoint.pt`). The images come from the shared data
 //! (`$MIA_SHARED_DATA`; the tests that need them skip, saying so, without it).
 
 #![allow(clippy::unwrap_used)]
@@ -190,47 +191,18 @@ fn bad_import_arguments_are_errors_with_hints() {
     let with = |extra: &[&str]| -> Vec<String> {
         base.iter().chain(extra).map(|a| a.to_string()).collect()
     };
-    let cases: [(&[&str], &str); 6] = [
-        (&[], "needs the input shape"),
-        (&["--input", "3x32", "--classes", "10", "--mean", "0", "--std", "1"], "not CxHxW"),
-        (&["--input", "3x32x32", "--classes", "10", "--mean", "0", "--std", "1"], "3 channels"),
-        (
-            &["--input", "3x32x32", "--classes", "10", "--mean", "0,0,0", "--std", "1,0,1"],
-            "positive",
-        ),
-        (
-            &[
-                "--input",
-                "3x32x32",
-                "--classes",
-                "10",
-                "--mean",
-                "0,0,0",
-                "--std",
-                "1,1,1",
-                "--key-map",
-                "x",
-            ],
-            "no `=`",
-        ),
-        (
-            &[
-                "--input",
-                "3x32x32",
-                "--classes",
-                "10",
-                "--mean",
-                "0,0,0",
-                "--std",
-                "1,1,1",
-                "--key-map",
-                "(=y",
-            ],
-            "regular expression",
-        ),
+    let good = "--input 3x32x32 --classes 10 --mean 0,0,0 --std 1,1,1";
+    let cases = [
+        (String::new(), "needs the input shape"),
+        ("--input 3x32 --classes 10 --mean 0 --std 1".into(), "not CxHxW"),
+        ("--input 3x32x32 --classes 10 --mean 0 --std 1".into(), "3 channels"),
+        ("--input 3x32x32 --classes 10 --mean 0,0,0 --std 1,0,1".into(), "positive"),
+        (format!("{good} --key-map x"), "no `=`"),
+        (format!("{good} --key-map (=y"), "regular expression"),
     ];
     for (extra, want) in cases {
-        let args = with(extra);
+        let extra: Vec<&str> = extra.split_whitespace().collect();
+        let args = with(&extra);
         let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(err.contains(want), "{extra:?}: {err}");
     }
@@ -254,4 +226,20 @@ fn bad_import_arguments_are_errors_with_hints() {
     ]);
     assert!(err.contains("unknown weights format") && err.contains("ONNX"), "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn a_checkpoint_dictionary_needs_its_entry_named() {
+    // {"epoch": 3, "state_dict": …}, written by bench/pytorch_paper.py --checkpoint-fixture.
+    let tmp = tempfile::tempdir().unwrap();
+    let (ck, out) = (fixture("checkpoint.pt"), tmp.path().join("ck"));
+    let args = ["import", s(&ck), "--arch", "small-cnn", "--input", "1x4x4", "--classes", "3"];
+    let tail = ["--mean", "0", "--std", "1", "--out", s(&out)];
+    let plain: Vec<&str> = args.iter().chain(&tail).copied().collect();
+    let err = fails(&plain);
+    assert!(err.contains("state_dict.conv1.weight") && err.contains("--top-level-key"), "{err}");
+    assert!(!out.exists());
+    let keyed: Vec<&str> = plain.iter().copied().chain(["--top-level-key", "state_dict"]).collect();
+    assert!(ok(&keyed).contains("8 tensors into small-cnn"));
+    assert!(out.join("model.bpk").exists());
 }

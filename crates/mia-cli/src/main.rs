@@ -121,8 +121,9 @@ fn import_hint(e: &ImportError) -> String {
              checkpoint dictionary around one needs --top-level-key (e.g. state_dict, net)"
             .into(),
         ImportError::Corrupt { .. } => "the file is damaged: save it again".into(),
-        ImportError::Mismatch { .. } => "rename the file's keys with --key-map REGEX=REPLACEMENT; \
-             docs/import.md lists each architecture's key names"
+        ImportError::Mismatch { .. } => "rename the file's keys with --key-map REGEX=REPLACEMENT \
+             (a checkpoint dictionary: --top-level-key state_dict); docs/import.md lists each \
+             architecture's key names"
             .into(),
         ImportError::Model(e) => core_hint(e),
     }

@@ -95,33 +95,48 @@ fn json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// Runs `mia export`.
+/// Runs `mia export`: from run directories, or (`--model`) from a model trained elsewhere.
 pub fn run(args: ExportArgs) -> Result<()> {
-    if let Some(model) = &args.model {
-        let need = |p: &Option<PathBuf>, flag: &str| {
-            p.clone().ok_or_else(|| {
-                hinted(format!("{flag} is required with --model"), "see `mia export --help`")
-            })
-        };
-        return export_imported::run(&FromOutputs {
-            model: model.clone(),
-            logits: need(&args.logits, "--logits")?,
-            labels: need(&args.labels, "--labels")?,
-            membership: need(&args.membership, "--membership")?,
-            shadow_logits: args.shadow_logits.clone(),
-            shadow_keep: args.shadow_keep.clone(),
-            images: need(&args.images, "--images")?,
-            logit_tolerance: args.logit_tolerance,
-            reference: (args.reference, args.reference_members),
-            weights: args.weights,
-            to: Destination {
-                out: &args.out,
-                provenance: &args.provenance,
-                citation: args.citation.as_deref(),
-                reference: args.reference,
-            },
-        });
+    match &args.model {
+        Some(model) => from_outputs(&args, model),
+        None => from_runs(&args),
     }
+}
+
+/// Where the bundle goes and what its manifest says of its making.
+fn destination(args: &ExportArgs) -> Destination<'_> {
+    Destination {
+        out: &args.out,
+        provenance: &args.provenance,
+        citation: args.citation.as_deref(),
+        reference: args.reference,
+    }
+}
+
+/// `mia export --model`: the imported model with the paper's own outputs.
+fn from_outputs(args: &ExportArgs, model: &Path) -> Result<()> {
+    let need = |p: &Option<PathBuf>, flag: &str| {
+        p.clone().ok_or_else(|| {
+            hinted(format!("{flag} is required with --model"), "see `mia export --help`")
+        })
+    };
+    export_imported::run(&FromOutputs {
+        model: model.to_path_buf(),
+        logits: need(&args.logits, "--logits")?,
+        labels: need(&args.labels, "--labels")?,
+        membership: need(&args.membership, "--membership")?,
+        shadow_logits: args.shadow_logits.clone(),
+        shadow_keep: args.shadow_keep.clone(),
+        images: need(&args.images, "--images")?,
+        logit_tolerance: args.logit_tolerance,
+        reference: (args.reference, args.reference_members),
+        weights: args.weights,
+        to: destination(args),
+    })
+}
+
+/// `mia export --run …`: attacked run directories that share one split.
+fn from_runs(args: &ExportArgs) -> Result<()> {
     let (n_members, n_non) = reference_counts(args.reference, args.reference_members)?;
     let first = &args.runs[0];
     let first_layout = RunLayout::new(first);
@@ -142,24 +157,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         config.data_dir = d.clone();
     }
     let ds = config.dataset.load(&config.data_dir, &config.load)?;
-    // Candidate rows of the reference: the first `n_members` members, then the first `n_non`
-    // non-members (candidates are members then non-members).
-    let m = split.members.len();
-    let rows: Vec<usize> = (0..n_members).chain(m..m + n_non).collect();
-    let dataset_index: Vec<usize> =
-        split.members[..n_members].iter().chain(&split.non_members[..n_non]).copied().collect();
-    let mut pixels = Vec::with_capacity(args.reference * ds.input.numel());
-    for &i in &dataset_index {
-        pixels.extend_from_slice(ds.pixels(i).ok_or_else(|| {
-            hinted("the bundle needs image data", "export an image dataset (CIFAR-10, MNIST, …)")
-        })?);
-    }
-    let sample = ReferenceSample {
-        input: ds.input,
-        labels: dataset_index.iter().map(|&i| ds.labels[i] as u8).collect(),
-        is_member: rows.iter().map(|&r| r < m).collect(),
-        pixels,
-    };
+    let (rows, sample) = reference_sample(&ds, &split, (n_members, n_non))?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let ref_bytes = sample.encode();
@@ -212,13 +210,35 @@ pub fn run(args: ExportArgs) -> Result<()> {
         members: n_members,
         non_members: n_non,
     };
-    let to = Destination {
-        out: &args.out,
-        provenance: &args.provenance,
-        citation: args.citation.as_deref(),
-        reference: args.reference,
+    write_manifest(&destination(args), about, models, reference, members_index)
+}
+
+/// The reference sample of the split: the first `n_members` members, then the first `n_non`
+/// non-members, with their candidate rows (candidates are members then non-members).
+fn reference_sample(
+    ds: &mia_data::Dataset,
+    split: &Split,
+    (n_members, n_non): (usize, usize),
+) -> Result<(Vec<usize>, ReferenceSample)> {
+    // Candidate rows of the reference: the first `n_members` members, then the first `n_non`
+    // non-members (candidates are members then non-members).
+    let m = split.members.len();
+    let rows: Vec<usize> = (0..n_members).chain(m..m + n_non).collect();
+    let dataset_index: Vec<usize> =
+        split.members[..n_members].iter().chain(&split.non_members[..n_non]).copied().collect();
+    let mut pixels = Vec::with_capacity((n_members + n_non) * ds.input.numel());
+    for &i in &dataset_index {
+        pixels.extend_from_slice(ds.pixels(i).ok_or_else(|| {
+            hinted("the bundle needs image data", "export an image dataset (CIFAR-10, MNIST, …)")
+        })?);
+    }
+    let sample = ReferenceSample {
+        input: ds.input,
+        labels: dataset_index.iter().map(|&i| ds.labels[i] as u8).collect(),
+        is_member: rows.iter().map(|&r| r < m).collect(),
+        pixels,
     };
-    write_manifest(&to, about, models, reference, members_index)
+    Ok((rows, sample))
 }
 
 fn export_model(

@@ -53,55 +53,15 @@ pub fn run(args: &FromOutputs<'_>) -> Result<()> {
     let dir = args.model.as_path();
     let about = ImportedModel::read(dir)?;
     let weights = std::fs::read(ImportedLayout::new(dir).weights())?;
-    let input = AttackInput::from_npy(
-        &args.logits,
-        &args.labels,
-        &args.membership,
-        args.shadow_logits.as_deref(),
-        args.shadow_keep.as_deref(),
-    )?;
-    let n = input.candidates();
-    let classes = about.model.num_classes;
-    if input.target.classes != classes || input.labels.iter().any(|&y| y >= classes.min(256)) {
-        return Err(hinted(
-            format!(
-                "--logits has {} classes and labels up to {:?}; the model has {classes}",
-                input.target.classes,
-                input.labels.iter().max()
-            ),
-            "give the outputs of the imported model",
-        ));
-    }
-    let (images, pixels) = read_images(&args.images, about.model.input)?;
-    if images != n {
-        return Err(hinted(
-            format!("--images has {images} images, --labels {n} rows"),
-            "give the images of exactly the rows of --logits, in the same order",
-        ));
-    }
-    let (n_members, n_non) = reference_counts(args.reference.0, args.reference.1)?;
-    let members: Vec<usize> = (0..n).filter(|&i| input.is_member[i]).collect();
-    let non: Vec<usize> = (0..n).filter(|&i| !input.is_member[i]).collect();
-    if members.len() < n_members || non.len() < n_non {
-        return Err(hinted(
-            format!(
-                "{} members and {} non-members, fewer than the {n_members} and {n_non} asked for",
-                members.len(),
-                non.len()
-            ),
-            "lower --reference or --reference-members",
-        ));
-    }
-    let rows: Vec<usize> = members[..n_members].iter().chain(&non[..n_non]).copied().collect();
+    let (input, pixels) = read_outputs(args, &about)?;
+    let counts = reference_counts(args.reference.0, args.reference.1)?;
+    let (members, rows) = reference_rows(&input, counts)?;
     let numel = about.model.input.numel();
     let sample = ReferenceSample {
         input: about.model.input,
         labels: rows.iter().map(|&r| input.labels[r] as u8).collect(),
         is_member: rows.iter().map(|&r| input.is_member[r]).collect(),
-        pixels: rows
-            .iter()
-            .flat_map(|&r| pixels[r * numel..(r + 1) * numel].iter().copied())
-            .collect(),
+        pixels: gather(&pixels, &rows, numel),
     };
     check_logits(args, &about, &weights, &sample, &input, &rows)?;
 
@@ -116,33 +76,13 @@ pub fn run(args: &FromOutputs<'_>) -> Result<()> {
     write(&args.to.out.join(REFERENCE_FILE), &ref_bytes)?;
     let (weights, half) =
         stored_weights(&id, &about.model, weights, (args.weights, &sample, &about.normalization))?;
-    let accuracy = |member: bool| {
-        let rows: Vec<usize> = (0..n).filter(|&i| input.is_member[i] == member).collect();
-        let right =
-            rows.iter().filter(|&&r| argmax(input.target.row(0, r)) == input.labels[r]).count();
-        super::decimal(right as f32 / rows.len().max(1) as f32)
-    };
-    let entry = ModelEntry {
-        id: id.clone(),
-        label: format!("{} ({})", about.model.arch, about.source),
-        config: about.model.clone(),
-        training_defense: serde_json::json!({ "imported": about.source, "sha256": about.source_sha256 }),
-        train_acc: accuracy(true),
-        test_acc: accuracy(false),
-        attacks: Vec::new(),
-        weights: FileRef::describe("", &[]),
-        lira: None,
-        shadow_outputs: None,
-        shadows: 0,
-    };
+    let entry = entry_of(id, &about, &input);
     let entry = complete_entry(entry, (&weights, half), &report, &input, &rows, args.to.out)?;
     let members_index = if hashable(about.model.input) {
-        let pixels: Vec<u8> = members
-            .iter()
-            .flat_map(|&r| pixels[r * numel..(r + 1) * numel].iter().copied())
-            .collect();
         let labels: Vec<u8> = members.iter().map(|&r| input.labels[r] as u8).collect();
-        let bytes = MembersIndex::build(&pixels, &labels, about.model.input)?.encode();
+        let index =
+            MembersIndex::build(&gather(&pixels, &members, numel), &labels, about.model.input)?;
+        let bytes = index.encode();
         write(&args.to.out.join(INDEX_FILE), &bytes)?;
         Some(MembersIndexEntry {
             file: FileRef::describe(INDEX_FILE, &bytes),
@@ -159,14 +99,95 @@ pub fn run(args: &FromOutputs<'_>) -> Result<()> {
     };
     let reference = ReferenceEntry {
         file: FileRef::describe(REFERENCE_FILE, &ref_bytes),
-        members: n_members,
-        non_members: n_non,
+        members: counts.0,
+        non_members: counts.1,
     };
     write_manifest(&args.to, bundle, vec![entry], reference, members_index)
 }
 
-fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
+/// The paper's .npy outputs and the rows' CHW pixels, checked against each other and the model.
+fn read_outputs(args: &FromOutputs<'_>, about: &ImportedModel) -> Result<(AttackInput, Vec<u8>)> {
+    let input = AttackInput::from_npy(
+        &args.logits,
+        &args.labels,
+        &args.membership,
+        args.shadow_logits.as_deref(),
+        args.shadow_keep.as_deref(),
+    )?;
+    let classes = about.model.num_classes;
+    if input.target.classes != classes || input.labels.iter().any(|&y| y >= classes.min(256)) {
+        return Err(hinted(
+            format!(
+                "--logits has {} classes and labels up to {:?}; the model has {classes}",
+                input.target.classes,
+                input.labels.iter().max()
+            ),
+            "give the outputs of the imported model",
+        ));
+    }
+    let (images, pixels) = read_images(&args.images, about.model.input)?;
+    let n = input.candidates();
+    if images != n {
+        return Err(hinted(
+            format!("--images has {images} images, --labels {n} rows"),
+            "give the images of exactly the rows of --logits, in the same order",
+        ));
+    }
+    Ok((input, pixels))
+}
+
+/// (every member row, the reference rows): the first `n_members` members, then the first
+/// `n_non` non-members.
+fn reference_rows(
+    input: &AttackInput,
+    (n_members, n_non): (usize, usize),
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let n = input.candidates();
+    let (members, non): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| input.is_member[i]);
+    if members.len() < n_members || non.len() < n_non {
+        return Err(hinted(
+            format!(
+                "{} members and {} non-members, fewer than the {n_members} and {n_non} asked for",
+                members.len(),
+                non.len()
+            ),
+            "lower --reference or --reference-members",
+        ));
+    }
+    let rows = members[..n_members].iter().chain(&non[..n_non]).copied().collect();
+    Ok((members, rows))
+}
+
+/// The CHW pixels of `rows` (`numel` bytes each).
+fn gather(pixels: &[u8], rows: &[usize], numel: usize) -> Vec<u8> {
+    rows.iter().flat_map(|&r| pixels[r * numel..(r + 1) * numel].iter().copied()).collect()
+}
+
+/// The manifest's entry before its files are written: where the model came from and its
+/// accuracy on the paper's members and non-members (from --logits).
+fn entry_of(id: String, about: &ImportedModel, input: &AttackInput) -> ModelEntry {
+    let accuracy = |member: bool| {
+        let rows: Vec<usize> =
+            (0..input.candidates()).filter(|&i| input.is_member[i] == member).collect();
+        let right = rows
+            .iter()
+            .filter(|&&r| mia_core::posterior::argmax(input.target.row(0, r)) == input.labels[r])
+            .count();
+        super::decimal(right as f32 / rows.len().max(1) as f32)
+    };
+    ModelEntry {
+        id,
+        label: format!("{} ({})", about.model.arch, about.source),
+        config: about.model.clone(),
+        training_defense: serde_json::json!({ "imported": about.source, "sha256": about.source_sha256 }),
+        train_acc: accuracy(true),
+        test_acc: accuracy(false),
+        attacks: Vec::new(),
+        weights: FileRef::describe("", &[]),
+        lira: None,
+        shadow_outputs: None,
+        shadows: 0,
+    }
 }
 
 /// The imported model must give --logits on the reference images: the page recomputes them.

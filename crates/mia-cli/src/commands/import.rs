@@ -89,7 +89,7 @@ pub struct ImportedModel {
     pub dataset: String,
     /// One name per class.
     pub class_names: Vec<String>,
-    /// The file imported (name and SHA-256).
+    /// The file imported (its name).
     pub source: String,
     /// The SHA-256 of the imported file.
     pub source_sha256: String,
@@ -253,6 +253,13 @@ pub fn read_images(path: &Path, input: InputSpec) -> Result<(usize, Vec<u8>)> {
 }
 
 fn read_image_folder(dir: &Path, input: InputSpec) -> Result<(usize, Vec<u8>)> {
+    let (c, h, w) = (input.channels, input.height, input.width);
+    if h != w || !matches!(c, 1 | 3) {
+        return Err(hinted(
+            format!("a folder of images needs square RGB or grayscale inputs, not {input}"),
+            "give the images as a uint8 .npy",
+        ));
+    }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -262,31 +269,30 @@ fn read_image_folder(dir: &Path, input: InputSpec) -> Result<(usize, Vec<u8>)> {
         })
         .collect();
     files.sort();
-    let (c, h, w) = (input.channels, input.height, input.width);
-    let mut chw = Vec::with_capacity(files.len() * input.numel());
-    for file in &files {
-        let image = image::open(file).with_context(|| format!("decoding {}", file.display()))?;
-        if (image.height() as usize, image.width() as usize) != (h, w) {
-            return Err(hinted(
-                format!(
-                    "{} is {}×{}, the model takes {w}×{h}",
-                    file.display(),
-                    image.width(),
-                    image.height()
-                ),
-                "resize the images as the model was trained",
-            ));
-        }
-        let raw = if c == 1 { image.to_luma8().into_raw() } else { image.to_rgb8().into_raw() };
-        for ch in 0..c {
-            chw.extend(raw.iter().skip(ch).step_by(c));
-        }
-    }
     if files.is_empty() {
         return Err(hinted(
             format!("{} has no PNG or JPEG files", dir.display()),
             "pass a folder of images or a .npy",
         ));
+    }
+    let mut chw = Vec::with_capacity(files.len() * input.numel());
+    for file in &files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let size = image::ImageReader::new(std::io::Cursor::new(&bytes))
+            .with_guessed_format()
+            .ok()
+            .and_then(|r| r.into_dimensions().ok());
+        if size != Some((w as u32, h as u32)) {
+            return Err(hinted(
+                format!("{} is not a {w}×{h} PNG or JPEG", file.display()),
+                "resize the images as the model was trained",
+            ));
+        }
+        // Same size: the decoder's resize is a copy (and its limits hold against huge files).
+        let pixels = mia_data::folder::decode_image(&bytes, h, c == 1).map_err(|e| {
+            hinted(format!("decoding {}: {e}", file.display()), "pass PNG or JPEG files")
+        })?;
+        chw.extend(pixels);
     }
     Ok((files.len(), chw))
 }
@@ -431,6 +437,18 @@ mod tests {
             std::fs::write(&path, NpyArray::i64(shape, data).unwrap().to_bytes()).unwrap();
             assert_eq!(read_images(&path, input).unwrap(), (2, want.clone()), "{name}");
         }
+        // The same images as a folder of PNGs, sorted by name.
+        let folder = dir.path().join("png");
+        std::fs::create_dir(&folder).unwrap();
+        for (i, name) in ["b.png", "a.png"].iter().enumerate() {
+            let k = 1 - i as u8; // a.png holds image 0, b.png image 1
+            let px: Vec<u8> =
+                (0..4).flat_map(|p| (0..3).map(move |c| 100 * k + 10 * c + p)).collect();
+            image::RgbImage::from_raw(2, 2, px).unwrap().save(folder.join(name)).unwrap();
+        }
+        assert_eq!(read_images(&folder, input).unwrap(), (2, want.clone()), "folder");
+        image::RgbImage::new(3, 3).save(folder.join("c.png")).unwrap();
+        assert!(read_images(&folder, input).is_err(), "an image of another size");
         let wrong = dir.path().join("wrong.npy");
         std::fs::write(&wrong, NpyArray::i64(vec![2, 12], chw).unwrap().to_bytes()).unwrap();
         assert!(read_images(&wrong, input).is_err());
