@@ -1147,3 +1147,94 @@ fn the_readme_table_and_the_help_list_the_defense_catalogue() {
         assert!(help.contains(&e.spec_with_defaults()), "--help lacks {}", e.name);
     }
 }
+
+/// The prepared labs the page ships are what `mia prepare-lab` makes of their specs today
+/// (web/labs/make.sh rebuilds them), and each reads back as a lab with instructions.
+#[test]
+fn the_shipped_prepared_labs_are_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let labs = root.join("web/labs");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(&labs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    specs.sort();
+    assert!((2..=4).contains(&specs.len()), "ship two to four prepared labs: {specs:?}");
+    for spec in specs {
+        let name = spec.file_stem().unwrap().to_string_lossy().into_owned();
+        let out = tmp.path().join(format!("{name}.json"));
+        let bundle = root.join("pretrained");
+        ok(&[
+            "prepare-lab",
+            spec.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let made = std::fs::read_to_string(&out).unwrap();
+        let shipped =
+            std::fs::read_to_string(labs.join(format!("{name}.json"))).unwrap_or_default();
+        assert!(made == shipped, "web/labs/{name}.json is stale: bash web/labs/make.sh");
+        let lab = mia_core::lab::file::read(&made, mia_core::InputSpec::new(3, 32, 32)).unwrap();
+        let doc = root.join(format!("docs/teaching/{name}.md"));
+        assert!(lab.instructions.is_some() && doc.exists(), "{name}: instructions and a worksheet");
+    }
+}
+
+#[test]
+fn a_prepared_lab_with_a_bad_spec_is_refused_with_a_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let spec = tmp.path().join("one-class.toml");
+    std::fs::write(
+        &spec,
+        "title = \"t\"\ntext = \"x\"\n[images]\nclasses = [3]\nnames = [\"cat\"]\nper_class = 10\nseed = 1\n\
+         [recipe]\ndefense = \"erm\"\nstrength = 0.0\nhidden = 0\nepochs = 5\nlr = 0.1\n\
+         weight_decay = 0.0\ndropout = 0.0\nshadows = 16\ndelta = 1e-5\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("lab.json");
+    let bundle = root.join("pretrained");
+    let args = [
+        "prepare-lab",
+        spec.to_str().unwrap(),
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    assert!(fails(&args).contains("2–10 classes"));
+    std::fs::write(&spec, "title = \"t\"\n").unwrap();
+    assert!(fails(&args).contains("missing field `text`"));
+    assert!(!out.exists(), "nothing written");
+}
+
+/// A teacher's own photos: a lab exported from the page gets instructions from a spec.
+#[test]
+fn a_prepared_lab_takes_its_images_from_an_exported_lab_with_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let spec = tmp.path().join("own.toml");
+    std::fs::write(&spec, "title = \"Our photos\"\ntext = \"Train it.\"\nquestions = [\"Why?\"]\n")
+        .unwrap();
+    let exported = root.join("web/labs/backfire.json");
+    let out = tmp.path().join("own.json");
+    let bundle = root.join("pretrained");
+    let (spec_s, bundle_s, out_s) =
+        (spec.to_str().unwrap(), bundle.to_str().unwrap(), out.to_str().unwrap());
+    let from = exported.to_str().unwrap();
+    ok(&["prepare-lab", spec_s, "--bundle", bundle_s, "--out", out_s, "--from", from]);
+    let input = mia_core::InputSpec::new(3, 32, 32);
+    let made = mia_core::lab::file::read(&std::fs::read_to_string(&out).unwrap(), input).unwrap();
+    let source =
+        mia_core::lab::file::read(&std::fs::read_to_string(&exported).unwrap(), input).unwrap();
+    assert_eq!((made.images, made.classes), (source.images, source.classes));
+    assert_eq!(made.instructions.unwrap().title, "Our photos");
+    // Images from both the spec and --from, or from neither, are refused.
+    std::fs::write(&spec, "title = \"t\"\ntext = \"x\"\n").unwrap();
+    let neither = fails(&["prepare-lab", spec_s, "--bundle", bundle_s, "--out", out_s]);
+    assert!(neither.contains("either in the spec's [images] or with --from"), "{neither}");
+}

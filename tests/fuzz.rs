@@ -259,6 +259,29 @@ fn lab_seeds() -> (Vec<u8>, Vec<u8>) {
             shape: NetShape { dim: 4, hidden: 3, classes: 2, fine_tuned: false },
             weights: lab_file::hex(&net),
         }),
+        result: Some(lab_file::FileResult {
+            images: vec![0, 1, 2, 3],
+            member: vec![true, false, true, false],
+            labels: vec![0, 1, 0, 1],
+            classes: 2,
+            target: vec![1.0, -1.0, 0.5, 0.25, -2.0, 3.0, 0.0, 0.125],
+            shadows: vec![0.5; 16],
+            keep: vec![true, false, false, true, false, true, true, false],
+            validation: vec![2],
+            epsilon: Some((3.5, 1e-5)),
+            kept_epoch: (40, 60),
+            ms: 900.0,
+            recipe: "DP-SGD σ = 1".into(),
+            smoothing: None,
+            pairing: 5,
+            stale: false,
+        }),
+        history: Vec::new(),
+        instructions: Some(lab_file::FileInstructions {
+            title: "A prepared lab".into(),
+            text: "Train it twice.".into(),
+            questions: vec!["What changed?".into()],
+        }),
     };
     (net, serde_json::to_vec(&file).unwrap())
 }

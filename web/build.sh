@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the browser lab into a folder ready for static hosting (any sub-path: every path in
 # the page is relative): the compiled page (index.html, JS glue, wasm, styles), a bundle made
-# by `mia export`, and gzip/brotli copies of every file next to it.
+# by `mia export`, the prepared labs (web/labs/), and gzip/brotli copies of every file next to it.
 #
 #   bash web/build.sh [--bundle DIR] [--public-url URL] [--out DIR]
 #                     [--from-source] [--dev] [--features F] [--update-site] [--no-compress]
@@ -106,6 +106,9 @@ EOF
 fi
 mkdir "$tmp/pretrained"
 find "$bundle" -maxdepth 1 -type f ! -name '*.sh' ! -name '.*' -exec cp {} "$tmp/pretrained/" \;
+# The prepared labs (web/labs/make.sh), opened with ?lab=labs/NAME.json.
+mkdir "$tmp/labs"
+cp web/labs/*.json "$tmp/labs/"
 # gzip and brotli copies next to each file, for hosts that serve precompressed files.
 if ((compress)); then node web/precompress.mjs "$tmp"; fi
 python3 web/site.py --check-static "$tmp"

@@ -8,6 +8,10 @@
 # student meets: default backend, honest upload verdicts, toggle latency, phone layout, tour,
 # a corrupt model beside working ones), limits.mjs (a 54-megapixel JPEG, a HEIC photo, out-of-range
 # lab settings, an 11th class), hostile.mjs (crafted and damaged lab files leave the page alive),
+# persist.mjs (switching views and reloading keep everything; export carries the run; the leave
+# prompt; clear everything; a full storage reported), prepared.mjs (each shipped prepared lab
+# opens from its link and its worksheet's conclusion holds over 5 member splits), labphone.mjs
+# (a phone sees the results right after a run, nothing covering them; the lab's tour),
 # recognise.mjs (the shipped model's training images
 # recognised among uploads, and nothing else), labmode.mjs (training on a student's images in the
 # page, on both paths), labextras.mjs (camera, early stopping, export/import of the trained
@@ -121,6 +125,9 @@ node tests/e2e/limits.mjs "http://127.0.0.1:$PORT" "$OUT/limits" | tee "$OUT/lim
 # Hostile lab files (a crafted network, damaged weights, a cut-short file, garbage): a message
 # each, no panic, and the lab keeps working.
 node tests/e2e/hostile.mjs "http://127.0.0.1:$PORT" "$OUT/hostile" | tee "$OUT/hostile.json"
+node tests/e2e/persist.mjs "http://127.0.0.1:$PORT" "$OUT/persist" | tee "$OUT/persist.json"
+node tests/e2e/prepared.mjs "http://127.0.0.1:$PORT" "$OUT/prepared" 5 | tee "$OUT/prepared.json"
+node tests/e2e/labphone.mjs "http://127.0.0.1:$PORT" "$OUT/labphone" | tee "$OUT/labphone.json"
 node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" flex | tee "$OUT/labmode-flex.json"
 node tests/e2e/labmode.mjs "http://127.0.0.1:$PORT" "$OUT/labmode" webgpu | tee "$OUT/labmode-webgpu.json"
 # Camera, early stopping, the network in the lab file, fine-tuning: the CPU path only (on

@@ -44,6 +44,9 @@ enum Command {
     /// Run the browser lab's experiment natively, many times: each attack's mean AUC over
     /// independent image draws and member splits, with its standard error.
     Lab(Box<commands::lab::LabArgs>),
+    /// Write a lab prepared in advance (images, recipe, instructions and questions) as a lab
+    /// file the page opens from `?lab=` (see docs/teaching/).
+    PrepareLab(commands::prepare_lab::PrepareLabArgs),
     /// Measure training, shadow-training and attack-scoring throughput against references.
     Bench(Box<commands::bench::BenchArgs>),
     /// Download or inspect datasets.
@@ -81,6 +84,7 @@ fn main() {
         Command::Index(args) => commands::index::run(args),
         Command::Generate(args) => commands::generate::run(*args),
         Command::Lab(args) => commands::lab::run(*args),
+        Command::PrepareLab(args) => commands::prepare_lab::run(args),
         Command::Bench(args) => commands::bench::run(*args),
         Command::Data(cmd) => commands::data::run(cmd),
     };

@@ -22,8 +22,11 @@ use crate::engine::{self, LoadedModel, SharedBundle};
 use crate::hooks::{
     self, use_bundle, use_engine, use_model_files, use_reference_logits, use_upload_logits,
 };
-use crate::state::{Action, State, Status};
+use crate::persist;
+use crate::state::{Action, Saving, State, Status};
+use crate::store::Key;
 use crate::toggles::chain;
+use crate::view_url;
 
 /// Seed of the defenses' randomness in the lab.
 const SEED: u64 = 7;
@@ -229,19 +232,87 @@ fn attack_cards(
     }
 }
 
-/// Whether the page was opened on the lab (`?view=lab`).
+/// Whether the page's link asks for the lab (`?view=lab`, or a prepared lab with `?lab=`).
 fn lab_requested() -> bool {
-    web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .is_some_and(|q| q.trim_start_matches('?').split('&').any(|kv| kv == "view=lab"))
+    let q = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
+    view_url::param(&q, "view").as_deref() == Some("lab") || view_url::param(&q, "lab").is_some()
 }
 
-/// The two views, as links (each a URL a teacher can share).
-fn nav(lab: bool) -> Html {
+/// Shows the lab or the explore view without reloading (both keep their state): the URL
+/// changes as a link would (`?view=lab`, or the explore view's own query), so the back button
+/// and shared links still work.
+fn switch_view(lab_view: &UseStateHandle<bool>, to_lab: bool) {
+    let Some(w) = web_sys::window() else { return };
+    let current = w.location().search().unwrap_or_default();
+    // The explore view's keys stay out of the lab's URL (the view itself is kept in memory and
+    // in the browser): a reload of the lab must not bring back defenses cleared since.
+    let mut drop = vec!["view", "lab"];
+    if to_lab {
+        drop.extend(view_url::KEYS);
+    }
+    let others = view_url::without(&current, &drop);
+    let next = if to_lab {
+        let rest = others.trim_start_matches('?');
+        if rest.is_empty() { "?view=lab".to_string() } else { format!("?view=lab&{rest}") }
+    } else {
+        others
+    };
+    if let Ok(h) = w.history() {
+        let _ = h.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&next));
+    }
+    lab_view.set(to_lab);
+}
+
+/// Follows the back and forward buttons between the two views.
+#[hook]
+fn use_history(lab_view: &UseStateHandle<bool>) {
+    let lab_view = lab_view.clone();
+    use_effect_with((), move |_| {
+        let listener = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::Event)>::new(
+            move |_: web_sys::Event| lab_view.set(lab_requested()),
+        );
+        let w = web_sys::window();
+        if let Some(w) = &w {
+            let _ = w.add_event_listener_with_callback(
+                "popstate",
+                wasm_bindgen::JsCast::unchecked_ref(listener.as_ref()),
+            );
+        }
+        move || {
+            if let Some(w) = w {
+                let _ = w.remove_event_listener_with_callback(
+                    "popstate",
+                    wasm_bindgen::JsCast::unchecked_ref(listener.as_ref()),
+                );
+            }
+        }
+    });
+}
+
+/// The two views, as links (each a URL a teacher can share) that switch in the page, how
+/// keeping the work stands, and "clear everything".
+fn nav(lab_view: &UseStateHandle<bool>, state: &UseReducerHandle<State>) -> Html {
+    let lab = **lab_view;
+    let go = |to_lab: bool| {
+        let lab_view = lab_view.clone();
+        Callback::from(move |e: MouseEvent| {
+            // A click with a modifier opens the link in a new tab, as links do.
+            if !(e.ctrl_key() || e.meta_key() || e.shift_key()) {
+                e.prevent_default();
+                switch_view(&lab_view, to_lab);
+            }
+        })
+    };
+    let clear = {
+        let state = state.clone();
+        Callback::from(move |_| persist::clear_everything(&state))
+    };
     html! {
         <nav class="views">
-            <a href="?" class={classes!((!lab).then_some("current"))} data-testid="nav-explore">{ "Explore the shipped models" }</a>
-            <a href="?view=lab" class={classes!(lab.then_some("current"))} data-testid="nav-lab">{ "Lab: train on your own images" }</a>
+            <a href="?" class={classes!((!lab).then_some("current"))} onclick={go(false)} data-testid="nav-explore">{ "Explore the shipped models" }</a>
+            <a href="?view=lab" class={classes!(lab.then_some("current"))} onclick={go(true)} data-testid="nav-lab">{ "Lab: train on your own images" }</a>
+            { persist::saved_note(state) }
+            <button class="link" onclick={clear} data-testid="clear-everything" title="remove the lab and the uploads this page keeps in your browser">{ "clear everything" }</button>
         </nav>
     }
 }
@@ -298,10 +369,13 @@ pub fn app() -> Html {
     use_model_files(state.clone());
     hooks::use_shadow_files(state.clone());
     hooks::use_members_index(state.clone());
-    let lab_view = *use_memo((), |_| lab_requested());
+    let lab_view = use_state(lab_requested);
+    use_history(&lab_view);
     use_reference_logits(state.clone(), engine.clone(), started);
     use_upload_logits(state.clone(), engine.clone());
-    hooks::use_view_url(&state, lab_view);
+    hooks::use_view_url(&state, *lab_view);
+    persist::use_explore_store(&state);
+    persist::use_leave_prompt(state.saving.get(&Key::Explore).is_some_and(|s| *s != Saving::Saved));
     {
         let state = state.clone();
         use_effect_with((), move |_| {
@@ -322,14 +396,14 @@ pub fn app() -> Html {
         <>
             <Header status={state.status.clone()} backend={state.backend} webgpu={engine::webgpu_exposed()} notice={state.notice.clone()} first_ms={state.first_ms} last={state.last_inference} progress={state.progress} {on_backend} {on_tour} />
             <Messages messages={state.messages.clone()} on_dismiss={on_dismiss} />
-            <Tour step={state.tour} on_step={dispatch(&state, Action::Tour)} />
-            { nav(lab_view) }
+            <Tour step={state.tour} lab={*lab_view} on_step={dispatch(&state, Action::Tour)} />
+            { nav(&lab_view, &state) }
         </>
     };
     let Some(bundle) = state.bundle.clone() else { return header };
-    if lab_view {
-        return html! { <>{ header }<Lab main={state.clone()} engine={engine.clone()} /></> };
-    }
+    let lab = html! {
+        <div hidden={!*lab_view} data-testid="lab-view"><Lab main={state.clone()} engine={engine.clone()} /></div>
+    };
     let manifest = &bundle.manifest;
     let current = computed.as_ref().as_ref().and_then(|v| v.current.as_deref().ok());
     let chain_now = spec_chain.clone().unwrap_or_default();
@@ -341,9 +415,11 @@ pub fn app() -> Html {
     };
     // The tour's middle steps point into the side panel: unfold it on small screens.
     let side_open = *controls_open || matches!(state.tour, Some(2..=5));
+    // Both views stay mounted (switching keeps each one's state); one is hidden.
     html! {
         <>
             { header }
+            <div hidden={*lab_view} data-testid="explore-view">
             if let Err(e) = &spec_chain {
                 <p class="messages">{ e.clone() }</p>
             }
@@ -362,6 +438,8 @@ pub fn app() -> Html {
             if matches!(state.status, Status::Failed(_)) {
                 <p class="muted">{ "Reload the page to try again." }</p>
             }
+            </div>
+            { lab }
         </>
     }
 }

@@ -375,14 +375,21 @@ pub fn upload_files(state: &UseReducerHandle<State>, files: Vec<web_sys::File>) 
 /// Adds reference example `i` as an upload (its membership is known).
 pub fn upload_reference(state: &UseReducerHandle<State>, i: usize) {
     let Some(b) = state.bundle.clone() else { return };
+    if let Some(entry) = reference_upload(&b, i) {
+        state.dispatch(Action::Uploaded(entry));
+    }
+}
+
+/// Reference example `i` as an upload; `None` past the sample's end.
+pub fn reference_upload(b: &SharedBundle, i: usize) -> Option<UploadEntry> {
     let r = &b.reference;
     if i >= r.len() {
-        return;
+        return None;
     }
     let preview =
         engine::preview(r.image(i), r.input.channels, r.input.width as u32).unwrap_or_default();
     let kind = if r.is_member[i] { "member" } else { "non-member" };
-    state.dispatch(Action::Uploaded(UploadEntry {
+    Some(UploadEntry {
         id: 0,
         origin: Origin::Reference {
             index: i,
@@ -394,5 +401,5 @@ pub fn upload_reference(state: &UseReducerHandle<State>, i: usize) {
         pixels: Rc::new(r.image(i).to_vec()),
         preview,
         logits: HashMap::new(),
-    }));
+    })
 }

@@ -1,8 +1,10 @@
 //! Keeping and sharing a lab: the lab file (`mia_core::lab::file`: the classes, every image
-//! at the model's input size, its role, the recipe and the trained network's weights, imported
-//! back as it was: the page rebuilds the network and shows how it does on the images) turned
-//! into the page's state and back, and a CSV of every image's score under every attack. Files
-//! are made and read in the page; nothing is uploaded.
+//! at the model's input size, its role, the recipe, the trained network's weights, the last
+//! run's logits, the comparison table and a prepared lab's instructions) turned into the page's
+//! state and back, and a CSV of every image's score under every attack. A file's run comes back
+//! with its attacks recomputed from its logits; a network without a run is rebuilt and measured
+//! on the images. The same text keeps the lab in the browser ([`crate::persist`]). Files are
+//! made and read in the page; nothing is uploaded.
 
 use std::rc::Rc;
 
@@ -11,22 +13,109 @@ use wasm_bindgen_futures::{JsFuture, spawn_local};
 use yew::UseReducerHandle;
 
 use mia_core::InputSpec;
-use mia_core::lab::file::{self, FORMAT, FileImage, FileNet, FileSettings, LabFile, VERSION, hex};
+use mia_core::lab::file::{
+    self, FORMAT, FileImage, FileNet, FileResult, FileRun, FileSettings, LabFile, VERSION, hex,
+};
 
 use crate::engine;
+use crate::lab_run;
 use crate::lab_state::{
-    ImportedNet, LabAction, LabDefense, LabImage, LabResult, LabSettings, LabState, Run,
+    ImportedNet, LabAction, LabDefense, LabImage, LabLogits, LabResult, LabSettings, LabState, Run,
+    RunRecord, SavedNet,
 };
 use crate::state::{Action, State};
 
-/// The network to keep with the lab: the latest run's target, else an imported one.
+/// The run to keep: the latest finished one (while another trains, the one before).
+fn last_run(lab: &LabState) -> Option<&Rc<LabResult>> {
+    match (&lab.run, &lab.previous) {
+        (Run::Done(r), _) | (_, Some(r)) => Some(r),
+        _ => None,
+    }
+}
+
+/// The network to keep with the lab: the last run's target, else an imported one.
 fn network(lab: &LabState) -> Option<FileNet> {
-    let (shape, bytes) = match (&lab.run, &lab.imported) {
-        (Run::Done(r), _) => (r.net.shape, r.net.bytes.to_vec()),
+    let (shape, bytes) = match (last_run(lab), &lab.imported) {
+        (Some(r), _) => (r.net.shape, r.net.bytes.to_vec()),
         (_, Some(net)) => (net.shape, net.bytes.to_vec()),
         _ => return None,
     };
     Some(FileNet { shape, weights: hex(&bytes) })
+}
+
+/// The last run's logits, with its images as positions in the lab's; `None` without a run
+/// or when one of its images has been removed since.
+fn file_result(lab: &LabState) -> Option<FileResult> {
+    let r = last_run(lab)?;
+    let position = |id: &u64| lab.images.iter().position(|im| im.id == *id);
+    let images = r.ids.iter().map(position).collect::<Option<Vec<_>>>()?;
+    let validation = r.validation.iter().map(position).collect::<Option<Vec<_>>>()?;
+    let l = &r.logits;
+    Some(FileResult {
+        images,
+        member: r.member.clone(),
+        labels: l.labels.clone(),
+        classes: l.classes,
+        target: l.target.clone(),
+        shadows: l.shadows.clone(),
+        keep: l.keep.clone(),
+        validation,
+        epsilon: r.epsilon,
+        kept_epoch: r.kept_epoch,
+        ms: r.ms,
+        recipe: r.recipe.clone(),
+        smoothing: r.smoothing,
+        pairing: r.pairing,
+        stale: lab.stale,
+    })
+}
+
+/// A comparison-table row as stored.
+fn file_run(h: &RunRecord) -> FileRun {
+    FileRun {
+        number: h.number,
+        recipe: h.recipe.clone(),
+        pairing: h.pairing,
+        accuracy: h.accuracy,
+        epsilon: h.epsilon,
+        draws: h.draws.clone(),
+    }
+}
+
+/// A stored run back as a result, its attacks and intervals recomputed from its logits
+/// (`ids`: the lab's image ids by position).
+fn rebuilt(r: FileResult, ids: &[u64], net: SavedNet) -> Result<LabResult, String> {
+    let id = |i: &usize| ids.get(*i).copied().unwrap_or_default();
+    let logits = LabLogits {
+        labels: r.labels,
+        classes: r.classes,
+        target: r.target,
+        shadows: r.shadows,
+        keep: r.keep,
+    };
+    let n = r.images.len();
+    let redo = |e: String| format!("its last run cannot be scored again ({e})");
+    let attacks = lab_run::score(&logits, &r.member).map_err(redo)?;
+    let draws = lab_run::draws(&logits, &r.member).map_err(redo)?;
+    let accuracy = lab_run::accuracy(&logits.target, &logits.labels, logits.classes, &r.member);
+    Ok(LabResult {
+        ids: r.images.iter().map(id).collect(),
+        trained: r.member.iter().filter(|m| **m).count(),
+        member: r.member,
+        attacks,
+        draws,
+        epsilon: r.epsilon,
+        accuracy,
+        ms: r.ms,
+        shadows: logits.keep.len() / n.max(1),
+        logits: Rc::new(logits),
+        validation: r.validation.iter().map(id).collect(),
+        kept_epoch: r.kept_epoch,
+        net,
+        recipe: r.recipe,
+        smoothing: r.smoothing,
+        pairing: r.pairing,
+    })
 }
 
 /// The lab as a JSON file's text.
@@ -59,13 +148,16 @@ pub fn export(lab: &LabState, input: InputSpec) -> String {
             .map(|im| FileImage { class: im.class, member: im.member, pixels: hex(&im.pixels) })
             .collect(),
         network: network(lab),
+        result: file_result(lab),
+        history: lab.history.iter().map(file_run).collect(),
+        instructions: lab.instructions.clone(),
     };
     serde_json::to_string(&file).unwrap_or_default()
 }
 
 /// A lab from a file's text, checked against the model's input size (thumbnails are drawn
 /// by the caller, in the browser).
-fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
+pub fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
     let f = file::read(text, input)?;
     let images: Vec<LabImage> = f
         .images
@@ -99,21 +191,54 @@ fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
     if let Some(why) = settings.refused() {
         return Err(format!("its recipe is out of range: {why}"));
     }
-    let imported =
-        f.network.map(|(shape, bytes)| ImportedNet { shape, bytes: Rc::new(bytes), check: None });
+    let ids: Vec<u64> = images.iter().map(|im| im.id).collect();
+    let (run, stale, imported) = match (f.network, f.result) {
+        (Some((shape, bytes)), Some(r)) => {
+            let stale = r.stale;
+            let net = SavedNet { shape, bytes: Rc::new(bytes) };
+            (Run::Done(Rc::new(rebuilt(r, &ids, net)?)), stale, None)
+        }
+        (Some((shape, bytes)), None) => {
+            (Run::Idle, false, Some(ImportedNet { shape, bytes: Rc::new(bytes), check: None }))
+        }
+        (None, _) => (Run::Idle, false, None),
+    };
+    let history = f
+        .history
+        .into_iter()
+        .map(|h| RunRecord {
+            number: h.number,
+            recipe: h.recipe,
+            pairing: h.pairing,
+            accuracy: h.accuracy,
+            epsilon: h.epsilon,
+            draws: h.draws,
+        })
+        .collect();
     Ok(LabState {
         classes: f.classes,
         next_id: images.len() as u64,
         images,
         split_seed: f.split_seed,
         settings,
-        run: Run::Idle,
-        stale: false,
+        run,
+        stale,
         imported,
-        history: Vec::new(),
+        history,
         previous: None,
         notice: None,
+        instructions: f.instructions,
+        revision: 0,
     })
+}
+
+/// `lab` with every image's thumbnail drawn.
+pub fn with_previews(mut lab: LabState, input: InputSpec) -> LabState {
+    for im in &mut lab.images {
+        im.preview =
+            engine::preview(&im.pixels, input.channels, input.width as u32).unwrap_or_default();
+    }
+    lab
 }
 
 /// Reads a lab file the student picked; a bad file gives a message and changes nothing.
@@ -127,16 +252,9 @@ pub fn import(lab: UseReducerHandle<LabState>, main: UseReducerHandle<State>, fi
                     .dispatch(Action::Message(format!("{}: could not be read", file.name())));
             }
         };
-        match parse(&text, bundle.manifest.input) {
-            Ok(mut state) => {
-                let input = bundle.manifest.input;
-                for im in &mut state.images {
-                    let size = input.width as u32;
-                    im.preview =
-                        engine::preview(&im.pixels, input.channels, size).unwrap_or_default();
-                }
-                lab.dispatch(LabAction::Replace(Box::new(state)))
-            }
+        let input = bundle.manifest.input;
+        match parse(&text, input) {
+            Ok(state) => lab.dispatch(LabAction::Replace(Box::new(with_previews(state, input)))),
             Err(e) => main.dispatch(Action::Message(format!("{}: {e}", file.name()))),
         }
     });
@@ -287,5 +405,69 @@ mod tests {
         let old = parse(v1, input).unwrap();
         assert_eq!(old.settings, LabSettings::default());
         assert!(old.imported.is_none());
+    }
+
+    #[test]
+    fn a_finished_run_and_the_table_travel_in_the_file_and_come_back_scored_again() {
+        use mia_core::lab::file::FileInstructions;
+        use mia_core::lab::{Head, HeadConfig, LabNet};
+        let input = InputSpec::new(1, 2, 2);
+        let (logits, member) = lab_run::test_world();
+        let mut lab = LabState::default();
+        for (i, &class) in logits.labels.iter().enumerate() {
+            lab.images.push(LabImage {
+                id: i as u64,
+                class,
+                pixels: Rc::new(vec![i as u8; 4]),
+                preview: String::new(),
+                member: member[i],
+            });
+        }
+        let device = burn::prelude::Device::flex();
+        let net = LabNet::head(Head::new(4, 2, &HeadConfig::default(), &device));
+        let r = LabResult {
+            ids: (0..8).collect(),
+            attacks: lab_run::score(&logits, &member).unwrap(),
+            draws: lab_run::draws(&logits, &member).unwrap(),
+            epsilon: Some((2.5, 1e-5)),
+            trained: 4,
+            accuracy: lab_run::accuracy(&logits.target, &logits.labels, 2, &member),
+            ms: 1234.5,
+            shadows: 6,
+            logits: Rc::new(logits),
+            member,
+            validation: vec![4],
+            kept_epoch: (30, 60),
+            net: SavedNet { shape: net.shape(), bytes: Rc::new(net.to_bytes().unwrap()) },
+            recipe: "ERM, linear head".into(),
+            smoothing: None,
+            pairing: 3,
+        };
+        lab.history = vec![RunRecord::of(1, &r), RunRecord::of(2, &r)];
+        lab.run = Run::Done(Rc::new(r.clone()));
+        lab.stale = true;
+        lab.instructions = Some(FileInstructions {
+            title: "Overfitting".into(),
+            text: "Train twice.".into(),
+            questions: vec!["Which run leaks more?".into()],
+        });
+        let back = parse(&export(&lab, input), input).unwrap();
+        let Run::Done(again) = &back.run else { panic!("no run came back: {:?}", back.run) };
+        assert_eq!(**again, r, "the run comes back with the same scores and intervals");
+        assert!(back.stale && back.imported.is_none());
+        assert_eq!(
+            (back.history, back.instructions),
+            (lab.history.clone(), lab.instructions.clone())
+        );
+        // While another run trains, the finished one is what is kept.
+        let mut training = lab.clone();
+        training.previous = Some(Rc::new(r.clone()));
+        training.run = Run::Running("training".into(), 1, 7, 10.0);
+        let back = parse(&export(&training, input), input).unwrap();
+        assert!(matches!(&back.run, Run::Done(again) if **again == r));
+        // A run one of whose images was removed since keeps only its network.
+        lab.images.remove(0);
+        let back = parse(&export(&lab, input), input).unwrap();
+        assert!(matches!(back.run, Run::Idle) && back.imported.is_some());
     }
 }

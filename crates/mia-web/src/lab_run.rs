@@ -368,26 +368,28 @@ async fn logits_chunk(
     data.try_to_vec::<f32>().map_err(|e| format!("readback: {e:?}"))
 }
 
+/// 8 images, 2 classes; the target and 6 shadows are surer of the images they trained on.
+#[cfg(test)]
+pub fn test_world() -> (LabLogits, Vec<bool>) {
+    use mia_core::lab::shadow_keep;
+    let (n, s) = (8usize, 6usize);
+    let labels = vec![0, 1, 0, 1, 0, 1, 0, 1];
+    let member = vec![true, true, false, false, true, false, true, false];
+    let logit = |y: usize, sure: f32| if y == 0 { [sure, 0.0] } else { [0.0, sure] };
+    let target = (0..n).flat_map(|i| logit(labels[i], if member[i] { 4.0 } else { 1.0 })).collect();
+    let keep = shadow_keep(n, s, 0);
+    let shadows = (0..s * n)
+        .flat_map(|j| logit(labels[j % n], if keep[j] { 4.0 + 0.1 * (j % 3) as f32 } else { 1.0 }))
+        .collect();
+    (LabLogits { labels, classes: 2, target, shadows, keep }, member)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mia_core::lab::shadow_keep;
 
-    /// 8 images, 2 classes; the target and 6 shadows are surer of the images they trained on.
     fn world() -> (LabLogits, Vec<bool>) {
-        let (n, s) = (8usize, 6usize);
-        let labels = vec![0, 1, 0, 1, 0, 1, 0, 1];
-        let member = vec![true, true, false, false, true, false, true, false];
-        let logit = |y: usize, sure: f32| if y == 0 { [sure, 0.0] } else { [0.0, sure] };
-        let target =
-            (0..n).flat_map(|i| logit(labels[i], if member[i] { 4.0 } else { 1.0 })).collect();
-        let keep = shadow_keep(n, s, 0);
-        let shadows = (0..s * n)
-            .flat_map(|j| {
-                logit(labels[j % n], if keep[j] { 4.0 + 0.1 * (j % 3) as f32 } else { 1.0 })
-            })
-            .collect();
-        (LabLogits { labels, classes: 2, target, shadows, keep }, member)
+        test_world()
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use mia_core::defense::{DefenseConfig, RelaxVariant, SmoothingForm};
+use mia_core::lab::file::FileInstructions;
 use mia_core::lab::{AttackDraws, DpSgd, HeadConfig, LabAttack, NetShape};
 use yew::Reducible;
 
@@ -247,7 +248,7 @@ pub struct LabResult {
 }
 
 /// Runs the table keeps (the oldest go first).
-pub const MAX_RUNS: usize = 24;
+pub use mia_core::lab::file::MAX_RUNS;
 
 /// One finished run, as the comparison table shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -362,6 +363,11 @@ pub struct LabState {
     /// What the last change could not do as asked (a setting out of range, a class or images
     /// over the lab's limits), said to the student instead of done silently.
     pub notice: Option<String>,
+    /// A prepared lab's instructions (kept with the lab, shown beside it).
+    pub instructions: Option<FileInstructions>,
+    /// Counts the changes worth keeping (everything but a run's progress): the page keeps
+    /// the lab in the browser when it moves.
+    pub revision: u64,
 }
 
 impl Default for LabState {
@@ -378,6 +384,8 @@ impl Default for LabState {
             history: Vec::new(),
             previous: None,
             notice: None,
+            instructions: None,
+            revision: 0,
         }
     }
 }
@@ -406,8 +414,11 @@ pub enum LabAction {
     Finished(Rc<LabResult>),
     /// The run failed or was cancelled.
     Failed(String),
-    /// Replace the whole lab (an imported file).
+    /// Replace the whole lab (an imported file, a prepared lab, the lab kept in the browser);
+    /// the table of the runs made so far stays unless the new lab brings its own.
     Replace(Box<LabState>),
+    /// Start again from an empty lab, with an empty table.
+    Reset,
     /// The imported network was rebuilt and checked.
     Checked(Result<(f64, f64), String>),
     /// Empty the comparison table.
@@ -462,6 +473,9 @@ impl Reducible for LabState {
     fn reduce(self: Rc<Self>, action: LabAction) -> Rc<Self> {
         let mut s = (*self).clone();
         s.notice = None;
+        if !matches!(action, LabAction::Progress(..)) {
+            s.revision += 1;
+        }
         match action {
             LabAction::AddClass if s.classes.len() < MAX_CLASSES => {
                 s.classes.push(format!("class {}", s.classes.len() + 1));
@@ -555,10 +569,16 @@ impl Reducible for LabState {
                 None => s.run = Run::Failed(e),
             },
             LabAction::Replace(lab) => {
-                // An imported lab keeps the table of the runs made so far.
                 let history = std::mem::take(&mut s.history);
+                let revision = s.revision;
                 s = *lab;
-                s.history = history;
+                if s.history.is_empty() {
+                    s.history = history;
+                }
+                s.revision = revision;
+            }
+            LabAction::Reset => {
+                s = LabState { revision: s.revision, ..LabState::default() };
             }
             LabAction::ClearHistory => s.history.clear(),
             LabAction::Notice(text) => s.notice = Some(text),
@@ -626,6 +646,33 @@ mod tests {
         s = s.reduce(LabAction::Progress("training".into(), 1, 7, 10.0));
         s = s.reduce(LabAction::Failed("cancelled".into()));
         assert!(matches!(&s.run, Run::Failed(e) if e == "cancelled"));
+    }
+
+    #[test]
+    fn every_change_but_progress_moves_the_revision_that_saving_watches() {
+        let mut s = Rc::new(LabState::default());
+        s = s.reduce(LabAction::AddClass);
+        let r = s.revision;
+        s = s.reduce(LabAction::Progress("training".into(), 1, 7, 10.0));
+        assert_eq!(s.revision, r, "progress is not worth a save");
+        s = s.reduce(LabAction::Finished(result()));
+        assert!(s.revision > r);
+    }
+
+    #[test]
+    fn a_replaced_lab_keeps_the_table_unless_it_brings_one_and_reset_empties_it() {
+        let mut s = Rc::new(LabState::default());
+        s = s.reduce(LabAction::Finished(result()));
+        let r = s.revision;
+        s = s.reduce(LabAction::Replace(Box::default()));
+        assert_eq!(s.history.len(), 1, "an imported lab without a table keeps this one");
+        assert!(s.revision > r, "a replaced lab is saved");
+        let with_table = LabState { history: vec![s.history[0].clone(); 3], ..LabState::default() };
+        s = s.reduce(LabAction::Replace(Box::new(with_table)));
+        assert_eq!(s.history.len(), 3, "a lab with its own table brings it");
+        s = s.reduce(LabAction::AddImages(0, vec![image()]));
+        s = s.reduce(LabAction::Reset);
+        assert!(s.history.is_empty() && s.images.is_empty() && s.revision > r);
     }
 
     #[test]

@@ -12,8 +12,10 @@ mod lab_files;
 mod lab_history;
 mod lab_run;
 mod lab_state;
+mod persist;
 mod photo;
 mod state;
+mod store;
 mod toggles;
 mod view_url;
 

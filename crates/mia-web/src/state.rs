@@ -1,7 +1,7 @@
 //! The lab's state and the only way it changes: a reducer over [`Action`]s. Heavy work
 //! (fetching, inference) happens in effects that dispatch actions when done.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use mia_core::bundle::BrowserAttack;
@@ -12,6 +12,7 @@ use mia_core::recognise::MembersIndex;
 
 use crate::analysis::{self, Attacker, Known, Origin};
 use crate::engine::{Backend, LoadedModel, SharedBundle};
+use crate::store::Key;
 use crate::toggles::{Toggle, toggles};
 use crate::view_url::{self, View};
 
@@ -104,6 +105,21 @@ pub struct State {
     pub first_ms: Option<f64>,
     /// ms of the last reference-sample inference and images per second.
     pub last_inference: Option<(f64, usize)>,
+    /// How keeping the page's work in the browser stands, per kind of work.
+    pub saving: BTreeMap<Key, Saving>,
+    /// Bumped by "clear everything" (the lab starts again when it moves).
+    pub cleared: u32,
+}
+
+/// How keeping one kind of work in the browser stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Saving {
+    /// A change is waiting to be written.
+    Pending,
+    /// Everything is kept.
+    Saved,
+    /// The browser refused (storage full, private mode): why.
+    Failed(String),
 }
 
 impl PartialEq for State {
@@ -136,6 +152,8 @@ impl Default for State {
             messages: Vec::new(),
             first_ms: None,
             last_inference: None,
+            saving: BTreeMap::new(),
+            cleared: 0,
         }
     }
 }
@@ -204,6 +222,13 @@ pub enum Action {
     Message(String),
     /// Clear the messages.
     Dismiss,
+    /// Keeping `Key`'s work in the browser moved on.
+    Saving(Key, Saving),
+    /// A view kept in the browser (applied when the page's link names none).
+    ApplyView(View),
+    /// Forget everything: uploads, defenses, thresholds (and the lab, which watches
+    /// [`State::cleared`]).
+    ClearEverything,
 }
 
 impl Reducible for State {
@@ -232,6 +257,20 @@ impl Reducible for State {
             Action::Tour(step) => s.tour = step,
             Action::Message(m) => s.messages.push(m),
             Action::Dismiss => s.messages.clear(),
+            Action::Saving(key, how) => {
+                s.saving.insert(key, how);
+            }
+            Action::ApplyView(view) => s.apply_view(view),
+            Action::ClearEverything => {
+                s.uploads.clear();
+                s.toggles = toggles();
+                s.attacker = Attacker::Naive;
+                s.thresholds.clear();
+                if let Some(first) = s.bundle.as_ref().and_then(|b| b.manifest.models.first()) {
+                    s.model = first.id.clone();
+                }
+                s.cleared += 1;
+            }
             a => s.reduce_engine(a),
         }
         Rc::new(s)

@@ -207,7 +207,38 @@ pub fn format(
 }
 
 /// The keys [`format`] writes.
-const KEYS: [&str; 4] = ["model", "defenses", "attacker", "thresholds"];
+pub const KEYS: [&str; 4] = ["model", "defenses", "attacker", "thresholds"];
+
+/// The decoded value of `key` in a URL query, if present and well encoded.
+pub fn param(query: &str, key: &str) -> Option<String> {
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| decode(v))
+}
+
+/// Whether a query names any part of an explore view.
+pub fn names_a_view(query: &str) -> bool {
+    query.trim_start_matches('?').split('&').any(|kv| {
+        let k = kv.split_once('=').map_or(kv, |(k, _)| k);
+        KEYS.contains(&k)
+    })
+}
+
+/// `query` without the keys in `drop` (another view's: `view`, `lab`), as `?…` (or `?`).
+pub fn without(query: &str, drop: &[&str]) -> String {
+    let kept: Vec<&str> = query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|kv| {
+            let k = kv.split_once('=').map_or(*kv, |(k, _)| k);
+            !kv.is_empty() && !drop.contains(&k)
+        })
+        .collect();
+    format!("?{}", kept.join("&"))
+}
 
 /// `current` (the page's query) with the view's keys replaced by `view`'s (a [`format`]
 /// result); other keys (`backend`, `tour`, another page's) are kept, after the view's.
@@ -225,6 +256,19 @@ pub fn merge(current: &str, view: &str) -> String {
 mod tests {
     use super::*;
     use crate::toggles::toggles;
+
+    #[test]
+    fn params_are_found_and_other_views_keys_dropped() {
+        let q = "?view=lab&lab=labs%2Foverfitting.json&backend=flex";
+        assert_eq!(param(q, "lab").as_deref(), Some("labs/overfitting.json"));
+        assert_eq!(param(q, "view").as_deref(), Some("lab"));
+        assert_eq!(param(q, "model"), None);
+        assert_eq!(param("?tour", "tour").as_deref(), Some(""));
+        assert_eq!(without(q, &["view", "lab"]), "?backend=flex");
+        assert_eq!(without("?view=lab", &["view"]), "?");
+        assert!(names_a_view("?backend=flex&attacker=adaptive"));
+        assert!(!names_a_view(q));
+    }
 
     #[test]
     fn a_full_query_is_read() {

@@ -15,6 +15,7 @@ pub mod generate;
 pub mod import;
 pub mod index;
 pub mod lab;
+pub mod prepare_lab;
 pub mod report;
 pub mod shadows;
 pub mod shrink;

@@ -1,24 +1,36 @@
 //! The lab file: one JSON document with the classes, every image at the model's input size
-//! (CHW bytes as hex), its role, the recipe and the trained network's weights. The page writes
-//! and reads it (`mia-web`'s `lab_files`, which turns the recipe into its settings); files
-//! travel between students, so reading one is strict: [`read`] returns the contents only when
-//! every part is well formed, and a network's weights are checked again when loaded
-//! ([`crate::weights`]). tests/fuzz.rs fuzzes [`read`] and the network's loading together.
+//! (CHW bytes as hex), its role, the recipe, the trained network's weights, the last run's
+//! outputs, the comparison table and, in a prepared lab, the teacher's instructions. The page
+//! writes and reads it (`mia-web`'s `lab_files`, which turns the recipe into its settings) and
+//! keeps the student's lab in the browser as one; files travel between students, so reading
+//! one is strict: [`read`] returns the contents only when every part is well formed, and a
+//! network's weights are checked again when loaded ([`crate::weights`]). A run's attack scores
+//! are never read from a file: the page recomputes them from the stored logits.
+//! tests/fuzz.rs fuzzes [`read`] and the network's loading together.
 
 use serde::{Deserialize, Serialize};
 
-use super::NetShape;
+use super::{AttackDraws, LabAttack, NetShape};
 use crate::InputSpec;
 
 /// The file's format tag.
 pub const FORMAT: &str = "mia-lab";
 /// Version 2 adds the network and the recipe's batch size, clip norm, early stopping and
-/// fine-tuning; version 1 files still read.
-pub const VERSION: u32 = 2;
+/// fine-tuning; version 3 the last run's outputs, the comparison table and a prepared lab's
+/// instructions. Older files still read.
+pub const VERSION: u32 = 3;
 /// The most classes a lab holds.
 pub const MAX_CLASSES: usize = 10;
 /// The most images a lab holds.
 pub const MAX_IMAGES: usize = 400;
+/// The most shadow models a run trains.
+pub const MAX_SHADOWS: usize = 64;
+/// The most runs the comparison table keeps (the oldest go first).
+pub const MAX_RUNS: usize = 24;
+/// The longest instructions text, in characters.
+pub const MAX_TEXT: usize = 6000;
+/// The most questions a prepared lab asks.
+pub const MAX_QUESTIONS: usize = 20;
 /// DP-SGD's clip norm when a version-1 file has none.
 pub const DEFAULT_CLIP: f32 = 1.0;
 /// The batch size when a version-1 file has none.
@@ -75,6 +87,77 @@ pub struct FileNet {
     pub weights: String,
 }
 
+/// The last run's outputs: which images it ran on and every model's logits on them. The page
+/// recomputes the scores, AUCs and intervals from these, so a file cannot claim numbers its
+/// logits do not give.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileResult {
+    /// The run's images, as positions in the file's `images`.
+    pub images: Vec<usize>,
+    /// Whether the target trained on each (members it only validated on count as held out).
+    pub member: Vec<bool>,
+    /// Each image's class at the time of the run.
+    pub labels: Vec<usize>,
+    /// Classes C of the run.
+    pub classes: usize,
+    /// The target's logits `[n × C]`.
+    pub target: Vec<f32>,
+    /// The shadows' logits `[S × n × C]`.
+    pub shadows: Vec<f32>,
+    /// `[S × n]`: whether shadow `s` trained on image `i`.
+    pub keep: Vec<bool>,
+    /// Members the target only validated on (early stopping), as positions in `images`.
+    #[serde(default)]
+    pub validation: Vec<usize>,
+    /// (ε, δ) DP-SGD spent.
+    #[serde(default)]
+    pub epsilon: Option<(f64, f64)>,
+    /// The epoch whose weights the target kept, of the planned epochs.
+    pub kept_epoch: (usize, usize),
+    /// Wall time of the run, ms.
+    pub ms: f64,
+    /// The recipe in words.
+    pub recipe: String,
+    /// Label smoothing's ε, when the run used it.
+    #[serde(default)]
+    pub smoothing: Option<f32>,
+    /// Runs with equal keys trained every draw on the same images.
+    pub pairing: u64,
+    /// The images or roles changed after the run.
+    #[serde(default)]
+    pub stale: bool,
+}
+
+/// One row of the comparison table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRun {
+    /// Run number, from 1.
+    pub number: usize,
+    /// The recipe in words.
+    pub recipe: String,
+    /// Runs with equal keys trained every draw on the same images.
+    pub pairing: u64,
+    /// Accuracy on the members and on the held-out images.
+    pub accuracy: (f64, f64),
+    /// (ε, δ) spent, DP-SGD only.
+    #[serde(default)]
+    pub epsilon: Option<(f64, f64)>,
+    /// Every attack over the run's draws.
+    pub draws: Vec<AttackDraws>,
+}
+
+/// A prepared lab's instructions, shown beside the lab.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileInstructions {
+    /// Its title.
+    pub title: String,
+    /// What to do, in paragraphs separated by blank lines.
+    pub text: String,
+    /// Questions for the student.
+    #[serde(default)]
+    pub questions: Vec<String>,
+}
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabFile {
@@ -95,6 +178,15 @@ pub struct LabFile {
     /// The trained network, if any.
     #[serde(default)]
     pub network: Option<FileNet>,
+    /// The last run's outputs, if any (with the network it trained).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<FileResult>,
+    /// The comparison table, oldest run first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<FileRun>,
+    /// A prepared lab's instructions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<FileInstructions>,
 }
 
 /// A lab file's contents, every part checked.
@@ -110,6 +202,12 @@ pub struct LabContents {
     pub settings: FileSettings,
     /// The network's shape and burnpack bytes.
     pub network: Option<(NetShape, Vec<u8>)>,
+    /// The last run's outputs (only with a network).
+    pub result: Option<FileResult>,
+    /// The comparison table.
+    pub history: Vec<FileRun>,
+    /// A prepared lab's instructions.
+    pub instructions: Option<FileInstructions>,
 }
 
 /// Lowercase hex.
@@ -160,13 +258,105 @@ pub fn read(text: &str, input: InputSpec) -> Result<LabContents, String> {
             Some((n.shape, bytes))
         }
     };
+    let result = match f.result {
+        Some(r) if network.is_some() => Some(check_result(r, images.len())?),
+        _ => None,
+    };
+    check_history(&f.history)?;
+    if let Some(i) = &f.instructions {
+        check_instructions(i)?;
+    }
     Ok(LabContents {
         classes: f.classes.into_iter().map(|c| c.chars().take(40).collect()).collect(),
         split_seed: f.split_seed,
         images,
         settings: f.settings,
         network,
+        result,
+        history: f.history,
+        instructions: f.instructions,
     })
+}
+
+/// `r` when its parts fit together (every length, index and value in range) for a file of
+/// `images` images.
+fn check_result(r: FileResult, images: usize) -> Result<FileResult, String> {
+    let damaged = |what: &str| Err(format!("its last run's outputs are damaged ({what})"));
+    let n = r.images.len();
+    let c = r.classes;
+    if n == 0 || n > images || r.member.len() != n || r.labels.len() != n {
+        return damaged("the images do not match");
+    }
+    if r.images.iter().chain(&r.validation).any(|&i| i >= images)
+        || r.validation.iter().any(|i| !r.images.contains(i))
+    {
+        return damaged("an image the file does not have");
+    }
+    if !(2..=MAX_CLASSES).contains(&c) || r.labels.iter().any(|&l| l >= c) {
+        return damaged("the classes");
+    }
+    let s = r.keep.len() / n;
+    if r.target.len() != n * c
+        || r.keep.len() != s * n
+        || s > MAX_SHADOWS
+        || r.shadows.len() != s * n * c
+    {
+        return damaged("the logits' shapes");
+    }
+    if r.target.iter().chain(&r.shadows).any(|x| !x.is_finite())
+        || !r.ms.is_finite()
+        || r.epsilon.is_some_and(|(e, d)| !e.is_finite() || !d.is_finite())
+    {
+        return damaged("a value that is not a number");
+    }
+    if r.recipe.chars().count() > 400 || r.kept_epoch.0 > r.kept_epoch.1 {
+        return damaged("the recipe");
+    }
+    Ok(r)
+}
+
+/// Whether a number of the table is a share (0 to 1).
+fn share(x: f64) -> bool {
+    (0.0..=1.0).contains(&x)
+}
+
+/// The comparison table, when every row is in range.
+fn check_history(history: &[FileRun]) -> Result<(), String> {
+    if history.len() > MAX_RUNS {
+        return Err(format!("its comparison table has more than {MAX_RUNS} runs"));
+    }
+    let row_ok = |r: &FileRun| {
+        r.recipe.chars().count() <= 400
+            && share(r.accuracy.0)
+            && share(r.accuracy.1)
+            && r.epsilon.is_none_or(|(e, d)| e.is_finite() && d.is_finite())
+            && r.draws.len() <= LabAttack::ALL.len()
+            && r.draws.iter().all(|d| {
+                d.aucs.len() <= MAX_SHADOWS + 1
+                    && d.aucs.iter().chain(&d.tprs).copied().all(share)
+                    && [d.auc.mean, d.auc.lo, d.auc.hi, d.tpr.mean, d.fpr]
+                        .iter()
+                        .all(|x| x.is_finite())
+            })
+    };
+    match history.iter().all(row_ok) {
+        true => Ok(()),
+        false => Err("its comparison table is damaged".into()),
+    }
+}
+
+/// A prepared lab's instructions, when within their bounds.
+fn check_instructions(i: &FileInstructions) -> Result<(), String> {
+    let long = |t: &str| t.chars().count() > MAX_TEXT;
+    if long(&i.title) || long(&i.text) || i.questions.len() > MAX_QUESTIONS {
+        return Err(format!(
+            "its instructions are too long (at most {MAX_TEXT} characters, {MAX_QUESTIONS} questions)"
+        ));
+    }
+    if i.questions.iter().any(|q| long(q)) {
+        return Err(format!("a question is longer than {MAX_TEXT} characters"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -210,6 +400,97 @@ mod tests {
         let input = InputSpec::new(1, 2, 2);
         assert!(read(&text("00ff"), input).unwrap_err().contains("weights are damaged"));
         assert!(read(&text("0"), input).is_err());
+    }
+
+    /// A version-3 file of four 1 × 2 × 2 images with a linear head, the last run's outputs
+    /// (two shadows), a comparison table and instructions, as JSON.
+    fn v3() -> serde_json::Value {
+        let device = burn::prelude::Device::flex();
+        let net = super::super::LabNet::head(super::super::Head::new(
+            4,
+            2,
+            &super::super::HeadConfig::default(),
+            &device,
+        ));
+        let draws = AttackDraws::from_parts(
+            LabAttack::Loss,
+            (vec![0.6, 0.7, 0.8], vec![0.1, 0.0, 0.2]),
+            0.5,
+            &[(0.7, 0.1), (0.65, 0.15)],
+        )
+        .unwrap();
+        serde_json::json!({
+            "format": "mia-lab", "version": 3, "input": [1, 2, 2], "classes": ["a", "b"],
+            "split_seed": 3,
+            "settings": {"defense": "erm", "strength": 0.0, "hidden": 0, "epochs": 60, "lr": 0.1,
+                "weight_decay": 0.0, "dropout": 0.0, "shadows": 2, "delta": 1e-5},
+            "images": (0..4).map(|i| serde_json::json!({"class": i % 2, "member": i < 2,
+                "pixels": "01020304"})).collect::<Vec<_>>(),
+            "network": {"shape": net.shape(), "weights": hex(&net.to_bytes().unwrap())},
+            "result": {"images": [0, 1, 2, 3], "member": [true, true, false, false],
+                "labels": [0, 1, 0, 1], "classes": 2, "target": [1.0, 0.0, 0.0, 1.0, 0.5, 0.5, 0.2, 0.1],
+                "shadows": vec![0.25f32; 16], "keep": [true, false, true, false, false, true, false, true],
+                "validation": [1], "epsilon": null, "kept_epoch": [40, 60], "ms": 812.0,
+                "recipe": "ERM, linear head", "smoothing": null, "pairing": 9},
+            "history": [{"number": 1, "recipe": "ERM", "pairing": 9, "accuracy": [1.0, 0.5],
+                "epsilon": null, "draws": [draws]}],
+            "instructions": {"title": "Overfitting", "text": "Train twice.", "questions": ["Why?"]},
+        })
+    }
+
+    #[test]
+    fn a_version_3_file_carries_the_run_the_table_and_the_instructions() {
+        let input = InputSpec::new(1, 2, 2);
+        let c = read(&v3().to_string(), input).unwrap();
+        let r = c.result.unwrap();
+        assert_eq!((r.images.len(), r.keep.len(), r.validation.clone()), (4, 8, vec![1]));
+        assert_eq!(c.history.len(), 1);
+        assert_eq!(c.instructions.unwrap().questions, ["Why?"]);
+        let mut no_net = v3();
+        no_net["network"] = serde_json::Value::Null;
+        let c = read(&no_net.to_string(), input).unwrap();
+        assert!(c.result.is_none(), "outputs without their network are dropped");
+    }
+
+    #[test]
+    fn a_damaged_run_table_or_instructions_is_refused() {
+        let input = InputSpec::new(1, 2, 2);
+        let damaged = |path: &[&str], value: serde_json::Value| {
+            let mut f = v3();
+            let mut at = &mut f;
+            for p in &path[..path.len() - 1] {
+                at = match p.parse::<usize>() {
+                    Ok(i) => &mut at[i],
+                    Err(_) => &mut at[*p],
+                };
+            }
+            at[path[path.len() - 1]] = value;
+            read(&f.to_string(), input).unwrap_err()
+        };
+        use serde_json::json;
+        for (path, value) in [
+            (&["result", "images"][..], json!([0, 1, 2, 9])),
+            (&["result", "member"][..], json!([true])),
+            (&["result", "labels"][..], json!([0, 1, 0, 2])),
+            (&["result", "classes"][..], json!(11)),
+            (&["result", "target"][..], json!([1.0])),
+            (&["result", "shadows"][..], json!(vec![0.5f32; 15])),
+            (&["result", "validation"][..], json!([7])),
+            // 1e39 is beyond f32: it reads as infinity.
+            (&["result", "target"][..], json!([1e39, 0.0, 0.0, 1.0, 0.5, 0.5, 0.2, 0.1])),
+            (&["result", "kept_epoch"][..], json!([61, 60])),
+        ] {
+            let why = damaged(path, value.clone());
+            assert!(why.contains("outputs are damaged"), "{path:?} = {value}: {why}");
+        }
+        let mut rows = v3();
+        let row = rows["history"][0].clone();
+        rows["history"] = json!(vec![row; MAX_RUNS + 1]);
+        assert!(read(&rows.to_string(), input).unwrap_err().contains("more than 24 runs"));
+        let why = damaged(&["history", "0", "accuracy"], json!([1.5, 0.5]));
+        assert!(why.contains("table is damaged"), "{why}");
+        let why = damaged(&["instructions", "text"], json!("x".repeat(MAX_TEXT + 1)));
+        assert!(why.contains("instructions are too long"), "{why}");
     }
 
     /// A lab file for the shipped CIFAR-10 model whose network claims a quantized dtype (burn
@@ -276,6 +557,9 @@ mod tests {
                 shape: NetShape { dim: 128, hidden: 0, classes: 2, fine_tuned: false },
                 weights: hex(&weights),
             }),
+            result: None,
+            history: Vec::new(),
+            instructions: None,
         };
         serde_json::to_string(&file).unwrap()
     }

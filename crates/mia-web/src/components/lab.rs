@@ -20,7 +20,9 @@ use crate::hooks::Engine;
 use crate::lab_files;
 use crate::lab_run::{self, RunInputs};
 use crate::lab_state::{ImportedNet, LabAction, LabDefense, LabImage, LabResult, LabState, Run};
-use crate::state::State;
+use crate::persist;
+use crate::state::{Saving, State};
+use crate::store::Key;
 use crate::toggles::{Toggle, chain, toggles};
 
 /// Props.
@@ -474,6 +476,41 @@ fn imported(net: &ImportedNet) -> Html {
     html! { <p data-testid="lab-imported">{ text }</p> }
 }
 
+/// A prepared lab's instructions and questions, beside the lab.
+fn instructions(lab: &LabState) -> Html {
+    let Some(i) = &lab.instructions else { return html! {} };
+    html! {
+        <aside class="panel lab-instructions" data-testid="lab-instructions">
+            <h2>{ i.title.clone() }</h2>
+            { for i.text.split("\n\n").map(|p| html! { <p>{ p.to_string() }</p> }) }
+            if !i.questions.is_empty() {
+                <h3>{ "Questions" }</h3>
+                <ol data-testid="lab-questions">{ for i.questions.iter().map(|q| html! { <li>{ q.clone() }</li> }) }</ol>
+            }
+        </aside>
+    }
+}
+
+/// When a run finishes, brings its results into view (on a phone they sit far below the
+/// button).
+#[hook]
+fn use_show_results(running: bool) {
+    let was_running = use_mut_ref(|| false);
+    use_effect_with(running, move |&running| {
+        if *was_running.borrow() && !running {
+            let doc = web_sys::window().and_then(|w| w.document());
+            if let Some(el) =
+                doc.and_then(|d| d.query_selector("[data-testid=lab-results]").ok().flatten())
+            {
+                let opts = web_sys::ScrollIntoViewOptions::new();
+                opts.set_block(web_sys::ScrollLogicalPosition::Start);
+                el.scroll_into_view_with_scroll_into_view_options(&opts);
+            }
+        }
+        *was_running.borrow_mut() = running;
+    });
+}
+
 /// The lab page.
 #[function_component(Lab)]
 pub fn lab(p: &LabProps) -> Html {
@@ -483,12 +520,16 @@ pub fn lab(p: &LabProps) -> Html {
     let toggles = use_state(lab_toggles);
     let main = &p.main;
     use_imported_check(&lab, main, &p.engine);
+    persist::use_lab_store(&lab, main);
+    let running = matches!(lab.run, Run::Running(..));
+    let unsaved = matches!(main.saving.get(&Key::Lab), Some(Saving::Pending | Saving::Failed(_)));
+    persist::use_leave_prompt(running || unsaved);
+    use_show_results(running);
     let Some(bundle) = main.bundle.clone() else {
         return html! { <p class="muted">{ "loading…" }</p> };
     };
     let model_id = bundle.manifest.models.first().map(|m| m.id.clone()).unwrap_or_default();
     let files = main.models.get(&model_id).cloned();
-    let running = matches!(lab.run, Run::Running(..));
     let sources = Sources {
         files: {
             let (lab, bundle, main) = (lab.clone(), bundle.clone(), main.clone());
@@ -528,7 +569,8 @@ pub fn lab(p: &LabProps) -> Html {
         .or_else(|| files.is_none().then(|| "The shipped model is still loading.".to_string()))
         .or_else(|| lab.settings.refused());
     html! {
-        <div class="lab" data-testid="lab">
+        <div class={classes!("lab", lab.instructions.is_some().then_some("prepared"))} data-testid="lab">
+            { instructions(&lab) }
             <section class="panel">
                 <h2>{ "Lab: attack a model trained on your own images" }</h2>
                 <p class="explain">{ "Make 2–10 classes and give each some images. Half of each class become " }<Term name="member" text="members" />{ " (the model trains on them), half stay held out; click a thumbnail to flip its role. Then train: the page trains your model and " }<Term name="shadow model" text="shadow models" />{ " right here and runs every attack on your images. Your images never leave this browser." }</p>

@@ -1,6 +1,8 @@
 //! The guided first visit: a few short steps (what a membership attack is, the colours, a
 //! defense, the adaptive attacker, an upload, the words), each scrolling to and outlining the
-//! part of the page it talks about. Opened by the header's button or by `?tour` in the URL,
+//! part of the page it talks about; in the lab, its own steps (classes and roles, the recipe,
+//! a run, the cards and their intervals, the verdicts, the comparison, keeping the work).
+//! Opened by the header's button or by `?tour` in the URL (`?view=lab&tour` for the lab's),
 //! so a teacher can link to it as the start of a lab session.
 
 use wasm_bindgen::JsCast;
@@ -40,11 +42,48 @@ pub const STEPS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The lab's steps, in the same form.
+pub const LAB_STEPS: &[(&str, &str, &str)] = &[
+    (
+        "[data-testid=lab-class-0]",
+        "Your classes and their roles",
+        "Each class holds images: half become members (solid blue frame: the model trains on them), half stay held out (dashed orange). Click a thumbnail to flip its role, or \"re-draw members\" for a new random split. No images yet? \"try it with CIFAR-10 images\" fills three classes.",
+    ),
+    (
+        "#lab-settings",
+        "The recipe",
+        "How your model trains: a head on the shipped model's features (or fine-tuning the whole network), epochs, learning rate, and a training-time defense. The shadow models follow the same recipe: that is what makes the attacker adaptive.",
+    ),
+    (
+        "[data-testid=lab-train]",
+        "Train and attack",
+        "The page trains your model and the shadow models here, in this browser, then runs six attacks on your own members and held-out images. Nothing is uploaded.",
+    ),
+    (
+        "[data-testid=lab-results]",
+        "Read the results",
+        "Each card shows one attack: blue your members, orange your held-out images, and its AUC with a 95 % interval over every draw (your model, then each shadow model as the target). An interval that contains 0.5 means this run cannot tell the attack from guessing. The thumbnails carry LiRA's verdicts: ✔ caught, ? missed, ✘ wrongly flagged.",
+    ),
+    (
+        "[data-testid=lab-compare]",
+        "Compare runs",
+        "Change one thing (a defense, more epochs) and train again: every run lands in this table, and runs on the same images are compared pair by pair, so you can tell a real change from noise.",
+    ),
+    (
+        "[data-testid=saved]",
+        "Your work is kept",
+        "The lab, its runs and the table stay in this browser: a reload or switching views keeps them. Export the lab to hand it in or move it to another computer; \"clear everything\" starts afresh.",
+    ),
+];
+
 /// Props.
 #[derive(Properties, PartialEq)]
 pub struct TourProps {
     /// The open step, or None.
     pub step: Option<usize>,
+    /// The lab's tour instead of the explore view's.
+    #[prop_or_default]
+    pub lab: bool,
     /// Go to a step (None closes the tour).
     pub on_step: Callback<Option<usize>>,
 }
@@ -70,17 +109,20 @@ fn point_at(selector: Option<&str>) {
 /// The tour's card.
 #[function_component(Tour)]
 pub fn tour(p: &TourProps) -> Html {
-    use_effect_with(p.step, |step| point_at(step.and_then(|s| STEPS.get(s)).map(|s| s.0)));
-    let Some(step) = p.step.filter(|&s| s < STEPS.len()) else { return html! {} };
-    let (_, title, text) = STEPS[step];
+    let steps = if p.lab { LAB_STEPS } else { STEPS };
+    use_effect_with((p.step, p.lab), move |(step, _)| {
+        point_at(step.and_then(|s| steps.get(s)).map(|s| s.0))
+    });
+    let Some(step) = p.step.filter(|&s| s < steps.len()) else { return html! {} };
+    let (_, title, text) = steps[step];
     let go = |to: Option<usize>| {
         let cb = p.on_step.clone();
         Callback::from(move |_| cb.emit(to))
     };
-    let last = step + 1 == STEPS.len();
+    let last = step + 1 == steps.len();
     html! {
         <aside class="tour" role="dialog" aria-label="guided tour" data-testid="tour">
-            <p class="tour-count">{ format!("{} of {}", step + 1, STEPS.len()) }</p>
+            <p class="tour-count">{ format!("{} of {}", step + 1, steps.len()) }</p>
             <h2>{ title }</h2>
             <p>{ text }</p>
             <div class="tour-buttons">
