@@ -467,6 +467,42 @@ impl LabState {
     }
 }
 
+impl LabState {
+    /// A run's progress, result or failure.
+    fn reduce_run(&mut self, action: LabAction) {
+        let s = self;
+        match action {
+            LabAction::Progress(what, done, total, ms) => {
+                if let Run::Done(r) = &s.run {
+                    s.previous = Some(r.clone());
+                }
+                s.run = Run::Running(what, done, total, ms)
+            }
+            LabAction::Finished(r) => {
+                let number = s.history.last().map_or(1, |h| h.number + 1);
+                s.history.push(RunRecord::of(number, &r));
+                if s.history.len() > MAX_RUNS {
+                    s.history.remove(0);
+                }
+                s.run = Run::Done(r);
+                s.previous = None;
+                s.stale = false;
+                s.imported = None;
+            }
+            LabAction::Failed(e) => match s.previous.take() {
+                Some(r) => {
+                    s.run = Run::Done(r);
+                    s.notice = Some(format!(
+                        "The run stopped ({e}): the results shown are still the previous run's."
+                    ));
+                }
+                None => s.run = Run::Failed(e),
+            },
+            _ => {}
+        }
+    }
+}
+
 impl Reducible for LabState {
     type Action = LabAction;
 
@@ -542,32 +578,9 @@ impl Reducible for LabState {
                 s.touched();
             }
             LabAction::Settings(settings) => s.settings = settings,
-            LabAction::Progress(what, done, total, ms) => {
-                if let Run::Done(r) = &s.run {
-                    s.previous = Some(r.clone());
-                }
-                s.run = Run::Running(what, done, total, ms)
+            a @ (LabAction::Progress(..) | LabAction::Finished(_) | LabAction::Failed(_)) => {
+                s.reduce_run(a)
             }
-            LabAction::Finished(r) => {
-                let number = s.history.last().map_or(1, |h| h.number + 1);
-                s.history.push(RunRecord::of(number, &r));
-                if s.history.len() > MAX_RUNS {
-                    s.history.remove(0);
-                }
-                s.run = Run::Done(r);
-                s.previous = None;
-                s.stale = false;
-                s.imported = None;
-            }
-            LabAction::Failed(e) => match s.previous.take() {
-                Some(r) => {
-                    s.run = Run::Done(r);
-                    s.notice = Some(format!(
-                        "The run stopped ({e}): the results shown are still the previous run's."
-                    ));
-                }
-                None => s.run = Run::Failed(e),
-            },
             LabAction::Replace(lab) => {
                 let history = std::mem::take(&mut s.history);
                 let revision = s.revision;

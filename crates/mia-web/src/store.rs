@@ -35,11 +35,15 @@ impl Key {
 
 /// A DOM error's name and message (a `QuotaExceededError` says the storage is full).
 fn dom_error(e: Option<web_sys::DomException>) -> String {
+    let detail = |e: &web_sys::DomException| match e.message() {
+        m if m.is_empty() => String::new(),
+        m => format!(" ({m})"),
+    };
     match e {
         Some(e) if e.name() == "QuotaExceededError" => {
-            format!("the browser's storage for this page is full ({})", e.message())
+            format!("the browser's storage for this page is full{}", detail(&e))
         }
-        Some(e) => format!("{}: {}", e.name(), e.message()),
+        Some(e) => format!("{}{}", e.name(), detail(&e)),
         None => "the browser refused without saying why".into(),
     }
 }
