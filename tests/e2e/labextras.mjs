@@ -34,8 +34,9 @@ await context.grantPermissions(['camera'], { origin: new URL(url).origin });
 const origin = new URL(url).origin;
 const requests = [];
 context.on('request', (r) => requests.push(r.url()));
-const open = async () => {
-  const page = await context.newPage();
+// `ctx`: another browser profile (its own kept lab) where a test must not see this one's.
+const open = async (ctx = context) => {
+  const page = await ctx.newPage();
   await page.goto(`${url}/?view=lab&backend=${backend}`);
   await page.waitForSelector('[data-testid="lab-sample"]', { timeout: 120_000 }).catch(() => fail('no lab view', page));
   return page;
@@ -108,16 +109,31 @@ const [download] = await Promise.all([page.waitForEvent('download'), page.click(
 const file = path.join(outDir, `lab-${backend}.json`);
 await download.saveAs(file);
 const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
-if (saved.version !== 2 || !saved.network?.weights || saved.network.shape.classes !== 3 || saved.settings.early_stopping !== 5)
-  await fail(`the exported file lacks the network or the recipe: ${JSON.stringify({ ...saved, images: saved.images.length, network: saved.network?.shape })}`, page);
+if (saved.version !== 3 || !saved.network?.weights || saved.network.shape.classes !== 3 || saved.settings.early_stopping !== 5
+  || saved.result?.images?.length !== 62 || saved.history?.length !== 1)
+  await fail(`the exported file lacks the network, the recipe or the run: ${JSON.stringify({ ...saved, images: saved.images.length, network: saved.network?.shape, result: !!saved.result })}`, page);
 results.exported = { bytes: fs.statSync(file).size, shape: saved.network.shape };
-const fresh = await open();
+// The run comes back as it was (its scores recomputed from the stored logits), in a browser
+// profile that has not kept this lab.
+const elsewhere = await browser.newContext({ viewport: { width: 1300, height: 1000 } });
+const fresh = await open(elsewhere);
 await fresh.setInputFiles('[data-testid="lab-import"]', file);
-await fresh.waitForSelector('[data-testid="lab-imported"]:has-text("is right on")', { timeout: 60_000 })
-  .catch(async () => fail(`the imported network was not checked: ${await fresh.textContent('.lab-run')}`, fresh));
-results.imported = await fresh.textContent('[data-testid="lab-imported"]');
+await fresh.waitForSelector('[data-testid="lab-interval-lira-online"]', { timeout: 60_000 })
+  .catch(async () => fail('the imported lab shows no results', fresh));
+const again = await fresh.$eval('[data-testid="lab-auc-lira-online"]', (e) => +e.textContent);
+if (Math.abs(again - results.early.aucs['lira-online']) > 0.0005) await fail(`the imported run's LiRA AUC ${again} is not the exported ${results.early.aucs['lira-online']}`, fresh);
 if (await fresh.$$eval('[data-testid="lab-thumb"]', (e) => e.length) !== 62) await fail('the imported lab lost images', fresh);
+if (await fresh.$$eval('[data-testid="lab-validation"]', (e) => e.length) !== marked) await fail('the imported run lost its set-aside members', fresh);
 await fresh.close();
+// Without its run (a version-2 file), the network is rebuilt and checked on the images.
+const bare = path.join(outDir, `lab-${backend}-network-only.json`);
+fs.writeFileSync(bare, JSON.stringify({ ...saved, version: 2, result: undefined, history: undefined }));
+const older = await open(elsewhere);
+await older.setInputFiles('[data-testid="lab-import"]', bare);
+await older.waitForSelector('[data-testid="lab-imported"]:has-text("is right on")', { timeout: 60_000 })
+  .catch(async () => fail(`the imported network was not checked: ${await older.textContent('.lab-run')}`, older));
+results.imported = await older.textContent('[data-testid="lab-imported"]');
+await older.close();
 
 // Fine-tuning: refused with DP-SGD, then a run at its defaults beside a head run of the same
 // epochs and shadows.
