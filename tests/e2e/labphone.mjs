@@ -57,7 +57,13 @@ const desk = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
 current = desk;
 await desk.goto(`${url}/?view=lab&tour&backend=flex`);
 await desk.waitForSelector('[data-testid="tour"]', { timeout: 120_000 }).catch(() => fail('?view=lab&tour opened no tour'));
+// The tour opened before the lab had loaded: its first step finds the classes once they show.
+await desk.waitForSelector('[data-testid="lab-class-0"].tour-target', { timeout: 120_000 })
+  .catch(() => fail('the first step never outlined the first class'));
 await desk.click('[data-testid="lab-sample"]');
+// The page redraws the classes as they fill; the step keeps its outline on the first.
+await desk.waitForSelector('[data-testid="lab-class-0"].tour-target', { timeout: 10_000 })
+  .catch(() => fail('the first step lost its outline when the classes filled'));
 const steps = [];
 for (let i = 0; i < 20; i++) {
   const count = await desk.textContent('[data-testid="tour"] .tour-count');
@@ -69,8 +75,8 @@ for (let i = 0; i < 20; i++) {
   if (next === 'done') break;
 }
 results.tour = steps;
-if (steps.length < 5 || !/lab|class|roles/i.test(steps[0].title)) await fail(`the lab's tour is not the lab's: ${JSON.stringify(steps)}`);
-if (steps.filter((s) => s.outlined.length === 1).length < 3) await fail(`the lab's tour outlines too little: ${JSON.stringify(steps)}`);
+if (steps.length < 5 || !/lab|class|roles/i.test(steps[0].title) || steps[0].outlined[0] !== 'lab-class-0') await fail(`the lab's tour is not the lab's: ${JSON.stringify(steps)}`);
+if (steps.filter((s) => s.outlined.length === 1).length < 4 || steps.some((s) => s.outlined.length > 1)) await fail(`the lab's tour outlines too little or more than one part at a time: ${JSON.stringify(steps)}`);
 if (await desk.$('[data-testid="tour"]')) await fail('the tour stayed open after "done"');
 console.log(JSON.stringify(results));
 await browser.close();

@@ -75,6 +75,22 @@ const LABS = {
   },
 };
 
+// A link to a lab that is not there, or on another site: a message, and the lab still works.
+for (const [lab, says] of [['labs/nope.json', /nope\.json.*404.*labs\/ folder/], ['https://example.org/x.json', /another site/]]) {
+  const context = await browser.newContext({ viewport: { width: 1300, height: 1000 } });
+  const page = await context.newPage();
+  current = page;
+  await page.goto(`${url}/?lab=${encodeURIComponent(lab)}&backend=flex`);
+  await page.waitForSelector('.messages', { timeout: 120_000 }).catch(() => fail(`?lab=${lab}: no message`));
+  const text = await page.textContent('.messages');
+  if (!says.test(text)) await fail(`?lab=${lab}: the message does not say why: ${text}`);
+  await page.click('[data-testid="lab-sample"]');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="lab-thumb"]').length === 60, null, { timeout: 60_000 })
+    .catch(() => fail(`?lab=${lab}: the lab stopped working`));
+  results[lab] = text.trim().slice(0, 200);
+  await context.close();
+}
+
 for (const [name, lab] of Object.entries(LABS)) {
   results[name] = [];
   for (let seed = 0; seed < SEEDS; seed++) {

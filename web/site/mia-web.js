@@ -145,6 +145,10 @@ function __wbg_get_imports() {
             const ret = arg0.confirm(getStringFromWasm0(arg1, arg2));
             return ret;
         }, arguments); },
+        __wbg_contains_e732af46e8cdbd31: function(arg0, arg1, arg2) {
+            const ret = arg0.contains(getStringFromWasm0(arg1, arg2));
+            return ret;
+        },
         __wbg_copyBufferToBuffer_0c93ff5b22a585e9: function() { return handleError(function (arg0, arg1, arg2, arg3, arg4, arg5) {
             arg0.copyBufferToBuffer(arg1, arg2, arg3, arg4, arg5);
         }, arguments); },
@@ -1498,12 +1502,12 @@ function __wbg_get_imports() {
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("BeforeUnloadEvent")], shim_idx: 55, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 55, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b_3);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d_3);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
@@ -1513,12 +1517,12 @@ function __wbg_get_imports() {
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUDeviceLostInfo")], shim_idx: 55, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b_5);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d_5);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("GPUUncapturedErrorEvent")], shim_idx: 55, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b_6);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d_6);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0, arg1) {
@@ -1575,20 +1579,20 @@ function wasm_bindgen__convert__closures_____invoke__hf011c59cbf153649(arg0, arg
     wasm.wasm_bindgen__convert__closures_____invoke__hf011c59cbf153649(arg0, arg1);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b_3(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b_3(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d_3(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d_3(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b_5(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b_5(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d_5(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d_5(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b_6(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h72fcdccc8572052b_6(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d_6(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h14ce5d6916b60b8d_6(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures________invoke__hb7186fe9e41bd3f2(arg0, arg1, arg2) {

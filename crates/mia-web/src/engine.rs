@@ -104,21 +104,29 @@ pub async fn yield_now() {
     let _ = JsFuture::from(promise).await;
 }
 
-/// Why a file of the bundle could not be fetched, worded for the student.
-fn http_problem(what: &str, status: u16) -> String {
+/// What a host should check when a bundle's file is missing.
+const BUNDLE_HINT: &str =
+    "If you host this page, check that the whole pretrained/ folder was copied next to it.";
+
+/// Why a file could not be fetched, worded for the student, with what to check.
+fn http_problem(what: &str, status: u16, hint: &str) -> String {
     let meaning = match status {
         404 => "not found",
         403 => "access denied",
         500..=599 => "a server error",
         _ => "an error",
     };
-    format!(
-        "could not download {what}: the server answered {status} ({meaning}). If you host this page, check that the whole pretrained/ folder was copied next to it."
-    )
+    format!("could not download {what}: the server answered {status} ({meaning}). {hint}")
 }
 
-/// GETs `url` as bytes; `what` names the file for the student in any error.
+/// GETs a bundle's file at `url` as bytes; `what` names the file for the student in any error.
 pub async fn fetch_bytes(url: &str, what: &str) -> Result<Vec<u8>, String> {
+    fetch_file(url, what, BUNDLE_HINT).await
+}
+
+/// GETs `url` as bytes; `what` names the file for the student in any error, `hint` says what
+/// to check when the server does not have it.
+pub async fn fetch_file(url: &str, what: &str, hint: &str) -> Result<Vec<u8>, String> {
     let offline = |e: JsValue| {
         format!(
             "could not download {what}: the connection failed ({}). Check the connection and reload the page.",
@@ -128,7 +136,7 @@ pub async fn fetch_bytes(url: &str, what: &str) -> Result<Vec<u8>, String> {
     let resp = JsFuture::from(window()?.fetch_with_str(url)).await.map_err(offline)?;
     let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
     if !resp.ok() {
-        return Err(http_problem(what, resp.status()));
+        return Err(http_problem(what, resp.status(), hint));
     }
     let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(offline)?;
     Ok(Uint8Array::new(&buf).to_vec())

@@ -132,7 +132,8 @@ async fn open_prepared(
 ) -> bool {
     let Some(input) = main.bundle.as_ref().map(|b| b.manifest.input) else { return false };
     let name = url.rsplit('/').next().unwrap_or(url).to_string();
-    let text = match engine::fetch_bytes(url, &format!("the prepared lab {name}")).await {
+    let hint = "Check the link's lab= part, and that the file is in the site's labs/ folder.";
+    let text = match engine::fetch_file(url, &format!("the prepared lab {name}"), hint).await {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => {
             main.dispatch(Action::Message(e));

@@ -142,7 +142,7 @@ fn class_panel(
     let over = Callback::from(|e: DragEvent| e.prevent_default());
     let members = images.iter().filter(|im| im.member).count();
     html! {
-        <div class="lab-class" data-testid={format!("lab-class-{k}")} ondrop={drop} ondragover={over}>
+        <div class="lab-class" key={k} data-testid={format!("lab-class-{k}")} ondrop={drop} ondragover={over}>
             <div class="lab-class-head">
                 <input type="text" value={name} oninput={rename} aria-label="class name" data-testid={format!("lab-class-name-{k}")} />
                 <span class="muted">{ format!("{} images: {members} members, {} held out", images.len(), images.len() - members) }</span>

@@ -5,7 +5,11 @@
 //! Opened by the header's button or by `?tour` in the URL (`?view=lab&tour` for the lab's),
 //! so a teacher can link to it as the start of a lab session.
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 /// Each step: the element it points at (a CSS selector), its title and its text.
@@ -88,9 +92,8 @@ pub struct TourProps {
     pub on_step: Callback<Option<usize>>,
 }
 
-/// Outlines and scrolls to the element `selector` names, clearing the previous outline.
-fn point_at(selector: Option<&str>) {
-    let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+/// Removes every outline the tour drew.
+fn clear_outlines(doc: &web_sys::Document) {
     if let Ok(old) = doc.query_selector_all(".tour-target") {
         for i in 0..old.length() {
             if let Some(e) = old.item(i).and_then(|n| n.dyn_into::<web_sys::Element>().ok()) {
@@ -98,20 +101,56 @@ fn point_at(selector: Option<&str>) {
             }
         }
     }
-    let Some(el) = selector.and_then(|s| doc.query_selector(s).ok().flatten()) else { return };
+}
+
+/// Outlines the element `selector` names, scrolling to it when `scroll`; whether it is there.
+fn outline(doc: &web_sys::Document, selector: &str, scroll: bool) -> bool {
+    let Some(el) = doc.query_selector(selector).ok().flatten() else { return false };
+    if el.class_list().contains("tour-target") {
+        return true;
+    }
     let _ = el.class_list().add_1("tour-target");
-    let opts = web_sys::ScrollIntoViewOptions::new();
-    opts.set_behavior(web_sys::ScrollBehavior::Smooth);
-    opts.set_block(web_sys::ScrollLogicalPosition::Center);
-    el.scroll_into_view_with_scroll_into_view_options(&opts);
+    if scroll {
+        let opts = web_sys::ScrollIntoViewOptions::new();
+        opts.set_behavior(web_sys::ScrollBehavior::Smooth);
+        opts.set_block(web_sys::ScrollLogicalPosition::Center);
+        el.scroll_into_view_with_scroll_into_view_options(&opts);
+    }
+    true
+}
+
+/// Outlines and scrolls to the part of the page a step talks about. While the step stays open
+/// the outline is kept: drawn once the part appears (a tour opened from a link starts before
+/// the page has loaded) and again when the page redraws it, until `token` moves.
+fn point_at(selector: Option<&'static str>, token: Rc<Cell<u64>>) {
+    let mine = token.get();
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+    clear_outlines(&doc);
+    let Some(selector) = selector else { return };
+    let mut scrolled = outline(&doc, selector, true);
+    spawn_local(async move {
+        // Half a second apart, for as long as a student could plausibly read one step.
+        for _ in 0..1200 {
+            crate::store::sleep(500).await;
+            if token.get() != mine {
+                return;
+            }
+            scrolled = outline(&doc, selector, !scrolled) || scrolled;
+        }
+    });
 }
 
 /// The tour's card.
 #[function_component(Tour)]
 pub fn tour(p: &TourProps) -> Html {
     let steps = if p.lab { LAB_STEPS } else { STEPS };
+    let token = use_memo((), |_| Cell::new(0u64));
     use_effect_with((p.step, p.lab), move |(step, _)| {
-        point_at(step.and_then(|s| steps.get(s)).map(|s| s.0))
+        let stop = token.clone();
+        point_at(step.and_then(|s| steps.get(s)).map(|s| s.0), token);
+        // The next step, or the card leaving the page (it moves when the page has loaded),
+        // ends this step's outlining.
+        move || stop.set(stop.get() + 1)
     });
     let Some(step) = p.step.filter(|&s| s < steps.len()) else { return html! {} };
     let (_, title, text) = steps[step];
