@@ -152,9 +152,16 @@ current = running;
 await running.goto(`${url}/?view=lab&backend=flex`);
 await running.waitForSelector('[data-testid="lab-interval-lira-online"]', { timeout: 120_000 });
 await running.waitForFunction(() => !document.querySelector('[data-testid="lab-train"]').disabled, null, { timeout: 120_000 });
+// A run long enough (65 models × 500 epochs: tens of seconds) to still be training when the
+// page is left.
+for (const [id, v] of [['lab-shadows', 64], ['lab-epochs', 500]]) {
+  await running.fill(`[data-testid="${id}"]`, String(v));
+  await running.dispatchEvent(`[data-testid="${id}"]`, 'change');
+}
 await running.click('[data-testid="lab-train"]');
 await running.waitForSelector('[data-testid="lab-progress"]', { timeout: 30_000 });
 results.leave_prompt = await leave(running);
+results.still_training = await running.$('[data-testid="lab-progress"]').then((e) => e !== null).catch(() => false);
 await check(results.leave_prompt === 'beforeunload', `no question before leaving during a run (${results.leave_prompt})`);
 await running.close().catch(() => {});
 current = page;
