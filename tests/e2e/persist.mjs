@@ -33,8 +33,12 @@ const page = await context.newPage();
 current = page;
 const errors = [];
 page.on('pageerror', (e) => errors.push(String(e)));
-const kept = () => page.waitForSelector('[data-testid="saved"][data-state="saved"]', { timeout: 30_000 })
-  .catch(() => fail('the work was not reported kept in the browser'));
+// A change is written 0.3 s after it: wait past that, then for "kept".
+const kept = async () => {
+  await page.waitForTimeout(800);
+  await page.waitForSelector('[data-testid="saved"][data-state="saved"]', { timeout: 30_000 })
+    .catch(() => fail('the work was not reported kept in the browser'));
+};
 const train = async (p = page) => {
   await p.waitForFunction(() => !document.querySelector('[data-testid="lab-train"]').disabled, null, { timeout: 120_000 })
     .catch(() => fail('the train button stayed disabled'));
@@ -143,6 +147,8 @@ current = leaving;
 await leaving.goto(`${url}/?view=lab&backend=flex`);
 await leaving.waitForSelector('[data-testid="lab-interval-lira-online"]', { timeout: 120_000 }).catch(() => fail('a second tab did not restore the lab'));
 await leaving.click('[data-testid="lab-redraw"]'); // a click: Chromium asks only pages the user touched
+// The change is written 0.3 s after it: wait past that before reading "kept".
+await leaving.waitForTimeout(800);
 await leaving.waitForSelector('[data-testid="saved"][data-state="saved"]', { timeout: 30_000 });
 const kept_asked = await leave(leaving);
 await check(kept_asked === null, `asked before leaving with everything kept (${kept_asked})`);
