@@ -1148,6 +1148,17 @@ fn the_readme_table_and_the_help_list_the_defense_catalogue() {
     }
 }
 
+/// Runs `mia prepare-lab SPEC --bundle pretrained --out OUT EXTRA…`: its stdout when `works`,
+/// else its stderr (which must hold `error:` and `hint:`).
+fn prepare_lab(spec: &Path, out: &Path, extra: &[&str], works: bool) -> String {
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pretrained");
+    let (spec, bundle, out) =
+        (spec.to_str().unwrap(), bundle.to_str().unwrap(), out.to_str().unwrap());
+    let mut args = vec!["prepare-lab", spec, "--bundle", bundle, "--out", out];
+    args.extend(extra);
+    if works { ok(&args) } else { fails(&args) }
+}
+
 /// The prepared labs the page ships are what `mia prepare-lab` makes of their specs today
 /// (web/labs/make.sh rebuilds them), and each reads back as a lab with instructions.
 #[test]
@@ -1165,15 +1176,7 @@ fn the_shipped_prepared_labs_are_current() {
     for spec in specs {
         let name = spec.file_stem().unwrap().to_string_lossy().into_owned();
         let out = tmp.path().join(format!("{name}.json"));
-        let bundle = root.join("pretrained");
-        ok(&[
-            "prepare-lab",
-            spec.to_str().unwrap(),
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        prepare_lab(&spec, &out, &[], true);
         let made = std::fs::read_to_string(&out).unwrap();
         let shipped =
             std::fs::read_to_string(labs.join(format!("{name}.json"))).unwrap_or_default();
@@ -1187,7 +1190,6 @@ fn the_shipped_prepared_labs_are_current() {
 #[test]
 fn a_prepared_lab_with_a_bad_spec_is_refused_with_a_hint() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let spec = tmp.path().join("one-class.toml");
     std::fs::write(
         &spec,
@@ -1197,18 +1199,9 @@ fn a_prepared_lab_with_a_bad_spec_is_refused_with_a_hint() {
     )
     .unwrap();
     let out = tmp.path().join("lab.json");
-    let bundle = root.join("pretrained");
-    let args = [
-        "prepare-lab",
-        spec.to_str().unwrap(),
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    assert!(fails(&args).contains("2–10 classes"));
+    assert!(prepare_lab(&spec, &out, &[], false).contains("2–10 classes"));
     std::fs::write(&spec, "title = \"t\"\n").unwrap();
-    assert!(fails(&args).contains("missing field `text`"));
+    assert!(prepare_lab(&spec, &out, &[], false).contains("missing field `text`"));
     assert!(!out.exists(), "nothing written");
 }
 
@@ -1222,11 +1215,7 @@ fn a_prepared_lab_takes_its_images_from_an_exported_lab_with_from() {
         .unwrap();
     let exported = root.join("web/labs/backfire.json");
     let out = tmp.path().join("own.json");
-    let bundle = root.join("pretrained");
-    let (spec_s, bundle_s, out_s) =
-        (spec.to_str().unwrap(), bundle.to_str().unwrap(), out.to_str().unwrap());
-    let from = exported.to_str().unwrap();
-    ok(&["prepare-lab", spec_s, "--bundle", bundle_s, "--out", out_s, "--from", from]);
+    prepare_lab(&spec, &out, &["--from", exported.to_str().unwrap()], true);
     let input = mia_core::InputSpec::new(3, 32, 32);
     let made = mia_core::lab::file::read(&std::fs::read_to_string(&out).unwrap(), input).unwrap();
     let source =
@@ -1235,6 +1224,6 @@ fn a_prepared_lab_takes_its_images_from_an_exported_lab_with_from() {
     assert_eq!(made.instructions.unwrap().title, "Our photos");
     // Images from both the spec and --from, or from neither, are refused.
     std::fs::write(&spec, "title = \"t\"\ntext = \"x\"\n").unwrap();
-    let neither = fails(&["prepare-lab", spec_s, "--bundle", bundle_s, "--out", out_s]);
+    let neither = prepare_lab(&spec, &out, &[], false);
     assert!(neither.contains("either in the spec's [images] or with --from"), "{neither}");
 }

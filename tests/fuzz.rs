@@ -237,16 +237,8 @@ fn lab_seeds() -> (Vec<u8>, Vec<u8>) {
             defense: "dp-sgd".into(),
             strength: 1.0,
             hidden: 3,
-            epochs: 60,
-            lr: 0.1,
-            weight_decay: 0.0,
-            dropout: 0.0,
-            shadows: 32,
-            delta: 1e-5,
-            clip: 1.0,
-            batch_size: 16,
             early_stopping: Some(4),
-            fine_tune: false,
+            ..lab_file::FileSettings::default()
         },
         images: (0..4)
             .map(|i| lab_file::FileImage {

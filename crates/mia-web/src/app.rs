@@ -267,26 +267,7 @@ fn switch_view(lab_view: &UseStateHandle<bool>, to_lab: bool) {
 #[hook]
 fn use_history(lab_view: &UseStateHandle<bool>) {
     let lab_view = lab_view.clone();
-    use_effect_with((), move |_| {
-        let listener = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::Event)>::new(
-            move |_: web_sys::Event| lab_view.set(lab_requested()),
-        );
-        let w = web_sys::window();
-        if let Some(w) = &w {
-            let _ = w.add_event_listener_with_callback(
-                "popstate",
-                wasm_bindgen::JsCast::unchecked_ref(listener.as_ref()),
-            );
-        }
-        move || {
-            if let Some(w) = w {
-                let _ = w.remove_event_listener_with_callback(
-                    "popstate",
-                    wasm_bindgen::JsCast::unchecked_ref(listener.as_ref()),
-                );
-            }
-        }
-    });
+    hooks::use_window_event("popstate", move |_| lab_view.set(lab_requested()));
 }
 
 /// The two views, as links (each a URL a teacher can share) that switch in the page, how

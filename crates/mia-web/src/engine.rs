@@ -96,9 +96,14 @@ pub fn now_ms() -> f64 {
 
 /// Lets the page render and handle input before the next chunk of work.
 pub async fn yield_now() {
+    sleep(0).await;
+}
+
+/// Waits `ms` milliseconds (a timer: the page stays responsive).
+pub async fn sleep(ms: i32) {
     let promise = Promise::new(&mut |resolve, _| {
         if let Ok(w) = window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
         }
     });
     let _ = JsFuture::from(promise).await;

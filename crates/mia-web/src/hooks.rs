@@ -137,6 +137,36 @@ pub fn use_bundle(state: UseReducerHandle<State>) {
     });
 }
 
+/// Calls `f` with each `event` the window receives while the component is mounted (the
+/// first render's `f`; keep what changes in a ref).
+#[hook]
+pub fn use_window_event<F>(event: &'static str, f: F)
+where
+    F: FnMut(web_sys::Event) + 'static,
+{
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    let f = std::cell::RefCell::new(Some(f));
+    use_effect_with((), move |_| {
+        let mut f = f.borrow_mut().take();
+        let listener = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            if let Some(f) = f.as_mut() {
+                f(e);
+            }
+        });
+        let window = web_sys::window();
+        if let Some(w) = &window {
+            let _ = w.add_event_listener_with_callback(event, listener.as_ref().unchecked_ref());
+        }
+        move || {
+            if let Some(w) = window {
+                let _ =
+                    w.remove_event_listener_with_callback(event, listener.as_ref().unchecked_ref());
+            }
+        }
+    });
+}
+
 /// Keeps the page's URL on the current view (`history.replaceState` with a relative URL, so
 /// it works under any sub-path), once the bundle is in: a deep link is applied with the bundle
 /// ([`Action::Loaded`]) before it could be overwritten. The lab view keeps its own URL.

@@ -13,15 +13,12 @@ use wasm_bindgen_futures::{JsFuture, spawn_local};
 use yew::UseReducerHandle;
 
 use mia_core::InputSpec;
-use mia_core::lab::file::{
-    self, FORMAT, FileImage, FileNet, FileResult, FileRun, FileSettings, LabFile, VERSION, hex,
-};
+use mia_core::lab::file::{self, FORMAT, FileImage, FileNet, FileResult, LabFile, VERSION, hex};
 
 use crate::engine;
 use crate::lab_run;
 use crate::lab_state::{
-    ImportedNet, LabAction, LabDefense, LabImage, LabLogits, LabResult, LabSettings, LabState, Run,
-    RunRecord, SavedNet,
+    ImportedNet, LabAction, LabImage, LabLogits, LabResult, LabSettings, LabState, Run, SavedNet,
 };
 use crate::state::{Action, State};
 
@@ -70,18 +67,6 @@ fn file_result(lab: &LabState) -> Option<FileResult> {
     })
 }
 
-/// A comparison-table row as stored.
-fn file_run(h: &RunRecord) -> FileRun {
-    FileRun {
-        number: h.number,
-        recipe: h.recipe.clone(),
-        pairing: h.pairing,
-        accuracy: h.accuracy,
-        epsilon: h.epsilon,
-        draws: h.draws.clone(),
-    }
-}
-
 /// A stored run back as a result, its attacks and intervals recomputed from its logits
 /// (`ids`: the lab's image ids by position).
 fn rebuilt(r: FileResult, ids: &[u64], net: SavedNet) -> Result<LabResult, String> {
@@ -95,9 +80,7 @@ fn rebuilt(r: FileResult, ids: &[u64], net: SavedNet) -> Result<LabResult, Strin
     };
     let n = r.images.len();
     let redo = |e: String| format!("its last run cannot be scored again ({e})");
-    let attacks = lab_run::score(&logits, &r.member).map_err(redo)?;
-    let draws = lab_run::draws(&logits, &r.member).map_err(redo)?;
-    let accuracy = lab_run::accuracy(&logits.target, &logits.labels, logits.classes, &r.member);
+    let (attacks, draws, accuracy) = lab_run::outcome(&logits, &r.member).map_err(redo)?;
     Ok(LabResult {
         ids: r.images.iter().map(id).collect(),
         trained: r.member.iter().filter(|m| **m).count(),
@@ -120,28 +103,13 @@ fn rebuilt(r: FileResult, ids: &[u64], net: SavedNet) -> Result<LabResult, Strin
 
 /// The lab as a JSON file's text.
 pub fn export(lab: &LabState, input: InputSpec) -> String {
-    let s = &lab.settings;
     let file = LabFile {
         format: FORMAT.into(),
         version: VERSION,
         input: [input.channels, input.height, input.width],
         classes: lab.classes.clone(),
         split_seed: lab.split_seed,
-        settings: FileSettings {
-            defense: s.defense.value().into(),
-            strength: s.strength,
-            hidden: s.hidden,
-            epochs: s.epochs,
-            lr: s.lr,
-            weight_decay: s.weight_decay,
-            dropout: s.dropout,
-            shadows: s.shadows,
-            delta: s.delta,
-            clip: s.clip,
-            batch_size: s.batch_size,
-            early_stopping: s.early_stopping,
-            fine_tune: s.fine_tune,
-        },
+        settings: lab.settings.to_file(),
         images: lab
             .images
             .iter()
@@ -149,7 +117,7 @@ pub fn export(lab: &LabState, input: InputSpec) -> String {
             .collect(),
         network: network(lab),
         result: file_result(lab),
-        history: lab.history.iter().map(file_run).collect(),
+        history: lab.history.clone(),
         instructions: lab.instructions.clone(),
     };
     serde_json::to_string(&file).unwrap_or_default()
@@ -171,26 +139,7 @@ pub fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
             member,
         })
         .collect();
-    let s = f.settings;
-    let defense = LabDefense::parse(&s.defense).ok_or("an unknown defense")?;
-    let settings = LabSettings {
-        defense,
-        strength: s.strength,
-        hidden: s.hidden.min(512),
-        epochs: s.epochs.clamp(1, 500),
-        lr: s.lr,
-        weight_decay: s.weight_decay,
-        dropout: s.dropout,
-        shadows: s.shadows.clamp(6, 64) & !1,
-        delta: s.delta,
-        clip: s.clip,
-        batch_size: s.batch_size,
-        early_stopping: s.early_stopping,
-        fine_tune: s.fine_tune,
-    };
-    if let Some(why) = settings.refused() {
-        return Err(format!("its recipe is out of range: {why}"));
-    }
+    let settings = LabSettings::from_file(f.settings)?;
     let ids: Vec<u64> = images.iter().map(|im| im.id).collect();
     let (run, stale, imported) = match (f.network, f.result) {
         (Some((shape, bytes)), Some(r)) => {
@@ -203,18 +152,6 @@ pub fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
         }
         (None, _) => (Run::Idle, false, None),
     };
-    let history = f
-        .history
-        .into_iter()
-        .map(|h| RunRecord {
-            number: h.number,
-            recipe: h.recipe,
-            pairing: h.pairing,
-            accuracy: h.accuracy,
-            epsilon: h.epsilon,
-            draws: h.draws,
-        })
-        .collect();
     Ok(LabState {
         classes: f.classes,
         next_id: images.len() as u64,
@@ -224,7 +161,7 @@ pub fn parse(text: &str, input: InputSpec) -> Result<LabState, String> {
         run,
         stale,
         imported,
-        history,
+        history: f.history,
         previous: None,
         notice: None,
         instructions: f.instructions,
@@ -443,7 +380,7 @@ mod tests {
             smoothing: None,
             pairing: 3,
         };
-        lab.history = vec![RunRecord::of(1, &r), RunRecord::of(2, &r)];
+        lab.history = vec![crate::lab_state::record(1, &r), crate::lab_state::record(2, &r)];
         lab.run = Run::Done(Rc::new(r.clone()));
         lab.stale = true;
         lab.instructions = Some(FileInstructions {

@@ -116,11 +116,8 @@ async fn run_inner(
     progress("scoring every attack", total);
     let target = trained.remove(0);
     let shadows: Vec<f32> = trained.iter().flat_map(|t| t.logits.iter().copied()).collect();
-    let logits =
-        LabLogits { labels: labels.clone(), classes, target: target.logits, shadows, keep };
-    let attacks = score(&logits, &member)?;
-    let draws = draws(&logits, &member)?;
-    let accuracy = accuracy(&logits.target, &labels, classes, &member);
+    let logits = LabLogits { labels, classes, target: target.logits, shadows, keep };
+    let (attacks, draws, accuracy) = outcome(&logits, &member)?;
     let trained = member.iter().filter(|m| **m).count();
     Ok(LabResult {
         ids: images.iter().map(|im| im.id).collect(),
@@ -140,6 +137,20 @@ async fn run_inner(
         smoothing: (settings.defense == LabDefense::LabelSmoothing).then_some(settings.strength),
         pairing: lab_history::pairing(images, snap.split_seed, settings),
     })
+}
+
+/// Every attack's scores, every attack over the draws, and the accuracy on (members,
+/// held-out images).
+pub type Outcome = (Vec<(LabAttack, Vec<f32>, f64)>, Vec<AttackDraws>, (f64, f64));
+
+/// What a run's logits show: every attack's scores and AUC on the target, every attack over
+/// the draws, and the target's accuracy on (members, held-out images). A finished run and a
+/// run read back from a lab file both come through here.
+pub fn outcome(logits: &LabLogits, member: &[bool]) -> Result<Outcome, String> {
+    let attacks = score(logits, member)?;
+    let draws = draws(logits, member)?;
+    let accuracy = accuracy(&logits.target, &logits.labels, logits.classes, member);
+    Ok((attacks, draws, accuracy))
 }
 
 /// The page's device and the shipped model whose trunk the lab builds on.

@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use mia_core::defense::{DefenseConfig, RelaxVariant, SmoothingForm};
-use mia_core::lab::file::FileInstructions;
+use mia_core::lab::file::{FileInstructions, FileRun, FileSettings, MAX_SHADOWS};
 use mia_core::lab::{AttackDraws, DpSgd, HeadConfig, LabAttack, NetShape};
 use yew::Reducible;
 
@@ -155,6 +155,50 @@ impl Default for LabSettings {
 }
 
 impl LabSettings {
+    /// The recipe as the lab file stores it.
+    pub fn to_file(&self) -> FileSettings {
+        FileSettings {
+            defense: self.defense.value().into(),
+            strength: self.strength,
+            hidden: self.hidden,
+            epochs: self.epochs,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            dropout: self.dropout,
+            shadows: self.shadows,
+            delta: self.delta,
+            clip: self.clip,
+            batch_size: self.batch_size,
+            early_stopping: self.early_stopping,
+            fine_tune: self.fine_tune,
+        }
+    }
+
+    /// A stored recipe, within the page's ranges (epochs, hidden units and shadows brought
+    /// into them); why not when it cannot run.
+    pub fn from_file(s: FileSettings) -> Result<Self, String> {
+        let defense = LabDefense::parse(&s.defense).ok_or("an unknown defense")?;
+        let settings = Self {
+            defense,
+            strength: s.strength,
+            hidden: s.hidden.min(512),
+            epochs: s.epochs.clamp(1, 500),
+            lr: s.lr,
+            weight_decay: s.weight_decay,
+            dropout: s.dropout,
+            shadows: s.shadows.clamp(6, MAX_SHADOWS) & !1,
+            delta: s.delta,
+            clip: s.clip,
+            batch_size: s.batch_size,
+            early_stopping: s.early_stopping,
+            fine_tune: s.fine_tune,
+        };
+        match settings.refused() {
+            Some(why) => Err(format!("its recipe is out of range: {why}")),
+            None => Ok(settings),
+        }
+    }
+
     /// The head recipe with seed `seed`.
     pub fn head(&self, seed: u64) -> HeadConfig {
         let s = self.strength;
@@ -250,39 +294,18 @@ pub struct LabResult {
 /// Runs the table keeps (the oldest go first).
 pub use mia_core::lab::file::MAX_RUNS;
 
-/// One finished run, as the comparison table shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunRecord {
-    /// Run number, from 1, in the order the student made them.
-    pub number: usize,
-    /// The recipe in words.
-    pub recipe: String,
-    /// Runs with equal keys trained every draw on the same images.
-    pub pairing: u64,
-    /// Accuracy on the members and on the held-out images.
-    pub accuracy: (f64, f64),
-    /// (ε, δ) spent, DP-SGD only.
-    pub epsilon: Option<(f64, f64)>,
-    /// Every attack over the run's draws.
-    pub draws: Vec<AttackDraws>,
-}
+/// One finished run, as the comparison table shows it and the lab file stores it.
+pub type RunRecord = FileRun;
 
-impl RunRecord {
-    /// The record of a finished run.
-    pub fn of(number: usize, r: &LabResult) -> Self {
-        Self {
-            number,
-            recipe: r.recipe.clone(),
-            pairing: r.pairing,
-            accuracy: r.accuracy,
-            epsilon: r.epsilon,
-            draws: r.draws.clone(),
-        }
-    }
-
-    /// The draws of `attack`.
-    pub fn attack(&self, attack: LabAttack) -> Option<&AttackDraws> {
-        self.draws.iter().find(|d| d.attack == attack)
+/// The comparison table's row of a finished run numbered `number`.
+pub fn record(number: usize, r: &LabResult) -> RunRecord {
+    RunRecord {
+        number,
+        recipe: r.recipe.clone(),
+        pairing: r.pairing,
+        accuracy: r.accuracy,
+        epsilon: r.epsilon,
+        draws: r.draws.clone(),
     }
 }
 
@@ -480,7 +503,7 @@ impl LabState {
             }
             LabAction::Finished(r) => {
                 let number = s.history.last().map_or(1, |h| h.number + 1);
-                s.history.push(RunRecord::of(number, &r));
+                s.history.push(record(number, &r));
                 if s.history.len() > MAX_RUNS {
                     s.history.remove(0);
                 }
@@ -760,6 +783,17 @@ mod tests {
         );
         let bad = LabSettings { batch_size: 0, ..LabSettings::default() };
         assert!(bad.refused().is_some(), "an out-of-range recipe is refused before a run");
+    }
+
+    #[test]
+    fn the_page_starts_from_the_lab_files_default_recipe_and_converts_both_ways() {
+        assert_eq!(LabSettings::default().to_file(), FileSettings::default());
+        assert_eq!(LabSettings::from_file(FileSettings::default()), Ok(LabSettings::default()));
+        let odd = FileSettings { shadows: 1001, epochs: 0, ..FileSettings::default() };
+        let read = LabSettings::from_file(odd).unwrap();
+        assert_eq!((read.shadows, read.epochs), (MAX_SHADOWS, 1), "brought into range");
+        let unknown = FileSettings { defense: "magic".into(), ..FileSettings::default() };
+        assert!(LabSettings::from_file(unknown).is_err());
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
-use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
@@ -194,7 +193,7 @@ fn save_soon(
     let (main, generation) = (main.clone(), generation.clone());
     main.dispatch(Action::Saving(key, Saving::Pending));
     spawn_local(async move {
-        store::sleep(SETTLE_MS).await;
+        engine::sleep(SETTLE_MS).await;
         if *generation.borrow() != mine {
             return;
         }
@@ -305,29 +304,10 @@ pub fn clear_everything(state: &UseReducerHandle<State>) {
 pub fn use_leave_prompt(unsaved: bool) {
     let flag = use_mut_ref(|| false);
     *flag.borrow_mut() = unsaved;
-    use_effect_with((), move |_| {
-        let listener = Closure::<dyn FnMut(web_sys::BeforeUnloadEvent)>::new(
-            move |e: web_sys::BeforeUnloadEvent| {
-                if *flag.borrow() {
-                    e.prevent_default();
-                    e.set_return_value("Work in this lab is not kept yet.");
-                }
-            },
-        );
-        let window = web_sys::window();
-        if let Some(w) = &window {
-            let _ = w.add_event_listener_with_callback(
-                "beforeunload",
-                listener.as_ref().unchecked_ref(),
-            );
-        }
-        move || {
-            if let Some(w) = window {
-                let _ = w.remove_event_listener_with_callback(
-                    "beforeunload",
-                    listener.as_ref().unchecked_ref(),
-                );
-            }
+    crate::hooks::use_window_event("beforeunload", move |e| {
+        if let (true, Some(e)) = (*flag.borrow(), e.dyn_ref::<web_sys::BeforeUnloadEvent>()) {
+            e.prevent_default();
+            e.set_return_value("Work in this lab is not kept yet.");
         }
     });
 }

@@ -515,6 +515,28 @@ mod tests {
     }
 
     #[test]
+    fn clear_everything_forgets_uploads_defenses_and_thresholds_and_tells_the_lab() {
+        let upload = UploadEntry {
+            id: 0,
+            origin: Origin::File { known: Known::Unchecked },
+            label: Some(1),
+            name: "cat.png".into(),
+            pixels: Rc::new(vec![0; 12]),
+            preview: String::new(),
+            logits: HashMap::new(),
+        };
+        let mut s = Rc::new(State::default());
+        s = s.reduce(Action::Uploaded(upload)).reduce(Action::Toggle(0));
+        s = s.reduce(Action::SetAttacker(Attacker::Adaptive));
+        s = s.reduce(Action::SetThreshold(BrowserAttack::ALL[0], Some(0.5)));
+        assert!(!s.uploads.is_empty() && s.toggles[0].enabled && !s.thresholds.is_empty());
+        s = s.reduce(Action::ClearEverything);
+        assert!(s.uploads.is_empty() && s.thresholds.is_empty());
+        assert_eq!(s.toggles, toggles(), "every defense back at its default");
+        assert_eq!((s.attacker, s.cleared), (Attacker::Naive, 1), "the lab watches `cleared`");
+    }
+
+    #[test]
     fn toggles_build_valid_chains_and_params_stay_in_range() {
         let mut s = Rc::new(State::default());
         assert!(crate::toggles::chain(&s.toggles).unwrap().steps.is_empty());

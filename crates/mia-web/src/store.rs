@@ -138,13 +138,3 @@ pub async fn clear() -> Result<(), String> {
     db.close();
     done
 }
-
-/// Waits `ms` milliseconds.
-pub async fn sleep(ms: i32) {
-    let promise = Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
-}

@@ -70,6 +70,28 @@ pub struct FileSettings {
     pub fine_tune: bool,
 }
 
+impl Default for FileSettings {
+    /// The page's starting recipe: plain cross-entropy, a linear head, 60 epochs at learning
+    /// rate 0.1, 32 shadow models.
+    fn default() -> Self {
+        Self {
+            defense: "erm".into(),
+            strength: 0.0,
+            hidden: 0,
+            epochs: 60,
+            lr: 0.1,
+            weight_decay: 0.0,
+            dropout: 0.0,
+            shadows: 32,
+            delta: 1e-5,
+            clip: DEFAULT_CLIP,
+            batch_size: DEFAULT_BATCH,
+            early_stopping: None,
+            fine_tune: false,
+        }
+    }
+}
+
 fn default_clip() -> f32 {
     DEFAULT_CLIP
 }
@@ -144,6 +166,13 @@ pub struct FileRun {
     pub epsilon: Option<(f64, f64)>,
     /// Every attack over the run's draws.
     pub draws: Vec<AttackDraws>,
+}
+
+impl FileRun {
+    /// The draws of `attack`.
+    pub fn attack(&self, attack: LabAttack) -> Option<&AttackDraws> {
+        self.draws.iter().find(|d| d.attack == attack)
+    }
 }
 
 /// A prepared lab's instructions, shown beside the lab.
@@ -531,21 +560,7 @@ mod tests {
             input: [3, 32, 32],
             classes: vec!["crafted".into(), "network".into()],
             split_seed: 1,
-            settings: FileSettings {
-                defense: "erm".into(),
-                strength: 0.0,
-                hidden: 0,
-                epochs: 60,
-                lr: 0.1,
-                weight_decay: 0.0,
-                dropout: 0.0,
-                shadows: 32,
-                delta: 1e-5,
-                clip: DEFAULT_CLIP,
-                batch_size: DEFAULT_BATCH,
-                early_stopping: None,
-                fine_tune: false,
-            },
+            settings: FileSettings::default(),
             images: (0..4)
                 .map(|i| FileImage {
                     class: i % 2,

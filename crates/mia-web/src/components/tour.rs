@@ -131,7 +131,7 @@ fn point_at(selector: Option<&'static str>, token: Rc<Cell<u64>>) {
     spawn_local(async move {
         // Half a second apart, for as long as a student could plausibly read one step.
         for _ in 0..1200 {
-            crate::store::sleep(500).await;
+            crate::engine::sleep(500).await;
             if token.get() != mine {
                 return;
             }
