@@ -14,7 +14,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$out"' EXIT
 for k in 0 1; do
   mkdir -p "$out/$k"
-  python3 web/site.py --budget "${sites[$k]}" --limit 1000 --json "$out/$k/size.json" | tail -n 1
+  python3 web/site.py --budget "${sites[$k]}" --limit 1000 --limit-webgpu 1000 --json "$out/$k/size.json" | tail -n 1
   python3 -m http.server $((8791 + k)) --bind 127.0.0.1 --directory "${sites[$k]}" >/dev/null 2>&1 &
   pids+=($!)
 done

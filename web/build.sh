@@ -12,6 +12,7 @@
 # sources it was built from (web/site.py). When that hash matches the checkout, the
 # page is copied from web/site/ (seconds); otherwise, or with --from-source, it is compiled
 # here: the `web` profile (fat LTO; ~30 min on 2 cores, cold), or the dev profile with --dev.
+# The page comes in two builds, with and without the WebGPU engine (see web/index.py).
 #   --bundle DIR       the bundle to serve (default: pretrained/); its build scripts stay out
 #   --public-url URL   where the site will live (e.g. https://example.org/my-paper/): written
 #                      as the page's canonical link; the page itself needs no base URL
@@ -65,7 +66,8 @@ sources="$(python3 web/site.py)"
 shipped="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sources"])' web/site/build-info.json 2>/dev/null || true)"
 if ((!from_source)) && [[ "$sources" == "$shipped" ]]; then
   python3 web/site.py --verify web/site
-  cp web/site/index.html web/site/mia-web.js web/site/mia-web_bg.wasm web/site/styles.css "$tmp/"
+  cp web/site/index.html web/site/mia-web.js web/site/mia-web_bg.wasm web/site/mia-web-cpu.js \
+     web/site/mia-web-cpu_bg.wasm web/site/styles.css "$tmp/"
   echo "using the shipped page (web/site/, built from these sources)"
 else
   if ((!from_source)); then
@@ -73,20 +75,25 @@ else
   fi
   bash web/ensure-wasm-bindgen.sh
   target_dir="${CARGO_TARGET_DIR:-target}"
-  feature_args=()
-  [[ -n "$features" ]] && feature_args=(--features "$features")
-  cargo build -p mia-web --target wasm32-unknown-unknown --profile "$profile" --locked "${feature_args[@]}"
   folder=$([[ "$profile" == dev ]] && echo debug || echo "$profile")
-  wasm-bindgen --target web --no-typescript --out-dir "$tmp" --out-name mia-web \
-    --remove-name-section --remove-producers-section \
-    "$target_dir/wasm32-unknown-unknown/$folder/mia-web.wasm"
+  # Two builds: mia-web with the WebGPU engine, mia-web-cpu without it (1.5 MB less brotli);
+  # web/index.py's loader picks one from the browser's WebGPU adapter.
+  for build in mia-web mia-web-cpu; do
+    feature_args=()
+    [[ "$build" == mia-web-cpu ]] && feature_args=(--no-default-features)
+    [[ -n "$features" ]] && feature_args+=(--features "$features")
+    cargo build -p mia-web --target wasm32-unknown-unknown --profile "$profile" --locked "${feature_args[@]}"
+    wasm-bindgen --target web --no-typescript --out-dir "$tmp" --out-name "$build" \
+      --remove-name-section --remove-producers-section \
+      "$target_dir/wasm32-unknown-unknown/$folder/mia-web.wasm"
+  done
   cp web/styles.css "$tmp/"
   # web/index.html with trunk's three directives replaced by what trunk would emit for them.
   python3 web/index.py web/index.html "$tmp/index.html"
   if ((update_site)); then
     python3 web/site.py --stamp "$tmp" --profile "$profile"
     rm -rf web/site.new && mkdir web/site.new
-    cp "$tmp"/{index.html,mia-web.js,mia-web_bg.wasm,styles.css,build-info.json} web/site.new/
+    cp "$tmp"/{index.html,mia-web.js,mia-web_bg.wasm,mia-web-cpu.js,mia-web-cpu_bg.wasm,styles.css,build-info.json} web/site.new/
     rm -rf web/site && mv web/site.new web/site
     rm "$tmp/build-info.json"
     echo "wrote the page into web/site/ (commit it with the sources it was built from)"

@@ -1,26 +1,59 @@
 """web/index.html with trunk's three directives replaced by what trunk would emit for them,
-the module's start replaced by one that shows the bytes received in index.html's #boot while
-the wasm downloads (out of its size, when OUT.html's folder holds it) and says so if it fails.
+the module's start replaced by a loader: it reads what WebGPU the browser offers, picks the
+page's build (mia-web with the WebGPU engine where a hardware adapter can use it or
+?backend=webgpu asks for it, mia-web-cpu otherwise), shows the bytes received in
+index.html's #boot while the wasm downloads (out of its size, when OUT.html's folder holds
+it) and says so if it fails.
 
     python3 web/index.py web/index.html OUT.html
 """
+import json
 import os
 import re
 import sys
 
-wasm = os.path.join(os.path.dirname(os.path.abspath(sys.argv[2])), "mia-web_bg.wasm")
-total = os.path.getsize(wasm) if os.path.isfile(wasm) else 0
+
+def size(name):
+    wasm = os.path.join(os.path.dirname(os.path.abspath(sys.argv[2])), f"{name}_bg.wasm")
+    return os.path.getsize(wasm) if os.path.isfile(wasm) else 0
+
+
+builds = {kind: {"name": name, "total": size(name)} for kind, name in (("gpu", "mia-web"), ("cpu", "mia-web-cpu"))}
 BOOT = """<script type="module">
-import init from "./mia-web.js";
 const boot = document.getElementById("boot");
 const say = (text, fraction) => {
   if (!boot) return;
   boot.querySelector(".boot-text").textContent = text;
   if (fraction !== undefined) boot.querySelector(".boot-fill").style.width = `${Math.min(100, 100 * fraction)}%`;
 };
-const TOTAL = __TOTAL__;
+// What WebGPU this browser offers, read once here (the page reads this verdict too): a
+// hardware adapter, a software emulation (slower than the CPU path), or none.
+const SOFTWARE = [["swiftshader", "SwiftShader"], ["llvmpipe", "llvmpipe"], ["lavapipe", "lavapipe"],
+  ["basic render", "Microsoft's Basic Render Driver"], ["software", "a software renderer"]];
+async function webgpu() {
+  if (!navigator.gpu) return { adapter: "none", reason: "this browser exposes no WebGPU" };
+  try {
+    const a = await navigator.gpu.requestAdapter();
+    if (!a) return { adapter: "none", reason: "the browser offers no WebGPU adapter" };
+    const info = a.info || {};
+    const arch = `${info.architecture || ""} ${info.description || ""}`.toLowerCase();
+    const hit = SOFTWARE.find(([key]) => arch.includes(key));
+    if (hit) return { adapter: "software", name: hit[1] };
+    if (info.isFallbackAdapter || a.isFallbackAdapter) return { adapter: "software", name: "a fallback adapter" };
+    return { adapter: "hardware" };
+  } catch (e) {
+    return { adapter: "none", reason: String(e && e.message || e) };
+  }
+}
+// Two builds of the page: with the WebGPU engine (where a hardware adapter can use it, or
+// when ?backend=webgpu asks for it) and without it (the CPU page: 1.5 MB less to fetch).
+const BUILDS = __BUILDS__;
+const asked = new URLSearchParams(location.search).get("backend");
+globalThis.miaWebGpu = await webgpu();
+const build = asked === "webgpu" || (asked === null && globalThis.miaWebGpu.adapter === "hardware") ? BUILDS.gpu : BUILDS.cpu;
 try {
-  const response = await fetch("./mia-web_bg.wasm");
+  const { default: init } = await import(`./${build.name}.js`);
+  const response = await fetch(`./${build.name}_bg.wasm`);
   if (!response.ok) throw new Error(`the page's code could not be fetched (HTTP ${response.status})`);
   const reader = response.body.getReader();
   let received = 0;
@@ -30,7 +63,7 @@ try {
       if (done) { controller.close(); return; }
       received += value.length;
       const mb = (received / 1e6).toFixed(1);
-      say(TOTAL ? `Loading MIA Lab: ${mb} of ${(TOTAL / 1e6).toFixed(1)} MB received` : `Loading MIA Lab: ${mb} MB received`, TOTAL ? received / TOTAL : undefined);
+      say(build.total ? `Loading MIA Lab: ${mb} of ${(build.total / 1e6).toFixed(1)} MB received` : `Loading MIA Lab: ${mb} MB received`, build.total ? received / build.total : undefined);
       controller.enqueue(value);
     },
   });
@@ -40,7 +73,7 @@ try {
   boot?.classList.add("boot-failed");
   throw e;
 }
-</script>""".replace("__TOTAL__", str(total))
+</script>""".replace("__BUILDS__", json.dumps(builds))
 
 html = open(sys.argv[1], encoding="utf-8").read()
 rules = {

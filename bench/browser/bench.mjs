@@ -3,7 +3,8 @@
 // weights, in one headless Chromium. Usage: node bench.mjs URL OUT.json
 // The lab's number is its second inference (switching to the bundle's second model), so
 // shader compilation and wasm start-up are excluded on both sides; TF.js runs one warm-up
-// chunk first for the same reason.
+// chunk first for the same reason. BENCH_ENGINES (e.g. "flex,tfjs-wasm") picks the engines and
+// BENCH_REPEAT (default 1) measures each that many times, alternating, reporting every run.
 import { chromium } from 'playwright-core';
 import { launchOptions } from '../../tests/e2e/chromium.mjs';
 import fs from 'node:fs';
@@ -15,8 +16,11 @@ const parse = (text) => {
   return m ? { images: Number(m[1]), ms: Number(m[2]) } : null;
 };
 
+const engines = (process.env.BENCH_ENGINES || 'flex,ndarray,webgpu,tfjs-wasm,tfjs-webgpu,tfjs-cpu').split(',');
+const repeat = Number(process.env.BENCH_REPEAT || 1);
 const rows = [];
-for (const backend of ['flex', 'ndarray', 'webgpu']) {
+for (let round = 0; round < repeat; round++) {
+for (const backend of ['flex', 'ndarray', 'webgpu'].filter((b) => engines.includes(b))) {
   const page = await browser.newPage();
   try {
     await page.goto(`${url}/?backend=${backend}`);
@@ -42,7 +46,7 @@ for (const backend of ['flex', 'ndarray', 'webgpu']) {
   }
   await page.close();
 }
-for (const backend of ['wasm', 'webgpu', 'cpu']) {
+for (const backend of ['wasm', 'webgpu', 'cpu'].filter((b) => engines.includes(`tfjs-${b}`))) {
   const page = await browser.newPage();
   await page.goto(`${url}/bench/page.html?backend=${backend}`);
   await page.waitForSelector('#result[data-done="1"]', { timeout: 300_000 });
@@ -52,6 +56,7 @@ for (const backend of ['wasm', 'webgpu', 'cpu']) {
     warmUpMs: r.warmMs, maxAbsDiff: r.maxAbsDiff, note: r.error || '',
   });
   await page.close();
+}
 }
 await browser.close();
 

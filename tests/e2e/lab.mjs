@@ -38,7 +38,9 @@ const wallMs = Date.now() - t0;
 // What the first visit fetched is what the size budget counted (web/site.py --budget wrote
 // size.json): a file fetched before the first distributions but left out of the budget would
 // make the budget a lie.
-const budgeted = new Set(Object.keys(JSON.parse(fs.readFileSync(path.join(outDir, 'size.json'), 'utf8')).files));
+// The page comes in two builds: ?backend=webgpu loads the WebGPU page, flex the CPU page.
+const sizes = JSON.parse(fs.readFileSync(path.join(outDir, 'size.json'), 'utf8'));
+const budgeted = new Set(Object.keys(sizes[backend === 'webgpu' ? 'webgpu' : 'cpu'].files));
 const unbudgeted = requests
   .filter((r) => r.startsWith(origin))
   .map((r) => new URL(r).pathname.replace(/^\//, ''))

@@ -7,6 +7,8 @@
 //   node tests/e2e/labbench.mjs URL OUT.json [BACKENDS]   (from the repository root; URL serves
 //   a build of the page; BACKENDS defaults to flex,webgpu)
 // Prints a table of wall time (features + 33 heads + every attack) and the AUCs.
+// LAB_FINE_TUNE_SHADOWS (default 32) sets the fine-tuned row's shadows; LAB_ROWS (e.g.
+// "erm,erm + fine-tune") keeps only the rows named.
 import { chromium } from 'playwright-core';
 import { launchOptions } from './chromium.mjs';
 import { readReference, writeReferencePngs } from './refpng.mjs';
@@ -24,6 +26,9 @@ const runs = [
   ['erm', null], ['label-smoothing', '0.1'], ['relaxloss', '0.5'], ['dp-sgd', '1'], ['dp-sgd', '4'],
   ['erm', null, 'early'], ['erm', null, 'fine-tune'],
 ];
+const only = process.env.LAB_ROWS?.split(',');
+const label = ([defense, , option]) => (option ? `${defense} + ${option}` : defense);
+const fineTuneShadows = process.env.LAB_FINE_TUNE_SHADOWS || '32';
 const rows = [];
 const browser = await chromium.launch(launchOptions);
 for (const backend of backends.split(',')) {
@@ -33,11 +38,11 @@ for (const backend of backends.split(',')) {
   await page.setInputFiles('[data-testid="lab-files-0"]', files[0]);
   await page.setInputFiles('[data-testid="lab-files-1"]', files[1]);
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="lab-thumb"]').length === 100);
-  for (const [defense, strength, option] of runs) {
+  for (const [defense, strength, option] of runs.filter((r) => !only || only.includes(label(r)))) {
     await page.setChecked('[data-testid="lab-early"]', option === 'early');
     await page.setChecked('[data-testid="lab-fine-tune"]', option === 'fine-tune');
     if (option === 'fine-tune') {
-      await page.fill('[data-testid="lab-shadows"]', '32');
+      await page.fill('[data-testid="lab-shadows"]', fineTuneShadows);
       await page.dispatchEvent('[data-testid="lab-shadows"]', 'change');
     }
     await page.selectOption('[data-testid="lab-defense"]', defense);

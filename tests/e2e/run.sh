@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the site with the shipped page (web/build.sh: web/site/, checked to match the sources
 # by tests/run-all.sh) and checks its first visit fits the size budget (web/site.py --budget,
-# 5 MB over the wire), serves it on 127.0.0.1 and runs the real-browser tests: serve.mjs (web/serve.py
+# 3.5 MB over the wire for the CPU page, 5 MB for the WebGPU page), serves it on 127.0.0.1 and runs the real-browser tests: serve.mjs (web/serve.py
 # serving a room: bytes over the wire, headers, the loading indicator), deeplink.mjs
 # (the site built for a sub-path with --public-url, opened from a deep link), imported.mjs (a
 # PyTorch model imported into a companion site, its AUCs equal to the native), teach.mjs (what a new
@@ -26,7 +26,7 @@ mkdir -p "$OUT"
 
 SITE="$OUT/site"
 bash web/build.sh --out "$SITE"
-python3 web/site.py --budget "$SITE" --limit 5 --json "$OUT/size.json"
+python3 web/site.py --budget "$SITE" --limit 3.5 --limit-webgpu 5 --json "$OUT/size.json"
 (cd tests/e2e && { [[ -d node_modules/playwright-core ]] || npm ci --no-audit --no-fund --silent; })
 
 PORT="${E2E_PORT:-8765}"
@@ -35,7 +35,7 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break; sleep 0.1; done
 
-# Serving a room: web/serve.py with the site's brotli copies (first visit ≤ 5 MB over the wire,
+# Serving a room: web/serve.py with the site's brotli copies (first visit ≤ 3.5 MB over the wire,
 # MIME types, revalidating reloads, the loading indicator, a taken port).
 node tests/e2e/serve.mjs "$SITE" "$((PORT + 3))" "$OUT/serve" | tee "$OUT/serve.json"
 

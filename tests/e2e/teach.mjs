@@ -1,7 +1,8 @@
 // Real-browser test of what a first-time student meets, against the built page:
 //   node teach.mjs URL BROKEN_URL OUT_DIR
 // URL serves the page; BROKEN_URL the same page with one model's weights corrupted.
-// Checks: the default backend is not a software WebGPU adapter when the CPU is faster; upload
+// Checks: the default backend is not a software WebGPU adapter when the CPU is faster, and the
+// CPU page (no WebGPU engine) is what such a browser fetches, the menu's WebGPU loading the other; upload
 // verdicts state their false-positive rate and say a student's file is not a training image; the rate
 // a verdict states for reference images uploaded as files matches what those uploads show and,
 // with the true label, the card's own; a defense toggle answers quickly with 0 and 50 uploads
@@ -204,6 +205,31 @@ await check(/damaged/.test(results.brokenMessage) && !/sha|SHA-256/.test(results
 await broken.screenshot({ path: path.join(outDir, 'corrupt-model.png') });
 await broken.selectOption('[data-testid="model-select"]', 'label-smoothing');
 await broken.waitForSelector('[data-testid="auc-loss"]', { timeout: 120_000 }).catch(() => fail('another model did not load after the corrupt one', broken));
+
+// 9. The page's two builds: where WebGPU is software or missing the CPU page is loaded (no
+// WebGPU engine fetched); picking WebGPU in the menu reloads as the WebGPU page, work kept.
+const built = (p) => p.evaluate(() => performance.getEntriesByType('resource')
+  .map((e) => e.name.split('/').pop()).filter((n) => n.endsWith('_bg.wasm')));
+results.firstBuild = await built(desk);
+if (adapter !== 'hardware') {
+  await check(JSON.stringify(results.firstBuild) === '["mia-web-cpu_bg.wasm"]',
+    `the first visit without a hardware GPU fetched ${results.firstBuild}`, desk);
+  await desk.selectOption('[data-testid="model-select"]', 'label-smoothing');
+  await desk.waitForSelector('[data-testid="auc-loss"]', { timeout: 120_000 });
+  await desk.waitForTimeout(800); // the view is kept 0.3 s after a change
+  await Promise.all([
+    desk.waitForURL(/backend=webgpu/, { timeout: 30_000 }),
+    desk.selectOption('[data-testid="backend-select"]', 'webgpu'),
+  ]).catch(() => fail('picking WebGPU in the CPU page did not load the WebGPU page', desk));
+  await desk.waitForSelector('[data-testid="auc-loss"]', { timeout: 240_000 })
+    .catch(() => fail('the WebGPU page showed no distributions', desk));
+  results.switchedBackend = await desk.textContent('[data-testid="backend"]');
+  results.switchedBuild = await built(desk);
+  results.switchedModel = await desk.inputValue('[data-testid="model-select"]');
+  await check(/WebGPU/.test(results.switchedBackend) && results.switchedBuild.includes('mia-web_bg.wasm'),
+    `after picking WebGPU: ${results.switchedBackend}, ${results.switchedBuild}`, desk);
+  await check(results.switchedModel === 'label-smoothing', `the model was not kept across the switch: ${results.switchedModel}`, desk);
+}
 
 const foreign = requests.filter((r) => !r.startsWith(origin) && !r.startsWith(new URL(brokenUrl).origin) && !r.startsWith('data:') && !r.startsWith('blob:'));
 await check(foreign.length === 0, `requests left the page's origin: ${foreign.join(', ')}`);

@@ -210,3 +210,107 @@ fn lab_heads_match_the_shared_fixture() {
     let fixture: Value = serde_json::from_str(LAB_FIXTURE).unwrap();
     close(&lab_heads(), &fixture, 1e-4, "lab_heads");
 }
+
+/// Values with ties, NaN, ±0 and negatives, from a fixed sequence.
+fn awkward_values(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| match (i * 7 + 3) % 11 {
+            0 => f32::NAN,
+            1 => -0.0,
+            2 => 0.0,
+            k => ((i * 37 % 13) as f32 - 6.0) * 0.5 + (k % 2) as f32 * 0.25,
+        })
+        .collect()
+}
+
+fn same_bits(a: f32, b: f32) -> bool {
+    (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
+}
+
+/// ReLU as the page's CPU path runs it (in place, four lanes at a time in wasm32): `x` where it
+/// is positive or NaN, +0 elsewhere, on a length that leaves a remainder.
+#[test]
+fn relu_keeps_positives_and_nan_and_zeroes_the_rest() {
+    let x = awkward_values(4 * 25 + 3);
+    let device = Device::flex();
+    let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [x.len()]), &device);
+    let y: Vec<f32> = burn::tensor::activation::relu(t).into_data().try_to_vec().unwrap();
+    for (i, (&a, &b)) in x.iter().zip(&y).enumerate() {
+        let want = if a.is_nan() || a > 0.0 { a } else { 0.0 };
+        assert!(same_bits(b, want), "relu({a}) at {i}: {b}, want {want}");
+    }
+}
+
+/// 2×2 max-pooling without indices (inference; four windows at a time in wasm32): each
+/// window's maximum in row-major order, a NaN or a later greater value replacing the best,
+/// ties keeping the first (so the sign of a zero is the first's); odd edges dropped.
+#[test]
+fn max_pool_2x2_values_follow_the_window_rule() {
+    let (b, c, h, w) = (2, 3, 7, 19);
+    let x = awkward_values(b * c * h * w);
+    let device = Device::flex();
+    let t = Tensor::<4>::from_data(TensorData::new(x.clone(), [b, c, h, w]), &device);
+    let opts = burn::tensor::ops::MaxPoolOptions::new([2, 2]).with_stride([2, 2]);
+    let y: Vec<f32> = burn::tensor::module::max_pool2d(t, opts).into_data().try_to_vec().unwrap();
+    let (oh, ow) = (h / 2, w / 2);
+    assert_eq!(y.len(), b * c * oh * ow);
+    for p in 0..b * c {
+        for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
+            let at = |dy: usize, dx: usize| x[p * h * w + (2 * oy + dy) * w + 2 * ox + dx];
+            let mut best = at(0, 0);
+            for v in [at(0, 1), at(1, 0), at(1, 1)] {
+                if v > best || v.is_nan() {
+                    best = v;
+                }
+            }
+            let got = y[(p * oh + oy) * ow + ox];
+            assert!(same_bits(got, best), "plane {p} window ({oy}, {ox}): {got}, want {best}");
+        }
+    }
+}
+
+/// The convolution as the page's CPU path runs it (in wasm32: the 4 × 8 simd128 GEMM on a
+/// shifted-copy im2col) against a direct sum, with channels and positions that leave
+/// remainders and both a "same" (padding 1) and a "valid" (padding 0) convolution.
+#[test]
+fn conv2d_forward_is_the_direct_sum() {
+    let (b, cin, h, w, cout, k) = (2, 3, 7, 9, 6, 3);
+    let x = awkward_values(b * cin * h * w)
+        .iter()
+        .map(|v| if v.is_nan() { 0.5 } else { *v })
+        .collect::<Vec<_>>();
+    let wt: Vec<f32> =
+        (0..cout * cin * k * k).map(|i| ((i * 29 % 17) as f32 - 8.0) / 16.0).collect();
+    let bias: Vec<f32> = (0..cout).map(|i| i as f32 * 0.1 - 0.2).collect();
+    let device = Device::flex();
+    for pad in [1usize, 0] {
+        let opts = burn::tensor::ops::ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+        let y = burn::tensor::module::conv2d(
+            Tensor::<4>::from_data(TensorData::new(x.clone(), [b, cin, h, w]), &device),
+            Tensor::<4>::from_data(TensorData::new(wt.clone(), [cout, cin, k, k]), &device),
+            Some(Tensor::<1>::from_data(TensorData::new(bias.clone(), [cout]), &device)),
+            opts,
+        );
+        let (oh, ow) = (h + 2 * pad - k + 1, w + 2 * pad - k + 1);
+        assert_eq!(y.dims(), [b, cout, oh, ow]);
+        let y: Vec<f32> = y.into_data().try_to_vec().unwrap();
+        for (i, got) in y.iter().enumerate() {
+            let (n, o, oy, ox) = (i / (cout * oh * ow), i / (oh * ow) % cout, i / ow % oh, i % ow);
+            let mut want = f64::from(bias[o]);
+            for (c, ky, kx) in
+                (0..cin).flat_map(|c| (0..k).flat_map(move |ky| (0..k).map(move |kx| (c, ky, kx))))
+            {
+                let (iy, ix) =
+                    ((oy + ky) as isize - pad as isize, (ox + kx) as isize - pad as isize);
+                if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                    let v = x[((n * cin + c) * h + iy as usize) * w + ix as usize];
+                    want += f64::from(v) * f64::from(wt[((o * cin + c) * k + ky) * k + kx]);
+                }
+            }
+            assert!(
+                (f64::from(*got) - want).abs() < 1e-5,
+                "pad {pad}, output {i}: {got}, want {want}"
+            );
+        }
+    }
+}

@@ -18,7 +18,7 @@ use crate::components::messages::Messages;
 use crate::components::model_select::ModelSelect;
 use crate::components::tour::Tour;
 use crate::components::uploads::{Thumb, UploadView, Uploads};
-use crate::engine::{self, LoadedModel, SharedBundle};
+use crate::engine::{self, Backend, LoadedModel, SharedBundle};
 use crate::hooks::{
     self, use_bundle, use_engine, use_model_files, use_reference_logits, use_upload_logits,
 };
@@ -370,7 +370,19 @@ pub fn app() -> Html {
     let computed = use_views(&state, &spec_chain);
     let thumbs = use_thumbs(state.bundle.clone());
 
-    let on_backend = dispatch(&state, Action::UseBackend);
+    let on_backend = {
+        let state = state.clone();
+        Callback::from(move |b: Backend| {
+            // The CPU build has no WebGPU engine: the page reloads as the build that has it.
+            if b == Backend::WebGpu && !engine::HAS_WEBGPU {
+                if let Err(e) = engine::load_webgpu_build() {
+                    state.dispatch(Action::BackendReady(state.backend, Some(e)));
+                }
+                return;
+            }
+            state.dispatch(Action::UseBackend(b));
+        })
+    };
     let on_dismiss = dispatch(&state, |()| Action::Dismiss);
     let on_tour = dispatch(&state, |()| Action::Tour(Some(0)));
     let header = html! {

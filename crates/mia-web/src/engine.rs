@@ -94,9 +94,62 @@ pub fn now_ms() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
 }
 
-/// Lets the page render and handle input before the next chunk of work.
+/// Longest stretch of work between two yields to the page, ms.
+pub const SLICE_MS: f64 = 30.0;
+
+/// Lets the page render and handle input before the next chunk of work: a message the page
+/// posts to itself starts a new task at once, where `setTimeout(0)` waits at least 4 ms once
+/// timers nest (Chromium, from the fifth): a quarter of the CPU path's inference was that wait.
 pub async fn yield_now() {
-    sleep(0).await;
+    let promise = Promise::new(&mut |resolve, _| {
+        if !YIELDER.with(|y| y.post(resolve.clone()))
+            && let Ok(w) = window()
+        {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// One message channel for [`yield_now`]: each message resolves the oldest waiting yield.
+struct Yielder {
+    channel: Option<web_sys::MessageChannel>,
+    waiting: Rc<std::cell::RefCell<std::collections::VecDeque<js_sys::Function>>>,
+    _on_message: Option<wasm_bindgen::closure::Closure<dyn FnMut()>>,
+}
+
+impl Yielder {
+    fn new() -> Self {
+        let waiting: Rc<std::cell::RefCell<std::collections::VecDeque<js_sys::Function>>> =
+            Rc::default();
+        let Ok(channel) = web_sys::MessageChannel::new() else {
+            return Self { channel: None, waiting, _on_message: None };
+        };
+        let queue = waiting.clone();
+        let on_message = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(move || {
+            let next = queue.borrow_mut().pop_front();
+            if let Some(resolve) = next {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
+        });
+        channel.port1().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Self { channel: Some(channel), waiting, _on_message: Some(on_message) }
+    }
+
+    /// Queues `resolve` for the next message; `false` when no channel could be made.
+    fn post(&self, resolve: js_sys::Function) -> bool {
+        let Some(channel) = &self.channel else { return false };
+        self.waiting.borrow_mut().push_back(resolve);
+        if channel.port2().post_message(&JsValue::NULL).is_ok() {
+            return true;
+        }
+        self.waiting.borrow_mut().pop_back();
+        false
+    }
+}
+
+thread_local! {
+    static YIELDER: Yielder = Yielder::new();
 }
 
 /// Waits `ms` milliseconds (a timer: the page stays responsive).
@@ -213,52 +266,35 @@ pub async fn load_members_index(bundle: &Bundle) -> Result<Option<MembersIndex>,
     Ok(Some(index))
 }
 
-/// What the browser's WebGPU adapter is: `Ok(None)` for hardware, `Ok(Some(name))` for a
-/// software emulation (SwiftShader, llvmpipe: usually slower than the CPU path), `Err` when
-/// there is no adapter. Read from `GPUAdapterInfo`, which says so.
-pub async fn software_adapter() -> Result<Option<String>, String> {
-    let gpu = Reflect::get(&window()?.navigator(), &JsValue::from_str("gpu")).map_err(js_err)?;
-    let request = Reflect::get(&gpu, &JsValue::from_str("requestAdapter")).map_err(js_err)?;
-    let request: js_sys::Function = request.dyn_into().map_err(|_| "no requestAdapter")?;
-    let promise: Promise = request.call0(&gpu).map_err(js_err)?.dyn_into().map_err(js_err)?;
-    let adapter = JsFuture::from(promise).await.map_err(js_err)?;
-    if adapter.is_null() || adapter.is_undefined() {
-        return Err("the browser offers no WebGPU adapter".into());
+/// Whether this build of the page has the WebGPU engine (the `webgpu` feature); the CPU build
+/// switches to the other build to use WebGPU ([`load_webgpu_build`]).
+pub const HAS_WEBGPU: bool = cfg!(feature = "webgpu");
+
+/// What WebGPU the browser offers, as the page's loader (web/index.py) found it before choosing
+/// the build: `Ok(None)` for a hardware adapter, `Ok(Some(name))` for a software emulation
+/// (SwiftShader, llvmpipe: usually slower than the CPU path), `Err(reason)` for none. A page
+/// started without that loader (trunk's) has no verdict: a hardware adapter is assumed, and a
+/// WebGPU that fails falls back to the CPU with the reason shown.
+pub fn webgpu_verdict() -> Result<Option<String>, String> {
+    let verdict = Reflect::get(&js_sys::global(), &JsValue::from_str("miaWebGpu"))
+        .ok()
+        .filter(JsValue::is_object);
+    let Some(v) = verdict else { return Ok(None) };
+    let field = |k: &str| Reflect::get(&v, &JsValue::from_str(k)).ok().and_then(|x| x.as_string());
+    match field("adapter").as_deref() {
+        Some("software") => Ok(Some(field("name").unwrap_or_else(|| "a software renderer".into()))),
+        Some("none") => Err(field("reason").unwrap_or_else(|| "no WebGPU adapter".into())),
+        _ => Ok(None),
     }
-    let field = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok();
-    let info = field(&adapter, "info").filter(|i| i.is_object());
-    let fallback = [
-        info.as_ref().and_then(|i| field(i, "isFallbackAdapter")),
-        field(&adapter, "isFallbackAdapter"),
-    ]
-    .into_iter()
-    .flatten()
-    .any(|v| v.as_bool() == Some(true));
-    let arch = info
-        .as_ref()
-        .and_then(|i| {
-            Some(format!(
-                "{} {}",
-                field(i, "architecture")?.as_string()?,
-                field(i, "description")?.as_string().unwrap_or_default()
-            ))
-        })
-        .unwrap_or_default()
-        .to_lowercase();
-    let software = [
-        ("swiftshader", "SwiftShader"),
-        ("llvmpipe", "llvmpipe"),
-        ("lavapipe", "lavapipe"),
-        ("basic render", "Microsoft's Basic Render Driver"),
-        ("software", "a software renderer"),
-    ]
-    .into_iter()
-    .find(|s| arch.contains(s.0));
-    Ok(match (fallback, software) {
-        (_, Some((_, name))) => Some(name.to_string()),
-        (true, None) => Some("a fallback adapter".to_string()),
-        (false, None) => None,
-    })
+}
+
+/// Reloads the page as its WebGPU build (`?backend=webgpu`, the other query keys kept): the
+/// lab and the explore view are kept in the browser and come back after the reload.
+pub fn load_webgpu_build() -> Result<(), String> {
+    let location = window()?.location();
+    let url = web_sys::Url::new(&location.href().map_err(js_err)?).map_err(js_err)?;
+    url.search_params().set("backend", "webgpu");
+    location.assign(&url.href()).map_err(js_err)
 }
 
 /// Whether the page can ask for WebGPU at all (`navigator.gpu` exists: secure context, a
@@ -278,6 +314,11 @@ pub async fn device(backend: Backend) -> Result<Device, String> {
         #[cfg(feature = "ndarray")]
         #[allow(deprecated)]
         Backend::NdArray => Ok(Device::ndarray()),
+        #[cfg(not(feature = "webgpu"))]
+        Backend::WebGpu => {
+            Err("this is the CPU build of the page, without its WebGPU engine".into())
+        }
+        #[cfg(feature = "webgpu")]
         Backend::WebGpu => {
             if !webgpu_exposed() {
                 return Err("this browser exposes no WebGPU (navigator.gpu is missing)".into());
@@ -343,6 +384,7 @@ async fn infer_with(
     }
     let mut out = Vec::new();
     let mut start = 0;
+    let mut slice_start = now_ms();
     while start < n {
         let end = (start + chunk).min(n);
         let mut values = Vec::with_capacity((end - start) * per);
@@ -353,8 +395,13 @@ async fn infer_with(
         let data = f(model, x)?.into_data_async().await.map_err(|e| format!("readback: {e:?}"))?;
         out.extend(data.try_to_vec::<f32>().map_err(|e| format!("readback: {e:?}"))?);
         start = end;
-        progress(end);
-        yield_now().await;
+        // The page renders at each yield: one every slice, not every chunk (a re-render per
+        // 50-image chunk cost a quarter of the CPU path's time).
+        if now_ms() - slice_start > SLICE_MS || start == n {
+            progress(end);
+            yield_now().await;
+            slice_start = now_ms();
+        }
     }
     Ok(out)
 }

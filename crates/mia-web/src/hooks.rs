@@ -86,8 +86,9 @@ pub fn use_engine() -> Engine {
 }
 
 /// The backend asked for in the URL (`?backend=flex|ndarray|webgpu`); else WebGPU where the
-/// browser has a hardware adapter; else the CPU, with the reason when WebGPU was passed over.
-async fn initial_backend() -> (Backend, Option<String>) {
+/// browser has a hardware adapter and this build has the engine; else the CPU, with the reason
+/// when WebGPU was passed over.
+fn initial_backend() -> (Backend, Option<String>) {
     let param = web_sys::window().and_then(|w| w.location().search().ok()).and_then(|q| {
         q.split(['?', '&']).find_map(|kv| kv.strip_prefix("backend=").map(str::to_string))
     });
@@ -97,8 +98,9 @@ async fn initial_backend() -> (Backend, Option<String>) {
     if !engine::webgpu_exposed() {
         return (Backend::Flex, None);
     }
-    match engine::software_adapter().await {
-        Ok(None) => (Backend::WebGpu, None),
+    match engine::webgpu_verdict() {
+        Ok(None) if engine::HAS_WEBGPU => (Backend::WebGpu, None),
+        Ok(None) => (Backend::Flex, None),
         Ok(Some(name)) => (
             Backend::Flex,
             Some(format!(
@@ -117,7 +119,7 @@ pub fn use_bundle(state: UseReducerHandle<State>) {
     use_effect_with((), move |_| {
         let s = state.clone();
         spawn_local(async move {
-            let (backend, notice) = initial_backend().await;
+            let (backend, notice) = initial_backend();
             s.dispatch(Action::UseBackend(backend));
             if notice.is_some() {
                 s.dispatch(Action::BackendReady(backend, notice));

@@ -28,8 +28,6 @@ use crate::lab_state::{LabAction, LabDefense, LabImage, LabLogits, LabResult, La
 
 /// Seed of the lab's heads (the split has its own).
 const SEED: u64 = 11;
-/// Longest stretch of work between two yields to the page, ms.
-const SLICE_MS: f64 = 30.0;
 
 /// What a run needs from the page.
 pub struct RunInputs {
@@ -53,7 +51,7 @@ struct Pacer {
 
 impl Pacer {
     async fn tick(&mut self) -> Result<(), String> {
-        if engine::now_ms() - self.slice_start > SLICE_MS {
+        if engine::now_ms() - self.slice_start > engine::SLICE_MS {
             engine::yield_now().await;
             self.slice_start = engine::now_ms();
         }

@@ -129,6 +129,38 @@ pub struct LabScores {
     pub scores: Vec<(LabAttack, Vec<f32>)>,
 }
 
+/// What every attack reads of one model's logits on the `n` images, computed once per model
+/// however many draws reuse it (the intervals score each model as the target against the
+/// others, hundreds of times per run).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ModelSignals {
+    /// LiRA's logit-scaled confidence `φ` of each image.
+    phi: Vec<f32>,
+    /// RMIA's true-class probability of each image.
+    true_p: Vec<f32>,
+    /// Loss, confidence and modified-entropy scores of each image.
+    kinds: [Vec<f32>; 3],
+}
+
+/// The score kinds of [`ModelSignals::kinds`], in their attacks' order.
+const KINDS: [(LabAttack, ScoreKind); 3] = [
+    (LabAttack::Loss, ScoreKind::Loss),
+    (LabAttack::Confidence, ScoreKind::Confidence),
+    (LabAttack::ModifiedEntropy, ScoreKind::ModifiedEntropy),
+];
+
+impl ModelSignals {
+    /// The signals of `[n × C]` logits (rows of `classes`) with `labels`.
+    pub(crate) fn of(logits: &[f32], labels: &[usize], classes: usize) -> Self {
+        let rows = || logits.chunks(classes).zip(labels);
+        Self {
+            phi: rows().map(|(z, &y)| lira::logit_confidence(z, y)).collect(),
+            true_p: rows().map(|(z, &y)| softmax(z)[y]).collect(),
+            kinds: KINDS.map(|(_, k)| rows().map(|(z, &y)| k.score(z, y)).collect()),
+        }
+    }
+}
+
 impl LabScores {
     /// Scores `split` with every attack.
     pub fn compute(split: &Split<'_>) -> Result<Self, CoreError> {
@@ -147,31 +179,42 @@ impl LabScores {
                 split.keep.len()
             )));
         }
-        let rows = |l: &[f32]| -> Vec<f32> {
-            l.chunks(c).zip(split.labels).map(|(z, &y)| lira::logit_confidence(z, y)).collect()
-        };
-        let kind = |k: ScoreKind| -> Vec<f32> {
-            split.target.chunks(c).zip(split.labels).map(|(z, &y)| k.score(z, y)).collect()
-        };
-        let phi_t = rows(split.target);
-        let phi_s: Vec<f32> = split.shadows.chunks(n * c).flat_map(rows).collect();
+        let target = ModelSignals::of(split.target, split.labels, c);
+        let shadows: Vec<ModelSignals> =
+            split.shadows.chunks(n * c).map(|l| ModelSignals::of(l, split.labels, c)).collect();
+        Self::from_signals(&target, &shadows.iter().collect::<Vec<_>>(), split.keep)
+    }
+
+    /// Scores a target from its and its shadows' [`ModelSignals`] (`keep`: `[S × n]`, whether
+    /// shadow `s` trained on image `i`): the same scores as [`Self::compute`] on their logits.
+    pub(crate) fn from_signals(
+        target: &ModelSignals,
+        shadows: &[&ModelSignals],
+        keep: &[bool],
+    ) -> Result<Self, CoreError> {
+        let (n, s) = (target.phi.len(), shadows.len());
+        if s < 2 || keep.len() != s * n || shadows.iter().any(|m| m.phi.len() != n) {
+            return Err(CoreError::Shape(format!(
+                "a lab audit needs S ≥ 2 shadows on the target's {n} images and [S × n] keep flags ({s} shadows, {} keep flags)",
+                keep.len()
+            )));
+        }
+        let phi_s: Vec<f32> = shadows.iter().flat_map(|m| m.phi.iter().copied()).collect();
         let shape = SignalShape { models: s, examples: n, queries: 1 };
         let est = Estimator::default();
-        let (gin, gout) = lira::fit_online(&phi_s, split.keep, shape, est)?;
-        let gout_offline = lira::fit(&phi_s, split.keep, shape, false, est)?;
-        Ok(Self {
-            scores: vec![
-                (LabAttack::Loss, kind(ScoreKind::Loss)),
-                (LabAttack::Confidence, kind(ScoreKind::Confidence)),
-                (LabAttack::ModifiedEntropy, kind(ScoreKind::ModifiedEntropy)),
-                (LabAttack::LiraOnline, lira::online(&phi_t, &gin, &gout)?),
-                (
-                    LabAttack::LiraOffline,
-                    lira::offline(&phi_t, &gout_offline, OfflineForm::OneSidedCdf)?,
-                ),
-                (LabAttack::RmiaOnline, rmia_online(split, n, c, s)?),
-            ],
-        })
+        let (gin, gout) = lira::fit_online(&phi_s, keep, shape, est)?;
+        let gout_offline = lira::fit(&phi_s, keep, shape, false, est)?;
+        let mut scores: Vec<(LabAttack, Vec<f32>)> =
+            KINDS.iter().zip(&target.kinds).map(|((a, _), v)| (*a, v.clone())).collect();
+        scores.extend([
+            (LabAttack::LiraOnline, lira::online(&target.phi, &gin, &gout)?),
+            (
+                LabAttack::LiraOffline,
+                lira::offline(&target.phi, &gout_offline, OfflineForm::OneSidedCdf)?,
+            ),
+            (LabAttack::RmiaOnline, rmia_online(target, shadows)?),
+        ]);
+        Ok(Self { scores })
     }
 
     /// Each attack's AUC against `member`.
@@ -206,16 +249,11 @@ pub fn at_smoothing_target(
 }
 
 /// Online RMIA with γ = 1: the share of the *other* images z whose likelihood ratio x beats.
-fn rmia_online(split: &Split<'_>, n: usize, c: usize, s: usize) -> Result<Vec<f32>, CoreError> {
-    let true_p = |l: &[f32], i: usize| softmax(&l[i * c..(i + 1) * c])[split.labels[i]];
-    let target: Vec<f32> = (0..n).map(|i| true_p(split.target, i)).collect();
-    let prior: Vec<f32> = (0..n)
-        .map(|i| {
-            (0..s).map(|m| true_p(&split.shadows[m * n * c..(m + 1) * n * c], i)).sum::<f32>()
-                / s as f32
-        })
-        .collect();
-    let all = crate::rmia::scores(&target, &prior, &target, &prior, 1.0)?;
+fn rmia_online(target: &ModelSignals, shadows: &[&ModelSignals]) -> Result<Vec<f32>, CoreError> {
+    let (n, s) = (target.true_p.len(), shadows.len());
+    let prior: Vec<f32> =
+        (0..n).map(|i| shadows.iter().map(|m| m.true_p[i]).sum::<f32>() / s as f32).collect();
+    let all = crate::rmia::scores(&target.true_p, &prior, &target.true_p, &prior, 1.0)?;
     // With γ = 1 every image counts itself as one of the z it beats: take it out.
     let others = (n.max(2) - 1) as f32;
     Ok(all.iter().map(|&f| ((f * n as f32 - 1.0) / others).max(0.0)).collect())

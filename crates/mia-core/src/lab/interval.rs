@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::audit::{LabAttack, LabScores, Split};
+use super::audit::{LabAttack, LabScores, ModelSignals};
 use crate::CoreError;
 use crate::metrics::roc;
 
@@ -196,6 +196,9 @@ pub fn rotate(models: &Models<'_>) -> Result<Vec<AttackDraws>, CoreError> {
     }
     let fpr = 1.0 / fewest as f64;
     let all: Vec<usize> = (0..m).collect();
+    let signals: Vec<ModelSignals> =
+        models.logits.chunks(n * c).map(|l| ModelSignals::of(l, models.labels, c)).collect();
+    let models = &Rotation { models, signals };
     let full = draws_over(models, &all, fpr)?;
     let groups = jackknife_groups(m);
     let mut leave_out: Vec<Vec<(f64, f64)>> = vec![Vec::new(); LabAttack::ALL.len()];
@@ -229,23 +232,25 @@ fn mean(v: &[f64]) -> f64 {
 /// An attack's AUC and TPR in each draw.
 type PerDraw = (LabAttack, Vec<f64>, Vec<f64>);
 
+/// The models of a rotation and each one's signals, computed once for all its draws.
+struct Rotation<'a> {
+    models: &'a Models<'a>,
+    signals: Vec<ModelSignals>,
+}
+
 /// Each model of `subset` in turn as the target with the rest of `subset` as its references:
 /// per attack, the AUC and TPR at `fpr` of every draw.
-fn draws_over(models: &Models<'_>, subset: &[usize], fpr: f64) -> Result<Vec<PerDraw>, CoreError> {
-    let (n, c) = (models.labels.len(), models.classes);
+fn draws_over(r: &Rotation<'_>, subset: &[usize], fpr: f64) -> Result<Vec<PerDraw>, CoreError> {
+    let n = r.models.labels.len();
     let mut per_attack: Vec<PerDraw> =
         LabAttack::ALL.iter().map(|&a| (a, Vec::new(), Vec::new())).collect();
     for &j in subset {
-        let member = &models.keep[j * n..(j + 1) * n];
-        let (shadows, keep) = others(models, subset, j);
-        let split = Split {
-            labels: models.labels,
-            classes: c,
-            target: &models.logits[j * n * c..(j + 1) * n * c],
-            shadows: &shadows,
-            keep: &keep,
-        };
-        for (attack, scores) in LabScores::compute(&split)?.scores {
+        let member = &r.models.keep[j * n..(j + 1) * n];
+        let rest: Vec<usize> = subset.iter().copied().filter(|&k| k != j).collect();
+        let shadows: Vec<&ModelSignals> = rest.iter().map(|&k| &r.signals[k]).collect();
+        let keep: Vec<bool> =
+            rest.iter().flat_map(|&k| &r.models.keep[k * n..(k + 1) * n]).copied().collect();
+        for (attack, scores) in LabScores::from_signals(&r.signals[j], &shadows, &keep)?.scores {
             let curve = roc(&scores, member)?;
             if let Some(slot) = per_attack.iter_mut().find(|p| p.0 == attack) {
                 slot.1.push(curve.auc());
@@ -256,18 +261,10 @@ fn draws_over(models: &Models<'_>, subset: &[usize], fpr: f64) -> Result<Vec<Per
     Ok(per_attack)
 }
 
-/// The logits and flags of the models of `subset` but model `j`.
-fn others(models: &Models<'_>, subset: &[usize], j: usize) -> (Vec<f32>, Vec<bool>) {
-    let (n, c) = (models.labels.len(), models.classes);
-    let rest = subset.iter().copied().filter(|&k| k != j);
-    let logits = rest.clone().flat_map(|k| &models.logits[k * n * c..(k + 1) * n * c]).copied();
-    let keep = rest.flat_map(|k| &models.keep[k * n..(k + 1) * n]).copied();
-    (logits.collect(), keep.collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::audit::Split;
     use crate::lab::shadow_keep;
 
     #[test]

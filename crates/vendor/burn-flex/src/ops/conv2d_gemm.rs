@@ -151,6 +151,9 @@ fn valid_range(
 
 /// Fill `cols` ([col_len, (y1 − y0)·ow]) for one image's group `grp` and output rows `[y0, y1)`.
 fn im2col<T: GemmFloat>(x: &[T], g: &Geom, grp: usize, (y0, y1): (usize, usize), cols: &mut [T]) {
+    if g.sh == 1 && g.sw == 1 && g.ow == g.w {
+        return im2col_same_width(x, g, grp, (y0, y1), cols);
+    }
     let len = (y1 - y0) * g.ow;
     for cl in 0..g.cin_g() {
         let plane = &x[(grp * g.cin_g() + cl) * g.hw_in()..][..g.hw_in()];
@@ -180,6 +183,66 @@ fn im2col<T: GemmFloat>(x: &[T], g: &Geom, grp: usize, (y0, y1): (usize, usize),
                 }
             }
         }
+    }
+}
+
+/// [`im2col`] for stride 1 when the output keeps the input's width ("same" padding): each row
+/// of `cols` is then the plane shifted by one offset, so one copy fills all its output rows
+/// and only the columns that fall in the padding are zeroed after. Row by row, the copies of
+/// 16–32 values were most of im2col's time in wasm, where each `memory.copy` is a call into the
+/// engine.
+fn im2col_same_width<T: GemmFloat>(
+    x: &[T],
+    g: &Geom,
+    grp: usize,
+    (y0, y1): (usize, usize),
+    cols: &mut [T],
+) {
+    let (w, len) = (g.w, (y1 - y0) * g.w);
+    for cl in 0..g.cin_g() {
+        let plane = &x[(grp * g.cin_g() + cl) * g.hw_in()..][..g.hw_in()];
+        for ki in 0..g.kh {
+            // Output rows whose input row `oy + ki·dh − ph` lies in the plane.
+            let (a, b) = valid_range(g.oh, 1, ki * g.dh, g.ph, g.h);
+            let (a, b) = (a.clamp(y0, y1), b.clamp(y0, y1));
+            for kj in 0..g.kw {
+                let r = (cl * g.kh + ki) * g.kw + kj;
+                let row = &mut cols[r * len..(r + 1) * len];
+                let (x0, x1) = valid_range(g.ow, 1, kj * g.dw, g.pw, w);
+                if a >= b || x0 >= x1 {
+                    row.fill(T::zero());
+                    continue;
+                }
+                row[..(a - y0) * w].fill(T::zero());
+                row[(b - y0) * w..].fill(T::zero());
+                // dst (oy, ox) ← plane[(oy + ki·dh − ph)·w + ox + kj·dw − pw]: one shift for all.
+                let shift = (ki * g.dh * w + kj * g.dw) as isize - (g.ph * w + g.pw) as isize;
+                let (d0, d1) = ((a - y0) * w, (b - y0) * w);
+                let src0 = (a * w) as isize + shift;
+                // Clip to the plane; what is clipped is padding, zeroed below.
+                let lo = (-src0).max(0) as usize;
+                let hi = (d1 - d0).min((plane.len() as isize - src0).max(0) as usize);
+                if lo < hi {
+                    let s = (src0 + lo as isize) as usize;
+                    row[d0 + lo..d0 + hi].copy_from_slice(&plane[s..s + (hi - lo)]);
+                }
+                for oy in a..b {
+                    let out = &mut row[(oy - y0) * w..(oy - y0 + 1) * w];
+                    zero_few(&mut out[..x0]);
+                    zero_few(&mut out[x1..]);
+                }
+            }
+        }
+    }
+}
+
+/// Zeroes a few values (a kernel's reach into the padding) with plain stores: a loop the
+/// compiler turns into `memset` becomes, in wasm, a call into the engine per row.
+#[inline(always)]
+fn zero_few<T: GemmFloat>(v: &mut [T]) {
+    for x in v.iter_mut() {
+        // SAFETY: `x` is a valid, aligned, exclusive reference.
+        unsafe { core::ptr::write_volatile(x, T::zero()) };
     }
 }
 
@@ -323,6 +386,20 @@ fn for_each_chunk<T: GemmFloat>(
     }
 }
 
+/// `x` as f32 values when `T` is f32.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn f32s<T: GemmFloat>(x: &[T]) -> Option<&[f32]> {
+    (core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>())
+        .then(|| bytemuck::cast_slice(x))
+}
+
+/// `x` as f32 values when `T` is f32.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn f32s_mut<T: GemmFloat>(x: &mut [T]) -> Option<&mut [f32]> {
+    (core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>())
+        .then(|| bytemuck::cast_slice_mut(x))
+}
+
 fn forward_impl<T: GemmFloat>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) -> Vec<T> {
     #[cfg(feature = "simd")]
     if let Some(y) = shifted::forward(x, w, bias, g) {
@@ -341,13 +418,30 @@ fn forward_impl<T: GemmFloat>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) ->
             for band in g.bands() {
                 let len = (band.1 - band.0) * g.ow;
                 im2col(x_img, g, grp, band, cols);
+                let (d, l) = (grp * cout_g * hw_out + band.0 * g.ow, grp * cout_g * col_len);
+                #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                if let (Some(y), Some(w), Some(cols)) = (f32s_mut(y), f32s(w), f32s(cols)) {
+                    use simd128::{Mat, gemm_acc};
+                    let m = |offset, stride| Mat { offset, stride };
+                    // `y` holds the bias or zeros: accumulating is the same as writing.
+                    gemm_acc(
+                        (cout_g, len, col_len),
+                        y,
+                        m(d, hw_out),
+                        w,
+                        m(l, col_len),
+                        cols,
+                        m(0, len),
+                    );
+                    continue;
+                }
                 gemm(
                     (cout_g, len, col_len),
                     y,
-                    View::rows(grp * cout_g * hw_out + band.0 * g.ow, hw_out),
+                    View::rows(d, hw_out),
                     bias.is_some(),
                     w,
-                    View::rows(grp * cout_g * col_len, col_len),
+                    View::rows(l, col_len),
                     cols,
                     View::rows(0, len),
                 );
@@ -568,3 +662,5 @@ pub fn conv2d_bias_backward(output_grad: FlexTensor, bias: FlexTensor) -> FlexTe
 
 #[cfg(feature = "simd")]
 mod shifted;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;

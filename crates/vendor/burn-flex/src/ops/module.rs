@@ -573,7 +573,7 @@ impl ModuleOps<Flex> for Flex {
     ) -> FloatTensor<Flex> {
         // MIA Lab patch: the 2×2 / stride-2 case (pool2x2.rs).
         if pool2x2::applies(&x, kernel_size, stride, padding, dilation, ceil_mode) {
-            return pool2x2::max_pool2d_with_indices(x).0;
+            return pool2x2::max_pool2d(x);
         }
         match x.dtype() {
             DType::F32 => {

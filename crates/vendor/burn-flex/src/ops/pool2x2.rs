@@ -93,6 +93,93 @@ fn pool_impl<T: num_traits::Float + bytemuck::Pod + Send + Sync>(
     (out, idx)
 }
 
+/// One row of windows, values only: `out[ox]` is the max of `r0[2ox..2ox+2]` and `r1[2ox..2ox+2]`
+/// in the order and with the NaN rule of [`offer`].
+fn pool_row_values<T: num_traits::Float>(r0: &[T], r1: &[T], out: &mut [T]) {
+    let take = |best: T, v: T| if (v > best) | v.is_nan() { v } else { best };
+    for ((top, bottom), o) in r0.chunks_exact(2).zip(r1.chunks_exact(2)).zip(out.iter_mut()) {
+        *o = take(take(take(top[0], top[1]), bottom[0]), bottom[1]);
+    }
+}
+
+/// [`pool_row_values`] for f32, four windows at a time with wasm's simd128 (the page's build is
+/// optimised for size, which leaves the scalar loop scalar).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn pool_row_values_f32(r0: &[f32], r1: &[f32], out: &mut [f32]) {
+    use core::arch::wasm32::*;
+    // `v` where it is greater than `best` or NaN, else `best`: offer's rule, lane by lane.
+    let take =
+        |best: v128, v: v128| v128_bitselect(v, best, v128_or(f32x4_gt(v, best), f32x4_ne(v, v)));
+    let n = out.len().min(r0.len() / 2).min(r1.len() / 2);
+    let lanes = n / 4 * 4;
+    for ox in (0..lanes).step_by(4) {
+        let (t, b) = (&r0[2 * ox..2 * ox + 8], &r1[2 * ox..2 * ox + 8]);
+        // SAFETY: every slice passed holds 4 f32 (16 bytes); v128 loads may be unaligned.
+        let load = |s: &[f32]| unsafe { v128_load(s[..4].as_ptr().cast()) };
+        let (t0, t1, b0, b1) = (load(&t[..4]), load(&t[4..]), load(&b[..4]), load(&b[4..]));
+        let m = take(i32x4_shuffle::<0, 2, 4, 6>(t0, t1), i32x4_shuffle::<1, 3, 5, 7>(t0, t1));
+        let m = take(m, i32x4_shuffle::<0, 2, 4, 6>(b0, b1));
+        let m = take(m, i32x4_shuffle::<1, 3, 5, 7>(b0, b1));
+        let o = &mut out[ox..ox + 4];
+        // SAFETY: `o` holds 4 f32 (16 bytes); v128 stores may be unaligned.
+        unsafe { v128_store(o.as_mut_ptr().cast(), m) };
+    }
+    pool_row_values(&r0[2 * lanes..], &r1[2 * lanes..], &mut out[lanes..]);
+}
+
+fn values_impl<T: num_traits::Float + bytemuck::Pod + Send + Sync>(
+    x: &[T],
+    planes: usize,
+    h: usize,
+    w: usize,
+    row: fn(&[T], &[T], &mut [T]),
+) -> Vec<T> {
+    let (oh, ow) = (h / 2, w / 2);
+    let mut out = vec![T::zero(); planes * oh * ow];
+    if ow == 0 {
+        return out;
+    }
+    // Output row `r` of the whole batch reads input rows 2r and 2r + 1 of the same plane.
+    let run = |r: usize, o: &mut [T]| {
+        let (p, oy) = (r / oh, r % oh);
+        let base = p * h * w + 2 * oy * w;
+        row(&x[base..base + w], &x[base + w..base + 2 * w], o);
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(ow).enumerate().for_each(|(r, o)| run(r, o));
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (r, o) in out.chunks_mut(ow).enumerate() {
+        run(r, o);
+    }
+    out
+}
+
+/// Max-pool without indices (inference), for the options [`applies`] accepts: the values of
+/// [`max_pool2d_with_indices`], without writing an i64 index per output.
+pub fn max_pool2d(x: FlexTensor) -> FlexTensor {
+    let x = x.to_contiguous();
+    let s = x.layout().shape();
+    let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
+    let out_shape = Shape::from(vec![b, c, h / 2, w / 2]);
+    let dtype = x.dtype();
+    let out = match dtype {
+        DType::F64 => {
+            Bytes::from_elems(values_impl::<f64>(x.storage(), b * c, h, w, pool_row_values))
+        }
+        _ => {
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            let row: fn(&[f32], &[f32], &mut [f32]) = pool_row_values_f32;
+            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+            let row: fn(&[f32], &[f32], &mut [f32]) = pool_row_values;
+            Bytes::from_elems(values_impl::<f32>(x.storage(), b * c, h, w, row))
+        }
+    };
+    FlexTensor::new(out, Layout::contiguous(out_shape), dtype)
+}
+
 /// Max-pool with indices (i64, flat within each [h, w] plane), for the options [`applies`] accepts.
 pub fn max_pool2d_with_indices(x: FlexTensor) -> (FlexTensor, FlexTensor) {
     let x = x.to_contiguous();
