@@ -2,13 +2,26 @@
 # Browser inference benchmark (see bench.mjs): builds the lab, writes the TF.js fixture from
 # the shipped bundle with `mia bench --browser-fixture`, serves both on 127.0.0.1 and drives
 # headless Chromium. Prints a table; results go to bench/browser/out/browser.json.
+#   bash bench/browser/run.sh                 the shipped page (web/site/) against TF.js
+#   NDARRAY=1 bash bench/browser/run.sh       also burn's ndarray backend (compiles the page)
+#   MIA=path/to/mia                           a built `mia` for the fixture (else cargo run --release)
+#   BENCH_ENGINES=flex,tfjs-wasm BENCH_REPEAT=5   the engines and alternations (bench.mjs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=bench/browser/out
 SITE="$OUT/site"
 rm -rf "$SITE" && mkdir -p "$SITE"
-bash web/build.sh --features ndarray
-cargo run --release -q -p mia-cli -- bench --browser-fixture "$SITE/bench/fixture" --bundle pretrained
+if [[ "${NDARRAY:-0}" == 1 ]]; then
+  bash web/build.sh --features ndarray
+else
+  bash web/build.sh --no-compress
+  export BENCH_ENGINES="${BENCH_ENGINES:-flex,webgpu,tfjs-wasm,tfjs-webgpu,tfjs-cpu}"
+fi
+if [[ -n "${MIA:-}" ]]; then
+  "$MIA" bench --browser-fixture "$SITE/bench/fixture" --bundle pretrained
+else
+  cargo run --release -q -p mia-cli -- bench --browser-fixture "$SITE/bench/fixture" --bundle pretrained
+fi
 (cd bench/browser && { [[ -d node_modules/@tensorflow/tfjs ]] || npm install --no-audit --no-fund --silent; })
 cp -r dist/. "$SITE/"
 mkdir -p "$SITE/bench/tfjs"
