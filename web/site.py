@@ -39,9 +39,11 @@ SOURCES = [
     "web/build.sh",
     "web/index.py",
 ]
-# The page: the WebGPU build (mia-web) and the CPU build (mia-web-cpu); a visit fetches one.
-PAGE_FILES = ["index.html", "mia-web.js", "mia-web_bg.wasm", "mia-web-cpu.js", "mia-web-cpu_bg.wasm", "styles.css"]
+# The page: what every visit fetches, then the CPU build (mia-web-cpu) and the WebGPU build
+# (mia-web), of which a visit fetches one.
+SHARED_FILES = ["index.html", "styles.css"]
 BUILD_FILES = {"cpu": ["mia-web-cpu.js", "mia-web-cpu_bg.wasm"], "webgpu": ["mia-web.js", "mia-web_bg.wasm"]}
+PAGE_FILES = SHARED_FILES + [f for files in BUILD_FILES.values() for f in files]
 
 
 def fail(msg, hint):
@@ -168,10 +170,9 @@ def budget(folder, limits, json_out):
     first = manifest["models"][0]
     bundle = ["pretrained/manifest.json", "pretrained/" + manifest["reference"]["file"]["path"]]
     bundle += ["pretrained/" + first[k]["path"] for k in ("weights", "lira") if first.get(k)]
-    shared = [f for f in PAGE_FILES if not any(f in b for b in BUILD_FILES.values())]
     report, over = {}, []
     for path, build in BUILD_FILES.items():
-        rows = [(f, *wire(os.path.join(folder, f))) for f in shared + build + bundle]
+        rows = [(f, *wire(os.path.join(folder, f))) for f in SHARED_FILES + build + bundle]
         total = [sum(r[i] for r in rows) for i in (1, 2, 3)]
         print(f"first visit, {path} page ({first['id']}): {'file':<20}{'raw':>12}{'gzip':>12}{'brotli':>12}")
         for f, raw, gz, br in rows + [("total", *total)]:

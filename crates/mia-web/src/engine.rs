@@ -111,17 +111,19 @@ pub async fn yield_now() {
     let _ = JsFuture::from(promise).await;
 }
 
+/// The yields waiting for their message, oldest first.
+type Waiting = Rc<std::cell::RefCell<std::collections::VecDeque<js_sys::Function>>>;
+
 /// One message channel for [`yield_now`]: each message resolves the oldest waiting yield.
 struct Yielder {
     channel: Option<web_sys::MessageChannel>,
-    waiting: Rc<std::cell::RefCell<std::collections::VecDeque<js_sys::Function>>>,
+    waiting: Waiting,
     _on_message: Option<wasm_bindgen::closure::Closure<dyn FnMut()>>,
 }
 
 impl Yielder {
     fn new() -> Self {
-        let waiting: Rc<std::cell::RefCell<std::collections::VecDeque<js_sys::Function>>> =
-            Rc::default();
+        let waiting = Waiting::default();
         let Ok(channel) = web_sys::MessageChannel::new() else {
             return Self { channel: None, waiting, _on_message: None };
         };

@@ -135,22 +135,9 @@ pub struct LabSettings {
 }
 
 impl Default for LabSettings {
+    /// The page's starting recipe, [`FileSettings::default`].
     fn default() -> Self {
-        Self {
-            defense: LabDefense::Erm,
-            strength: 0.0,
-            hidden: 0,
-            epochs: 60,
-            lr: 0.1,
-            weight_decay: 0.0,
-            dropout: 0.0,
-            shadows: 32,
-            delta: 1e-5,
-            clip: mia_core::lab::file::DEFAULT_CLIP,
-            batch_size: mia_core::lab::file::DEFAULT_BATCH,
-            early_stopping: None,
-            fine_tune: false,
-        }
+        Self::within_ranges(FileSettings::default(), LabDefense::Erm)
     }
 }
 
@@ -178,7 +165,16 @@ impl LabSettings {
     /// into them); why not when it cannot run.
     pub fn from_file(s: FileSettings) -> Result<Self, String> {
         let defense = LabDefense::parse(&s.defense).ok_or("an unknown defense")?;
-        let settings = Self {
+        let settings = Self::within_ranges(s, defense);
+        match settings.refused() {
+            Some(why) => Err(format!("its recipe is out of range: {why}")),
+            None => Ok(settings),
+        }
+    }
+
+    /// `s` with `defense`, epochs, hidden units and shadows brought into the page's ranges.
+    fn within_ranges(s: FileSettings, defense: LabDefense) -> Self {
+        Self {
             defense,
             strength: s.strength,
             hidden: s.hidden.min(512),
@@ -192,10 +188,6 @@ impl LabSettings {
             batch_size: s.batch_size,
             early_stopping: s.early_stopping,
             fine_tune: s.fine_tune,
-        };
-        match settings.refused() {
-            Some(why) => Err(format!("its recipe is out of range: {why}")),
-            None => Ok(settings),
         }
     }
 

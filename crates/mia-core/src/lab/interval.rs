@@ -358,6 +358,16 @@ mod tests {
         for (d, (a, auc)) in draws.iter().zip(first) {
             assert_eq!((d.attack, d.aucs[0]), (a, auc));
         }
+        // Draw 4 from each model's signals computed once: the same as scoring its logits with
+        // the others', model 0 among them, in their order.
+        let rest = |v: &[f32], w: usize| [&v[..4 * w], &v[5 * w..]].concat();
+        let (shadows, rest_keep) = (rest(&logits, 80), [&keep[..160], &keep[200..]].concat());
+        let split =
+            Split { target: &logits[320..400], shadows: &shadows, keep: &rest_keep, ..split };
+        let fifth = LabScores::compute(&split).unwrap().aucs(&keep[160..200]).unwrap();
+        for (d, (a, auc)) in draws.iter().zip(fifth) {
+            assert_eq!((d.attack, d.aucs[4]), (a, auc));
+        }
     }
 
     #[test]
