@@ -1,7 +1,8 @@
 """web/index.html with trunk's three directives replaced by what trunk would emit for them,
-the module's start replaced by a loader: it reads what WebGPU the browser offers, picks the
-page's build (mia-web with the WebGPU engine where a hardware adapter can use it or
-?backend=webgpu asks for it, mia-web-cpu otherwise), shows the bytes received in
+the module's start replaced by a loader: it picks the page's build (mia-web-cpu, the CPU
+page, unless the visitor picked WebGPU: ?backend=webgpu, or that pick remembered in this
+browser; then mia-web, with the WebGPU engine), reads meanwhile what WebGPU the browser
+offers (the page offers WebGPU where a hardware adapter has it), shows the bytes received in
 index.html's #boot while the wasm downloads (out of its size, when OUT.html's folder holds
 it) and says so if it fails.
 
@@ -45,12 +46,24 @@ async function webgpu() {
     return { adapter: "none", reason: String(e && e.message || e) };
   }
 }
-// Two builds of the page: with the WebGPU engine (where a hardware adapter can use it, or
-// when ?backend=webgpu asks for it) and without it (the CPU page: 1.5 MB less to fetch).
+// Two builds of the page: the CPU page (every first visit: 1.5 MB less to fetch, and its CPU
+// path is as fast as TensorFlow.js's) and the page with the WebGPU engine, loaded when the
+// visitor picks WebGPU (?backend=webgpu), a pick this browser remembers until the visitor
+// picks the CPU again (the page calls miaBuild.remember).
 const BUILDS = __BUILDS__;
+const KEPT = "mia-lab-build";
+globalThis.miaBuild = {
+  remember(kind) {
+    try {
+      if (kind === "webgpu") localStorage.setItem(KEPT, kind); else localStorage.removeItem(KEPT);
+    } catch { /* storage refused (a sandboxed frame): the pick lasts this visit */ }
+  },
+};
+const kept = (() => { try { return localStorage.getItem(KEPT); } catch { return null; } })();
 const asked = new URLSearchParams(location.search).get("backend");
-globalThis.miaWebGpu = await webgpu();
-const build = asked === "webgpu" || (asked === null && globalThis.miaWebGpu.adapter === "hardware") ? BUILDS.gpu : BUILDS.cpu;
+const build = asked === "webgpu" || (asked === null && kept === "webgpu") ? BUILDS.gpu : BUILDS.cpu;
+// The adapter is asked for while the wasm downloads; the page reads the verdict at start.
+const verdict = webgpu();
 try {
   const { default: init } = await import(`./${build.name}.js`);
   const response = await fetch(`./${build.name}_bg.wasm`);
@@ -67,6 +80,7 @@ try {
       controller.enqueue(value);
     },
   });
+  globalThis.miaWebGpu = await verdict;
   await init({ module_or_path: new Response(counted, { headers: { "Content-Type": "application/wasm" } }) });
 } catch (e) {
   say(`MIA Lab could not start: ${e.message}. Check the connection and reload the page.`);

@@ -1,8 +1,9 @@
 // Real-browser test of what a first-time student meets, against the built page:
 //   node teach.mjs URL BROKEN_URL OUT_DIR
 // URL serves the page; BROKEN_URL the same page with one model's weights corrupted.
-// Checks: the default backend is not a software WebGPU adapter when the CPU is faster, and the
-// CPU page (no WebGPU engine) is what such a browser fetches, the menu's WebGPU loading the other; upload
+// Checks: the default backend is not a software WebGPU adapter when the CPU is faster; every
+// first visit fetches the CPU page (no WebGPU engine), one with a hardware adapter offers
+// WebGPU, the menu's WebGPU loads the other page and later visits keep that pick; upload
 // verdicts state their false-positive rate and say a student's file is not a training image; the rate
 // a verdict states for reference images uploaded as files matches what those uploads show and,
 // with the true label, the card's own; a defense toggle answers quickly with 0 and 50 uploads
@@ -206,30 +207,64 @@ await broken.screenshot({ path: path.join(outDir, 'corrupt-model.png') });
 await broken.selectOption('[data-testid="model-select"]', 'label-smoothing');
 await broken.waitForSelector('[data-testid="auc-loss"]', { timeout: 120_000 }).catch(() => fail('another model did not load after the corrupt one', broken));
 
-// 9. The page's two builds: where WebGPU is software or missing the CPU page is loaded (no
-// WebGPU engine fetched); picking WebGPU in the menu reloads as the WebGPU page, work kept.
+// 9. The page's two builds: every first visit loads the CPU page (no WebGPU engine fetched).
+// Where the browser has a hardware adapter (faked here: this machine's WebGPU is software)
+// the page offers WebGPU; picking it reloads as the WebGPU page with the work kept, and later
+// visits start there until the CPU is picked again.
 const built = (p) => p.evaluate(() => performance.getEntriesByType('resource')
   .map((e) => e.name.split('/').pop()).filter((n) => n.endsWith('_bg.wasm')));
+const CPU_ONLY = '["mia-web-cpu_bg.wasm"]';
 results.firstBuild = await built(desk);
-if (adapter !== 'hardware') {
-  await check(JSON.stringify(results.firstBuild) === '["mia-web-cpu_bg.wasm"]',
-    `the first visit without a hardware GPU fetched ${results.firstBuild}`, desk);
-  await desk.selectOption('[data-testid="model-select"]', 'label-smoothing');
-  await desk.waitForSelector('[data-testid="auc-loss"]', { timeout: 120_000 });
-  await desk.waitForTimeout(800); // the view is kept 0.3 s after a change
-  await Promise.all([
-    desk.waitForURL(/backend=webgpu/, { timeout: 30_000 }),
-    desk.selectOption('[data-testid="backend-select"]', 'webgpu'),
-  ]).catch(() => fail('picking WebGPU in the CPU page did not load the WebGPU page', desk));
-  await desk.waitForSelector('[data-testid="auc-loss"]', { timeout: 240_000 })
-    .catch(() => fail('the WebGPU page showed no distributions', desk));
-  results.switchedBackend = await desk.textContent('[data-testid="backend"]');
-  results.switchedBuild = await built(desk);
-  results.switchedModel = await desk.inputValue('[data-testid="model-select"]');
-  await check(/WebGPU/.test(results.switchedBackend) && results.switchedBuild.includes('mia-web_bg.wasm'),
-    `after picking WebGPU: ${results.switchedBackend}, ${results.switchedBuild}`, desk);
-  await check(results.switchedModel === 'label-smoothing', `the model was not kept across the switch: ${results.switchedModel}`, desk);
-}
+await check(JSON.stringify(results.firstBuild) === CPU_ONLY, `the first visit fetched ${results.firstBuild}`, desk);
+const gpuCtx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+await gpuCtx.addInitScript(() => {
+  if (!navigator.gpu) return;
+  const ask = navigator.gpu.requestAdapter.bind(navigator.gpu);
+  navigator.gpu.requestAdapter = async (options) => {
+    const a = await ask(options);
+    if (a) {
+      const info = { vendor: 'test', architecture: 'test-gpu', device: '', description: 'a hardware adapter (teach.mjs)', isFallbackAdapter: false };
+      Object.defineProperty(a, 'info', { value: info });
+      Object.defineProperty(a, 'isFallbackAdapter', { value: false });
+    }
+    return a;
+  };
+});
+const gpu = await gpuCtx.newPage();
+gpu.on('request', (r) => requests.push(r.url()));
+const visit = async (what, query = '') => {
+  await gpu.goto(`${url}/${query}`);
+  await gpu.waitForSelector('[data-testid="auc-loss"]', { timeout: 240_000 }).catch(() => fail(`no distributions: ${what}`, gpu));
+  return { build: await built(gpu), backend: await gpu.textContent('[data-testid="backend"]') };
+};
+results.gpuFirst = await visit('a first visit with a hardware adapter');
+results.gpuOffer = await gpu.textContent('[data-testid="notice"]').catch(() => '');
+await check(JSON.stringify(results.gpuFirst.build) === CPU_ONLY && !/WebGPU/.test(results.gpuFirst.backend),
+  `a first visit with a hardware adapter: ${JSON.stringify(results.gpuFirst)}`, gpu);
+await check(/pick WebGPU/.test(results.gpuOffer), `no offer of WebGPU: ${results.gpuOffer}`, gpu);
+await gpu.selectOption('[data-testid="model-select"]', 'label-smoothing');
+await gpu.waitForSelector('[data-testid="auc-loss"]', { timeout: 120_000 });
+await gpu.waitForTimeout(800); // the view is kept 0.3 s after a change
+await Promise.all([
+  gpu.waitForURL(/backend=webgpu/, { timeout: 30_000 }),
+  gpu.selectOption('[data-testid="backend-select"]', 'webgpu'),
+]).catch(() => fail('picking WebGPU in the CPU page did not load the WebGPU page', gpu));
+await gpu.waitForSelector('[data-testid="auc-loss"]', { timeout: 240_000 })
+  .catch(() => fail('the WebGPU page showed no distributions', gpu));
+results.switchedBackend = await gpu.textContent('[data-testid="backend"]');
+results.switchedBuild = await built(gpu);
+results.switchedModel = await gpu.inputValue('[data-testid="model-select"]');
+await check(/WebGPU/.test(results.switchedBackend) && results.switchedBuild.includes('mia-web_bg.wasm'),
+  `after picking WebGPU: ${results.switchedBackend}, ${results.switchedBuild}`, gpu);
+await check(results.switchedModel === 'label-smoothing', `the model was not kept across the switch: ${results.switchedModel}`, gpu);
+results.gpuLater = await visit('a later visit after picking WebGPU');
+await check(JSON.stringify(results.gpuLater.build) === '["mia-web_bg.wasm"]' && /WebGPU/.test(results.gpuLater.backend),
+  `a later visit after picking WebGPU: ${JSON.stringify(results.gpuLater)}`, gpu);
+await gpu.selectOption('[data-testid="backend-select"]', 'flex');
+await gpu.waitForSelector('[data-testid="auc-loss"]', { timeout: 120_000 });
+results.gpuBack = await visit('a visit after picking the CPU again');
+await check(JSON.stringify(results.gpuBack.build) === CPU_ONLY, `a visit after picking the CPU again: ${JSON.stringify(results.gpuBack)}`, gpu);
+await gpuCtx.close();
 
 const foreign = requests.filter((r) => !r.startsWith(origin) && !r.startsWith(new URL(brokenUrl).origin) && !r.startsWith('data:') && !r.startsWith('blob:'));
 await check(foreign.length === 0, `requests left the page's origin: ${foreign.join(', ')}`);

@@ -474,6 +474,9 @@ function __wbg_get_imports() {
             const ret = arg0.location;
             return ret;
         },
+        __wbg_mark_cbe602acd7c75ad6: function() { return handleError(function (arg0, arg1, arg2) {
+            arg0.mark(getStringFromWasm0(arg1, arg2));
+        }, arguments); },
         __wbg_mediaDevices_7193ae1be39f0364: function() { return handleError(function (arg0) {
             const ret = arg0.mediaDevices;
             return ret;

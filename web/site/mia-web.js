@@ -24,11 +24,6 @@ function __wbg_get_imports() {
             const ret = arg0 === null;
             return ret;
         },
-        __wbg___wbindgen_is_object_8b968c3ab8e96595: function(arg0) {
-            const val = arg0;
-            const ret = typeof(val) === 'object' && val !== null;
-            return ret;
-        },
         __wbg___wbindgen_is_string_fc456fee5d3317de: function(arg0) {
             const ret = typeof(arg0) === 'string';
             return ret;
@@ -628,6 +623,9 @@ function __wbg_get_imports() {
             const ret = arg0.mapAsync(arg1 >>> 0, arg2, arg3);
             return ret;
         },
+        __wbg_mark_cbe602acd7c75ad6: function() { return handleError(function (arg0, arg1, arg2) {
+            arg0.mark(getStringFromWasm0(arg1, arg2));
+        }, arguments); },
         __wbg_maxBindGroupsPlusVertexBuffers_1face4afb5363937: function(arg0) {
             const ret = arg0.maxBindGroupsPlusVertexBuffers;
             return ret;

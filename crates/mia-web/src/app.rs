@@ -380,6 +380,7 @@ pub fn app() -> Html {
                 }
                 return;
             }
+            engine::remember_build(b);
             state.dispatch(Action::UseBackend(b));
         })
     };
@@ -395,7 +396,7 @@ pub fn app() -> Html {
     };
     let Some(bundle) = state.bundle.clone() else { return header };
     let lab = html! {
-        <div hidden={!*lab_view} data-testid="lab-view"><Lab main={state.clone()} engine={engine.clone()} /></div>
+        <div hidden={!*lab_view} data-testid="lab-view"><Lab main={state.clone()} engine={engine.clone()} shown={*lab_view} /></div>
     };
     let manifest = &bundle.manifest;
     let current = computed.as_ref().as_ref().and_then(|v| v.current.as_deref().ok());

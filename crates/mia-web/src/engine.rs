@@ -94,6 +94,15 @@ pub fn now_ms() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
 }
 
+/// Marks a moment on the page's performance timeline (`performance.mark`), where the browser's
+/// tools and the real-browser tests read it.
+pub fn mark(name: &str) {
+    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+        // A timeline that refuses the mark loses only the mark.
+        let _ = p.mark(name);
+    }
+}
+
 /// Longest stretch of work between two yields to the page, ms.
 pub const SLICE_MS: f64 = 30.0;
 
@@ -272,8 +281,8 @@ pub async fn load_members_index(bundle: &Bundle) -> Result<Option<MembersIndex>,
 /// switches to the other build to use WebGPU ([`load_webgpu_build`]).
 pub const HAS_WEBGPU: bool = cfg!(feature = "webgpu");
 
-/// What WebGPU the browser offers, as the page's loader (web/index.py) found it before choosing
-/// the build: `Ok(None)` for a hardware adapter, `Ok(Some(name))` for a software emulation
+/// What WebGPU the browser offers, as the page's loader (web/index.py) found it while the wasm
+/// downloaded: `Ok(None)` for a hardware adapter, `Ok(Some(name))` for a software emulation
 /// (SwiftShader, llvmpipe: usually slower than the CPU path), `Err(reason)` for none. A page
 /// started without that loader (trunk's) has no verdict: a hardware adapter is assumed, and a
 /// WebGPU that fails falls back to the CPU with the reason shown.
@@ -290,9 +299,24 @@ pub fn webgpu_verdict() -> Result<Option<String>, String> {
     }
 }
 
-/// Reloads the page as its WebGPU build (`?backend=webgpu`, the other query keys kept): the
-/// lab and the explore view are kept in the browser and come back after the reload.
+/// Tells the page's loader (web/index.py's `miaBuild`) which build later visits start with:
+/// the WebGPU build after the visitor picked WebGPU, the CPU build after they picked the CPU.
+/// Without the loader (trunk's page) or with storage refused, nothing is kept.
+pub fn remember_build(backend: Backend) {
+    let kind = if backend == Backend::WebGpu { "webgpu" } else { "cpu" };
+    let Ok(build) = Reflect::get(&js_sys::global(), &JsValue::from_str("miaBuild")) else { return };
+    let remember = Reflect::get(&build, &JsValue::from_str("remember")).ok();
+    if let Some(f) = remember.and_then(|f| f.dyn_into::<js_sys::Function>().ok()) {
+        // A loader that throws leaves this visit as it is.
+        let _ = f.call1(&build, &JsValue::from_str(kind));
+    }
+}
+
+/// Reloads the page as its WebGPU build (`?backend=webgpu`, the other query keys kept), which
+/// later visits start with: the lab and the explore view are kept in the browser and come back
+/// after the reload.
 pub fn load_webgpu_build() -> Result<(), String> {
+    remember_build(Backend::WebGpu);
     let location = window()?.location();
     let url = web_sys::Url::new(&location.href().map_err(js_err)?).map_err(js_err)?;
     url.search_params().set("backend", "webgpu");

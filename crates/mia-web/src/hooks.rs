@@ -85,9 +85,9 @@ pub fn use_engine() -> Engine {
     (*use_mut_ref(Engine::default)).borrow().clone()
 }
 
-/// The backend asked for in the URL (`?backend=flex|ndarray|webgpu`); else WebGPU where the
-/// browser has a hardware adapter and this build has the engine; else the CPU, with the reason
-/// when WebGPU was passed over.
+/// The backend asked for in the URL (`?backend=flex|ndarray|webgpu`); else WebGPU in the WebGPU
+/// build (the visitor picked it: the loader starts every other visit on the CPU build); else
+/// the CPU, with a notice that offers WebGPU where a hardware adapter has it or says why not.
 fn initial_backend() -> (Backend, Option<String>) {
     let param = web_sys::window().and_then(|w| w.location().search().ok()).and_then(|q| {
         q.split(['?', '&']).find_map(|kv| kv.strip_prefix("backend=").map(str::to_string))
@@ -98,19 +98,17 @@ fn initial_backend() -> (Backend, Option<String>) {
     if !engine::webgpu_exposed() {
         return (Backend::Flex, None);
     }
-    match engine::webgpu_verdict() {
-        Ok(None) if engine::HAS_WEBGPU => (Backend::WebGpu, None),
-        Ok(None) => (Backend::Flex, None),
-        Ok(Some(name)) => (
-            Backend::Flex,
-            Some(format!(
-                "This browser's WebGPU runs on {name}, a software emulation of a graphics card that is several times slower than the CPU path here, so the lab runs on the CPU. You can still pick WebGPU in the backend menu."
-            )),
-        ),
-        Err(e) => {
-            (Backend::Flex, Some(format!("WebGPU is not usable here ({e}); running on the CPU.")))
-        }
+    if engine::HAS_WEBGPU {
+        return (Backend::WebGpu, None);
     }
+    let notice = match engine::webgpu_verdict() {
+        Ok(None) => "Running on the CPU. This browser also offers WebGPU on a graphics card: pick WebGPU in the backend menu to try it. The page reloads with its WebGPU engine (a larger download, about 1.5 MB), keeps your work, and starts with WebGPU on later visits.".to_string(),
+        Ok(Some(name)) => format!(
+            "This browser's WebGPU runs on {name}, a software emulation of a graphics card that is several times slower than the CPU path here, so the page runs on the CPU."
+        ),
+        Err(e) => format!("WebGPU is not usable here ({e}); running on the CPU."),
+    };
+    (Backend::Flex, Some(notice))
 }
 
 /// Picks the first backend and loads the bundle, once.

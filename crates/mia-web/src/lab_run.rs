@@ -10,6 +10,7 @@ use std::rc::Rc;
 use burn::prelude::Device;
 use mia_core::InputSpec;
 use mia_core::bundle::Manifest;
+use mia_core::lab::file::MIN_SHADOWS;
 use mia_core::lab::{
     AttackDraws, HeadTrainer, LabAttack, LabNet, LabScores, Models, RunPlan, Split, TrainSet,
     lab_logits, normalize_features, rotate, rows_of,
@@ -24,7 +25,9 @@ use crate::analysis;
 use crate::engine::{self, Backend, LoadedModel, SharedBundle};
 use crate::hooks::Engine;
 use crate::lab_history;
-use crate::lab_state::{LabAction, LabDefense, LabImage, LabLogits, LabResult, LabState, SavedNet};
+use crate::lab_state::{
+    LabAction, LabDefense, LabImage, LabLogits, LabResult, LabSettings, LabState, SavedNet,
+};
 
 /// Seed of the lab's heads (the split has its own).
 const SEED: u64 = 11;
@@ -97,18 +100,8 @@ async fn run_inner(
     // Which images each model trains on: the members for the target, random halves for the
     // shadows, less the fifth each validates on under early stopping (OUT for that model).
     let plan = RunPlan::new(&chosen, s, snap.split_seed, settings.early_stopping.is_some(), SEED);
-    let mut trained = Vec::with_capacity(total);
-    for (m, planned) in plan.models.iter().enumerate() {
-        let what = if m == 0 {
-            "training your model on the members".to_string()
-        } else {
-            format!("training shadow model {m} of {s}")
-        };
-        progress(&what, m);
-        let cfg = settings.head(planned.seed);
-        let rows = (&planned.rows[..], &planned.validation[..]);
-        trained.push(train_one(cfg, &all, rows, trunk, &device, &mut pacer).await?);
-    }
+    let run = Training { settings, all: &all, trunk, device: &device };
+    let mut trained = run.train_models(&plan, &mut pacer, &progress).await?;
     let validation = plan.models[0].validation.iter().map(|&i| images[i].id).collect();
     let (member, keep) = (plan.member().to_vec(), plan.shadow_keep().to_vec());
     progress("scoring every attack", total);
@@ -135,6 +128,73 @@ async fn run_inner(
         smoothing: (settings.defense == LabDefense::LabelSmoothing).then_some(settings.strength),
         pairing: lab_history::pairing(images, snap.split_seed, settings),
     })
+}
+
+/// What every model of a run trains with.
+struct Training<'a> {
+    settings: &'a LabSettings,
+    all: &'a TrainSet<'a>,
+    trunk: Option<(&'a Model, InputSpec)>,
+    device: &'a Device,
+}
+
+impl Training<'_> {
+    /// Trains the plan's models in turn (the target, then each shadow), saying which one
+    /// through `progress`.
+    async fn train_models(
+        &self,
+        plan: &RunPlan,
+        pacer: &mut Pacer,
+        progress: &dyn Fn(&str, usize),
+    ) -> Result<Vec<Trained>, String> {
+        let s = plan.models.len() - 1;
+        let mut trained = Vec::with_capacity(plan.models.len());
+        for (m, planned) in plan.models.iter().enumerate() {
+            let what = if m == 0 {
+                "training your model on the members".to_string()
+            } else {
+                format!("training shadow model {m} of {s}")
+            };
+            progress(&what, m);
+            let cfg = self.settings.head(planned.seed);
+            let rows = (&planned.rows[..], &planned.validation[..]);
+            trained.push(train_one(cfg, self.all, rows, self.trunk, self.device, pacer).await?);
+        }
+        Ok(trained)
+    }
+}
+
+/// Images in the warm-up's made-up lab, and its feature dimension (the trunk's).
+const WARM_UP_ROWS: usize = 20;
+const WARM_UP_DIM: usize = 128;
+
+/// Runs a small made-up head-only lab on the CPU path (20 rows of made-up features, 2 classes,
+/// 6 shadows, the page's starting recipe) and throws it away. The browser first runs the
+/// page's code from a quick baseline compilation and optimises what runs often, so a
+/// session's first lab run was 1.7× slower than the next (1.2 s against 0.7 s); after this
+/// warm-up (about 0.3 s, run when the lab is first shown) it is not. Stops at its next yield
+/// once `stop` is set (a run started).
+pub async fn warm_up(stop: Rc<Cell<bool>>) -> Result<(), String> {
+    let settings = LabSettings { shadows: MIN_SHADOWS, ..LabSettings::default() };
+    let labels: Vec<usize> = (0..WARM_UP_ROWS).map(|i| i % 2).collect();
+    let mut features: Vec<f32> = (0..WARM_UP_ROWS * WARM_UP_DIM)
+        .map(|k| ((k * 7919 % 101) as f32 / 50.0 - 1.0) + (labels[k / WARM_UP_DIM] as f32))
+        .collect();
+    normalize_features(&mut features, WARM_UP_DIM);
+    let all = TrainSet { features: &features, dim: WARM_UP_DIM, labels: &labels, classes: 2 };
+    let member: Vec<bool> = (0..WARM_UP_ROWS).map(|i| i % 4 < 2).collect();
+    let plan = RunPlan::new(&member, settings.shadows, SEED, false, SEED);
+    let device = Device::flex();
+    let run = Training { settings: &settings, all: &all, trunk: None, device: &device };
+    let mut pacer = Pacer { slice_start: engine::now_ms(), cancel: stop };
+    let mut trained = run.train_models(&plan, &mut pacer, &|_, _| ()).await?;
+    let target = trained.remove(0);
+    let shadows: Vec<f32> = trained.iter().flat_map(|t| t.logits.iter().copied()).collect();
+    let keep = plan.shadow_keep().to_vec();
+    let logits = LabLogits { labels, classes: 2, target: target.logits, shadows, keep };
+    outcome(&logits, plan.member())?;
+    saved(&target.net).await?;
+    Ok(())
 }
 
 /// Every attack's scores, every attack over the draws, and the accuracy on (members,

@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use mia_core::defense::{DefenseConfig, RelaxVariant, SmoothingForm};
-use mia_core::lab::file::{FileInstructions, FileRun, FileSettings, MAX_SHADOWS};
+use mia_core::lab::file::{FileInstructions, FileRun, FileSettings, MAX_SHADOWS, MIN_SHADOWS};
 use mia_core::lab::{AttackDraws, DpSgd, HeadConfig, LabAttack, NetShape};
 use yew::Reducible;
 
@@ -182,7 +182,7 @@ impl LabSettings {
             lr: s.lr,
             weight_decay: s.weight_decay,
             dropout: s.dropout,
-            shadows: s.shadows.clamp(6, MAX_SHADOWS) & !1,
+            shadows: s.shadows.clamp(MIN_SHADOWS, MAX_SHADOWS) & !1,
             delta: s.delta,
             clip: s.clip,
             batch_size: s.batch_size,

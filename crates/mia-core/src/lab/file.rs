@@ -23,6 +23,9 @@ pub const VERSION: u32 = 3;
 pub const MAX_CLASSES: usize = 10;
 /// The most images a lab holds.
 pub const MAX_IMAGES: usize = 400;
+/// The fewest shadow models a run trains (fewer leave offline LiRA's OUT fits with a
+/// handful of points).
+pub const MIN_SHADOWS: usize = 6;
 /// The most shadow models a run trains.
 pub const MAX_SHADOWS: usize = 64;
 /// The most runs the comparison table keeps (the oldest go first).

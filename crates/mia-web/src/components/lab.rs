@@ -15,13 +15,13 @@ use super::glossary::Term;
 use super::lab_card::LabCard;
 use super::lab_compare::LabCompare;
 use super::lab_settings::LabSettingsPanel;
-use crate::engine::{self, SharedBundle};
+use crate::engine::{self, Backend, SharedBundle};
 use crate::hooks::Engine;
 use crate::lab_files;
 use crate::lab_run::{self, RunInputs};
 use crate::lab_state::{ImportedNet, LabAction, LabDefense, LabImage, LabResult, LabState, Run};
 use crate::persist;
-use crate::state::{Saving, State};
+use crate::state::{Saving, State, Status};
 use crate::store::Key;
 use crate::toggles::{Toggle, chain, toggles};
 
@@ -32,6 +32,8 @@ pub struct LabProps {
     pub main: UseReducerHandle<State>,
     /// The engine's caches.
     pub engine: Engine,
+    /// Whether the lab is the view on screen.
+    pub shown: bool,
 }
 
 /// The verdict attack on thumbnails: online LiRA, calling "member" when the likelihood ratio
@@ -491,6 +493,30 @@ fn instructions(lab: &LabState) -> Html {
     }
 }
 
+/// Warms the trainer up ([`lab_run::warm_up`]) once per page, when the lab is first shown on
+/// the CPU path after the explore view's first distributions; setting `stop` ends it (a run
+/// started).
+#[hook]
+fn use_warm_up(shown: bool, main: &UseReducerHandle<State>, stop: Rc<Cell<bool>>) {
+    let done = use_mut_ref(|| false);
+    let ready = shown && main.backend == Backend::Flex && main.status == Status::Ready;
+    use_effect_with(ready, move |&ready| {
+        if ready && !*done.borrow() {
+            *done.borrow_mut() = true;
+            // Its outcome is only marked (tests/e2e/labmode.mjs reads the marks): stopped or
+            // not, the student's run does not need it.
+            spawn_local(async move {
+                engine::mark("mia-lab-warm-up-start");
+                let end = match lab_run::warm_up(stop).await {
+                    Ok(()) => "mia-lab-warm-up-done",
+                    Err(_) => "mia-lab-warm-up-stopped",
+                };
+                engine::mark(end);
+            });
+        }
+    });
+}
+
 /// When a run finishes, brings its results into view (on a phone they sit far below the
 /// button).
 #[hook]
@@ -516,6 +542,7 @@ fn use_show_results(running: bool) {
 pub fn lab(p: &LabProps) -> Html {
     let lab = use_reducer(LabState::default);
     let cancel = use_mut_ref(|| Rc::new(Cell::new(false)));
+    let warm_stop = (*use_mut_ref(|| Rc::new(Cell::new(false)))).borrow().clone();
     let thresholds = use_state(Vec::new);
     let toggles = use_state(lab_toggles);
     let main = &p.main;
@@ -525,6 +552,7 @@ pub fn lab(p: &LabProps) -> Html {
     let unsaved = matches!(main.saving.get(&Key::Lab), Some(Saving::Pending | Saving::Failed(_)));
     persist::use_leave_prompt(running || unsaved);
     use_show_results(running);
+    use_warm_up(p.shown, main, warm_stop.clone());
     let Some(bundle) = main.bundle.clone() else {
         return html! { <p class="muted">{ "loading…" }</p> };
     };
@@ -549,6 +577,7 @@ pub fn lab(p: &LabProps) -> Html {
         let (lab, main, engine, cancel, thresholds) =
             (lab.clone(), main.clone(), p.engine.clone(), cancel.clone(), thresholds.clone());
         Callback::from(move |_| {
+            warm_stop.set(true);
             let flag = Rc::new(Cell::new(false));
             let Some(inputs) = run_inputs(&main, &engine, flag.clone()) else { return };
             *cancel.borrow_mut() = flag;

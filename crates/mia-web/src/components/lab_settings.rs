@@ -2,6 +2,7 @@
 //! head, epochs, learning rate, batch size, early stopping, fine-tuning the whole network,
 //! and the number of shadow models.
 
+use mia_core::lab::file::{MAX_SHADOWS, MIN_SHADOWS};
 use yew::prelude::*;
 
 use crate::lab_state::{LabAction, LabDefense, LabSettings, LabState};
@@ -221,7 +222,7 @@ pub fn lab_settings_panel(p: &LabSettingsProps) -> Html {
                 { field(lab, Field { label: "hidden units (0 = linear)", value: s.hidden.to_string(), range: (0.0, 512.0), step: "16", kind: Kind::Whole, id: "lab-hidden" }, |s, v| s.hidden = v as usize) }
                 { field(lab, Field { label: "dropout", value: s.dropout.to_string(), range: (0.0, 0.9), step: "0.05", kind: Kind::Real, id: "lab-dropout" }, |s, v| s.dropout = v) }
                 { field(lab, Field { label: "weight decay", value: s.weight_decay.to_string(), range: (0.0, 0.1), step: "0.0005", kind: Kind::Real, id: "lab-wd" }, |s, v| s.weight_decay = v as f32) }
-                { field(lab, Field { label: "shadow models", value: s.shadows.to_string(), range: (6.0, 64.0), step: "2", kind: Kind::Even, id: "lab-shadows" }, |s, v| s.shadows = v as usize) }
+                { field(lab, Field { label: "shadow models", value: s.shadows.to_string(), range: (MIN_SHADOWS as f64, MAX_SHADOWS as f64), step: "2", kind: Kind::Even, id: "lab-shadows" }, |s, v| s.shadows = v as usize) }
             </div>
             { options(lab) }
             if let Some(why) = refused { <p class="messages" data-testid="lab-refused">{ why }</p> }
