@@ -63,11 +63,11 @@ tmp="$(mktemp -d "${out%/}.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
 sources="$(python3 web/site.py)"
+mapfile -t page_files < <(python3 web/site.py --files)
 shipped="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sources"])' web/site/build-info.json 2>/dev/null || true)"
 if ((!from_source)) && [[ "$sources" == "$shipped" ]]; then
   python3 web/site.py --verify web/site
-  cp web/site/index.html web/site/mia-web.js web/site/mia-web_bg.wasm web/site/mia-web-cpu.js \
-     web/site/mia-web-cpu_bg.wasm web/site/styles.css "$tmp/"
+  cp "${page_files[@]/#/web/site/}" "$tmp/"
   echo "using the shipped page (web/site/, built from these sources)"
 else
   if ((!from_source)); then
@@ -76,8 +76,8 @@ else
   bash web/ensure-wasm-bindgen.sh
   target_dir="${CARGO_TARGET_DIR:-target}"
   folder=$([[ "$profile" == dev ]] && echo debug || echo "$profile")
-  # Two builds: mia-web with the WebGPU engine, mia-web-cpu without it (1.5 MB less brotli);
-  # web/index.py's loader picks one from the browser's WebGPU adapter.
+  # Two builds: mia-web-cpu without the WebGPU engine (1.5 MB less brotli: every first visit
+  # loads it) and mia-web with it (web/index.py's loader loads it once WebGPU is picked).
   for build in mia-web mia-web-cpu; do
     feature_args=()
     [[ "$build" == mia-web-cpu ]] && feature_args=(--no-default-features)
@@ -93,7 +93,7 @@ else
   if ((update_site)); then
     python3 web/site.py --stamp "$tmp" --profile "$profile"
     rm -rf web/site.new && mkdir web/site.new
-    cp "$tmp"/{index.html,mia-web.js,mia-web_bg.wasm,mia-web-cpu.js,mia-web-cpu_bg.wasm,styles.css,build-info.json} web/site.new/
+    for f in "${page_files[@]}" build-info.json; do cp "$tmp/$f" web/site.new/; done
     rm -rf web/site && mv web/site.new web/site
     rm "$tmp/build-info.json"
     echo "wrote the page into web/site/ (commit it with the sources it was built from)"

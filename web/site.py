@@ -1,6 +1,7 @@
 """The shipped page (web/site/) and built sites: source hash, stamp, checks, size budget.
 
     python3 web/site.py                        hash of the sources the page is built from
+    python3 web/site.py --files                 the page's files (what web/build.sh copies)
     python3 web/site.py --stamp DIR --profile P   write DIR/build-info.json
     python3 web/site.py --verify DIR            DIR's files are the ones build-info.json lists
     python3 web/site.py --fresh                 web/site/ was built from this checkout's sources
@@ -204,6 +205,8 @@ def budget(folder, limits, json_out):
 def main(argv):
     if not argv:
         print(sources_hash())
+    elif argv[0] == "--files" and len(argv) == 1:
+        print("\n".join(PAGE_FILES))
     elif argv[0] == "--stamp" and len(argv) == 4 and argv[2] == "--profile":
         stamp(argv[1], argv[3])
     elif argv[0] == "--verify" and len(argv) == 2:

@@ -3,7 +3,8 @@
 // URL serves the page; BROKEN_URL the same page with one model's weights corrupted.
 // Checks: the default backend is not a software WebGPU adapter when the CPU is faster; every
 // first visit fetches the CPU page (no WebGPU engine), one with a hardware adapter offers
-// WebGPU, the menu's WebGPU loads the other page and later visits keep that pick; upload
+// WebGPU, the menu's WebGPU loads the other page and later visits keep that pick (forgotten
+// where WebGPU is gone); upload
 // verdicts state their false-positive rate and say a student's file is not a training image; the rate
 // a verdict states for reference images uploaded as files matches what those uploads show and,
 // with the true label, the card's own; a defense toggle answers quickly with 0 and 50 uploads
@@ -265,6 +266,29 @@ await gpu.waitForSelector('[data-testid="auc-loss"]', { timeout: 120_000 });
 results.gpuBack = await visit('a visit after picking the CPU again');
 await check(JSON.stringify(results.gpuBack.build) === CPU_ONLY, `a visit after picking the CPU again: ${JSON.stringify(results.gpuBack)}`, gpu);
 await gpuCtx.close();
+// A kept pick of WebGPU in a browser that no longer has WebGPU: that visit runs on the CPU,
+// and the next one loads the CPU page again.
+const goneCtx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+await goneCtx.addInitScript(() => {
+  Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
+  if (!sessionStorage.getItem('teach-seeded')) {
+    sessionStorage.setItem('teach-seeded', '1');
+    localStorage.setItem('mia-lab-build', 'webgpu');
+  }
+});
+const gone = await goneCtx.newPage();
+gone.on('request', (r) => requests.push(r.url()));
+const goneVisit = async (what) => {
+  await gone.goto(`${url}/`);
+  await gone.waitForSelector('[data-testid="auc-loss"]', { timeout: 240_000 }).catch(() => fail(`no distributions: ${what}`, gone));
+  return { build: await built(gone), backend: await gone.textContent('[data-testid="backend"]') };
+};
+results.goneKept = await goneVisit('a kept WebGPU pick without WebGPU');
+await check(JSON.stringify(results.goneKept.build) === '["mia-web_bg.wasm"]' && !/WebGPU/.test(results.goneKept.backend),
+  `a kept WebGPU pick without WebGPU: ${JSON.stringify(results.goneKept)}`, gone);
+results.goneNext = await goneVisit('the visit after that');
+await check(JSON.stringify(results.goneNext.build) === CPU_ONLY, `the visit after a kept pick without WebGPU: ${JSON.stringify(results.goneNext)}`, gone);
+await goneCtx.close();
 
 const foreign = requests.filter((r) => !r.startsWith(origin) && !r.startsWith(new URL(brokenUrl).origin) && !r.startsWith('data:') && !r.startsWith('blob:'));
 await check(foreign.length === 0, `requests left the page's origin: ${foreign.join(', ')}`);

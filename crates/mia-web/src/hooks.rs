@@ -96,6 +96,9 @@ fn initial_backend() -> (Backend, Option<String>) {
         return (b, None);
     }
     if !engine::webgpu_exposed() {
+        // A kept pick of WebGPU where the browser no longer has it: later visits load the CPU
+        // page again.
+        engine::remember_build(Backend::Flex);
         return (Backend::Flex, None);
     }
     if engine::HAS_WEBGPU {
@@ -189,9 +192,10 @@ pub fn use_view_url(state: &State, lab_view: bool) {
     });
 }
 
-/// After a WebGPU failure (`what`: "is not available", "failed"), continues on the CPU and
-/// says why.
+/// After a WebGPU failure (`what`: "is not available", "failed"), continues on the CPU, says
+/// why, and forgets a kept pick of WebGPU (the next visit loads the CPU page).
 fn fall_back_to_cpu(state: &UseReducerHandle<State>, what: &str, e: &str) {
+    engine::remember_build(Backend::Flex);
     state.dispatch(Action::BackendReady(
         Backend::Flex,
         Some(format!("WebGPU {what} ({e}); running on the CPU instead.")),

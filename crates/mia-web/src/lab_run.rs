@@ -172,8 +172,8 @@ const WARM_UP_DIM: usize = 128;
 /// 6 shadows, the page's starting recipe) and throws it away. The browser first runs the
 /// page's code from a quick baseline compilation and optimises what runs often, so a
 /// session's first lab run was 1.7× slower than the next (1.2 s against 0.7 s); after this
-/// warm-up (about 0.3 s, run when the lab is first shown) it is not. Stops at its next yield
-/// once `stop` is set (a run started).
+/// warm-up (about 0.1 s in headless Chromium, run when the lab is first shown) it is not.
+/// Stops at its next yield once `stop` is set (a run started).
 pub async fn warm_up(stop: Rc<Cell<bool>>) -> Result<(), String> {
     let settings = LabSettings { shadows: MIN_SHADOWS, ..LabSettings::default() };
     let labels: Vec<usize> = (0..WARM_UP_ROWS).map(|i| i % 2).collect();
