@@ -20,43 +20,43 @@ const engines = (process.env.BENCH_ENGINES || 'flex,ndarray,webgpu,tfjs-wasm,tfj
 const repeat = Number(process.env.BENCH_REPEAT || 1);
 const rows = [];
 for (let round = 0; round < repeat; round++) {
-for (const backend of ['flex', 'ndarray', 'webgpu'].filter((b) => engines.includes(b))) {
-  const page = await browser.newPage();
-  try {
-    await page.goto(`${url}/?backend=${backend}`);
-    await page.waitForSelector('[data-testid="auc-loss"]', { timeout: 300_000 });
-    const shown = await page.textContent('[data-testid="backend"]');
-    const first = parse(await page.textContent('[data-testid="inference-ms"]'));
-    const firstText = await page.textContent('[data-testid="inference-ms"]');
-    const options = await page.$$eval('[data-testid="model-select"] option', (o) => o.map((x) => x.value));
-    await page.selectOption('[data-testid="model-select"]', options[1]);
-    await page.waitForFunction(
-      (t) => { const e = document.querySelector('[data-testid="inference-ms"]'); return e && e.textContent !== t; },
-      firstText, { timeout: 300_000 },
-    );
-    const steady = parse(await page.textContent('[data-testid="inference-ms"]'));
-    const ok = backend !== 'webgpu' || /WebGPU/.test(shown);
-    rows.push({
-      engine: `MIA Lab (burn ${backend})`, shown, images: steady.images,
-      msPerImage: ok ? steady.ms / steady.images : null, firstMsPerImage: first.ms / first.images,
-      note: ok ? '' : `asked for WebGPU, ran on ${shown}`,
-    });
-  } catch (e) {
-    rows.push({ engine: `MIA Lab (burn ${backend})`, msPerImage: null, note: String(e).split('\n')[0] });
+  for (const backend of ['flex', 'ndarray', 'webgpu'].filter((b) => engines.includes(b))) {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${url}/?backend=${backend}`);
+      await page.waitForSelector('[data-testid="auc-loss"]', { timeout: 300_000 });
+      const shown = await page.textContent('[data-testid="backend"]');
+      const first = parse(await page.textContent('[data-testid="inference-ms"]'));
+      const firstText = await page.textContent('[data-testid="inference-ms"]');
+      const options = await page.$$eval('[data-testid="model-select"] option', (o) => o.map((x) => x.value));
+      await page.selectOption('[data-testid="model-select"]', options[1]);
+      await page.waitForFunction(
+        (t) => { const e = document.querySelector('[data-testid="inference-ms"]'); return e && e.textContent !== t; },
+        firstText, { timeout: 300_000 },
+      );
+      const steady = parse(await page.textContent('[data-testid="inference-ms"]'));
+      const ok = backend !== 'webgpu' || /WebGPU/.test(shown);
+      rows.push({
+        engine: `MIA Lab (burn ${backend})`, shown, images: steady.images,
+        msPerImage: ok ? steady.ms / steady.images : null, firstMsPerImage: first.ms / first.images,
+        note: ok ? '' : `asked for WebGPU, ran on ${shown}`,
+      });
+    } catch (e) {
+      rows.push({ engine: `MIA Lab (burn ${backend})`, msPerImage: null, note: String(e).split('\n')[0] });
+    }
+    await page.close();
   }
-  await page.close();
-}
-for (const backend of ['wasm', 'webgpu', 'cpu'].filter((b) => engines.includes(`tfjs-${b}`))) {
-  const page = await browser.newPage();
-  await page.goto(`${url}/bench/page.html?backend=${backend}`);
-  await page.waitForSelector('#result[data-done="1"]', { timeout: 300_000 });
-  const r = JSON.parse(await page.textContent('#result'));
-  rows.push({
-    engine: `TensorFlow.js 4.22 (${backend})`, images: r.images, msPerImage: r.msPerImage ?? null,
-    warmUpMs: r.warmMs, maxAbsDiff: r.maxAbsDiff, note: r.error || '',
-  });
-  await page.close();
-}
+  for (const backend of ['wasm', 'webgpu', 'cpu'].filter((b) => engines.includes(`tfjs-${b}`))) {
+    const page = await browser.newPage();
+    await page.goto(`${url}/bench/page.html?backend=${backend}`);
+    await page.waitForSelector('#result[data-done="1"]', { timeout: 300_000 });
+    const r = JSON.parse(await page.textContent('#result'));
+    rows.push({
+      engine: `TensorFlow.js 4.22 (${backend})`, images: r.images, msPerImage: r.msPerImage ?? null,
+      warmUpMs: r.warmMs, maxAbsDiff: r.maxAbsDiff, note: r.error || '',
+    });
+    await page.close();
+  }
 }
 await browser.close();
 

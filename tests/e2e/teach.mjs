@@ -266,29 +266,39 @@ await gpu.waitForSelector('[data-testid="auc-loss"]', { timeout: 120_000 });
 results.gpuBack = await visit('a visit after picking the CPU again');
 await check(JSON.stringify(results.gpuBack.build) === CPU_ONLY, `a visit after picking the CPU again: ${JSON.stringify(results.gpuBack)}`, gpu);
 await gpuCtx.close();
-// A kept pick of WebGPU in a browser that no longer has WebGPU: that visit runs on the CPU,
-// and the next one loads the CPU page again.
-const goneCtx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-await goneCtx.addInitScript(() => {
-  Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
-  if (!sessionStorage.getItem('teach-seeded')) {
-    sessionStorage.setItem('teach-seeded', '1');
-    localStorage.setItem('mia-lab-build', 'webgpu');
-  }
-});
-const gone = await goneCtx.newPage();
-gone.on('request', (r) => requests.push(r.url()));
-const goneVisit = async (what) => {
-  await gone.goto(`${url}/`);
-  await gone.waitForSelector('[data-testid="auc-loss"]', { timeout: 240_000 }).catch(() => fail(`no distributions: ${what}`, gone));
-  return { build: await built(gone), backend: await gone.textContent('[data-testid="backend"]') };
-};
-results.goneKept = await goneVisit('a kept WebGPU pick without WebGPU');
-await check(JSON.stringify(results.goneKept.build) === '["mia-web_bg.wasm"]' && !/WebGPU/.test(results.goneKept.backend),
-  `a kept WebGPU pick without WebGPU: ${JSON.stringify(results.goneKept)}`, gone);
-results.goneNext = await goneVisit('the visit after that');
-await check(JSON.stringify(results.goneNext.build) === CPU_ONLY, `the visit after a kept pick without WebGPU: ${JSON.stringify(results.goneNext)}`, gone);
-await goneCtx.close();
+// A kept pick of WebGPU in a browser where WebGPU is gone (no navigator.gpu) or fails (no
+// adapter for the page's engine): that visit runs on the CPU, and the next one loads the CPU
+// page again.
+async function keptPickWithout(how) {
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  await ctx.addInitScript((mode) => {
+    if (mode === 'gone') {
+      Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
+    } else if (navigator.gpu) {
+      navigator.gpu.requestAdapter = async () => null;
+    }
+    if (!sessionStorage.getItem('teach-seeded')) {
+      sessionStorage.setItem('teach-seeded', '1');
+      localStorage.setItem('mia-lab-build', 'webgpu');
+    }
+  }, how);
+  const p = await ctx.newPage();
+  p.on('request', (r) => requests.push(r.url()));
+  const visitOnce = async (what) => {
+    await p.goto(`${url}/`);
+    await p.waitForSelector('[data-testid="auc-loss"]', { timeout: 240_000 }).catch(() => fail(`no distributions: ${what}`, p));
+    return { build: await built(p), backend: await p.textContent('[data-testid="backend"]') };
+  };
+  const kept = await visitOnce(`a kept WebGPU pick, WebGPU ${how}`);
+  await check(JSON.stringify(kept.build) === '["mia-web_bg.wasm"]' && !/WebGPU/.test(kept.backend),
+    `a kept WebGPU pick, WebGPU ${how}: ${JSON.stringify(kept)}`, p);
+  const next = await visitOnce(`the visit after a kept pick, WebGPU ${how}`);
+  await check(JSON.stringify(next.build) === CPU_ONLY, `the visit after a kept pick, WebGPU ${how}: ${JSON.stringify(next)}`, p);
+  await ctx.close();
+  return { kept, next };
+}
+results.keptPickGone = await keptPickWithout('gone');
+results.keptPickFailing = await keptPickWithout('failing');
 
 const foreign = requests.filter((r) => !r.startsWith(origin) && !r.startsWith(new URL(brokenUrl).origin) && !r.startsWith('data:') && !r.startsWith('blob:'));
 await check(foreign.length === 0, `requests left the page's origin: ${foreign.join(', ')}`);

@@ -106,6 +106,30 @@ pub fn mark(name: &str) {
 /// Longest stretch of work between two yields to the page, ms.
 pub const SLICE_MS: f64 = 30.0;
 
+/// The current stretch of work between two yields to the page ([`SLICE_MS`] long): inference
+/// and the lab's runs both pace themselves with it.
+pub struct Slice {
+    start: f64,
+}
+
+impl Slice {
+    /// A slice starting now.
+    pub fn start() -> Self {
+        Self { start: now_ms() }
+    }
+
+    /// Whether this slice is used up.
+    pub fn is_over(&self) -> bool {
+        now_ms() - self.start > SLICE_MS
+    }
+
+    /// Yields to the page and starts the next slice.
+    pub async fn next(&mut self) {
+        yield_now().await;
+        self.start = now_ms();
+    }
+}
+
 /// Lets the page render and handle input before the next chunk of work: a message the page
 /// posts to itself starts a new task at once, where `setTimeout(0)` waits at least 4 ms once
 /// timers nest (Chromium, from the fifth): a quarter of the CPU path's inference was that wait.
@@ -410,7 +434,7 @@ async fn infer_with(
     }
     let mut out = Vec::new();
     let mut start = 0;
-    let mut slice_start = now_ms();
+    let mut slice = Slice::start();
     while start < n {
         let end = (start + chunk).min(n);
         let mut values = Vec::with_capacity((end - start) * per);
@@ -423,10 +447,9 @@ async fn infer_with(
         start = end;
         // The page renders at each yield: one every slice, not every chunk (a re-render per
         // 50-image chunk cost a quarter of the CPU path's time).
-        if now_ms() - slice_start > SLICE_MS || start == n {
+        if slice.is_over() || start == n {
             progress(end);
-            yield_now().await;
-            slice_start = now_ms();
+            slice.next().await;
         }
     }
     Ok(out)

@@ -48,15 +48,18 @@ pub struct RunInputs {
 
 /// Yields when the current slice of work is used up; an error when the student cancelled.
 struct Pacer {
-    slice_start: f64,
+    slice: engine::Slice,
     cancel: Rc<Cell<bool>>,
 }
 
 impl Pacer {
+    fn new(cancel: Rc<Cell<bool>>) -> Self {
+        Self { slice: engine::Slice::start(), cancel }
+    }
+
     async fn tick(&mut self) -> Result<(), String> {
-        if engine::now_ms() - self.slice_start > engine::SLICE_MS {
-            engine::yield_now().await;
-            self.slice_start = engine::now_ms();
+        if self.slice.is_over() {
+            self.slice.next().await;
         }
         if self.cancel.get() { Err("cancelled".into()) } else { Ok(()) }
     }
@@ -88,7 +91,7 @@ async fn run_inner(
         lab.dispatch(LabAction::Progress(what.into(), done, total, engine::now_ms() - started));
     };
     progress("computing the features of your images", 0);
-    let mut pacer = Pacer { slice_start: engine::now_ms(), cancel: inputs.cancel.clone() };
+    let mut pacer = Pacer::new(inputs.cancel.clone());
     let (device, model) = device_and_model(inputs).await?;
     let manifest = &inputs.bundle.manifest;
     let (values, dim) = model_inputs(&model, &device, manifest, images, settings.fine_tune).await?;
@@ -101,13 +104,11 @@ async fn run_inner(
     // shadows, less the fifth each validates on under early stopping (OUT for that model).
     let plan = RunPlan::new(&chosen, s, snap.split_seed, settings.early_stopping.is_some(), SEED);
     let run = Training { settings, all: &all, trunk, device: &device };
-    let mut trained = run.train_models(&plan, &mut pacer, &progress).await?;
+    let trained = run.train_models(&plan, &mut pacer, &progress).await?;
     let validation = plan.models[0].validation.iter().map(|&i| images[i].id).collect();
     let (member, keep) = (plan.member().to_vec(), plan.shadow_keep().to_vec());
     progress("scoring every attack", total);
-    let target = trained.remove(0);
-    let shadows: Vec<f32> = trained.iter().flat_map(|t| t.logits.iter().copied()).collect();
-    let logits = LabLogits { labels, classes, target: target.logits, shadows, keep };
+    let (target, logits) = gather(trained, labels, classes, keep);
     let (attacks, draws, accuracy) = outcome(&logits, &member)?;
     let trained = member.iter().filter(|m| **m).count();
     Ok(LabResult {
@@ -164,6 +165,21 @@ impl Training<'_> {
     }
 }
 
+/// A run's logits from its trained models (the target first, then the shadows, whose training
+/// flags are `keep`), and the target without its logits.
+fn gather(
+    mut trained: Vec<Trained>,
+    labels: Vec<usize>,
+    classes: usize,
+    keep: Vec<bool>,
+) -> (Trained, LabLogits) {
+    let mut target = trained.remove(0);
+    let shadows: Vec<f32> = trained.iter().flat_map(|t| t.logits.iter().copied()).collect();
+    let logits =
+        LabLogits { labels, classes, target: std::mem::take(&mut target.logits), shadows, keep };
+    (target, logits)
+}
+
 /// Images in the warm-up's made-up lab, and its feature dimension (the trunk's).
 const WARM_UP_ROWS: usize = 20;
 const WARM_UP_DIM: usize = 128;
@@ -186,12 +202,9 @@ pub async fn warm_up(stop: Rc<Cell<bool>>) -> Result<(), String> {
     let plan = RunPlan::new(&member, settings.shadows, SEED, false, SEED);
     let device = Device::flex();
     let run = Training { settings: &settings, all: &all, trunk: None, device: &device };
-    let mut pacer = Pacer { slice_start: engine::now_ms(), cancel: stop };
-    let mut trained = run.train_models(&plan, &mut pacer, &|_, _| ()).await?;
-    let target = trained.remove(0);
-    let shadows: Vec<f32> = trained.iter().flat_map(|t| t.logits.iter().copied()).collect();
-    let keep = plan.shadow_keep().to_vec();
-    let logits = LabLogits { labels, classes: 2, target: target.logits, shadows, keep };
+    let mut pacer = Pacer::new(stop);
+    let trained = run.train_models(&plan, &mut pacer, &|_, _| ()).await?;
+    let (target, logits) = gather(trained, labels, 2, plan.shadow_keep().to_vec());
     outcome(&logits, plan.member())?;
     saved(&target.net).await?;
     Ok(())
