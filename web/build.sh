@@ -87,7 +87,7 @@ else
       --remove-name-section --remove-producers-section \
       "$target_dir/wasm32-unknown-unknown/$folder/mia-web.wasm"
   done
-  cp web/styles.css "$tmp/"
+  cp web/styles.css web/worker.js "$tmp/"
   # web/index.html with trunk's three directives replaced by what trunk would emit for them.
   python3 web/index.py web/index.html "$tmp/index.html"
   if ((update_site)); then

@@ -62,6 +62,8 @@ globalThis.miaBuild = {
 const kept = (() => { try { return localStorage.getItem(KEPT); } catch { return null; } })();
 const asked = new URLSearchParams(location.search).get("backend");
 const build = asked === "webgpu" || (asked === null && kept === "webgpu") ? BUILDS.gpu : BUILDS.cpu;
+// The CPU path's helper threads (web/worker.js) load this same module through its glue.
+globalThis.miaBuild.glue = new URL(`./${build.name}.js`, location.href).href;
 // The adapter is asked for while the wasm downloads; the page reads the verdict at start.
 const verdict = webgpu();
 try {

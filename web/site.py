@@ -13,9 +13,9 @@
                                                 page's MB (5)
 
 The page's sources: mia-core and mia-web (the only crates in its wasm), the workspace
-manifests and lockfile, the cargo config (SIMD), web/index.html and styles.css, and the
-scripts that build it. Tests, benches and examples of those crates are not
-compiled into the page and are left out.
+manifests and lockfile, the cargo config (SIMD), web/index.html, styles.css and worker.js
+(the CPU path's helper threads), and the scripts that build it. Tests, benches and examples
+of those crates are not compiled into the page and are left out.
 """
 import gzip
 import hashlib
@@ -40,10 +40,11 @@ SOURCES = [
     "web/styles.css",
     "web/build.sh",
     "web/index.py",
+    "web/worker.js",
 ]
 # The page: what every visit fetches, then the CPU build (mia-web-cpu: every first visit) and
 # the WebGPU build (mia-web: once the visitor picks WebGPU), of which a visit fetches one.
-SHARED_FILES = ["index.html", "styles.css"]
+SHARED_FILES = ["index.html", "styles.css", "worker.js"]
 BUILD_FILES = {"cpu": ["mia-web-cpu.js", "mia-web-cpu_bg.wasm"], "webgpu": ["mia-web.js", "mia-web_bg.wasm"]}
 PAGE_FILES = SHARED_FILES + [f for files in BUILD_FILES.values() for f in files]
 

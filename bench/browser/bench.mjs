@@ -5,6 +5,8 @@
 // shader compilation and wasm start-up are excluded on both sides; TF.js runs one warm-up
 // chunk first for the same reason. BENCH_ENGINES (e.g. "flex,tfjs-wasm") picks the engines and
 // BENCH_REPEAT (default 1) measures each that many times, alternating, reporting every run.
+// Engines: flex (the CPU page as shipped: helper threads), flex-1 (its own thread only),
+// ndarray, webgpu; tfjs-wasm, tfjs-wasm-isolated (served with COOP/COEP), tfjs-webgpu, tfjs-cpu.
 import { chromium } from 'playwright-core';
 import { launchOptions } from '../../tests/e2e/chromium.mjs';
 import fs from 'node:fs';
@@ -20,10 +22,14 @@ const engines = (process.env.BENCH_ENGINES || 'flex,ndarray,webgpu,tfjs-wasm,tfj
 const repeat = Number(process.env.BENCH_REPEAT || 1);
 const rows = [];
 for (let round = 0; round < repeat; round++) {
-  for (const backend of ['flex', 'ndarray', 'webgpu'].filter((b) => engines.includes(b))) {
+  for (const engine of ['flex', 'flex-1', 'ndarray', 'webgpu'].filter((b) => engines.includes(b))) {
     const page = await browser.newPage();
+    // flex: the CPU page as shipped (its helper threads, one per core up to 4); flex-1: the
+    // same page on its own thread only.
+    const backend = engine === 'flex-1' ? 'flex' : engine;
+    const label = engine === 'flex-1' ? 'flex, one thread' : backend;
     try {
-      await page.goto(`${url}/?backend=${backend}`);
+      await page.goto(`${url}/?backend=${backend}${engine === 'flex-1' ? '&threads=1' : ''}`);
       await page.waitForSelector('[data-testid="auc-loss"]', { timeout: 300_000 });
       const shown = await page.textContent('[data-testid="backend"]');
       const first = parse(await page.textContent('[data-testid="inference-ms"]'));
@@ -36,24 +42,31 @@ for (let round = 0; round < repeat; round++) {
       );
       const steady = parse(await page.textContent('[data-testid="inference-ms"]'));
       const ok = backend !== 'webgpu' || /WebGPU/.test(shown);
+      const threads = (/ on (\d+|one) threads?\)/.exec(await page.textContent('[data-testid="inference-ms"]')) || [])[1];
       rows.push({
-        engine: `MIA Lab (burn ${backend})`, shown, images: steady.images,
+        engine: `MIA Lab (burn ${label})`, shown, images: steady.images,
         msPerImage: ok ? steady.ms / steady.images : null, firstMsPerImage: first.ms / first.images,
-        note: ok ? '' : `asked for WebGPU, ran on ${shown}`,
+        note: [ok ? '' : `asked for WebGPU, ran on ${shown}`, threads ? `${threads === 'one' ? 1 : threads} thread(s)` : ''].filter(Boolean).join('; '),
       });
     } catch (e) {
-      rows.push({ engine: `MIA Lab (burn ${backend})`, msPerImage: null, note: String(e).split('\n')[0] });
+      rows.push({ engine: `MIA Lab (burn ${label})`, msPerImage: null, note: String(e).split('\n')[0] });
     }
     await page.close();
   }
-  for (const backend of ['wasm', 'webgpu', 'cpu'].filter((b) => engines.includes(`tfjs-${b}`))) {
+  // tfjs-wasm-isolated: the wasm backend served cross-origin isolated (COOP/COEP, from
+  // BENCH_ISOLATED_URL), where it may use its threaded build.
+  for (const engine of ['wasm', 'wasm-isolated', 'webgpu', 'cpu'].filter((b) => engines.includes(`tfjs-${b}`))) {
     const page = await browser.newPage();
-    await page.goto(`${url}/bench/page.html?backend=${backend}`);
+    const isolated = engine === 'wasm-isolated';
+    const backend = isolated ? 'wasm' : engine;
+    if (isolated && !process.env.BENCH_ISOLATED_URL) throw new Error('tfjs-wasm-isolated needs BENCH_ISOLATED_URL');
+    await page.goto(`${isolated ? process.env.BENCH_ISOLATED_URL : url}/bench/page.html?backend=${backend}`);
     await page.waitForSelector('#result[data-done="1"]', { timeout: 300_000 });
     const r = JSON.parse(await page.textContent('#result'));
+    const threads = r.threads ? `${r.threads} thread(s)${r.isolated ? ', cross-origin isolated' : ''}` : '';
     rows.push({
-      engine: `TensorFlow.js 4.22 (${backend})`, images: r.images, msPerImage: r.msPerImage ?? null,
-      warmUpMs: r.warmMs, maxAbsDiff: r.maxAbsDiff, note: r.error || '',
+      engine: `TensorFlow.js 4.22 (${engine})`, images: r.images, msPerImage: r.msPerImage ?? null,
+      warmUpMs: r.warmMs, maxAbsDiff: r.maxAbsDiff, note: [r.error, threads].filter(Boolean).join('; '),
     });
     await page.close();
   }

@@ -2,13 +2,16 @@
 // parameters burn exported, on the normalised reference sample, in chunks of the same size as
 // the lab (50 on CPU backends, 250 on WebGPU), reading each chunk back asynchronously and
 // yielding to the page as the lab does (a MessageChannel message once per 30 ms). Writes
-// {backend, images, ms, msPerImage, warmMs, maxAbsDiff} as JSON into #result.
+// {backend, images, ms, msPerImage, warmMs, maxAbsDiff, threads, isolated} as JSON into #result.
 const out = document.getElementById('result');
 const backend = new URLSearchParams(location.search).get('backend') || 'wasm';
 const f32 = async (name) => new Float32Array(await (await fetch(`fixture/${name}`)).arrayBuffer());
 
 try {
   if (backend === 'wasm') tf.wasm.setWasmPaths(new URL('tfjs/', location.href).href);
+  // Cross-origin isolated, the wasm backend runs its threaded build, by default on half the
+  // cores: give it every core, as the lab's helper threads have.
+  if (backend === 'wasm' && globalThis.crossOriginIsolated) tf.wasm.setThreadsCount(navigator.hardwareConcurrency || 1);
   if (!(await tf.setBackend(backend))) throw new Error(`TensorFlow.js backend ${backend} is unavailable`);
   await tf.ready();
   const meta = await (await fetch('fixture/model.json')).json();
@@ -60,7 +63,10 @@ try {
   const ms = performance.now() - t0;
   let maxAbsDiff = 0;
   for (let i = 0; i < logits.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(logits[i] - reference[i]));
-  out.textContent = JSON.stringify({ backend: `tfjs-${backend}`, images: n, ms, msPerImage: ms / n, warmMs, maxAbsDiff });
+  const threads = backend === 'wasm' ? tf.wasm.getThreadsCount() : null;
+  out.textContent = JSON.stringify({
+    backend: `tfjs-${backend}`, images: n, ms, msPerImage: ms / n, warmMs, maxAbsDiff, threads, isolated: globalThis.crossOriginIsolated === true,
+  });
   out.dataset.done = '1';
 } catch (e) {
   out.textContent = JSON.stringify({ backend: `tfjs-${backend}`, error: String(e) });

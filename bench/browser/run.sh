@@ -5,7 +5,8 @@
 #   bash bench/browser/run.sh                 the shipped page (web/site/) against TF.js
 #   NDARRAY=1 bash bench/browser/run.sh       also burn's ndarray backend (compiles the page)
 #   MIA=path/to/mia                           a built `mia` for the fixture (else cargo run --release)
-#   BENCH_ENGINES=flex,tfjs-wasm BENCH_REPEAT=5   the engines and alternations (bench.mjs)
+#   BENCH_ENGINES=flex,tfjs-wasm BENCH_REPEAT=5   the engines and alternations (bench.mjs;
+#                                                 tfjs-wasm-isolated is served with COOP/COEP)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=bench/browser/out
@@ -15,7 +16,7 @@ if [[ "${NDARRAY:-0}" == 1 ]]; then
   bash web/build.sh --features ndarray
 else
   bash web/build.sh --no-compress
-  export BENCH_ENGINES="${BENCH_ENGINES:-flex,webgpu,tfjs-wasm,tfjs-webgpu,tfjs-cpu}"
+  export BENCH_ENGINES="${BENCH_ENGINES:-flex,flex-1,webgpu,tfjs-wasm,tfjs-wasm-isolated,tfjs-webgpu,tfjs-cpu}"
 fi
 if [[ -n "${MIA:-}" ]]; then
   "$MIA" bench --browser-fixture "$SITE/bench/fixture" --bundle pretrained
@@ -32,6 +33,24 @@ cp "$NM/tfjs/dist/tf.min.js" "$NM/tfjs-backend-webgpu/dist/tf-backend-webgpu.min
 PORT="${BENCH_PORT:-8766}"
 python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$SITE" >"$OUT/server.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break; sleep 0.1; done
+# The same folder served cross-origin isolated (COOP/COEP), where TF.js's wasm backend may run
+# its threaded build (engine tfjs-wasm-isolated).
+ISOLATED_PORT=$((PORT + 1))
+python3 - "$ISOLATED_PORT" "$SITE" >"$OUT/server-isolated.log" 2>&1 <<'EOF' &
+import functools, http.server, sys
+class Isolated(http.server.SimpleHTTPRequestHandler):
+    def end_headers(self):
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+handler = functools.partial(Isolated, directory=sys.argv[2])
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), handler).serve_forever()
+EOF
+ISOLATED=$!
+trap 'kill $SERVER $ISOLATED 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  curl -sf "http://127.0.0.1:$PORT/" >/dev/null && curl -sf "http://127.0.0.1:$ISOLATED_PORT/" >/dev/null && break
+  sleep 0.1
+done
+export BENCH_ISOLATED_URL="http://127.0.0.1:$ISOLATED_PORT"
 node bench/browser/bench.mjs "http://127.0.0.1:$PORT" "$OUT/browser.json"

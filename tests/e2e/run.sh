@@ -16,7 +16,9 @@
 # recognised among uploads, and nothing else), labmode.mjs (training on a student's images in the
 # page, on both paths), labextras.mjs (camera, early stopping, export/import of the trained
 # network, fine-tuning), labtrust.mjs (intervals across member splits, the comparison table,
-# ε with its δ) and lab.mjs on the CPU path and on the WebGPU path
+# ε with its δ), threads.mjs (the CPU path's helper threads: one per core, the same AUCs as
+# on one thread, the page's own thread when they cannot start) and lab.mjs on the CPU path
+# and on the WebGPU path
 # (SwiftShader's software adapter in headless Chromium), then checks both show the same AUCs.
 # Screenshots and results go to tests/e2e/out/.
 set -euo pipefail
@@ -136,6 +138,9 @@ node tests/e2e/labextras.mjs "http://127.0.0.1:$PORT" "$OUT/labextras" flex | te
 # Intervals that agree across member splits, the comparison table, ε with its δ: CPU path.
 node tests/e2e/labtrust.mjs "http://127.0.0.1:$PORT" "$OUT/labtrust" flex | tee "$OUT/labtrust-flex.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" flex | tee "$OUT/flex.json"
+# The CPU path's helper threads: one per core, the same AUCs as on one thread, and the page's
+# own thread where worker.js cannot be fetched.
+node tests/e2e/threads.mjs "http://127.0.0.1:$PORT" "$OUT/threads" | tee "$OUT/threads.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" webgpu | tee "$OUT/webgpu.json"
 node -e '
 const fs = require("fs");

@@ -388,7 +388,7 @@ pub fn app() -> Html {
     let on_tour = dispatch(&state, |()| Action::Tour(Some(0)));
     let header = html! {
         <>
-            <Header status={state.status.clone()} backend={state.backend} webgpu={engine::webgpu_exposed()} notice={state.notice.clone()} first_ms={state.first_ms} last={state.last_inference} progress={state.progress} {on_backend} {on_tour} />
+            <Header status={state.status.clone()} backend={state.backend} webgpu={engine::webgpu_exposed()} notice={state.notice.clone()} first_ms={state.first_ms} last={state.last_inference.clone()} progress={state.progress} {on_backend} {on_tour} />
             <Messages messages={state.messages.clone()} on_dismiss={on_dismiss} />
             <Tour step={state.tour} lab={*lab_view} on_step={dispatch(&state, Action::Tour)} />
             { nav(&lab_view, &state) }

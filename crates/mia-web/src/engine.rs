@@ -437,13 +437,8 @@ async fn infer_with(
     let mut slice = Slice::start();
     while start < n {
         let end = (start + chunk).min(n);
-        let mut values = Vec::with_capacity((end - start) * per);
-        for i in start..end {
-            manifest.normalization.push_u8(&pixels[i * per..(i + 1) * per], input, &mut values);
-        }
-        let x = batch_tensor(values, end - start, input, device).map_err(|e| e.to_string())?;
-        let data = f(model, x)?.into_data_async().await.map_err(|e| format!("readback: {e:?}"))?;
-        out.extend(data.try_to_vec::<f32>().map_err(|e| format!("readback: {e:?}"))?);
+        let part = &pixels[start * per..end * per];
+        out.extend(forward_chunk(model, device, manifest, part, f).await?);
         start = end;
         // The page renders at each yield: one every slice, not every chunk (a re-render per
         // 50-image chunk cost a quarter of the CPU path's time).
@@ -453,6 +448,33 @@ async fn infer_with(
         }
     }
     Ok(out)
+}
+
+/// Outputs `f(model, batch)` of the images in `pixels` (`u8` CHW), normalised as the manifest
+/// says, as one batch read back asynchronously. The page's helper threads run it too.
+pub async fn forward_chunk(
+    model: &Model,
+    device: &Device,
+    manifest: &Manifest,
+    pixels: &[u8],
+    f: &dyn Fn(&Model, Tensor<4>) -> Result<Tensor<2>, String>,
+) -> Result<Vec<f32>, String> {
+    let input = manifest.input;
+    let per = input.numel();
+    if per == 0 || !pixels.len().is_multiple_of(per) {
+        return Err(format!(
+            "{} pixel values are no whole number of images of {input}",
+            pixels.len()
+        ));
+    }
+    let n = pixels.len() / per;
+    let mut values = Vec::with_capacity(pixels.len());
+    for image in pixels.chunks_exact(per) {
+        manifest.normalization.push_u8(image, input, &mut values);
+    }
+    let x = batch_tensor(values, n, input, device).map_err(|e| e.to_string())?;
+    let data = f(model, x)?.into_data_async().await.map_err(|e| format!("readback: {e:?}"))?;
+    data.try_to_vec::<f32>().map_err(|e| format!("readback: {e:?}"))
 }
 
 /// Builds `model` from its weights on `device`.

@@ -14,8 +14,9 @@ use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use crate::analysis::{Attacker, Known, Origin};
-use crate::engine::{self, Backend, LoadedModel, SharedBundle};
-use crate::state::{Action, MembersIndexState, State, UploadEntry};
+use crate::engine::{self, Backend, Bundle, LoadedModel, SharedBundle};
+use crate::pool::{self, Pool};
+use crate::state::{Action, MembersIndexState, State, Threads, UploadEntry};
 use crate::view_url;
 
 /// Where the bundle is served from, relative to the page.
@@ -31,6 +32,26 @@ pub struct Engine {
     /// Backends whose device is being initialised (WebGPU refuses a second registration).
     starting: Rc<RefCell<Vec<&'static str>>>,
     models: Rc<RefCell<ModelCache>>,
+    helpers: Rc<RefCell<Helpers>>,
+}
+
+/// The CPU path's helper threads: not asked for yet, running, or off (and why).
+#[derive(Default)]
+enum Helpers {
+    #[default]
+    Unstarted,
+    Running(Rc<Pool>),
+    Off(String),
+}
+
+/// One model of the bundle, built on a device, to run images through.
+pub(crate) struct Run<'a> {
+    pub bundle: &'a Bundle,
+    pub id: &'a str,
+    pub files: &'a LoadedModel,
+    pub model: &'a Model,
+    pub device: &'a Device,
+    pub backend: Backend,
 }
 
 impl Engine {
@@ -70,6 +91,72 @@ impl Engine {
         let m = Rc::new(engine::build(&bundle.manifest, id, &files.weights, device)?);
         self.models.borrow_mut().insert(key, m.clone());
         Ok(m)
+    }
+
+    /// The CPU path's helper threads, started on first use: the page starts them as it opens
+    /// on the CPU path, so that they are ready when the bundle has arrived.
+    pub(crate) fn helpers(&self) -> Result<Rc<Pool>, String> {
+        let mut helpers = self.helpers.borrow_mut();
+        if matches!(*helpers, Helpers::Unstarted) {
+            *helpers = match Pool::start(pool::wanted_threads()) {
+                Ok(p) => Helpers::Running(Rc::new(p)),
+                Err(why) => Helpers::Off(why),
+            };
+        }
+        match &*helpers {
+            Helpers::Running(p) => Ok(p.clone()),
+            Helpers::Off(why) => Err(why.clone()),
+            Helpers::Unstarted => Err("the helper threads did not start".into()),
+        }
+    }
+
+    /// Logits of the `n` images `input` under `run`'s model, in the backend's chunks: on the
+    /// CPU path split between the helper threads where they run (a failure stops them and
+    /// the page computes on its own thread), else on the page's thread.
+    pub(crate) async fn infer(
+        &self,
+        run: &Run<'_>,
+        input: (&[u8], usize),
+        progress: &dyn Fn(usize),
+    ) -> Result<(Vec<f32>, Threads), String> {
+        let manifest = &run.bundle.manifest;
+        let chunk = if run.backend == Backend::WebGpu { 250 } else { 50 };
+        let alone = match run.backend {
+            Backend::WebGpu => None,
+            Backend::Flex => Some(self.infer_on_helpers(run, input, chunk, progress).await),
+            #[cfg(feature = "ndarray")]
+            Backend::NdArray => Some(Err("ndarray runs on the page's thread".to_string())),
+        };
+        let why = match alone {
+            None => Threads::Gpu,
+            Some(Ok(logits)) => return Ok(logits),
+            Some(Err(why)) => Threads::Alone(why),
+        };
+        let logits = engine::infer(run.model, run.device, manifest, input, chunk, progress).await?;
+        Ok((logits, why))
+    }
+
+    /// [`Engine::infer`] on the helper threads; an error says why they cannot.
+    async fn infer_on_helpers(
+        &self,
+        run: &Run<'_>,
+        (pixels, n): (&[u8], usize),
+        chunk: usize,
+        progress: &dyn Fn(usize),
+    ) -> Result<(Vec<f32>, Threads), String> {
+        let manifest = &run.bundle.manifest;
+        if pixels.len() != n * manifest.input.numel() {
+            return Err(format!("{} pixel values for {n} images", pixels.len()));
+        }
+        let pool = self.helpers()?;
+        let model = (run.id, run.id, run.files.weights.as_slice());
+        match pool.infer(manifest, model, pixels, chunk, progress).await {
+            Ok(logits) => Ok((logits, Threads::Helpers(pool.threads()))),
+            Err(why) => {
+                *self.helpers.borrow_mut() = Helpers::Off(why.clone());
+                Err(why)
+            }
+        }
     }
 }
 
@@ -274,6 +361,16 @@ pub fn use_members_index(state: UseReducerHandle<State>) {
 /// current backend; `started` is the page's start (for the time to first distributions).
 #[hook]
 pub fn use_reference_logits(state: UseReducerHandle<State>, engine: Engine, started: f64) {
+    {
+        // The CPU path's helper threads start with the page (their module loads while the
+        // bundle downloads); one that cannot start leaves the page on its own thread.
+        let engine = engine.clone();
+        use_effect_with(state.backend, move |backend| {
+            if *backend == Backend::Flex {
+                let _started = engine.helpers();
+            }
+        });
+    }
     let have = state.logits.contains_key(&state.model);
     let files = state.models.get(&state.model).cloned();
     let deps = (state.backend_epoch, state.model.clone(), state.bundle.is_some(), have, files);
@@ -304,19 +401,23 @@ async fn run_model(
     };
     let result = async {
         let model = engine.model(&bundle, (&id, &files), epoch, &device).await?;
+        let run = Run {
+            bundle: &bundle,
+            id: &id,
+            files: &files,
+            model: &model,
+            device: &device,
+            backend,
+        };
         let r = &bundle.reference;
-        let chunk = if backend == Backend::WebGpu { 250 } else { 50 };
         let t0 = engine::now_ms();
         let n = r.len();
         let progress = |done| state.dispatch(Action::Progress(done, n));
-        let input = (r.pixels.as_slice(), n);
-        let logits =
-            engine::infer(&model, &device, &bundle.manifest, input, chunk, &progress).await?;
+        let (logits, threads) = engine.infer(&run, (r.pixels.as_slice(), n), &progress).await?;
         let ms = engine::now_ms() - t0;
         let noise = engine::noise_images(&bundle.manifest);
         let k = noise.len() / bundle.manifest.input.numel();
-        let z =
-            engine::infer(&model, &device, &bundle.manifest, (&noise, k), chunk, &|_| ()).await?;
+        let (z, _) = engine.infer(&run, (&noise, k), &|_| ()).await?;
         let c = bundle.manifest.class_names.len();
         let random: Vec<Vec<f32>> = z
             .chunks(c)
@@ -326,16 +427,17 @@ async fn run_model(
                 p
             })
             .collect();
-        Ok::<_, String>((logits, random, ms))
+        Ok::<_, String>((logits, random, ms, threads))
     }
     .await;
     match result {
-        Ok((logits, random, ms)) => state.dispatch(Action::Logits {
+        Ok((logits, random, ms, threads)) => state.dispatch(Action::Logits {
             epoch,
             model: id,
             logits: Rc::new(logits),
             random: Rc::new(random),
             ms,
+            threads,
             at: engine::now_ms() - started,
         }),
         Err(e) if backend == Backend::WebGpu => fall_back_to_cpu(&state, "failed", &e),

@@ -7,6 +7,7 @@ mod analysis;
 mod app;
 mod components;
 mod engine;
+mod helper;
 mod hooks;
 mod lab_files;
 mod lab_history;
@@ -14,6 +15,7 @@ mod lab_run;
 mod lab_state;
 mod persist;
 mod photo;
+mod pool;
 mod state;
 mod store;
 mod toggles;
@@ -22,6 +24,9 @@ mod view_url;
 #[cfg(target_arch = "wasm32")]
 fn main() {
     run_static_constructors();
+    if web_sys::window().is_none() {
+        return; // a helper thread (web/worker.js): it only answers the page's messages
+    }
     yew::Renderer::<app::App>::new().render();
     // index.html's loading indicator (bytes received while the module downloaded) is done.
     let document = web_sys::window().and_then(|w| w.document());

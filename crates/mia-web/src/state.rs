@@ -60,6 +60,28 @@ pub enum MembersIndexState {
     Ready(Rc<MembersIndex>, InputSpec),
 }
 
+/// Where an inference ran.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Threads {
+    /// On the graphics card.
+    Gpu,
+    /// On the CPU path, split between this many helper threads.
+    Helpers(usize),
+    /// On the CPU path, on the page's own thread, and why.
+    Alone(String),
+}
+
+/// How the last reference-sample inference went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timing {
+    /// ms it took.
+    pub ms: f64,
+    /// Images it ran.
+    pub images: usize,
+    /// Where it ran.
+    pub threads: Threads,
+}
+
 /// The whole UI state.
 #[derive(Clone)]
 pub struct State {
@@ -103,8 +125,8 @@ pub struct State {
     pub messages: Vec<String>,
     /// ms from start to the first distributions.
     pub first_ms: Option<f64>,
-    /// ms of the last reference-sample inference and images per second.
-    pub last_inference: Option<(f64, usize)>,
+    /// How the last reference-sample inference went.
+    pub last_inference: Option<Timing>,
     /// How keeping the page's work in the browser stands, per kind of work.
     pub saving: BTreeMap<Key, Saving>,
     /// Bumped by "clear everything" (the lab starts again when it moves).
@@ -180,6 +202,8 @@ pub enum Action {
         random: Rc<Vec<Vec<f32>>>,
         /// ms it took.
         ms: f64,
+        /// Where it ran.
+        threads: Threads,
         /// ms since page start.
         at: f64,
     },
@@ -307,11 +331,11 @@ impl State {
                 s.backend = b;
                 s.notice = notice;
             }
-            Action::Logits { model, logits, random, ms, at, .. } => {
-                let n = s.bundle.as_ref().map_or(0, |b| b.reference.len());
+            Action::Logits { model, logits, random, ms, threads, at, .. } => {
+                let images = s.bundle.as_ref().map_or(0, |b| b.reference.len());
                 s.logits.insert(model.clone(), logits);
                 s.random.insert(model, random);
-                s.last_inference = Some((ms, n));
+                s.last_inference = Some(Timing { ms, images, threads });
                 s.first_ms.get_or_insert(at);
                 s.progress = None;
                 s.status = Status::Ready;
@@ -499,6 +523,7 @@ mod tests {
             logits: Rc::new(vec![0.0; 2]),
             random: Rc::new(Vec::new()),
             ms: 1.0,
+            threads: Threads::Helpers(2),
             at: 1.0,
         };
         let s = Rc::new(State::default()).reduce(Action::UseBackend(crate::engine::Backend::Flex));

@@ -4,7 +4,7 @@
 use yew::prelude::*;
 
 use crate::engine::Backend;
-use crate::state::Status;
+use crate::state::{Status, Threads, Timing};
 
 /// Props.
 #[derive(Properties, PartialEq)]
@@ -19,8 +19,8 @@ pub struct HeaderProps {
     pub notice: Option<String>,
     /// ms to first distributions.
     pub first_ms: Option<f64>,
-    /// Last inference: ms and images.
-    pub last: Option<(f64, usize)>,
+    /// How the last inference went.
+    pub last: Option<Timing>,
     /// Reference images run so far, of how many (while it runs).
     pub progress: Option<(usize, usize)>,
     /// Backend picked.
@@ -74,7 +74,7 @@ pub fn header(p: &HeaderProps) -> Html {
                 }
                 <button onclick={tour} data-testid="tour-start">{ "take the tour" }</button>
                 { p.first_ms.map(|ms| html! { <span data-testid="first-ms">{ format!("first distributions after {:.0} ms", ms) }</span> }).unwrap_or_default() }
-                { p.last.map(|(ms, n)| html! { <span data-testid="inference-ms">{ format!("{n} images in {ms:.0} ms ({:.2} ms/image)", ms / n.max(1) as f64) }</span> }).unwrap_or_default() }
+                { p.last.as_ref().map(timing).unwrap_or_default() }
             </div>
             { p.notice.as_ref().map(|n| html! { <p class="notice" data-testid="notice">{ n.clone() }</p> }).unwrap_or_default() }
         </header>
@@ -91,4 +91,22 @@ fn ndarray_option(option: &dyn Fn(Backend, &'static str, bool) -> Html) -> Html 
 #[cfg(not(feature = "ndarray"))]
 fn ndarray_option(_: &dyn Fn(Backend, &'static str, bool) -> Html) -> Html {
     Html::default()
+}
+
+/// The last inference's time, per image, and where it ran (the tooltip says why).
+fn timing(t: &Timing) -> Html {
+    let per = t.ms / t.images.max(1) as f64;
+    let (threads, why) = match &t.threads {
+        Threads::Gpu => (String::new(), "on the graphics card".to_string()),
+        Threads::Helpers(n) => (
+            format!(" on {n} threads"),
+            format!("the processor's work split between {n} helper threads (Web Workers)"),
+        ),
+        Threads::Alone(why) => {
+            (" on one thread".to_string(), format!("on the page's own thread: {why}"))
+        }
+    };
+    html! {
+        <span data-testid="inference-ms" title={why}>{ format!("{} images in {:.0} ms ({per:.2} ms/image{threads})", t.images, t.ms) }</span>
+    }
 }
