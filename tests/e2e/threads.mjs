@@ -48,7 +48,9 @@ if (expected >= 2 && !helpers.text.includes(`on ${expected} threads`)) {
 if (helpers.aucs.length < 3) fail(`too few AUCs shown: ${helpers.aucs.join(', ')}`);
 
 const alone = await visit('&threads=1');
-if (!alone.text.includes('on one thread')) fail(`?threads=1 should run on one thread: "${alone.text}"`);
+if (!alone.text.includes('on one thread') || !(alone.why || '').includes('?threads=1')) {
+  fail(`?threads=1 should run on one thread and say so: "${alone.text}" (${alone.why})`);
+}
 if (JSON.stringify(alone.aucs) !== JSON.stringify(helpers.aucs)) {
   fail(`AUCs differ between helper threads and one thread:\n${helpers.aucs}\n${alone.aucs}`);
 }

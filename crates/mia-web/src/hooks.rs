@@ -98,7 +98,7 @@ impl Engine {
     pub(crate) fn helpers(&self) -> Result<Rc<Pool>, String> {
         let mut helpers = self.helpers.borrow_mut();
         if matches!(*helpers, Helpers::Unstarted) {
-            *helpers = match Pool::start(pool::wanted_threads()) {
+            *helpers = match pool::wanted_threads().and_then(Pool::start) {
                 Ok(p) => Helpers::Running(Rc::new(p)),
                 Err(why) => Helpers::Off(why),
             };

@@ -60,16 +60,22 @@ fn set(o: &Object, key: &str, value: &JsValue) -> Result<(), String> {
     Reflect::set(o, &key.into(), value).map(|_| ()).map_err(|e| text(&e))
 }
 
-/// How many helpers to start: `?threads=N` in the page's address (1 to [`MAX_THREADS`]; 1
-/// computes on the page's own thread), else one per core up to [`MAX_THREADS`].
-pub fn wanted_threads() -> usize {
-    let Some(window) = web_sys::window() else { return 1 };
+/// How many helpers to start: `?threads=N` in the page's address (clamped to 1 to
+/// [`MAX_THREADS`]), else one per core up to [`MAX_THREADS`]. One is none: an error saying
+/// why the page computes on its own thread.
+pub fn wanted_threads() -> Result<usize, String> {
+    let window = web_sys::window().ok_or("no page to start helper threads from")?;
     let asked = window.location().search().ok().and_then(|s| {
         let params = web_sys::UrlSearchParams::new_with_str(&s).ok()?;
         params.get("threads")?.parse::<usize>().ok()
     });
     let cores = window.navigator().hardware_concurrency() as usize;
-    asked.unwrap_or(cores).clamp(1, MAX_THREADS)
+    match (asked.map(|n| n.clamp(1, MAX_THREADS)), cores.clamp(1, MAX_THREADS)) {
+        (Some(1), _) => Err("the address asks for one thread (?threads=1)".into()),
+        (Some(n), _) => Ok(n),
+        (None, 1) => Err("this device reports one processor core".into()),
+        (None, n) => Ok(n),
+    }
 }
 
 impl Pool {
@@ -77,7 +83,7 @@ impl Pool {
     /// cannot start fails its first request, and [`Pool::infer`] says why.
     pub fn start(threads: usize) -> Result<Pool, String> {
         if threads < 2 {
-            return Err("one thread asked for".into());
+            return Err(format!("{threads} helper thread(s) would not help"));
         }
         let global = js_sys::global();
         let glue = Reflect::get(&global, &"miaBuild".into())
