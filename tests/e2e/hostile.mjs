@@ -69,6 +69,9 @@ if (crashes.length) await fail(`the page crashed: ${crashes.join(' | ')}`, page)
 // Still working: the lab takes a class.
 const classes = await page.$$eval('.lab-class', (e) => e.length);
 await page.click('[data-testid="lab-add-class"]');
+// The page re-renders after the click's task: wait for it (up to 10 s), then count.
+await page.waitForFunction((n) => document.querySelectorAll('.lab-class').length > n, classes, { timeout: 10_000 })
+  .catch(() => {});
 const after = await page.$$eval('.lab-class', (e) => e.length);
 if (after !== classes + 1) await fail(`the lab did not take a class after the hostile files (${classes} → ${after})`, page);
 results.classes = [classes, after];
