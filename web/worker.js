@@ -1,8 +1,8 @@
 // One helper thread of the page's CPU path (crates/mia-web/src/pool.rs starts one per core,
 // up to four). It instantiates the page's own module, already compiled and posted by the
 // page, and runs chunks of images through the models it is given (crates/mia-web/src/helper.rs).
-// Messages, answered in order: start {glue, module}; load {id, key, manifest, model, weights};
-// infer {id, key, pixels}. Answers: {id} or {id, out} (logits), {id, error}; {id: -1, error}
+// Messages, answered in order: start {glue, module}; load {id, model, manifest, weights};
+// infer {id, model, pixels}. Answers: {id} or {id, out} (logits), {id, error}; {id: -1, error}
 // when the helper could not start.
 let ready = null;
 self.onmessage = async ({ data }) => {
@@ -19,10 +19,10 @@ self.onmessage = async ({ data }) => {
     if (!ready) throw new Error("the helper thread was not started");
     const glue = await ready;
     if (kind === "load") {
-      glue.helperLoad(data.key, data.manifest, data.model, data.weights);
+      glue.helperLoad(data.model, data.manifest, data.weights);
       self.postMessage({ id });
     } else if (kind === "infer") {
-      const out = await glue.helperInfer(data.key, data.pixels);
+      const out = await glue.helperInfer(data.model, data.pixels);
       self.postMessage({ id, out }, [out.buffer]);
     } else {
       throw new Error(`a helper thread got a message it does not know: ${kind}`);

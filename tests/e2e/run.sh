@@ -138,8 +138,9 @@ node tests/e2e/labextras.mjs "http://127.0.0.1:$PORT" "$OUT/labextras" flex | te
 # Intervals that agree across member splits, the comparison table, ε with its δ: CPU path.
 node tests/e2e/labtrust.mjs "http://127.0.0.1:$PORT" "$OUT/labtrust" flex | tee "$OUT/labtrust-flex.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" flex | tee "$OUT/flex.json"
-# The CPU path's helper threads: one per core, the same AUCs as on one thread, and the page's
-# own thread where worker.js cannot be fetched.
+# The CPU path's helper threads: one per core, started before the weights arrive, the same
+# AUCs (two models, HAMP on) as on one thread, and the page's own thread where worker.js
+# cannot be fetched or the device reports one core.
 node tests/e2e/threads.mjs "http://127.0.0.1:$PORT" "$OUT/threads" | tee "$OUT/threads.json"
 node tests/e2e/lab.mjs "http://127.0.0.1:$PORT" "$OUT" webgpu | tee "$OUT/webgpu.json"
 node -e '

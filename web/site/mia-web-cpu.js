@@ -1,13 +1,13 @@
 /**
- * Logits `[n × C]` of the `n` images in `pixels` (`u8` CHW) under the model kept as `key`.
- * @param {string} key
+ * Logits `[n × C]` of the `n` images in `pixels` (`u8` CHW) under model `id`.
+ * @param {string} id
  * @param {Uint8Array | number[]} pixels
  * @returns {Promise<Float32Array>}
  */
-export function helperInfer(key, pixels) {
+export function helperInfer(id, pixels) {
     let ptr0, len0, ptr1, len1;
     try {
-        ptr0 = passStringToWasm0(key, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        ptr0 = passStringToWasm0(id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         len0 = WASM_VECTOR_LEN;
         ptr1 = passArray8ToWasm0(pixels, wasm.__wbindgen_malloc);
         len1 = WASM_VECTOR_LEN;
@@ -21,31 +21,27 @@ export function helperInfer(key, pixels) {
 }
 
 /**
- * Builds model `id` of `manifest` (the bundle's JSON) from its weights and keeps it as `key`.
- * @param {string} key
- * @param {string} manifest
+ * Builds model `id` of `manifest` (the bundle's JSON) from its weights and keeps it.
  * @param {string} id
+ * @param {string} manifest
  * @param {Uint8Array | number[]} weights
  */
-export function helperLoad(key, manifest, id, weights) {
-    let ptr0, len0, ptr1, len1, ptr2, len2, ptr3, len3;
+export function helperLoad(id, manifest, weights) {
+    let ptr0, len0, ptr1, len1, ptr2, len2;
     try {
-        ptr0 = passStringToWasm0(key, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        ptr0 = passStringToWasm0(id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         len0 = WASM_VECTOR_LEN;
         ptr1 = passStringToWasm0(manifest, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         len1 = WASM_VECTOR_LEN;
-        ptr2 = passStringToWasm0(id, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        ptr2 = passArray8ToWasm0(weights, wasm.__wbindgen_malloc);
         len2 = WASM_VECTOR_LEN;
-        ptr3 = passArray8ToWasm0(weights, wasm.__wbindgen_malloc);
-        len3 = WASM_VECTOR_LEN;
     } catch (e) {
-        if (ptr3) { wasm.__wbindgen_free(ptr3, len3 * 1, 1); }
         if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
         if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
         if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
         throw e;
     }
-    const ret = wasm.helperLoad(ptr0, len0, ptr1, len1, ptr2, len2, ptr3, len3);
+    const ret = wasm.helperLoad(ptr0, len0, ptr1, len1, ptr2, len2);
     if (ret[1]) {
         throw takeFromExternrefTable0(ret[0]);
     }
@@ -1129,27 +1125,27 @@ function __wbg_get_imports() {
             return ret;
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 159, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 158, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h444caf45f3439967);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 52, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hb44ea06f0dfcfa4a);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h34ad77616eb850b3);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 52, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hb44ea06f0dfcfa4a_5);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h34ad77616eb850b3_5);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 52, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hb44ea06f0dfcfa4a_6);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h34ad77616eb850b3_6);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Ref(NamedExternref("Event"))], shim_idx: 207, ret: Unit, inner_ret: Some(Unit) }, mutable: false }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Ref(NamedExternref("Event"))], shim_idx: 206, ret: Unit, inner_ret: Some(Unit) }, mutable: false }) -> Externref`.
             const ret = makeClosure(arg0, arg1, wasm_bindgen__convert__closures________invoke__h54f0ee6bb57cdb2a);
             return ret;
         },
@@ -1194,16 +1190,16 @@ function wasm_bindgen__convert__closures_____invoke__hbe67cf0f26f490d1(arg0, arg
     wasm.wasm_bindgen__convert__closures_____invoke__hbe67cf0f26f490d1(arg0, arg1);
 }
 
-function wasm_bindgen__convert__closures_____invoke__hb44ea06f0dfcfa4a(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__hb44ea06f0dfcfa4a(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h34ad77616eb850b3(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h34ad77616eb850b3(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__hb44ea06f0dfcfa4a_5(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__hb44ea06f0dfcfa4a_5(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h34ad77616eb850b3_5(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h34ad77616eb850b3_5(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__hb44ea06f0dfcfa4a_6(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__hb44ea06f0dfcfa4a_6(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h34ad77616eb850b3_6(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h34ad77616eb850b3_6(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures________invoke__h54f0ee6bb57cdb2a(arg0, arg1, arg2) {

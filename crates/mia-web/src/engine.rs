@@ -79,7 +79,8 @@ pub struct Bundle {
     pub reference: ReferenceSample,
 }
 
-fn js_err(e: JsValue) -> String {
+/// What a JavaScript error or rejection says.
+pub fn js_err(e: JsValue) -> String {
     e.as_string()
         .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
         .unwrap_or_else(|| format!("{e:?}"))
@@ -323,12 +324,18 @@ pub fn webgpu_verdict() -> Result<Option<String>, String> {
     }
 }
 
+/// What the page's loader (web/index.py) leaves for the page: `globalThis.miaBuild`, with the
+/// glue's address (`glue`) and the kept pick (`remember`). None in a page started otherwise.
+pub fn loader() -> Option<JsValue> {
+    Reflect::get(&js_sys::global(), &JsValue::from_str("miaBuild")).ok().filter(|b| b.is_object())
+}
+
 /// Tells the page's loader (web/index.py's `miaBuild`) which build later visits start with:
 /// the WebGPU build after the visitor picked WebGPU, the CPU build after they picked the CPU.
 /// Without the loader (trunk's page) or with storage refused, nothing is kept.
 pub fn remember_build(backend: Backend) {
     let kind = if backend == Backend::WebGpu { "webgpu" } else { "cpu" };
-    let Ok(build) = Reflect::get(&js_sys::global(), &JsValue::from_str("miaBuild")) else { return };
+    let Some(build) = loader() else { return };
     let remember = Reflect::get(&build, &JsValue::from_str("remember")).ok();
     if let Some(f) = remember.and_then(|f| f.dyn_into::<js_sys::Function>().ok()) {
         // A loader that throws leaves this visit as it is.

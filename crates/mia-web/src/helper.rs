@@ -30,23 +30,23 @@ fn failed(what: &str, e: impl std::fmt::Display) -> JsError {
     JsError::new(&format!("helper thread, {what}: {e}"))
 }
 
-/// Builds model `id` of `manifest` (the bundle's JSON) from its weights and keeps it as `key`.
+/// Builds model `id` of `manifest` (the bundle's JSON) from its weights and keeps it.
 #[wasm_bindgen(js_name = helperLoad)]
-pub fn helper_load(key: String, manifest: &str, id: &str, weights: Vec<u8>) -> Result<(), JsError> {
+pub fn helper_load(id: String, manifest: &str, weights: Vec<u8>) -> Result<(), JsError> {
     let manifest = Manifest::parse(manifest).map_err(|e| failed("manifest", e))?;
-    let model = engine::build(&manifest, id, &weights, &Device::flex())
+    let model = engine::build(&manifest, &id, &weights, &Device::flex())
         .map_err(|e| failed(&format!("model {id}"), e))?;
     let loaded = Loaded { manifest: Rc::new(manifest), model: Rc::new(model) };
-    MODELS.with(|m| m.borrow_mut().insert(key, loaded));
+    MODELS.with(|m| m.borrow_mut().insert(id, loaded));
     Ok(())
 }
 
-/// Logits `[n × C]` of the `n` images in `pixels` (`u8` CHW) under the model kept as `key`.
+/// Logits `[n × C]` of the `n` images in `pixels` (`u8` CHW) under model `id`.
 #[wasm_bindgen(js_name = helperInfer)]
-pub async fn helper_infer(key: String, pixels: Vec<u8>) -> Result<Vec<f32>, JsError> {
-    let (manifest, model) = MODELS.with(|m| match m.borrow().get(&key) {
+pub async fn helper_infer(id: String, pixels: Vec<u8>) -> Result<Vec<f32>, JsError> {
+    let (manifest, model) = MODELS.with(|m| match m.borrow().get(&id) {
         Some(l) => Ok((l.manifest.clone(), l.model.clone())),
-        None => Err(failed("inference", format!("model {key} is not loaded"))),
+        None => Err(failed("inference", format!("model {id} is not loaded"))),
     })?;
     let forward = |m: &Model, x| Ok(m.forward(x));
     engine::forward_chunk(&model, &Device::flex(), &manifest, &pixels, &forward)

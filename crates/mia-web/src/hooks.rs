@@ -14,7 +14,7 @@ use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use crate::analysis::{Attacker, Known, Origin};
-use crate::engine::{self, Backend, Bundle, LoadedModel, SharedBundle};
+use crate::engine::{self, Backend, LoadedModel, SharedBundle};
 use crate::pool::{self, Pool};
 use crate::state::{Action, MembersIndexState, State, Threads, UploadEntry};
 use crate::view_url;
@@ -44,12 +44,12 @@ enum Helpers {
     Off(String),
 }
 
-/// One model of the bundle, built on a device, to run images through.
-pub(crate) struct Run<'a> {
-    pub bundle: &'a Bundle,
+/// One model of the bundle to run images through, on a device of a backend generation.
+pub(crate) struct Inference<'a> {
+    pub bundle: &'a SharedBundle,
     pub id: &'a str,
     pub files: &'a LoadedModel,
-    pub model: &'a Model,
+    pub epoch: u32,
     pub device: &'a Device,
     pub backend: Backend,
 }
@@ -112,13 +112,15 @@ impl Engine {
 
     /// Logits of the `n` images `input` under `run`'s model, in the backend's chunks: on the
     /// CPU path split between the helper threads where they run (a failure stops them and
-    /// the page computes on its own thread), else on the page's thread.
+    /// the page computes on its own thread), else on the page's thread, which builds the
+    /// model only then. Also where they ran and the ms computing them took, once the model
+    /// was built.
     pub(crate) async fn infer(
         &self,
-        run: &Run<'_>,
+        run: &Inference<'_>,
         input: (&[u8], usize),
         progress: &dyn Fn(usize),
-    ) -> Result<(Vec<f32>, Threads), String> {
+    ) -> Result<(Vec<f32>, Threads, f64), String> {
         let manifest = &run.bundle.manifest;
         let chunk = if run.backend == Backend::WebGpu { 250 } else { 50 };
         let alone = match run.backend {
@@ -132,26 +134,30 @@ impl Engine {
             Some(Ok(logits)) => return Ok(logits),
             Some(Err(why)) => Threads::Alone(why),
         };
-        let logits = engine::infer(run.model, run.device, manifest, input, chunk, progress).await?;
-        Ok((logits, why))
+        let model = self.model(run.bundle, (run.id, run.files), run.epoch, run.device).await?;
+        let t0 = engine::now_ms();
+        let logits = engine::infer(&model, run.device, manifest, input, chunk, progress).await?;
+        Ok((logits, why, engine::now_ms() - t0))
     }
 
     /// [`Engine::infer`] on the helper threads; an error says why they cannot.
     async fn infer_on_helpers(
         &self,
-        run: &Run<'_>,
-        (pixels, n): (&[u8], usize),
+        run: &Inference<'_>,
+        input: (&[u8], usize),
         chunk: usize,
         progress: &dyn Fn(usize),
-    ) -> Result<(Vec<f32>, Threads), String> {
-        let manifest = &run.bundle.manifest;
-        if pixels.len() != n * manifest.input.numel() {
-            return Err(format!("{} pixel values for {n} images", pixels.len()));
-        }
+    ) -> Result<(Vec<f32>, Threads, f64), String> {
         let pool = self.helpers()?;
-        let model = (run.id, run.id, run.files.weights.as_slice());
-        match pool.infer(manifest, model, pixels, chunk, progress).await {
-            Ok(logits) => Ok((logits, Threads::Helpers(pool.threads()))),
+        let manifest = &run.bundle.manifest;
+        let computed = async {
+            pool.load(manifest, (run.id, run.files.weights.as_slice())).await?;
+            let t0 = engine::now_ms();
+            let logits = pool.infer(manifest, run.id, input, chunk, progress).await?;
+            Ok::<_, String>((logits, engine::now_ms() - t0))
+        };
+        match computed.await {
+            Ok((logits, ms)) => Ok((logits, Threads::Helpers(pool.threads()), ms)),
             Err(why) => {
                 *self.helpers.borrow_mut() = Helpers::Off(why.clone());
                 Err(why)
@@ -400,24 +406,15 @@ async fn run_model(
         Err(e) => return state.dispatch(Action::Failed(e)),
     };
     let result = async {
-        let model = engine.model(&bundle, (&id, &files), epoch, &device).await?;
-        let run = Run {
-            bundle: &bundle,
-            id: &id,
-            files: &files,
-            model: &model,
-            device: &device,
-            backend,
-        };
+        let run =
+            Inference { bundle: &bundle, id: &id, files: &files, epoch, device: &device, backend };
         let r = &bundle.reference;
-        let t0 = engine::now_ms();
         let n = r.len();
         let progress = |done| state.dispatch(Action::Progress(done, n));
-        let (logits, threads) = engine.infer(&run, (r.pixels.as_slice(), n), &progress).await?;
-        let ms = engine::now_ms() - t0;
+        let (logits, threads, ms) = engine.infer(&run, (r.pixels.as_slice(), n), &progress).await?;
         let noise = engine::noise_images(&bundle.manifest);
         let k = noise.len() / bundle.manifest.input.numel();
-        let (z, _) = engine.infer(&run, (&noise, k), &|_| ()).await?;
+        let (z, ..) = engine.infer(&run, (&noise, k), &|_| ()).await?;
         let c = bundle.manifest.class_names.len();
         let random: Vec<Vec<f32>> = z
             .chunks(c)

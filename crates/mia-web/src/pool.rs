@@ -18,21 +18,23 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
 
-use crate::engine::Slice;
+use crate::engine::{self, Slice, js_err};
 
 /// Most helper threads the page starts (each holds a copy of the module's memory).
 pub const MAX_THREADS: usize = 4;
 
-/// A model of the bundle for the helpers: the key they keep it under, its id in the manifest
-/// and its weights.
-pub type Model<'a> = (&'a str, &'a str, &'a [u8]);
+/// A model of the bundle for the helpers: its id in the manifest and its weights.
+pub type Model<'a> = (&'a str, &'a [u8]);
 
 /// Requests sent and not yet answered: their promises' resolve and reject functions.
 type Pending = Rc<RefCell<HashMap<u32, (Function, Function)>>>;
 
 /// The started helpers.
 pub struct Pool {
-    helpers: Vec<Helper>,
+    helpers: Vec<Worker>,
+    /// The models sent to every helper (each answers messages in order, so a model sent
+    /// before a chunk is there for it).
+    sent: RefCell<HashSet<String>>,
     pending: Pending,
     next_id: Cell<u32>,
     broken: Rc<RefCell<Option<String>>>,
@@ -43,21 +45,8 @@ pub struct Pool {
     handled: Closure<dyn FnMut(JsValue)>,
 }
 
-/// One helper and the models it was sent (it answers messages in order, so a model sent
-/// before a chunk is there for it).
-struct Helper {
-    worker: Worker,
-    models: RefCell<HashSet<String>>,
-}
-
-fn text(e: &JsValue) -> String {
-    e.as_string()
-        .or_else(|| Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string()))
-        .unwrap_or_else(|| format!("{e:?}"))
-}
-
 fn set(o: &Object, key: &str, value: &JsValue) -> Result<(), String> {
-    Reflect::set(o, &key.into(), value).map(|_| ()).map_err(|e| text(&e))
+    Reflect::set(o, &key.into(), value).map(|_| ()).map_err(js_err)
 }
 
 /// How many helpers to start: `?threads=N` in the page's address (clamped to 1 to
@@ -85,10 +74,8 @@ impl Pool {
         if threads < 2 {
             return Err(format!("{threads} helper thread(s) would not help"));
         }
-        let global = js_sys::global();
-        let glue = Reflect::get(&global, &"miaBuild".into())
-            .and_then(|b| Reflect::get(&b, &"glue".into()))
-            .ok()
+        let glue = engine::loader()
+            .and_then(|b| Reflect::get(&b, &"glue".into()).ok())
             .and_then(|g| g.as_string())
             .ok_or("the page was not started by its loader (no miaBuild.glue)")?;
         let pending = Pending::default();
@@ -116,14 +103,15 @@ impl Pool {
         set(&start, "module", &wasm_bindgen::module())?;
         let mut helpers = Vec::with_capacity(threads);
         for _ in 0..threads {
-            let worker = Worker::new_with_options("worker.js", &options).map_err(|e| text(&e))?;
+            let worker = Worker::new_with_options("worker.js", &options).map_err(js_err)?;
             worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-            worker.post_message(&start).map_err(|e| text(&e))?;
-            helpers.push(Helper { worker, models: RefCell::default() });
+            worker.post_message(&start).map_err(js_err)?;
+            helpers.push(worker);
         }
         Ok(Pool {
             helpers,
+            sent: RefCell::default(),
             pending,
             next_id: Cell::new(0),
             broken,
@@ -138,10 +126,10 @@ impl Pool {
         self.helpers.len()
     }
 
-    /// Sends `message` (with `transfer`) to helper `helper`; the promise settles with its answer.
+    /// Sends `message` (with `transfer`) to `helper`; the promise settles with its answer.
     fn request(
         &self,
-        helper: &Helper,
+        helper: &Worker,
         message: &Object,
         transfer: &Array,
     ) -> Result<Promise, String> {
@@ -156,75 +144,69 @@ impl Pool {
             pending.borrow_mut().insert(id, (resolve, reject));
         });
         let _handled = promise.catch(&self.handled);
-        helper.worker.post_message_with_transfer(message, transfer).map_err(|e| text(&e))?;
+        helper.post_message_with_transfer(message, transfer).map_err(js_err)?;
         Ok(promise)
     }
 
-    /// Gives every helper model `id` of `manifest` (its `weights`) under `key`, unless it was
-    /// sent already.
-    async fn load(&self, manifest: &Manifest, (key, id, weights): Model<'_>) -> Result<(), String> {
-        let mut loads = Vec::new();
-        let mut json = None;
+    /// Gives every helper model `id` of `manifest` (its `weights`), unless it was sent already.
+    pub async fn load(&self, manifest: &Manifest, (id, weights): Model<'_>) -> Result<(), String> {
+        if !self.sent.borrow_mut().insert(id.to_string()) {
+            return Ok(());
+        }
+        let json = serde_json::to_string(manifest).map_err(|e| e.to_string())?;
+        let mut loads = Vec::with_capacity(self.helpers.len());
         for helper in &self.helpers {
-            if !helper.models.borrow_mut().insert(key.to_string()) {
-                continue;
-            }
-            if json.is_none() {
-                json = Some(serde_json::to_string(manifest).map_err(|e| e.to_string())?);
-            }
             let bytes = Uint8Array::from(weights);
             let message = Object::new();
             set(&message, "kind", &"load".into())?;
-            set(&message, "manifest", &json.as_deref().into())?;
-            set(&message, "key", &key.into())?;
+            set(&message, "manifest", &json.as_str().into())?;
             set(&message, "model", &id.into())?;
             set(&message, "weights", &bytes)?;
             loads.push(self.request(helper, &message, &Array::of1(&bytes.buffer()))?);
         }
         for promise in loads {
-            JsFuture::from(promise).await.map_err(|e| text(&e))?;
+            JsFuture::from(promise).await.map_err(js_err)?;
         }
         Ok(())
     }
 
-    /// Logits of the images in `pixels` (`u8` CHW, as `manifest` says) under `model`, sent
-    /// out in chunks of `chunk` images, in turn to each helper; `progress` hears how many are
-    /// done once per slice.
+    /// Logits of the `n` images in `pixels` (`u8` CHW, as `manifest` says) under model `id`
+    /// (given to the helpers by [`Pool::load`]), sent out in chunks of `chunk` images, in turn
+    /// to each helper; `progress` hears how many are done once per slice.
     pub async fn infer(
         &self,
         manifest: &Manifest,
-        model: Model<'_>,
-        pixels: &[u8],
+        id: &str,
+        (pixels, n): (&[u8], usize),
         chunk: usize,
         progress: &dyn Fn(usize),
     ) -> Result<Vec<f32>, String> {
         let per = manifest.input.numel();
-        if per == 0 || chunk == 0 || !pixels.len().is_multiple_of(per) {
-            return Err(format!("{} pixel values are no whole number of images", pixels.len()));
+        if per == 0 || chunk == 0 || pixels.len() != n * per {
+            return Err(format!("{} pixel values for {n} images", pixels.len()));
         }
-        let key = model.0;
-        self.load(manifest, model).await?;
         let mut replies = Vec::new();
         for (i, part) in pixels.chunks(chunk * per).enumerate() {
             let bytes = Uint8Array::from(part);
             let message = Object::new();
             set(&message, "kind", &"infer".into())?;
-            set(&message, "key", &key.into())?;
+            set(&message, "model", &id.into())?;
             set(&message, "pixels", &bytes)?;
             let helper = &self.helpers[i % self.helpers.len()];
             let promise = self.request(helper, &message, &Array::of1(&bytes.buffer()))?;
             replies.push((promise, part.len() / per));
         }
-        let (n, mut done) = (pixels.len() / per, 0);
-        let mut out = Vec::new();
+        let mut done = 0;
+        let mut out = Vec::with_capacity(n * manifest.class_names.len());
         let mut slice = Slice::start();
         for (promise, count) in replies {
-            let logits = JsFuture::from(promise).await.map_err(|e| text(&e))?;
-            out.extend(logits.dyn_into::<Float32Array>().map_err(|e| text(&e))?.to_vec());
+            // Waiting for a helper's answer lets the page render: no yield of its own needed.
+            let logits = JsFuture::from(promise).await.map_err(js_err)?;
+            out.extend(logits.dyn_into::<Float32Array>().map_err(js_err)?.to_vec());
             done += count;
             if slice.is_over() || done == n {
                 progress(done);
-                slice.next().await;
+                slice = Slice::start();
             }
         }
         Ok(out)
@@ -234,7 +216,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         for helper in &self.helpers {
-            helper.worker.terminate();
+            helper.terminate();
         }
         fail_all(&self.pending, &self.broken, "the helper threads were stopped");
     }
